@@ -1,0 +1,316 @@
+"""AMI client: panoramisk's ``Manager`` behind the project's own adapter.
+
+What panoramisk gives us: action ids, matching responses (and event lists,
+and ``OriginateResponse`` for async originates) to the action's future.
+What we add or replace, because of its known defects:
+
+* ``protocol_factory``: our protocol decodes AMI *per message* with
+  :mod:`acd.protocols.ami` (panoramisk decodes per TCP chunk and drops a
+  UTF-8 character split across reads); events go straight to our callback,
+  which is guarded so that a failing consumer cannot kill the connection;
+* login: a wrong password raises :class:`AmiAuthError` (panoramisk reconnects
+  forever without saying so);
+* liveness: a ``Ping`` every ``ping_interval`` must be answered within
+  ``ping_timeout``, or the link is declared dead and closed;
+* reconnect: our own supervisor with exponential backoff (panoramisk's fixed
+  timer is disabled), and an ``on_connected`` hook to resync state;
+* every action runs under a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from panoramisk import Manager
+from panoramisk.actions import Action as PanoAction
+from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.message import Message as PanoMessage
+
+from acd.protocols.ami import (
+    AmiBanner,
+    AmiDecoder,
+    AmiFrameError,
+    AmiMessage,
+    AmiProtocolError,
+)
+
+log = logging.getLogger(__name__)
+
+
+class AmiError(Exception):
+    """Base for AMI adapter errors."""
+
+
+class AmiAuthError(AmiError):
+    """Asterisk refused the username/secret."""
+
+
+class AmiConnectError(AmiError):
+    """The AMI endpoint cannot be reached."""
+
+
+class AmiNotConnected(AmiError):
+    """An action was sent while the link is down."""
+
+
+class AmiActionTimeout(AmiError):
+    """Asterisk did not answer an action within its timeout."""
+
+
+class AmiActionFailed(AmiError):
+    """Asterisk answered ``Response: Error``."""
+
+    def __init__(self, action: str, message: str) -> None:
+        super().__init__(f"AMI {action} failed: {message}")
+        self.action = action
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class AmiConfig:
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "acd"
+    secret: str = ""
+    #: event classes asked for at login; FullyBooted needs ``system``.
+    events: str = "call,system"
+    action_timeout: float = 5.0
+    connect_timeout: float = 5.0
+    ping_interval: float = 5.0
+    ping_timeout: float = 3.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+
+
+EventCallback = Callable[[AmiMessage], None]
+
+
+class _Protocol(AMIProtocol):  # type: ignore[misc]
+    """panoramisk protocol whose decoding is done per message by our codec."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.decoder = AmiDecoder(expect_banner=True)
+        self.on_event: EventCallback | None = None
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            items = self.decoder.feed(data)
+        except AmiProtocolError as exc:
+            log.error("AMI: %s; closing the connection", exc)
+            self.transport.close()
+            return
+        for item in items:
+            if isinstance(item, AmiMessage):
+                self._route(item)
+            elif isinstance(item, AmiFrameError):
+                log.error("AMI: malformed frame skipped (%s): %r", item.reason, item.raw[:200])
+            elif isinstance(item, AmiBanner):
+                self.version = item.version
+
+    def _route(self, msg: AmiMessage) -> None:
+        aid = msg.action_id
+        if aid is not None and aid in self.responses:
+            self.handle_message(PanoMessage(msg.as_dict()))
+            return
+        if msg.event is not None and self.on_event is not None:
+            if msg.event == "Shutdown":
+                log.warning("AMI: Asterisk is shutting down")
+            try:
+                self.on_event(msg)
+            except Exception:
+                log.exception("AMI: event consumer failed on %s", msg.event)
+
+
+class _Manager(Manager):  # type: ignore[misc]
+    """panoramisk Manager with its own reconnect and pinger switched off."""
+
+    def __init__(self, on_lost: Callable[[Exception | None], None], **config: Any) -> None:
+        super().__init__(**config)
+        self._on_lost = on_lost
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connected = False
+        self._on_lost(exc)
+
+    def ping(self) -> None:  # panoramisk's fire-and-forget pinger: we watch ourselves
+        return None
+
+
+class AmiClient:
+    """One AMI connection to one Asterisk server, supervised."""
+
+    def __init__(self, config: AmiConfig, on_event: EventCallback,
+                 on_connected: Callable[[], Awaitable[None]] | None = None,
+                 name: str = "pbx") -> None:
+        self.config = config
+        self.name = name
+        self._on_event = on_event
+        self._on_connected = on_connected
+        self._manager: _Manager | None = None
+        self._protocol: _Protocol | None = None
+        self._lost = asyncio.Event()
+        self.connected = False
+        self.reconnects = 0
+
+    # ----------------------------------------------------------- connection
+
+    async def connect(self) -> None:
+        """Connect and log in once.  Raises AmiAuthError or AmiConnectError."""
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        self._lost = asyncio.Event()
+        manager = _Manager(
+            on_lost=self._connection_lost, loop=loop, host=cfg.host, port=cfg.port,
+            protocol_factory=_Protocol, ping_delay=10**6, ping_interval=10**6,
+            reconnect_timeout=10**6,
+        )
+        try:
+            transport, protocol = await asyncio.wait_for(
+                loop.create_connection(_Protocol, cfg.host, cfg.port), cfg.connect_timeout
+            )
+        except (OSError, TimeoutError) as exc:
+            raise AmiConnectError(
+                f"cannot reach Asterisk AMI at {cfg.host}:{cfg.port} ({self.name}): {exc}"
+            ) from None
+        protocol.factory = manager
+        protocol.config = manager.config
+        protocol.encoding = manager.encoding = "utf-8"
+        manager.responses = protocol.responses = {}
+        manager.protocol = protocol
+        manager._connected = True
+        protocol.on_event = self._on_event
+        self._manager, self._protocol = manager, protocol
+        try:
+            resp = await self.send("Login", {"Username": cfg.username, "Secret": cfg.secret,
+                                             "Events": cfg.events})
+        except AmiActionFailed as exc:
+            transport.close()
+            raise AmiAuthError(
+                f"Asterisk at {cfg.host}:{cfg.port} refused AMI login for user "
+                f"{cfg.username!r}: {exc.message}"
+            ) from None
+        except AmiError:
+            transport.close()
+            raise
+        self.connected = True
+        log.info("AMI %s: logged in to %s:%s (%s)", self.name, cfg.host, cfg.port,
+                 resp.get("Message", ""))
+
+    def _connection_lost(self, exc: Exception | None) -> None:
+        self.connected = False
+        self._lost.set()
+
+    async def run(self) -> None:
+        """Keep the link up: watchdog pings, reconnect with backoff.
+
+        Returns only when cancelled; raises AmiAuthError if a reconnect is
+        refused (credentials changed: retrying would not help).
+        """
+        delay = self.config.backoff_initial
+        while True:
+            if self.connected:
+                if self._on_connected is not None:
+                    await self._on_connected()
+                delay = self.config.backoff_initial
+                await self._watch()
+                log.warning("AMI %s: connection lost; reconnecting", self.name)
+            try:
+                await self.connect()
+                self.reconnects += 1
+                continue
+            except AmiConnectError as exc:
+                log.warning("AMI %s: %s; retry in %.1fs", self.name, exc, delay)
+            except AmiActionTimeout as exc:
+                log.warning("AMI %s: login timed out (%s); retry in %.1fs", self.name, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.config.backoff_max)
+
+    async def _watch(self) -> None:
+        """Ping until the link fails; close it if a ping is not answered."""
+        cfg = self.config
+        while not self._lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), cfg.ping_interval)
+                return
+            try:
+                await self.send("Ping", timeout=cfg.ping_timeout)
+            except AmiActionTimeout:
+                log.error("AMI %s: no answer to Ping within %.1fs; declaring the link dead",
+                          self.name, cfg.ping_timeout)
+                self._drop()
+                return
+            except AmiNotConnected:
+                return
+
+    def _drop(self) -> None:
+        self.connected = False
+        if self._protocol is not None:
+            self._protocol.transport.abort()
+        self._lost.set()
+
+    async def close(self) -> None:
+        if self._protocol is not None and self.connected:
+            with contextlib.suppress(AmiError):
+                await self.send("Logoff", timeout=1.0)
+        self.connected = False
+        if self._protocol is not None:
+            self._protocol.transport.close()
+
+    # -------------------------------------------------------------- actions
+
+    async def send(self, action: str, fields: Mapping[str, str] | None = None,
+                   variables: Mapping[str, str] | None = None,
+                   timeout: float | None = None) -> AmiMessage:
+        """Send an action; return its response (for event-list actions, the
+        final response; use :meth:`send_list` to get the events)."""
+        result = await self._send(action, fields, variables, timeout, as_list=None)
+        if isinstance(result, list):
+            return result[-1]
+        return result
+
+    async def send_list(self, action: str, fields: Mapping[str, str] | None = None,
+                        timeout: float | None = None) -> list[AmiMessage]:
+        result = await self._send(action, fields, None, timeout, as_list=True)
+        return result if isinstance(result, list) else [result]
+
+    async def _send(self, action: str, fields: Mapping[str, str] | None,
+                    variables: Mapping[str, str] | None, timeout: float | None,
+                    as_list: bool | None) -> AmiMessage | list[AmiMessage]:
+        manager, protocol = self._manager, self._protocol
+        if manager is None or protocol is None or protocol.transport.is_closing():
+            raise AmiNotConnected(f"AMI {self.name} is not connected; {action} not sent")
+        data: dict[str, Any] = {"Action": action}
+        if fields:
+            data.update(fields)
+        if variables:
+            data["Variable"] = [f"{k}={v}" for k, v in variables.items()]
+        pano = PanoAction(data, as_list=as_list)
+        fut = protocol.send(pano, as_list=as_list)
+        wait = timeout if timeout is not None else self.config.action_timeout
+        try:
+            raw = await asyncio.wait_for(asyncio.shield(fut), wait)
+        except TimeoutError:
+            protocol.responses.pop(pano.id, None)
+            fut.cancel()
+            raise AmiActionTimeout(f"AMI {action} got no answer within {wait}s") from None
+        msgs = [_to_msg(m) for m in raw] if isinstance(raw, list) else [_to_msg(raw)]
+        first = msgs[0]
+        if first.response in ("Error", "Failure", "Fail"):
+            raise AmiActionFailed(action, first.get("Message", "error"))
+        return msgs if isinstance(raw, list) else first
+
+
+def _to_msg(m: PanoMessage) -> AmiMessage:
+    pairs: list[tuple[str, str]] = []
+    for k, v in m.items():
+        if isinstance(v, list):
+            pairs.extend((k, str(x)) for x in v)
+        else:
+            pairs.append((k, str(v)))
+    return AmiMessage(tuple(pairs))

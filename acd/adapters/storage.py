@@ -1,0 +1,221 @@
+"""Database adapter: SQLAlchemy 2 async; SQLite (aiosqlite) by default,
+PostgreSQL (asyncpg) at scale, same code.
+
+Call records are written by one owned writer task in small batches (one
+transaction per batch, not per call), and flushed on stop, so a burst of
+hangups costs one commit, and nothing accepted is lost at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from acd.core.model import CallRecord, Outcome
+
+log = logging.getLogger(__name__)
+
+metadata = MetaData()
+
+call_records = Table(
+    "call_records",
+    metadata,
+    Column("call_id", String(64), primary_key=True),
+    Column("caller", String(64), nullable=False),
+    Column("caller_name", String(128), nullable=False, default=""),
+    Column("server", String(64), nullable=False, default=""),
+    Column("started_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("ended_at", DateTime(timezone=True), nullable=False),
+    Column("outcome", String(16), nullable=False, index=True),
+    Column("ivr_path", String(1024), nullable=False, default=""),
+    Column("queue", String(64)),
+    Column("wait_s", Float),
+    Column("agent_id", String(64)),
+    Column("talk_s", Float),
+    Column("offers", Integer, nullable=False, default=0),
+)
+
+_LIMITS = {"call_id": 64, "caller": 64, "caller_name": 128, "server": 64,
+           "ivr_path": 1024, "queue": 64, "agent_id": 64}
+
+
+class StorageError(Exception):
+    pass
+
+
+def _utc(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC)
+
+
+def _row(rec: CallRecord) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "call_id": rec.call_id, "caller": rec.caller, "caller_name": rec.caller_name,
+        "server": rec.server, "started_at": _utc(rec.started_at), "ended_at": _utc(rec.ended_at),
+        "outcome": rec.outcome.value, "ivr_path": ">".join(rec.ivr_path), "queue": rec.queue,
+        "wait_s": rec.wait_s, "agent_id": rec.agent_id, "talk_s": rec.talk_s,
+        "offers": rec.offers,
+    }
+    # SQLite would accept over-long strings that PostgreSQL refuses: check here.
+    for key, limit in _LIMITS.items():
+        value = row[key]
+        if isinstance(value, str) and len(value) > limit:
+            row[key] = value[: limit - 1] + "…"
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    total: int
+    answered: int
+    abandoned: int
+    ivr: int
+    mean_wait_s: float | None
+    mean_talk_s: float | None
+    max_wait_s: float | None
+
+
+def make_engine(url: str) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
+            # SQLAlchemy's documented aiosqlite recipe: let SQLAlchemy emit
+            # BEGIN itself (IMMEDIATE, so read-modify-write cannot lose updates).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_async_engine(url, pool_pre_ping=True)
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+
+    async def create(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    async def write_calls(self, records: Sequence[CallRecord]) -> None:
+        if not records:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(call_records.insert(), [_row(r) for r in records])
+
+    async def calls(self, limit: int | None = None) -> list[dict[str, Any]]:
+        q = select(call_records).order_by(call_records.c.started_at)
+        if limit is not None:
+            q = q.limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q)).mappings().all()
+        return [dict(r) for r in rows]
+
+    async def summary(self, since: dt.datetime | None = None) -> Summary:
+        c = call_records.c
+        q = select(
+            func.count(),
+            func.sum((c.outcome == Outcome.ANSWERED.value).cast(Integer)),
+            func.sum((c.outcome == Outcome.ABANDONED.value).cast(Integer)),
+            func.sum((c.outcome == Outcome.IVR.value).cast(Integer)),
+            func.avg(c.wait_s), func.avg(c.talk_s), func.max(c.wait_s),
+        )
+        if since is not None:
+            q = q.where(c.started_at >= since)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(q)).one()
+        return Summary(
+            total=int(row[0] or 0), answered=int(row[1] or 0), abandoned=int(row[2] or 0),
+            ivr=int(row[3] or 0), mean_wait_s=row[4], mean_talk_s=row[5], max_wait_s=row[6],
+        )
+
+
+class RecordWriter:
+    """Owned task batching call records into the database.
+
+    ``stop()`` does not cancel a write half-way: it queues a sentinel and
+    waits for the task to drain everything accepted before it.
+    """
+
+    def __init__(self, db: Database, batch: int = 200, linger_s: float = 0.05) -> None:
+        self._db = db
+        self._queue: asyncio.Queue[CallRecord | None] = asyncio.Queue()
+        self._batch = batch
+        self._linger = linger_s
+        self._task: asyncio.Task[None] | None = None
+        self.written = 0
+        self.failed = 0
+
+    def put(self, rec: CallRecord) -> None:
+        self._queue.put_nowait(rec)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="record-writer")
+
+    async def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                return
+            await asyncio.sleep(self._linger)
+            batch = [first]
+            while len(batch) < self._batch and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            await self._write(batch)
+
+    async def _write(self, batch: list[CallRecord]) -> None:
+        for attempt in range(3):
+            try:
+                await self._db.write_calls(batch)
+                self.written += len(batch)
+                return
+            except Exception:
+                log.exception("writing %d call records failed (attempt %d)",
+                              len(batch), attempt + 1)
+                await asyncio.sleep(0.2 * (attempt + 1))
+        self.failed += len(batch)
+        log.error("gave up writing call records: %s", ", ".join(r.call_id for r in batch))
+
+    async def stop(self) -> None:
+        """Write everything accepted so far, then end the task."""
+        if self._task is None:
+            return
+        self._queue.put_nowait(None)
+        await self._task
+        self._task = None

@@ -1,0 +1,149 @@
+"""Engine configuration file (YAML): loading with errors that name the key.
+
+Example (see ``acd.example.yaml``)::
+
+    server: pbx1
+    ami: {host: 127.0.0.1, port: 5038, username: acd, secret: change-me}
+    agi: {host: 127.0.0.1, port: 4573}
+    database: sqlite+aiosqlite:///acd.db
+    flow: ivr_flows/hotline.yaml
+    wrap_up_s: 5
+    queues:
+      - {name: billing, ring_timeout_s: 20}
+    agents:
+      - {id: a1001, extension: "1001", queues: [billing]}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from acd.adapters.ami import AmiConfig
+from acd.core.model import AgentConfig, CoreConfig, QueueConfig
+from acd.ivr.flow import load_flow
+from acd.runtime.engine import EngineConfig
+
+
+class ConfigError(Exception):
+    pass
+
+
+class _Cfg:
+    def __init__(self, file: str) -> None:
+        self.file = file
+
+    def err(self, where: str, msg: str) -> ConfigError:
+        return ConfigError(f"{self.file}: {where}: {msg}")
+
+    def mapping(self, v: Any, where: str) -> dict[str, Any]:
+        if not isinstance(v, dict):
+            raise self.err(where, "must be a mapping")
+        return v
+
+    def text(self, v: Any, where: str) -> str:
+        if isinstance(v, bool) or not isinstance(v, str | int) or str(v) == "":
+            raise self.err(where, "must be a non-empty text")
+        return str(v)
+
+    def number(self, v: Any, where: str, lo: float, hi: float) -> float:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+            raise self.err(where, f"must be a number from {lo:g} to {hi:g}")
+        return float(v)
+
+    def port(self, v: Any, where: str) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 65535:
+            raise self.err(where, "must be a TCP port number (0-65535)")
+        return v
+
+    def known(self, d: dict[str, Any], where: str, keys: set[str]) -> None:
+        for k in d:
+            if k not in keys:
+                raise self.err(f"{where}.{k}" if where else k,
+                               f"unknown key (known: {', '.join(sorted(keys))})")
+
+
+def parse_config(data: Any, file: str = "<config>", base: Path | None = None) -> EngineConfig:
+    c = _Cfg(file)
+    top = c.mapping(data, "top level")
+    c.known(top, "", {"server", "ami", "agi", "database", "flow", "moh_class", "wrap_up_s",
+                      "rona_pause_s", "queues", "agents"})
+    base = base or Path(".")
+    ami_d = c.mapping(top.get("ami", {}), "ami")
+    c.known(ami_d, "ami", {"host", "port", "username", "secret", "action_timeout_s",
+                           "ping_interval_s", "ping_timeout_s"})
+    ami = AmiConfig(
+        host=c.text(ami_d.get("host", "127.0.0.1"), "ami.host"),
+        port=c.port(ami_d.get("port", 5038), "ami.port"),
+        username=c.text(ami_d.get("username", "acd"), "ami.username"),
+        secret=str(ami_d.get("secret", "")),
+        action_timeout=c.number(ami_d.get("action_timeout_s", 5), "ami.action_timeout_s", 0.1, 120),
+        ping_interval=c.number(ami_d.get("ping_interval_s", 5), "ami.ping_interval_s", 0.1, 600),
+        ping_timeout=c.number(ami_d.get("ping_timeout_s", 3), "ami.ping_timeout_s", 0.1, 120),
+    )
+    agi_d = c.mapping(top.get("agi", {}), "agi")
+    c.known(agi_d, "agi", {"host", "port"})
+    queues_raw = top.get("queues")
+    if not isinstance(queues_raw, list) or not queues_raw:
+        raise c.err("queues", "must be a non-empty list of queues")
+    queues: list[QueueConfig] = []
+    for i, q in enumerate(queues_raw):
+        where = f"queues[{i}]"
+        qd = c.mapping(q, where)
+        c.known(qd, where, {"name", "ring_timeout_s"})
+        name = c.text(qd.get("name"), f"{where}.name")
+        if any(x.name == name for x in queues):
+            raise c.err(f"{where}.name", f"queue {name!r} is defined twice")
+        queues.append(QueueConfig(name, c.number(qd.get("ring_timeout_s", 20),
+                                                 f"{where}.ring_timeout_s", 1, 300)))
+    qnames = {q.name for q in queues}
+    agents: list[AgentConfig] = []
+    for i, a in enumerate(top.get("agents") or []):
+        where = f"agents[{i}]"
+        ad = c.mapping(a, where)
+        c.known(ad, where, {"id", "extension", "queues", "name"})
+        aid = c.text(ad.get("id"), f"{where}.id")
+        if any(x.agent_id == aid for x in agents):
+            raise c.err(f"{where}.id", f"agent {aid!r} is defined twice")
+        aq = ad.get("queues")
+        if not isinstance(aq, list) or not aq:
+            raise c.err(f"{where}.queues", "must be a non-empty list of queue names")
+        for q in aq:
+            if q not in qnames:
+                raise c.err(f"{where}.queues", f"unknown queue {q!r} "
+                            f"(queues: {', '.join(sorted(qnames))})")
+        agents.append(AgentConfig(aid, c.text(ad.get("extension"), f"{where}.extension"),
+                                  tuple(str(q) for q in aq), str(ad.get("name", ""))))
+    rona = top.get("rona_pause_s", 30)
+    core = CoreConfig(
+        queues=tuple(queues), agents=tuple(agents),
+        wrap_up_s=c.number(top.get("wrap_up_s", 5), "wrap_up_s", 0, 3600),
+        rona_pause_s=None if rona is None else c.number(rona, "rona_pause_s", 0, 86400),
+    )
+    flow_path = Path(c.text(top.get("flow", "ivr_flows/hotline.yaml"), "flow"))
+    if not flow_path.is_absolute():
+        flow_path = base / flow_path
+    flow = load_flow(flow_path, known_queues=qnames)
+    return EngineConfig(
+        core=core, flow=flow, ami=ami,
+        agi_host=c.text(agi_d.get("host", "127.0.0.1"), "agi.host"),
+        agi_port=c.port(agi_d.get("port", 4573), "agi.port"),
+        database_url=c.text(top.get("database", "sqlite+aiosqlite:///acd.db"), "database"),
+        moh_class=c.text(top.get("moh_class", "default"), "moh_class"),
+        server=c.text(top.get("server", "pbx1"), "server"),
+    )
+
+
+def load_config(path: str | Path) -> EngineConfig:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the configuration: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    return parse_config(data, str(p), p.parent)

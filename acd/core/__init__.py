@@ -1,0 +1,1 @@
+"""Sans-I/O core: state machines and routing.  No sockets, no clock, no awaits."""

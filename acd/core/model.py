@@ -1,0 +1,300 @@
+"""The core's vocabulary: states, events in, actions out, records.
+
+Everything here is plain data.  Times are floats in seconds on whatever clock
+the driver uses (wall clock in the engine, virtual time in the simulator).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from acd.core.fsm import Table
+
+# ---------------------------------------------------------------- agent states
+
+
+class AgentState(Enum):
+    LOGGED_OUT = "logged_out"
+    READY = "ready"
+    RESERVED = "reserved"  # an offer is ringing the agent's phone
+    ON_CALL = "on_call"
+    WRAP_UP = "wrap_up"
+    PAUSED = "paused"
+
+
+class AgentTrigger(Enum):
+    LOGIN = "login"
+    LOGOUT = "logout"
+    READY = "ready"
+    PAUSE = "pause"
+    OFFER = "offer"
+    ANSWER = "answer"
+    OFFER_FAILED = "offer_failed"  # ring-no-answer, busy, unreachable
+    OFFER_WITHDRAWN = "offer_withdrawn"  # the caller left while the agent rang
+    CALL_ENDED = "call_ended"
+    WRAP_UP_DONE = "wrap_up_done"
+
+
+_A = AgentState
+_AT = AgentTrigger
+
+AGENT_TABLE: Table[AgentState, AgentTrigger] = Table(
+    "agent",
+    {
+        (_A.LOGGED_OUT, _AT.LOGIN): _A.PAUSED,
+        (_A.PAUSED, _AT.READY): _A.READY,
+        (_A.PAUSED, _AT.PAUSE): _A.PAUSED,
+        (_A.PAUSED, _AT.LOGOUT): _A.LOGGED_OUT,
+        (_A.READY, _AT.READY): _A.READY,
+        (_A.READY, _AT.PAUSE): _A.PAUSED,
+        (_A.READY, _AT.LOGOUT): _A.LOGGED_OUT,
+        (_A.READY, _AT.OFFER): _A.RESERVED,
+        (_A.RESERVED, _AT.ANSWER): _A.ON_CALL,
+        (_A.RESERVED, _AT.OFFER_FAILED): _A.PAUSED,
+        (_A.RESERVED, _AT.OFFER_WITHDRAWN): _A.READY,
+        (_A.ON_CALL, _AT.CALL_ENDED): _A.WRAP_UP,
+        (_A.WRAP_UP, _AT.WRAP_UP_DONE): _A.READY,
+        (_A.WRAP_UP, _AT.PAUSE): _A.PAUSED,
+        (_A.WRAP_UP, _AT.LOGOUT): _A.LOGGED_OUT,
+    },
+)
+
+# ----------------------------------------------------------------- call states
+
+
+class CallState(Enum):
+    IVR = "ivr"
+    WAITING = "waiting"
+    OFFERED = "offered"
+    CONNECTED = "connected"
+    ENDED = "ended"
+
+
+class CallTrigger(Enum):
+    QUEUE = "queue"
+    OFFER = "offer"
+    ANSWER = "answer"
+    OFFER_FAILED = "offer_failed"
+    HANGUP = "hangup"
+    IVR_END = "ivr_end"
+
+
+_C = CallState
+_CT = CallTrigger
+
+CALL_TABLE: Table[CallState, CallTrigger] = Table(
+    "call",
+    {
+        (_C.IVR, _CT.QUEUE): _C.WAITING,
+        (_C.IVR, _CT.IVR_END): _C.ENDED,
+        (_C.IVR, _CT.HANGUP): _C.ENDED,
+        (_C.WAITING, _CT.OFFER): _C.OFFERED,
+        (_C.WAITING, _CT.HANGUP): _C.ENDED,
+        (_C.OFFERED, _CT.ANSWER): _C.CONNECTED,
+        (_C.OFFERED, _CT.OFFER_FAILED): _C.WAITING,
+        (_C.OFFERED, _CT.HANGUP): _C.ENDED,
+        (_C.CONNECTED, _CT.HANGUP): _C.ENDED,
+    },
+)
+
+
+class Outcome(Enum):
+    ANSWERED = "answered"
+    ABANDONED = "abandoned"
+    IVR = "ivr"  # ended in the IVR (self-service, caller hung up, flow hung up)
+
+
+# ---------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted:
+    """A caller reached the engine (the hotline AGI started)."""
+
+    call_id: str
+    caller: str
+    caller_name: str = ""
+    channel: str = ""
+    server: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallQueued:
+    """The IVR handed the call to a queue."""
+
+    call_id: str
+    queue: str
+    ivr_path: tuple[str, ...] = ()
+    priority: int = 0
+    attributes: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IvrEnded:
+    """The call ended inside the IVR (flow hung up, or the caller did)."""
+
+    call_id: str
+    ivr_path: tuple[str, ...] = ()
+    reason: str = "hangup"
+
+
+@dataclass(frozen=True, slots=True)
+class CallerHungUp:
+    """The caller's channel is gone (AMI Hangup, or AGI saw the hangup)."""
+
+    call_id: str
+    cause: int = 16
+
+
+@dataclass(frozen=True, slots=True)
+class OfferAnswered:
+    call_id: str
+    offer_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class OfferFailed:
+    """The offer did not connect; ``reason`` e.g. NOANSWER, BUSY, CHANUNAVAIL, ERROR."""
+
+    call_id: str
+    offer_id: int
+    reason: str
+    #: False when the offer failed through no fault of the agent (e.g. the
+    #: redirect was refused): the agent goes back to ready, not paused.
+    agent_fault: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationEnded:
+    """Either party of a connected call hung up."""
+
+    call_id: str
+    by: str = "caller"  # "caller" | "agent"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLogin:
+    agent_id: str
+    ready: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLogout:
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReady:
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPause:
+    agent_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    key: tuple[str, str]
+
+
+Event = (
+    CallStarted | CallQueued | IvrEnded | CallerHungUp | OfferAnswered | OfferFailed
+    | ConversationEnded | AgentLogin | AgentLogout | AgentReady | AgentPause | TimerFired
+)
+
+# --------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectCall:
+    """Ring ``extension`` and connect the waiting caller to it."""
+
+    call_id: str
+    offer_id: int
+    agent_id: str
+    extension: str
+    channel: str
+    server: str
+    ring_timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    key: tuple[str, str]
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    key: tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One per call, written when the call ends."""
+
+    call_id: str
+    caller: str
+    caller_name: str
+    started_at: float
+    ended_at: float
+    outcome: Outcome
+    ivr_path: tuple[str, ...]
+    queue: str | None
+    queued_at: float | None
+    wait_s: float | None
+    agent_id: str | None
+    answered_at: float | None
+    talk_s: float | None
+    offers: int
+    server: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteCallRecord:
+    record: CallRecord
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStateChanged:
+    """Published for wallboards and the CLI."""
+
+    agent_id: str
+    old: AgentState
+    new: AgentState
+    at: float
+    reason: str = ""
+
+
+Action = ConnectCall | StartTimer | CancelTimer | WriteCallRecord | AgentStateChanged
+
+
+# ------------------------------------------------------------------ configuration
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    agent_id: str
+    extension: str
+    queues: tuple[str, ...]
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    name: str
+    ring_timeout_s: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    queues: tuple[QueueConfig, ...]
+    agents: tuple[AgentConfig, ...]
+    wrap_up_s: float = 5.0
+    #: after a failed offer the agent is paused; back to ready after this many
+    #: seconds (None: stays paused until someone sets it ready).
+    rona_pause_s: float | None = 30.0
+    extra: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,417 @@
+"""The one place that wires everything: core, FastAGI, AMI, database, timers.
+
+Decide, then do I/O: every event from the world (an AGI step, an AMI event,
+a timer) goes through ``ContactCenter.handle(event, now)``; the actions it
+returns are carried out here, and their results come back as events.
+
+How a caller is held and connected (see docs/decisions.md): the caller stays
+in our FastAGI session on ``EXEC MusicOnHold`` while waiting; to connect,
+the engine sends AMI ``Redirect`` of the caller's channel to
+``acd-connect,<agent extension>,1``, whose ``Dial`` rings the agent with
+music on hold; if the agent does not answer, the dialplan brings the caller
+back to FastAGI (``requeue``) and the core puts the call back at its
+original place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from acd.adapters.ami import AmiActionFailed, AmiClient, AmiConfig, AmiError
+from acd.adapters.fastagi import AgiHangupError, AgiSession, FastAgiServer
+from acd.adapters.storage import Database, RecordWriter
+from acd.core.center import ContactCenter, DuplicateCall, UnknownSubject
+from acd.core.fsm import IllegalTransition
+from acd.core.model import (
+    Action,
+    AgentLogin,
+    AgentStateChanged,
+    CallerHungUp,
+    CallQueued,
+    CallStarted,
+    CallState,
+    CancelTimer,
+    ConnectCall,
+    ConversationEnded,
+    CoreConfig,
+    Event,
+    IvrEnded,
+    OfferAnswered,
+    OfferFailed,
+    StartTimer,
+    TimerFired,
+    WriteCallRecord,
+)
+from acd.ivr.flow import Flow
+from acd.ivr.interpreter import CollectDigit, EndCall, EnterQueue, FlowRun, Key, PlayPrompt
+from acd.protocols.ami import AmiMessage
+
+log = logging.getLogger(__name__)
+
+CONNECT_CONTEXT = "acd-connect"
+HOLD_CHUNK_S = 3600  # MusicOnHold duration per EXEC; re-issued if it ever runs out
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    core: CoreConfig
+    flow: Flow
+    ami: AmiConfig = field(default_factory=AmiConfig)
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    database_url: str = "sqlite+aiosqlite:///acd.db"
+    moh_class: str = "default"
+    server: str = "pbx1"
+    connect_context: str = CONNECT_CONTEXT
+
+
+@dataclass(slots=True)
+class CallSession:
+    """The engine's bookkeeping for one live call (not routing state)."""
+
+    call_id: str
+    channel: str
+    run: FlowRun | None = None
+    #: offer id whose Redirect we asked for; an AGI -1/HANGUP then means
+    #: "moved to the agent", not "caller hung up".
+    redirect_offer: int | None = None
+    agent_uid: str | None = None
+
+
+@dataclass(slots=True)
+class EngineStats:
+    calls_started: int = 0
+    calls_finished: int = 0
+    redirects: int = 0
+    errors: int = 0
+    event_count: int = 0
+    handle_ns: int = 0
+
+
+class Engine:
+    def __init__(self, config: EngineConfig, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.core = ContactCenter(config.core)
+        self.flow = config.flow
+        self.db = Database(config.database_url)
+        self.writer = RecordWriter(self.db)
+        self.agi = FastAgiServer(
+            {"hotline": self._hotline, "requeue": self._requeue},
+            host=config.agi_host, port=config.agi_port,
+        )
+        self.ami = AmiClient(config.ami, self._on_ami_event, self._resync, name=config.server)
+        self.stats = EngineStats()
+        self._sessions: dict[str, CallSession] = {}
+        self._channels: dict[str, tuple[str, str]] = {}  # uniqueid -> (call_id, role)
+        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ami_task: asyncio.Task[None] | None = None
+        self.finished = asyncio.Event()  # set whenever a call record is produced
+        self.on_record: Callable[[WriteCallRecord], None] | None = None
+
+    # ---------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        await self.db.create()
+        self.writer.start()
+        await self.ami.connect()  # a wrong password or no Asterisk fails here, loudly
+        self._ami_task = asyncio.get_running_loop().create_task(self.ami.run(), name="ami")
+        self._ami_task.add_done_callback(self._ami_ended)
+        await self.agi.start()
+        for agent in self.config.core.agents:
+            self.handle(AgentLogin(agent.agent_id, ready=True))
+        log.info("engine up: FastAGI on %s:%s, AMI %s:%s, %d agents, flow %s",
+                 self.config.agi_host, self.agi.port, self.config.ami.host,
+                 self.config.ami.port, len(self.config.core.agents), self.flow.file)
+
+    def _ami_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("AMI supervisor stopped: %s", task.exception())
+
+    async def stop(self) -> None:
+        await self.agi.stop()
+        for t in list(self._tasks):
+            t.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._ami_task is not None:
+            self._ami_task.cancel()
+            await asyncio.gather(self._ami_task, return_exceptions=True)
+        await self.ami.close()
+        for h in self._timers.values():
+            h.cancel()
+        self._timers.clear()
+        await self.writer.stop()
+        await self.db.dispose()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.stats.errors += 1
+            log.error("task %s failed", task.get_name(), exc_info=task.exception())
+
+    # ----------------------------------------------------- core <-> world
+
+    def handle(self, event: Event) -> None:
+        """Feed one event to the core and carry out what it decides."""
+        t0 = time.perf_counter_ns()
+        try:
+            actions = self.core.handle(event, self.clock())
+        except (IllegalTransition, UnknownSubject, DuplicateCall) as exc:
+            self.stats.errors += 1
+            log.error("event %s refused by the core: %s", event, exc)
+            return
+        finally:
+            self.stats.event_count += 1
+            self.stats.handle_ns += time.perf_counter_ns() - t0
+        for action in actions:
+            self._do(action)
+
+    def _do(self, action: Action) -> None:
+        match action:
+            case ConnectCall():
+                sess = self._sessions.get(action.call_id)
+                if sess is not None:
+                    sess.redirect_offer = action.offer_id
+                self._spawn(self._connect(action), f"connect-{action.call_id}")
+            case StartTimer():
+                self._cancel_timer(action.key)
+                delay = max(0.0, action.at - self.clock())
+                self._timers[action.key] = asyncio.get_running_loop().call_later(
+                    delay, self._fire, action.key)
+            case CancelTimer():
+                self._cancel_timer(action.key)
+            case WriteCallRecord():
+                rec = action.record
+                done = self._sessions.pop(rec.call_id, None)
+                self._channels.pop(rec.call_id, None)
+                if done is not None and done.agent_uid is not None:
+                    self._channels.pop(done.agent_uid, None)
+                self.stats.calls_finished += 1
+                self.writer.put(rec)
+                if self.on_record is not None:
+                    self.on_record(action)
+                self.finished.set()
+            case AgentStateChanged():
+                log.debug("agent %s: %s -> %s %s", action.agent_id, action.old.value,
+                          action.new.value, action.reason)
+
+    def _cancel_timer(self, key: tuple[str, str]) -> None:
+        h = self._timers.pop(key, None)
+        if h is not None:
+            h.cancel()
+
+    def _fire(self, key: tuple[str, str]) -> None:
+        self._timers.pop(key, None)
+        self.handle(TimerFired(key))
+
+    async def _connect(self, action: ConnectCall) -> None:
+        """Move the held caller to the agent: AMI Redirect to acd-connect."""
+        sess = self._sessions.get(action.call_id)
+        channel = sess.channel if sess is not None else action.channel
+        self.stats.redirects += 1
+        try:
+            await self.ami.send("Redirect", {
+                "Channel": channel, "Context": self.config.connect_context,
+                "Exten": action.extension, "Priority": "1",
+            })
+        except AmiActionFailed as exc:
+            if "not exist" in exc.message.lower() or "no such" in exc.message.lower():
+                self._caller_gone(action.call_id, 16)
+            else:
+                self._offer_failed(action.call_id, action.offer_id, f"REDIRECT {exc.message}")
+        except AmiError as exc:
+            log.warning("call %s: redirect to %s failed: %s", action.call_id, action.agent_id, exc)
+            self._offer_failed(action.call_id, action.offer_id, "REDIRECT-ERROR")
+
+    def _offer_failed(self, call_id: str, offer_id: int, reason: str) -> None:
+        sess = self._sessions.get(call_id)
+        if sess is not None and sess.redirect_offer == offer_id:
+            sess.redirect_offer = None
+        self.handle(OfferFailed(call_id, offer_id, reason))
+
+    def _caller_gone(self, call_id: str, cause: int) -> None:
+        """The caller's channel is gone, however we learnt it (AGI or AMI)."""
+        call = self.core.call(call_id)
+        if call is None:
+            return
+        if call.state is CallState.IVR:
+            sess = self._sessions.get(call_id)
+            path = tuple(sess.run.path) if sess is not None and sess.run is not None else ()
+            self.handle(IvrEnded(call_id, path, "caller-hangup"))
+        elif call.state is CallState.CONNECTED:
+            self.handle(ConversationEnded(call_id, "caller"))
+        else:
+            self.handle(CallerHungUp(call_id, cause))
+
+    # ------------------------------------------------------------- AMI
+
+    def _on_ami_event(self, msg: AmiMessage) -> None:
+        name = msg.event
+        if name == "Hangup":
+            uid = msg.get("Uniqueid")
+            entry = self._channels.pop(uid, None)
+            if entry is None:
+                return
+            call_id, role = entry
+            if role == "caller":
+                cause = msg.get("Cause")
+                self._caller_gone(call_id, int(cause) if cause.isdigit() else 0)
+            else:
+                call = self.core.call(call_id)
+                if call is not None and call.state is CallState.CONNECTED:
+                    self.handle(ConversationEnded(call_id, "agent"))
+        elif name == "DialBegin":
+            entry = self._channels.get(msg.get("Uniqueid"))
+            if entry is not None and entry[1] == "caller":
+                dest = msg.get("DestUniqueid")
+                self._channels[dest] = (entry[0], "agent")
+                sess = self._sessions.get(entry[0])
+                if sess is not None:
+                    sess.agent_uid = dest
+        elif name == "DialEnd":
+            entry = self._channels.get(msg.get("Uniqueid"))
+            if entry is None or entry[1] != "caller":
+                return
+            call_id = entry[0]
+            call = self.core.call(call_id)
+            if call is None or call.state is not CallState.OFFERED:
+                return
+            status = msg.get("DialStatus")
+            if status == "ANSWER":
+                self.handle(OfferAnswered(call_id, call.offer_id))
+            elif status != "CANCEL":  # CANCEL: the caller hung up, Hangup follows
+                sess = self._sessions.get(call_id)
+                if sess is not None and sess.agent_uid is not None:
+                    self._channels.pop(sess.agent_uid, None)
+                    sess.agent_uid = None
+                self._offer_failed(call_id, call.offer_id, status or "UNKNOWN")
+        elif name == "Rename":
+            uid = msg.get("Uniqueid")
+            entry = self._channels.get(uid)
+            if entry is not None and entry[1] == "caller":
+                sess = self._sessions.get(entry[0])
+                if sess is not None:
+                    sess.channel = msg.get("Newname") or sess.channel
+
+    async def _resync(self) -> None:
+        """After a (re)connect: calls whose caller channel no longer exists
+        ended while we were not listening."""
+        try:
+            items = await self.ami.send_list("CoreShowChannels")
+        except AmiError as exc:
+            log.warning("resync after AMI connect failed: %s", exc)
+            return
+        live = {m.get("Uniqueid") for m in items if m.event == "CoreShowChannel"}
+        for uid, (call_id, role) in list(self._channels.items()):
+            if uid not in live:
+                self._channels.pop(uid, None)
+                if role == "caller":
+                    log.info("resync: call %s ended while AMI was down", call_id)
+                    self._caller_gone(call_id, 0)
+
+    # ----------------------------------------------------------- FastAGI
+
+    async def _hotline(self, session: AgiSession) -> None:
+        req = session.request
+        call_id = req.uniqueid
+        if not call_id:
+            log.error("FastAGI hotline call without agi_uniqueid; hanging up")
+            await session.hangup()
+            return
+        sess = CallSession(call_id, req.channel, run=FlowRun(self.flow))
+        self._sessions[call_id] = sess
+        self._channels[call_id] = (call_id, "caller")
+        self.stats.calls_started += 1
+        self.handle(CallStarted(call_id, req.callerid, req.calleridname, req.channel,
+                                req.query.get("server", self.config.server)))
+        try:
+            await session.answer()
+            queued = await self._run_ivr(session, sess)
+            if queued:
+                await self._hold(session, sess)
+        except AgiHangupError:
+            if sess.redirect_offer is None:
+                self._caller_gone(call_id, 16)
+            raise
+
+    async def _run_ivr(self, session: AgiSession, sess: CallSession) -> bool:
+        """Walk the flow; returns True when the call was queued."""
+        assert sess.run is not None
+        step = sess.run.start()
+        while True:
+            match step:
+                case PlayPrompt():
+                    res = await session.stream_file(step.prompt, step.escape_digits)
+                    step = sess.run.resume(Key(res.digit))
+                case CollectDigit():
+                    res = await session.get_data(step.prompt, int(step.timeout_s * 1000), 1)
+                    digit = res.value[:1] if res.value and not res.failed else None
+                    step = sess.run.resume(Key(digit))
+                case EnterQueue():
+                    ring = self._ring_timeout(step.queue)
+                    await session.set_variable("ACD_CALL_ID", sess.call_id)
+                    await session.set_variable("ACD_RING_TIMEOUT", str(ring))
+                    await session.set_variable("ACD_MOH", self.config.moh_class)
+                    self.handle(CallQueued(sess.call_id, step.queue, step.path, step.priority))
+                    return True
+                case EndCall():
+                    if step.prompt:
+                        await session.stream_file(step.prompt)
+                    self.handle(IvrEnded(sess.call_id, step.path, step.reason))
+                    await session.hangup()
+                    return False
+
+    def _ring_timeout(self, queue: str) -> int:
+        for q in self.config.core.queues:
+            if q.name == queue:
+                return max(1, round(q.ring_timeout_s))
+        return 20
+
+    async def _hold(self, session: AgiSession, sess: CallSession) -> None:
+        """Music on hold until the engine redirects the caller (or they hang up)."""
+        while True:
+            call = self.core.call(sess.call_id)
+            if call is None:
+                return
+            res = await session.exec("MusicOnHold", f"{self.config.moh_class},{HOLD_CHUNK_S}",
+                                     timeout=HOLD_CHUNK_S + 30)
+            if sess.redirect_offer is not None:
+                return  # redirected: closing the socket lets the channel move on
+            if res.failed:
+                self._caller_gone(sess.call_id, 16)
+                return
+
+    async def _requeue(self, session: AgiSession) -> None:
+        """The agent did not answer; the dialplan brought the caller back."""
+        req = session.request
+        call_id = req.uniqueid
+        sess = self._sessions.get(call_id)
+        call = self.core.call(call_id)
+        if sess is None or call is None:
+            log.warning("requeue for unknown call %s (%s); hanging up", call_id, req.channel)
+            await session.hangup()
+            return
+        status = req.query.get("status", "")
+        if call.state is CallState.OFFERED and sess.redirect_offer == call.offer_id:
+            # DialEnd was not seen (AMI link down?): the AGI is our evidence
+            self._offer_failed(call_id, call.offer_id, status or "NOANSWER")
+        sess.channel = req.channel or sess.channel
+        self._channels[call_id] = (call_id, "caller")
+        try:
+            await self._hold(session, sess)
+        except AgiHangupError:
+            if sess.redirect_offer is None or self.core.call(call_id) is None:
+                self._caller_gone(call_id, 16)
+            raise
