@@ -365,7 +365,7 @@ def tokenize(line: str) -> list[str]:
         elif ch == '"':
             in_quotes = not in_quotes
             have = True
-        elif ch == " " and not in_quotes:
+        elif ch in " \t" and not in_quotes:
             if have:
                 out.append("".join(cur))
                 cur, have = [], False

@@ -1,0 +1,228 @@
+"""The sans-I/O core: agent and call state machines and FIFO routing."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from acd.core.center import ContactCenter, DuplicateCall, UnknownSubject
+from acd.core.fsm import IllegalTransition
+from acd.core.model import (
+    AGENT_TABLE,
+    AgentConfig,
+    AgentLogin,
+    AgentLogout,
+    AgentPause,
+    AgentReady,
+    AgentState,
+    AgentTrigger,
+    CallerHungUp,
+    CallQueued,
+    CallStarted,
+    ConnectCall,
+    ConversationEnded,
+    CoreConfig,
+    IvrEnded,
+    OfferAnswered,
+    OfferFailed,
+    Outcome,
+    QueueConfig,
+    StartTimer,
+    TimerFired,
+    WriteCallRecord,
+)
+
+
+def make(n_agents: int = 2, queues: tuple[str, ...] = ("billing",), **kw: float) -> ContactCenter:
+    cfg = CoreConfig(
+        queues=tuple(QueueConfig(q) for q in queues),
+        agents=tuple(AgentConfig(f"a{i}", f"10{i:02d}", queues) for i in range(n_agents)),
+        **kw,  # type: ignore[arg-type]
+    )
+    return ContactCenter(cfg)
+
+
+def connects(actions: list[object]) -> list[ConnectCall]:
+    return [a for a in actions if isinstance(a, ConnectCall)]
+
+
+def records(actions: list[object]) -> list[WriteCallRecord]:
+    return [a for a in actions if isinstance(a, WriteCallRecord)]
+
+
+def start(cc: ContactCenter, cid: str, t: float, queue: str = "billing") -> list[object]:
+    cc.handle(CallStarted(cid, "138" + cid), t)
+    return list(cc.handle(CallQueued(cid, queue, ("welcome", "menu")), t))
+
+
+def test_longest_idle_agent_gets_the_call_and_record_is_complete() -> None:
+    cc = make(2)
+    cc.handle(AgentLogin("a0"), 0.0)
+    cc.handle(AgentLogin("a1"), 1.0)
+    [offer] = connects(start(cc, "c1", 10.0))
+    assert offer.agent_id == "a0" and offer.extension == "1000"
+    assert cc.agent("a0").state is AgentState.RESERVED
+    cc.handle(OfferAnswered("c1", offer.offer_id), 12.0)
+    assert cc.agent("a0").state is AgentState.ON_CALL
+    out = cc.handle(ConversationEnded("c1", "agent"), 42.0)
+    [rec] = records(out)
+    r = rec.record
+    assert (r.outcome, r.agent_id, r.queue) == (Outcome.ANSWERED, "a0", "billing")
+    assert r.wait_s == pytest.approx(2.0) and r.talk_s == pytest.approx(30.0)
+    assert r.ivr_path == ("welcome", "menu")
+    assert cc.agent("a0").state is AgentState.WRAP_UP
+    assert StartTimer(("wrap_up", "a0"), 47.0) in out
+    cc.handle(TimerFired(("wrap_up", "a0")), 47.0)
+    assert cc.agent("a0").state is AgentState.READY
+    assert cc.call("c1") is None
+
+
+def test_fifo_among_waiting_calls() -> None:
+    cc = make(1)
+    for i, t in enumerate((1.0, 2.0, 3.0)):
+        assert connects(start(cc, f"c{i}", t)) == []
+    assert cc.waiting("billing") == ["c0", "c1", "c2"]
+    [offer] = connects(cc.handle(AgentLogin("a0"), 5.0))
+    assert offer.call_id == "c0"
+
+
+def test_ring_no_answer_pauses_agent_and_keeps_the_callers_place() -> None:
+    cc = make(2, rona_pause_s=30.0)
+    cc.handle(AgentLogin("a0"), 0.0)
+    [o1] = connects(start(cc, "c1", 1.0))
+    start(cc, "c2", 2.0)  # waits behind c1
+    out = cc.handle(OfferFailed("c1", o1.offer_id, "NOANSWER"), 21.0)
+    assert cc.agent("a0").state is AgentState.PAUSED
+    assert "NOANSWER" in cc.agent("a0").reason
+    assert StartTimer(("ready", "a0"), 51.0) in out
+    assert cc.waiting("billing") == ["c1", "c2"]  # c1 is still first
+    [o2] = connects(cc.handle(AgentLogin("a1"), 22.0))
+    assert o2.call_id == "c1" and o2.agent_id == "a1"
+    # a stale result for the first offer changes nothing
+    assert cc.handle(OfferAnswered("c1", o1.offer_id), 23.0) == []
+    assert cc.agent("a1").state is AgentState.RESERVED
+
+
+def test_caller_hangs_up_while_agent_rings() -> None:
+    cc = make(1)
+    cc.handle(AgentLogin("a0"), 0.0)
+    [o] = connects(start(cc, "c1", 1.0))
+    out = cc.handle(CallerHungUp("c1"), 4.0)
+    [rec] = records(out)
+    assert rec.record.outcome is Outcome.ABANDONED and rec.record.agent_id is None
+    assert rec.record.wait_s == pytest.approx(3.0)
+    assert cc.agent("a0").state is AgentState.READY
+
+
+def test_abandon_in_queue_and_ivr_hangup() -> None:
+    cc = make(0)
+    start(cc, "c1", 1.0)
+    [rec] = records(cc.handle(CallerHungUp("c1"), 9.0))
+    assert rec.record.outcome is Outcome.ABANDONED
+    cc.handle(CallStarted("c2", "139"), 10.0)
+    [rec2] = records(cc.handle(IvrEnded("c2", ("welcome",), "caller-hangup"), 12.0))
+    assert rec2.record.outcome is Outcome.IVR and rec2.record.queue is None
+
+
+def test_illegal_transitions_raise() -> None:
+    cc = make(1)
+    with pytest.raises(IllegalTransition, match="'ready' is not allowed in state 'logged_out'"):
+        cc.handle(AgentReady("a0"), 0.0)
+    cc.handle(AgentLogin("a0"), 0.0)
+    [o] = connects(start(cc, "c1", 1.0))
+    with pytest.raises(IllegalTransition):
+        cc.handle(AgentLogout("a0"), 2.0)  # cannot log out while the phone rings
+    with pytest.raises(UnknownSubject):
+        cc.handle(AgentPause("nobody"), 2.0)
+    with pytest.raises(DuplicateCall):
+        cc.handle(CallStarted("c1", "x"), 2.0)
+    with pytest.raises(UnknownSubject, match="unknown queue"):
+        cc.handle(CallStarted("c9", "x"), 2.0) or cc.handle(CallQueued("c9", "nope"), 2.0)
+
+
+def test_agent_table_has_no_implicit_rows() -> None:
+    rows = AGENT_TABLE.rows()
+    for state in AgentState:
+        for trig in AgentTrigger:
+            assert AGENT_TABLE.allows(state, trig) == ((state, trig) in rows)
+    assert not AGENT_TABLE.allows(AgentState.ON_CALL, AgentTrigger.OFFER)
+
+
+# ------------------------------------------------------------ property test
+
+ops = st.lists(
+    st.tuples(st.sampled_from(["arrive", "hangup", "answer", "fail", "end", "timer",
+                               "pause", "ready"]),
+              st.integers(0, 7)),
+    max_size=120,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops)
+def test_random_sequences_keep_invariants(seq: list[tuple[str, int]]) -> None:
+    """No call lost or doubled, no agent double-booked, FIFO offers."""
+    cc = make(3, queues=("q",), rona_pause_s=5.0)
+    for a in ("a0", "a1", "a2"):
+        cc.handle(AgentLogin(a), 0.0)
+    t = 0.0
+    started: list[str] = []
+    recorded: list[str] = []
+    offered_order: list[str] = []
+    live_offers: dict[str, int] = {}
+    for op, n in seq:
+        t += 1.0
+        out: list[object] = []
+        if op == "arrive":
+            cid = f"c{len(started)}"
+            started.append(cid)
+            cc.handle(CallStarted(cid, "1"), t)
+            out = list(cc.handle(CallQueued(cid, "q"), t))
+        else:
+            live = [c for c in started if cc.call(c) is not None]
+            if not live and op in ("hangup", "answer", "fail", "end"):
+                continue
+            if op in ("hangup", "answer", "fail", "end"):
+                cid = live[n % len(live)]
+                call = cc.call(cid)
+                assert call is not None
+                if op == "hangup":
+                    out = list(cc.handle(CallerHungUp(cid), t))
+                elif op == "answer" and cid in live_offers:
+                    out = list(cc.handle(OfferAnswered(cid, live_offers[cid]), t))
+                elif op == "fail" and cid in live_offers and call.state.value == "offered":
+                    out = list(cc.handle(OfferFailed(cid, live_offers[cid], "NOANSWER"), t))
+                elif op == "end" and call.state.value == "connected":
+                    out = list(cc.handle(ConversationEnded(cid), t))
+            else:
+                agent = cc.agent(f"a{n % 3}")
+                if op == "timer":
+                    out = list(cc.handle(TimerFired(("wrap_up", agent.agent_id)), t))
+                    out += cc.handle(TimerFired(("ready", agent.agent_id)), t)
+                elif op == "pause" and agent.state in (AgentState.READY, AgentState.WRAP_UP):
+                    out = list(cc.handle(AgentPause(agent.agent_id, "break"), t))
+                elif op == "ready" and agent.state is AgentState.PAUSED:
+                    out = list(cc.handle(AgentReady(agent.agent_id), t))
+        for a in out:
+            if isinstance(a, ConnectCall):
+                live_offers[a.call_id] = a.offer_id
+                offered_order.append(a.call_id)
+            if isinstance(a, WriteCallRecord):
+                recorded.append(a.record.call_id)
+        # invariants after every step
+        busy = [ag.call_id for ag in cc.agents() if ag.call_id is not None]
+        assert len(busy) == len(set(busy)), "a call is held by two agents"
+        for ag in cc.agents():
+            if ag.state in (AgentState.RESERVED, AgentState.ON_CALL):
+                assert ag.call_id is not None and cc.call(ag.call_id) is not None
+                call = cc.call(ag.call_id)
+                assert call is not None and call.agent_id == ag.agent_id
+            else:
+                assert ag.call_id is None
+        assert len(recorded) == len(set(recorded)), "a call was recorded twice"
+        live_ids = {c.call_id for c in cc.calls()}
+        assert set(started) == live_ids | set(recorded), "a call was lost"
+        # FIFO: no waiting call arrived before a call that got offered later
+        waiting = cc.waiting("q")
+        assert waiting == sorted(waiting, key=lambda c: int(c[1:]))
