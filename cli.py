@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -76,7 +77,17 @@ def serve(config_path: Path, verbose: int) -> None:
         console.print(f"acd engine serving: FastAGI {config.agi_host}:{engine.agi.port}, "
                       f"AMI {config.ami.host}:{config.ami.port}, flow {config.flow.file}")
         try:
-            await stop.wait()
+            stopper: asyncio.Task[bool] = asyncio.ensure_future(stop.wait())
+            watched: list[asyncio.Future[Any]] = [stopper]
+            if engine.supervisor is not None:
+                watched.append(engine.supervisor)
+            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            sup = engine.supervisor
+            if sup is not None and sup.done() and not sup.cancelled():
+                exc = sup.exception()
+                if exc is not None:
+                    raise exc
         finally:
             await engine.stop()
 
@@ -135,7 +146,7 @@ def demo(calls: int, agents: int, rate: float, talk: float, seed: int, db: str,
     max_wait = f"{s.max_wait_s:.2f} s" if s.max_wait_s is not None else "-"
     mean_talk = f"{s.mean_talk_s:.2f} s" if s.mean_talk_s is not None else "-"
     console.print(f"mean wait {mean_wait}  (longest {max_wait}), mean talk {mean_talk}; "
-                  f"{result.elapsed_s:.1f} s wall, engine CPU {result.engine_cpu_s:.2f} s")
+                  f"{result.elapsed_s:.1f} s wall, CPU {result.cpu_s:.2f} s (engine and simulator)")
     if result.problems:
         for p in result.problems:
             err_console.print(f"[red]problem:[/red] {p}")

@@ -107,7 +107,7 @@ def test_ring_no_answer_pauses_agent_and_keeps_the_callers_place() -> None:
 def test_caller_hangs_up_while_agent_rings() -> None:
     cc = make(1)
     cc.handle(AgentLogin("a0"), 0.0)
-    [o] = connects(start(cc, "c1", 1.0))
+    [_o] = connects(start(cc, "c1", 1.0))
     out = cc.handle(CallerHungUp("c1"), 4.0)
     [rec] = records(out)
     assert rec.record.outcome is Outcome.ABANDONED and rec.record.agent_id is None
@@ -130,7 +130,7 @@ def test_illegal_transitions_raise() -> None:
     with pytest.raises(IllegalTransition, match="'ready' is not allowed in state 'logged_out'"):
         cc.handle(AgentReady("a0"), 0.0)
     cc.handle(AgentLogin("a0"), 0.0)
-    [o] = connects(start(cc, "c1", 1.0))
+    [_o] = connects(start(cc, "c1", 1.0))
     with pytest.raises(IllegalTransition):
         cc.handle(AgentLogout("a0"), 2.0)  # cannot log out while the phone rings
     with pytest.raises(UnknownSubject):

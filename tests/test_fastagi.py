@@ -104,7 +104,7 @@ async def test_bad_clients_are_dropped_and_others_keep_working() -> None:
     w1.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert await asyncio.wait_for(r1.read(), 5) == b""
     # 2. closes mid-header
-    r2, w2 = await asyncio.open_connection("127.0.0.1", srv.port)
+    _r2, w2 = await asyncio.open_connection("127.0.0.1", srv.port)
     w2.write(b"agi_network: yes\nagi_network_scr")
     w2.close()
     # 3. sends half a header and stalls: dropped after the header timeout

@@ -217,18 +217,18 @@ class AmiClient:
             if self.connected:
                 if self._on_connected is not None:
                     await self._on_connected()
-                delay = self.config.backoff_initial
                 await self._watch()
-                log.warning("AMI %s: connection lost; reconnecting", self.name)
+                delay = self.config.backoff_initial
+                log.warning("AMI %s: connection lost; reconnecting in %.1fs", self.name, delay)
+            await asyncio.sleep(delay)
             try:
                 await self.connect()
                 self.reconnects += 1
                 continue
             except AmiConnectError as exc:
-                log.warning("AMI %s: %s; retry in %.1fs", self.name, exc, delay)
+                log.warning("AMI %s: %s", self.name, exc)
             except AmiActionTimeout as exc:
-                log.warning("AMI %s: login timed out (%s); retry in %.1fs", self.name, exc, delay)
-            await asyncio.sleep(delay)
+                log.warning("AMI %s: login timed out (%s)", self.name, exc)
             delay = min(delay * 2, self.config.backoff_max)
 
     async def _watch(self) -> None:

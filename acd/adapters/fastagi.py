@@ -22,13 +22,14 @@ from collections.abc import Awaitable, Callable
 
 from acd.protocols import agi
 from acd.protocols.agi import (
+    MAX_HEADER_BYTES,
     AgiError,
     AgiHangup,
     AgiProtocolError,
     AgiRequest,
     AgiResult,
     ReplyParser,
-    RequestReader,
+    parse_request,
 )
 
 log = logging.getLogger(__name__)
@@ -186,17 +187,24 @@ class FastAgiServer:
         task.add_done_callback(self._tasks.discard)
 
     async def _read_request(self, reader: asyncio.StreamReader) -> AgiRequest:
-        rr = RequestReader()
+        """Read header lines up to the empty line.  Whatever follows (e.g. a
+        ``HANGUP`` written at once because the caller already left) stays in
+        the reader for the session."""
+        block = bytearray()
         while True:
-            chunk = await reader.read(4096)
-            if not chunk:
+            try:
+                line = await reader.readline()
+            except ValueError:
+                raise AgiProtocolError("request header line too long") from None
+            if not line:
                 raise AgiProtocolError("connection closed before the end of the request header")
-            got = rr.feed(chunk)
-            if got is not None:
-                req, rest = got
-                if rest:
-                    raise AgiProtocolError("data after the request header before any command")
-                return req
+            if line in (b"\n", b"\r\n"):
+                if not block:
+                    raise AgiProtocolError("request header starts with an empty line")
+                return parse_request(bytes(block))
+            block += line
+            if len(block) > MAX_HEADER_BYTES:
+                raise AgiProtocolError(f"request header larger than {MAX_HEADER_BYTES} bytes")
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")

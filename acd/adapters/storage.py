@@ -176,9 +176,18 @@ class RecordWriter:
         self._task: asyncio.Task[None] | None = None
         self.written = 0
         self.failed = 0
+        self._accepted = 0
 
     def put(self, rec: CallRecord) -> None:
+        self._accepted += 1
         self._queue.put_nowait(rec)
+
+    async def drain(self, poll_s: float = 0.01) -> None:
+        """Wait until every record accepted so far is written (or given up)."""
+        while self.written + self.failed < self._accepted:
+            if self._task is None or self._task.done():
+                raise StorageError("the record writer is not running")
+            await asyncio.sleep(poll_s)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="record-writer")

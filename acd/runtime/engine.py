@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 CONNECT_CONTEXT = "acd-connect"
 HOLD_CHUNK_S = 3600  # MusicOnHold duration per EXEC; re-issued if it ever runs out
+REDIRECT_RETRY_S = 1.0  # pause before re-offering after the PBX link failed a redirect
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,8 @@ class CallSession:
     #: offer id whose Redirect we asked for; an AGI -1/HANGUP then means
     #: "moved to the agent", not "caller hung up".
     redirect_offer: int | None = None
+    #: offer whose Dial is ringing (set at DialBegin): DialEnd belongs to it.
+    dial_offer: int | None = None
     agent_uid: str | None = None
 
 
@@ -129,6 +132,12 @@ class Engine:
         log.info("engine up: FastAGI on %s:%s, AMI %s:%s, %d agents, flow %s",
                  self.config.agi_host, self.agi.port, self.config.ami.host,
                  self.config.ami.port, len(self.config.core.agents), self.flow.file)
+
+    @property
+    def supervisor(self) -> asyncio.Task[None] | None:
+        """The AMI supervisor task: it ends only with a fatal error (e.g. the
+        AMI login was refused on a reconnect)."""
+        return self._ami_task
 
     def _ami_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -217,29 +226,44 @@ class Engine:
         self.handle(TimerFired(key))
 
     async def _connect(self, action: ConnectCall) -> None:
-        """Move the held caller to the agent: AMI Redirect to acd-connect."""
+        """Move the held caller to the agent: AMI Setvar ACD_OFFER (so the
+        dialplan's requeue can name the offer it failed), then Redirect to
+        ``acd-connect,<extension>,1``."""
         sess = self._sessions.get(action.call_id)
         channel = sess.channel if sess is not None else action.channel
         self.stats.redirects += 1
         try:
+            await self.ami.send("Setvar", {"Channel": channel, "Variable": "ACD_OFFER",
+                                           "Value": str(action.offer_id)})
             await self.ami.send("Redirect", {
                 "Channel": channel, "Context": self.config.connect_context,
                 "Exten": action.extension, "Priority": "1",
             })
         except AmiActionFailed as exc:
-            if "not exist" in exc.message.lower() or "no such" in exc.message.lower():
+            text = exc.message.lower()
+            if "not exist" in text or "not found" in text or "no such" in text \
+                    or "not up" in text:
+                # the caller is hanging up; the Hangup event will confirm it
                 self._caller_gone(action.call_id, 16)
             else:
                 self._offer_failed(action.call_id, action.offer_id, f"REDIRECT {exc.message}")
         except AmiError as exc:
+            # the PBX link is down or slow: not the agent's fault; wait a
+            # little so a dead link does not spin offers
             log.warning("call %s: redirect to %s failed: %s", action.call_id, action.agent_id, exc)
-            self._offer_failed(action.call_id, action.offer_id, "REDIRECT-ERROR")
+            await asyncio.sleep(REDIRECT_RETRY_S)
+            self._offer_failed(action.call_id, action.offer_id, "PBX-UNREACHABLE",
+                               agent_fault=False)
 
-    def _offer_failed(self, call_id: str, offer_id: int, reason: str) -> None:
+    def _offer_failed(self, call_id: str, offer_id: int, reason: str,
+                      agent_fault: bool = True) -> None:
         sess = self._sessions.get(call_id)
-        if sess is not None and sess.redirect_offer == offer_id:
-            sess.redirect_offer = None
-        self.handle(OfferFailed(call_id, offer_id, reason))
+        if sess is not None:
+            if sess.redirect_offer == offer_id:
+                sess.redirect_offer = None
+            if sess.dial_offer == offer_id:
+                sess.dial_offer = None
+        self.handle(OfferFailed(call_id, offer_id, reason, agent_fault))
 
     def _caller_gone(self, call_id: str, cause: int) -> None:
         """The caller's channel is gone, however we learnt it (AGI or AMI)."""
@@ -280,23 +304,24 @@ class Engine:
                 sess = self._sessions.get(entry[0])
                 if sess is not None:
                     sess.agent_uid = dest
+                    sess.dial_offer = sess.redirect_offer
         elif name == "DialEnd":
             entry = self._channels.get(msg.get("Uniqueid"))
             if entry is None or entry[1] != "caller":
                 return
             call_id = entry[0]
-            call = self.core.call(call_id)
-            if call is None or call.state is not CallState.OFFERED:
+            sess = self._sessions.get(call_id)
+            if sess is None or sess.dial_offer is None:
                 return
+            offer = sess.dial_offer
             status = msg.get("DialStatus")
             if status == "ANSWER":
-                self.handle(OfferAnswered(call_id, call.offer_id))
-            elif status != "CANCEL":  # CANCEL: the caller hung up, Hangup follows
-                sess = self._sessions.get(call_id)
-                if sess is not None and sess.agent_uid is not None:
+                self.handle(OfferAnswered(call_id, offer))
+            elif status != "CANCEL":  # CANCEL: the caller left; Hangup follows
+                if sess.agent_uid is not None:
                     self._channels.pop(sess.agent_uid, None)
                     sess.agent_uid = None
-                self._offer_failed(call_id, call.offer_id, status or "UNKNOWN")
+                self._offer_failed(call_id, offer, status or "UNKNOWN")
         elif name == "Rename":
             uid = msg.get("Uniqueid")
             entry = self._channels.get(uid)
@@ -364,6 +389,8 @@ class Engine:
                     await session.set_variable("ACD_CALL_ID", sess.call_id)
                     await session.set_variable("ACD_RING_TIMEOUT", str(ring))
                     await session.set_variable("ACD_MOH", self.config.moh_class)
+                    if self.core.call(sess.call_id) is None:
+                        return False  # hung up meanwhile (seen on AMI)
                     self.handle(CallQueued(sess.call_id, step.queue, step.path, step.priority))
                     return True
                 case EndCall():
@@ -381,17 +408,23 @@ class Engine:
 
     async def _hold(self, session: AgiSession, sess: CallSession) -> None:
         """Music on hold until the engine redirects the caller (or they hang up)."""
+        app, args = "MusicOnHold", f"{self.config.moh_class},{HOLD_CHUNK_S}"
         while True:
-            call = self.core.call(sess.call_id)
-            if call is None:
+            if self.core.call(sess.call_id) is None:
                 return
-            res = await session.exec("MusicOnHold", f"{self.config.moh_class},{HOLD_CHUNK_S}",
-                                     timeout=HOLD_CHUNK_S + 30)
+            t0 = time.monotonic()
+            res = await session.exec(app, args, timeout=HOLD_CHUNK_S + 30)
             if sess.redirect_offer is not None:
                 return  # redirected: closing the socket lets the channel move on
             if res.failed:
                 self._caller_gone(sess.call_id, 16)
                 return
+            if app == "MusicOnHold" and time.monotonic() - t0 < 1.0:
+                # the class could not start (no files): hold in silence
+                # rather than re-issuing MusicOnHold in a tight loop
+                log.warning("call %s: MusicOnHold class %r did not play; holding with Wait",
+                            sess.call_id, self.config.moh_class)
+                app, args = "Wait", str(HOLD_CHUNK_S)
 
     async def _requeue(self, session: AgiSession) -> None:
         """The agent did not answer; the dialplan brought the caller back."""
@@ -403,10 +436,12 @@ class Engine:
             log.warning("requeue for unknown call %s (%s); hanging up", call_id, req.channel)
             await session.hangup()
             return
-        status = req.query.get("status", "")
-        if call.state is CallState.OFFERED and sess.redirect_offer == call.offer_id:
-            # DialEnd was not seen (AMI link down?): the AGI is our evidence
-            self._offer_failed(call_id, call.offer_id, status or "NOANSWER")
+        status = req.query.get("status", "") or "NOANSWER"
+        offer = req.query.get("offer", "")
+        if offer.isdigit() and call.state is CallState.OFFERED and call.offer_id == int(offer):
+            # no DialEnd for this offer yet (or none at all: a phone that is
+            # not registered fails Dial without DialBegin/DialEnd events)
+            self._offer_failed(call_id, int(offer), status)
         sess.channel = req.channel or sess.channel
         self._channels[call_id] = (call_id, "caller")
         try:
