@@ -79,6 +79,9 @@ class AmiConfig:
     secret: str = ""
     #: event classes asked for at login; FullyBooted needs ``system``.
     events: str = "call,system"
+    #: event names passed to the consumer (others are dropped unparsed);
+    #: None = all.  Replies to our own actions always pass.
+    wanted_events: frozenset[str] | None = None
     action_timeout: float = 5.0
     connect_timeout: float = 5.0
     ping_interval: float = 5.0
@@ -93,9 +96,12 @@ EventCallback = Callable[[AmiMessage], None]
 class _Protocol(AMIProtocol):  # type: ignore[misc]
     """panoramisk protocol whose decoding is done per message by our codec."""
 
+    #: event names the consumer wants; None = all.  Set per client.
+    wanted_events: frozenset[str] | None = None
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self.decoder = AmiDecoder(expect_banner=True)
+        self.decoder = AmiDecoder(expect_banner=True, events=self.wanted_events)
         self.on_event: EventCallback | None = None
 
     def data_received(self, data: bytes) -> None:
@@ -171,8 +177,13 @@ class AmiClient:
             reconnect_timeout=10**6,
         )
         try:
+            wanted = cfg.wanted_events
+
+            class _Proto(_Protocol):
+                wanted_events = wanted
+
             transport, protocol = await asyncio.wait_for(
-                loop.create_connection(_Protocol, cfg.host, cfg.port), cfg.connect_timeout
+                loop.create_connection(_Proto, cfg.host, cfg.port), cfg.connect_timeout
             )
         except (OSError, TimeoutError) as exc:
             raise AmiConnectError(

@@ -168,7 +168,7 @@ class RecordWriter:
     waits for the task to drain everything accepted before it.
     """
 
-    def __init__(self, db: Database, batch: int = 200, linger_s: float = 0.05) -> None:
+    def __init__(self, db: Database, batch: int = 500, linger_s: float = 0.25) -> None:
         self._db = db
         self._queue: asyncio.Queue[CallRecord | None] = asyncio.Queue()
         self._batch = batch

@@ -16,6 +16,7 @@ original place.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -55,6 +56,8 @@ log = logging.getLogger(__name__)
 
 CONNECT_CONTEXT = "acd-connect"
 HOLD_CHUNK_S = 3600  # MusicOnHold duration per EXEC; re-issued if it ever runs out
+#: the AMI events the engine acts on; the rest are dropped before parsing
+AMI_EVENTS = frozenset({"Hangup", "DialBegin", "DialEnd", "Rename", "FullyBooted", "Shutdown"})
 REDIRECT_RETRY_S = 1.0  # pause before re-offering after the PBX link failed a redirect
 
 
@@ -108,7 +111,10 @@ class Engine:
             {"hotline": self._hotline, "requeue": self._requeue},
             host=config.agi_host, port=config.agi_port,
         )
-        self.ami = AmiClient(config.ami, self._on_ami_event, self._resync, name=config.server)
+        ami_cfg = config.ami
+        if ami_cfg.wanted_events is None:
+            ami_cfg = dataclasses.replace(ami_cfg, wanted_events=AMI_EVENTS)
+        self.ami = AmiClient(ami_cfg, self._on_ami_event, self._resync, name=config.server)
         self.stats = EngineStats()
         self._sessions: dict[str, CallSession] = {}
         self._channels: dict[str, tuple[str, str]] = {}  # uniqueid -> (call_id, role)
@@ -117,16 +123,24 @@ class Engine:
         self._ami_task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()  # set whenever a call record is produced
         self.on_record: Callable[[WriteCallRecord], None] | None = None
+        #: set to a list to collect every core decision's duration (ns), for benchmarks
+        self.latencies: list[int] | None = None
 
     # ---------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
         await self.db.create()
         self.writer.start()
-        await self.ami.connect()  # a wrong password or no Asterisk fails here, loudly
+        await self.agi.start()
+        try:
+            await self.ami.connect()  # a wrong password or no Asterisk fails here, loudly
+        except BaseException:
+            await self.agi.stop()
+            await self.writer.stop()
+            await self.db.dispose()
+            raise
         self._ami_task = asyncio.get_running_loop().create_task(self.ami.run(), name="ami")
         self._ami_task.add_done_callback(self._ami_ended)
-        await self.agi.start()
         for agent in self.config.core.agents:
             self.handle(AgentLogin(agent.agent_id, ready=True))
         log.info("engine up: FastAGI on %s:%s, AMI %s:%s, %d agents, flow %s",
@@ -182,8 +196,11 @@ class Engine:
             log.error("event %s refused by the core: %s", event, exc)
             return
         finally:
+            dt = time.perf_counter_ns() - t0
             self.stats.event_count += 1
-            self.stats.handle_ns += time.perf_counter_ns() - t0
+            self.stats.handle_ns += dt
+            if self.latencies is not None:
+                self.latencies.append(dt)
         for action in actions:
             self._do(action)
 
