@@ -226,9 +226,20 @@ class AmiClient:
         delay = self.config.backoff_initial
         while True:
             if self.connected:
+                # resync runs beside the watchdog: a PBX that froze during the
+                # resync is still declared dead within the ping bound
+                resync = None
                 if self._on_connected is not None:
-                    await self._on_connected()
-                await self._watch()
+                    resync = asyncio.ensure_future(self._on_connected())
+                try:
+                    await self._watch()
+                finally:
+                    if resync is not None:
+                        if not resync.done():
+                            resync.cancel()
+                        for res in await asyncio.gather(resync, return_exceptions=True):
+                            if isinstance(res, Exception):
+                                log.error("AMI %s: resync failed: %s", self.name, res)
                 delay = self.config.backoff_initial
                 log.warning("AMI %s: connection lost; reconnecting in %.1fs", self.name, delay)
             await asyncio.sleep(delay)
