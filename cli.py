@@ -134,7 +134,8 @@ def demo(calls: int, agents: int, rate: float, talk: float, seed: int, db: str,
                        database_url=db, flow=flow)
     result = asyncio.run(run_demo(opts, console))
     s = result.summary
-    table = Table(title=f"acd demo: {s.total} calls, {agents} agents, {rate:g} calls/s")
+    table = Table(title="acd demo", caption=f"{s.total} calls, {agents} agents, "
+                  f"{rate:g} calls/s offered")
     table.add_column("outcome")
     table.add_column("calls", justify="right")
     table.add_column("share", justify="right")

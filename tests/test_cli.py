@@ -1,0 +1,97 @@
+"""The `acd` command: help, flow validation, serve's errors, the demo."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(tmp_path: Path, ami_port: int, secret: str, flow: str) -> Path:
+    cfg = tmp_path / "acd.yaml"
+    cfg.write_text(f"""
+ami: {{host: 127.0.0.1, port: {ami_port}, username: acd, secret: {secret}}}
+agi: {{port: 0}}
+database: sqlite+aiosqlite:///{tmp_path}/acd.db
+flow: {flow}
+queues: [{{name: billing}}, {{name: tech}}, {{name: general}}]
+agents: [{{id: a1, extension: "1001", queues: [billing]}}]
+""")
+    return cfg
+
+
+def test_help_lists_the_commands() -> None:
+    out = CliRunner().invoke(main, ["--help"]).output
+    for word in ("serve", "demo", "flow", "Asterisk"):
+        assert word in out
+
+
+def test_flow_validate(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["flow", "validate", str(ROOT / "ivr_flows" / "hotline.yaml")])
+    assert r.exit_code == 0 and "flow 'hotline'" in r.output
+    bad = ROOT / "tests" / "flows" / "bad" / "dangling_next.yaml"
+    r = CliRunner().invoke(main, ["flow", "validate", str(bad)])
+    assert r.exit_code == 1
+    assert "dangling_next.yaml:4:1: node 'a' goes to 'nowhere'" in r.output
+
+
+def test_serve_refuses_missing_or_broken_configuration(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["serve", "--config", str(tmp_path / "nope.yaml")])
+    assert r.exit_code == 2 and "cannot read the configuration" in r.output
+    cfg = write_config(tmp_path, 1, "x", str(ROOT / "tests" / "flows" / "bad" / "unknown_type.yaml"))
+    r = CliRunner().invoke(main, ["serve", "--config", str(cfg)])
+    assert r.exit_code == 2 and "unknown_type.yaml:5:" in r.output and "dance" in r.output
+    cfg.write_text("queues: []\n")
+    r = CliRunner().invoke(main, ["serve", "--config", str(cfg)])
+    assert r.exit_code == 2 and "queues: must be a non-empty list" in r.output
+
+
+def test_serve_without_asterisk_exits_4(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, free_port(), "x", str(ROOT / "ivr_flows" / "hotline.yaml"))
+    r = CliRunner().invoke(main, ["serve", "--config", str(cfg)])
+    assert r.exit_code == 4 and "cannot reach Asterisk AMI" in r.output
+
+
+def test_serve_with_wrong_password_exits_3(tmp_path: Path) -> None:
+    port = free_port()
+    sim = subprocess.Popen([sys.executable, "-m", "sim", "--ami-port", str(port),
+                            "--secret", "right"], cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        cfg = write_config(tmp_path, port, "wrong", str(ROOT / "ivr_flows" / "hotline.yaml"))
+        r = CliRunner().invoke(main, ["serve", "--config", str(cfg)])
+    finally:
+        sim.terminate()
+        sim.wait(10)
+    assert r.exit_code == 3
+    assert "refused AMI login for user 'acd'" in r.output
+
+
+def test_demo_prints_the_summary(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["demo", "--calls", "12", "--rate", "20", "--agents", "4",
+                                  "--db", f"sqlite+aiosqlite:///{tmp_path}/d.db"])
+    assert r.exit_code == 0, r.output
+    assert "answered" in r.output and "ended in IVR" in r.output and "mean wait" in r.output
+    assert "12 calls, 4 agents" in r.output
