@@ -53,7 +53,8 @@ def test_flow_validate(tmp_path: Path) -> None:
 def test_serve_refuses_missing_or_broken_configuration(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["serve", "--config", str(tmp_path / "nope.yaml")])
     assert r.exit_code == 2 and "cannot read the configuration" in r.output
-    cfg = write_config(tmp_path, 1, "x", str(ROOT / "tests" / "flows" / "bad" / "unknown_type.yaml"))
+    bad_flow = ROOT / "tests" / "flows" / "bad" / "unknown_type.yaml"
+    cfg = write_config(tmp_path, 1, "x", str(bad_flow))
     r = CliRunner().invoke(main, ["serve", "--config", str(cfg)])
     assert r.exit_code == 2 and "unknown_type.yaml:5:" in r.output and "dance" in r.output
     cfg.write_text("queues: []\n")
