@@ -251,6 +251,10 @@ class CallRecord:
     talk_s: float | None
     offers: int
     server: str
+    customer_class: str = ""
+    priority: int = 0
+    #: the queue the call was first put in, when it overflowed elsewhere
+    first_queue: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
