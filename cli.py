@@ -181,5 +181,13 @@ def flow_validate(files: tuple[Path, ...]) -> None:
         sys.exit(1)
 
 
+# --------------------------------------------------------------- profiles
+
+from acd.cli_profiles import agents, customers  # noqa: E402
+
+main.add_command(customers)
+main.add_command(agents)
+
+
 if __name__ == "__main__":
     main()

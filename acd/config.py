@@ -22,8 +22,11 @@ from typing import Any
 import yaml
 
 from acd.adapters.ami import AmiConfig
-from acd.core.model import AgentConfig, CoreConfig, QueueConfig
+from acd.core.model import CoreConfig
+from acd.core.policy import simple_policy
+from acd.core.profiles import AgentProfile
 from acd.ivr.flow import load_flow
+from acd.policy_file import load_policy
 from acd.runtime.engine import EngineConfig
 
 
@@ -65,11 +68,65 @@ class _Cfg:
                                f"unknown key (known: {', '.join(sorted(keys))})")
 
 
+def _agent(c: _Cfg, ad: dict[str, Any], where: str, qnames: set[str],
+           skills_known: set[str]) -> AgentProfile:
+    c.known(ad, where, {"id", "extension", "name", "queues", "skills", "dialects", "languages",
+                        "gender", "age_band", "groups", "vip_qualified"})
+    aid = c.text(ad.get("id"), f"{where}.id")
+    ext = c.text(ad.get("extension"), f"{where}.extension")
+    if not ext.isdigit() or len(ext) < 2:
+        raise c.err(f"{where}.extension", f"{ext!r} must be digits, at least 2 "
+                    "(the dialplan dials PJSIP/<extension> from pattern _X.)")
+    skills: dict[str, int] = {}
+    if "queues" in ad:
+        aq = ad["queues"]
+        if not isinstance(aq, list) or not aq:
+            raise c.err(f"{where}.queues", "must be a non-empty list of queue names")
+        for q in aq:
+            if q not in qnames:
+                raise c.err(f"{where}.queues", f"unknown queue {q!r} "
+                            f"(queues: {', '.join(sorted(qnames))})")
+            skills[str(q)] = 5
+    for key in ("skills", "dialects"):
+        if key in ad:
+            m = c.mapping(ad[key], f"{where}.{key}")
+            for k, v in m.items():
+                if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 10:
+                    raise c.err(f"{where}.{key}.{k}", "must be a level from 1 to 10")
+                if key == "skills":
+                    skills[str(k)] = v
+    if not skills:
+        raise c.err(where, "needs queues or skills")
+    for sk in skills:
+        if sk not in skills_known:
+            raise c.err(f"{where}.skills", f"no queue uses skill {sk!r} "
+                        f"(skills: {', '.join(sorted(skills_known))})")
+
+    def names(key: str) -> frozenset[str]:
+        v = ad.get(key, [])
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list):
+            raise c.err(f"{where}.{key}", "must be a list of names")
+        return frozenset(str(x) for x in v)
+
+    try:
+        return AgentProfile(
+            agent_id=aid, extension=ext, name=str(ad.get("name", "")), skills=skills,
+            dialects={str(k).lower(): int(v) for k, v in (ad.get("dialects") or {}).items()},
+            languages=names("languages"), gender=str(ad.get("gender", "")).upper(),
+            age_band=str(ad.get("age_band", "")), groups=names("groups"),
+            vip_qualified=bool(ad.get("vip_qualified", False)),
+        )
+    except ValueError as exc:
+        raise c.err(where, str(exc)) from None
+
+
 def parse_config(data: Any, file: str = "<config>", base: Path | None = None) -> EngineConfig:
     c = _Cfg(file)
     top = c.mapping(data, "top level")
     c.known(top, "", {"server", "ami", "agi", "database", "flow", "moh_class", "wrap_up_s",
-                      "rona_pause_s", "queues", "agents"})
+                      "rona_pause_s", "queues", "agents", "routing"})
     base = base or Path(".")
     ami_d = c.mapping(top.get("ami", {}), "ami")
     c.known(ami_d, "ami", {"host", "port", "username", "secret", "action_timeout_s",
@@ -85,47 +142,50 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None) ->
     )
     agi_d = c.mapping(top.get("agi", {}), "agi")
     c.known(agi_d, "agi", {"host", "port"})
-    queues_raw = top.get("queues")
-    if not isinstance(queues_raw, list) or not queues_raw:
-        raise c.err("queues", "must be a non-empty list of queues")
-    queues: list[QueueConfig] = []
-    for i, q in enumerate(queues_raw):
-        where = f"queues[{i}]"
-        qd = c.mapping(q, where)
-        c.known(qd, where, {"name", "ring_timeout_s"})
-        name = c.text(qd.get("name"), f"{where}.name")
-        if any(x.name == name for x in queues):
-            raise c.err(f"{where}.name", f"queue {name!r} is defined twice")
-        queues.append(QueueConfig(name, c.number(qd.get("ring_timeout_s", 20),
-                                                 f"{where}.ring_timeout_s", 1, 300)))
-    qnames = {q.name for q in queues}
-    agents: list[AgentConfig] = []
-    for i, a in enumerate(top.get("agents") or []):
-        where = f"agents[{i}]"
-        ad = c.mapping(a, where)
-        c.known(ad, where, {"id", "extension", "queues", "name"})
-        aid = c.text(ad.get("id"), f"{where}.id")
-        if any(x.agent_id == aid for x in agents):
-            raise c.err(f"{where}.id", f"agent {aid!r} is defined twice")
-        aq = ad.get("queues")
-        if not isinstance(aq, list) or not aq:
-            raise c.err(f"{where}.queues", "must be a non-empty list of queue names")
-        for q in aq:
-            if q not in qnames:
-                raise c.err(f"{where}.queues", f"unknown queue {q!r} "
-                            f"(queues: {', '.join(sorted(qnames))})")
-        agents.append(AgentConfig(aid, c.text(ad.get("extension"), f"{where}.extension"),
-                                  tuple(str(q) for q in aq), str(ad.get("name", ""))))
+    if "routing" in top:
+        if "queues" in top:
+            raise c.err("queues", "queues are defined in the routing file "
+                        f"({top['routing']}); remove them here")
+        rpath = Path(c.text(top["routing"], "routing"))
+        policy = load_policy(rpath if rpath.is_absolute() else base / rpath)
+    else:
+        queues_raw = top.get("queues")
+        if not isinstance(queues_raw, list) or not queues_raw:
+            raise c.err("queues", "must be a non-empty list of queues (or give a routing file)")
+        rings: dict[str, float] = {}
+        for i, q in enumerate(queues_raw):
+            where = f"queues[{i}]"
+            qd = c.mapping(q, where)
+            c.known(qd, where, {"name", "ring_timeout_s"})
+            name = c.text(qd.get("name"), f"{where}.name")
+            if name in rings:
+                raise c.err(f"{where}.name", f"queue {name!r} is defined twice")
+            rings[name] = c.number(qd.get("ring_timeout_s", 20), f"{where}.ring_timeout_s", 1, 300)
+        policy = simple_policy(rings)
+    qnames = set(policy.queues)
+    skills_known = {qp.require.skill for qp in policy.queues.values()}
+    agents: list[AgentProfile] = []
+    agents_raw = top.get("agents") or []
+    if not isinstance(agents_raw, list):
+        raise c.err("agents", "must be a list of agents")
+    for i, a in enumerate(agents_raw):
+        profile = _agent(c, c.mapping(a, f"agents[{i}]"), f"agents[{i}]", qnames, skills_known)
+        if any(x.agent_id == profile.agent_id for x in agents):
+            raise c.err(f"agents[{i}].id", f"agent {profile.agent_id!r} is defined twice")
+        agents.append(profile)
     rona = top.get("rona_pause_s", 30)
     core = CoreConfig(
-        queues=tuple(queues), agents=tuple(agents),
+        policy=policy, agents=tuple(agents),
         wrap_up_s=c.number(top.get("wrap_up_s", 5), "wrap_up_s", 0, 3600),
         rona_pause_s=None if rona is None else c.number(rona, "rona_pause_s", 0, 86400),
     )
     flow_path = Path(c.text(top.get("flow", "ivr_flows/hotline.yaml"), "flow"))
     if not flow_path.is_absolute():
         flow_path = base / flow_path
-    flow = load_flow(flow_path, known_queues=qnames)
+    # the IVR may name a queue, or a target that a routing rule maps (ivr_queue)
+    targets = {v for r in policy.routes for t in r.when.tests if t.attr == "ivr_queue"
+               for v in t.values}
+    flow = load_flow(flow_path, known_queues=qnames | targets)
     return EngineConfig(
         core=core, flow=flow, ami=ami,
         agi_host=c.text(agi_d.get("host", "127.0.0.1"), "agi.host"),

@@ -17,7 +17,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from acd.adapters.ami import AmiConfig
 from acd.adapters.storage import Summary, call_records
-from acd.core.model import AgentConfig, CoreConfig, QueueConfig
+from acd.core.center import agents_for_queues
+from acd.core.model import CoreConfig
+from acd.core.policy import simple_policy
 from acd.ivr.flow import Flow
 from acd.runtime.engine import Engine, EngineConfig
 from sim.config import CallerScript, CallResult, PhoneBehaviour, SimConfig
@@ -84,14 +86,12 @@ def _talk_draw(rng: random.Random, mean_s: float) -> Callable[[], float]:
 
 
 def demo_config(opts: DemoOptions, ami_port: int) -> EngineConfig:
-    queues = tuple(QueueConfig(q, ring_timeout_s=5) for q in sorted(opts.flow.queues))
-    names = [q.name for q in queues]
-    agents = tuple(
-        AgentConfig(f"a{1001 + i}", str(1001 + i), tuple(names), f"Agent {1001 + i}")
-        for i in range(opts.agents)
-    )
+    policy = simple_policy({q: 5.0 for q in sorted(opts.flow.queues)})
+    names = tuple(policy.queues)
+    agents = agents_for_queues({f"a{1001 + i}": (str(1001 + i), names)
+                                for i in range(opts.agents)})
     return EngineConfig(
-        core=CoreConfig(queues=queues, agents=agents, wrap_up_s=opts.wrap_up_s,
+        core=CoreConfig(policy=policy, agents=agents, wrap_up_s=opts.wrap_up_s,
                         rona_pause_s=2.0),
         flow=opts.flow,
         ami=AmiConfig(port=ami_port, username="acd", secret=DEMO_SECRET, ping_interval=2.0),

@@ -32,7 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from acd.adapters.ami import AmiConfig  # noqa: E402
-from acd.core.model import AgentConfig, CoreConfig, QueueConfig  # noqa: E402
+from acd.core.center import agents_for_queues  # noqa: E402
+from acd.core.model import CoreConfig  # noqa: E402
+from acd.core.policy import simple_policy  # noqa: E402
 from acd.ivr.flow import load_flow  # noqa: E402
 from acd.runtime.engine import Engine, EngineConfig  # noqa: E402
 
@@ -58,11 +60,10 @@ async def run_rate(rate: float, seconds: float, db_dir: str) -> dict[str, float 
     assert proc.stdout is not None
     await proc.stdout.readline()  # {"ready": true}
     flow = load_flow(ROOT / "ivr_flows" / "hotline.yaml")
-    queues = tuple(QueueConfig(q, ring_timeout_s=10) for q in sorted(flow.queues))
+    policy = simple_policy({q: 10.0 for q in sorted(flow.queues)})
     cfg = EngineConfig(
-        core=CoreConfig(queues=queues, wrap_up_s=0.1, agents=tuple(
-            AgentConfig(f"a{1001 + i}", str(1001 + i), tuple(q.name for q in queues))
-            for i in range(agents))),
+        core=CoreConfig(policy=policy, wrap_up_s=0.1, agents=agents_for_queues(
+            {f"a{1001 + i}": (str(1001 + i), tuple(policy.queues)) for i in range(agents)})),
         flow=flow, ami=AmiConfig(port=ami_port, secret=SECRET), agi_port=agi_port,
         database_url=f"sqlite+aiosqlite:///{db_dir}/bench-{int(rate)}.db",
     )

@@ -6,11 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from acd.core.center import ContactCenter, DuplicateCall, UnknownSubject
+from acd.core.center import ContactCenter, DuplicateCall, UnknownSubject, agents_for_queues
 from acd.core.fsm import IllegalTransition
 from acd.core.model import (
     AGENT_TABLE,
-    AgentConfig,
     AgentLogin,
     AgentLogout,
     AgentPause,
@@ -27,17 +26,17 @@ from acd.core.model import (
     OfferAnswered,
     OfferFailed,
     Outcome,
-    QueueConfig,
     StartTimer,
     TimerFired,
     WriteCallRecord,
 )
+from acd.core.policy import simple_policy
 
 
 def make(n_agents: int = 2, queues: tuple[str, ...] = ("billing",), **kw: float) -> ContactCenter:
     cfg = CoreConfig(
-        queues=tuple(QueueConfig(q) for q in queues),
-        agents=tuple(AgentConfig(f"a{i}", f"10{i:02d}", queues) for i in range(n_agents)),
+        policy=simple_policy({q: 20.0 for q in queues}),
+        agents=agents_for_queues({f"a{i}": (f"10{i:02d}", queues) for i in range(n_agents)}),
         **kw,  # type: ignore[arg-type]
     )
     return ContactCenter(cfg)

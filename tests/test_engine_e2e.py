@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from acd.adapters.ami import AmiAuthError, AmiConfig
-from acd.core.model import AgentConfig, AgentState, CoreConfig, QueueConfig
+from acd.core.center import agents_for_queues
+from acd.core.model import AgentState, CoreConfig
+from acd.core.policy import simple_policy
 from acd.ivr.flow import load_flow
 from acd.runtime.engine import Engine, EngineConfig
 from sim.config import CallerScript, CallResult, Outcome, PhoneBehaviour, SimConfig
@@ -33,11 +35,10 @@ async def system(tmp_path: Path, phones: dict[str, PhoneBehaviour], *, ring_time
     await pbx.start()
     for ext, beh in phones.items():
         pbx.add_phone(ext, beh)
-    queues = tuple(QueueConfig(q, ring_timeout_s=ring_timeout_s) for q in sorted(FLOW.queues))
-    agents = tuple(AgentConfig(f"a{ext}", ext, tuple(q.name for q in queues))
-                   for ext in phones)
+    policy = simple_policy({q: ring_timeout_s for q in sorted(FLOW.queues)})
+    agents = agents_for_queues({f"a{ext}": (ext, tuple(policy.queues)) for ext in phones})
     cfg = EngineConfig(
-        core=CoreConfig(queues=queues, agents=agents, wrap_up_s=wrap_up_s, rona_pause_s=None),
+        core=CoreConfig(policy=policy, agents=agents, wrap_up_s=wrap_up_s, rona_pause_s=None),
         flow=FLOW,
         ami=AmiConfig(port=pbx.ami_port, username="acd", secret=secret,
                       **(ami or {})),  # type: ignore[arg-type]

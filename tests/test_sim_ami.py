@@ -296,3 +296,38 @@ async def test_sync_originate_answers_after_the_result(pbx: SimPBX, ami: AmiProb
     hangup = await ami.wait_event("Hangup")
     assert hangup.get("Channel").startswith("PJSIP/1004-")
     assert not [m for m in ami.messages if m.event == "OriginateResponse"]
+
+
+async def test_events_action_switches_events(pbx: SimPBX, ami: AmiProbe) -> None:
+    resp = await ami.action("Events", {"EventMask": "off"})
+    assert (resp.response, resp.get("Events")) == ("Success", "Off")
+    await ami.drain(0.05)
+    seen = len(ami.messages)
+    call = await pbx.place_call(CallerScript(patience_s=None))
+    await ami.drain(0.1)
+    assert [m for m in ami.messages[seen:] if m.event] == []
+    resp = await ami.action("Events", {"EventMask": "call"})
+    assert resp.get("Events") == "On"
+    call.hangup()
+    hangup = await ami.wait_event("Hangup", Uniqueid=call.uniqueid)
+    assert hangup.get("Privilege") == "call,all"
+
+
+async def test_originate_into_the_hotline_runs_its_agi(pbx: SimPBX, ami: AmiProbe,
+                                                       agi: AgiScriptServer) -> None:
+    pbx.add_phone("1001", PhoneBehaviour(answer_after_s=0.2, talk_s=2))
+    resp = await ami.action("Originate", {
+        "Channel": "PJSIP/1001", "Context": "acd-hotline", "Exten": "10086", "Priority": "1",
+        "CallerID": '"张三" <13800138000>', "Async": "true", "Variable": "ACD_X=1"})
+    res = await ami.wait_event("OriginateResponse", ActionID=resp.action_id or "")
+    assert (res.get("Response"), res.get("Reason")) == ("Success", "4")
+    assert res.get("CallerIDName") == "张三"
+    (conn,) = await agi.wait_connections(1)
+    env = conn.request.env
+    assert env["agi_uniqueid"] == res.get("Uniqueid")
+    assert (env["agi_callerid"], env["agi_calleridname"]) == ("13800138000", "张三")
+    assert (env["agi_context"], env["agi_extension"], env["agi_priority"]) == (
+        "acd-hotline", "10086", "2")
+    # The agent's talk time ends it: HANGUP on the AGI side, then Hangup.
+    hangup = await ami.wait_event("Hangup", Uniqueid=res.get("Uniqueid"))
+    assert hangup.get("Cause") == "16"

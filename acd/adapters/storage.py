@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from acd.core.model import CallRecord, Outcome
+from acd.core.model import CallRecord, Explanation, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,41 @@ call_records = Table(
     Column("agent_id", String(64)),
     Column("talk_s", Float),
     Column("offers", Integer, nullable=False, default=0),
+    Column("customer_class", String(64), nullable=False, default=""),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("first_queue", String(64)),
+)
+
+explanations = Table(
+    "explanations",
+    metadata,
+    Column("call_id", String(64), primary_key=True),
+    Column("offer_id", Integer, primary_key=True),
+    Column("agent_id", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("queue", String(64), nullable=False),
+    Column("customer_class", String(64), nullable=False, default=""),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("waited_s", Float, nullable=False),
+    Column("stage", String(1024), nullable=False, default="[]"),
+    Column("reason", String(256), nullable=False, default=""),
+    Column("candidates", String(8192), nullable=False, default="[]"),
 )
 
 _LIMITS = {"call_id": 64, "caller": 64, "caller_name": 128, "server": 64,
-           "ivr_path": 1024, "queue": 64, "agent_id": 64}
+           "ivr_path": 1024, "queue": 64, "agent_id": 64, "customer_class": 64,
+           "first_queue": 64}
+
+
+def _explanation_row(e: Explanation) -> dict[str, Any]:
+    return {
+        "call_id": e.call_id, "offer_id": e.offer_id, "agent_id": e.agent_id, "at": _utc(e.at),
+        "queue": e.queue, "customer_class": e.customer_class, "priority": e.priority,
+        "waited_s": e.waited_s, "stage": json.dumps(list(e.stage), ensure_ascii=False)[:1024],
+        "reason": e.reason[:256],
+        "candidates": json.dumps([{"agent_id": c.agent_id, "score": c.score,
+                                   "terms": dict(c.terms)} for c in e.candidates])[:8192],
+    }
 
 
 class StorageError(Exception):
@@ -72,7 +104,8 @@ def _row(rec: CallRecord) -> dict[str, Any]:
         "server": rec.server, "started_at": _utc(rec.started_at), "ended_at": _utc(rec.ended_at),
         "outcome": rec.outcome.value, "ivr_path": ">".join(rec.ivr_path), "queue": rec.queue,
         "wait_s": rec.wait_s, "agent_id": rec.agent_id, "talk_s": rec.talk_s,
-        "offers": rec.offers,
+        "offers": rec.offers, "customer_class": rec.customer_class,
+        "priority": rec.priority, "first_queue": rec.first_queue,
     }
     # SQLite would accept over-long strings that PostgreSQL refuses: check here.
     for key, limit in _LIMITS.items():
@@ -134,6 +167,44 @@ class Database:
         async with self.engine.begin() as conn:
             await conn.execute(call_records.insert(), [_row(r) for r in records])
 
+    async def write_batch(self, records: Sequence[CallRecord],
+                          items: Sequence[Explanation]) -> None:
+        """Call records and explanations in one transaction (all or none)."""
+        if not records and not items:
+            return
+        async with self.engine.begin() as conn:
+            if records:
+                await conn.execute(call_records.insert(), [_row(r) for r in records])
+            if items:
+                await conn.execute(explanations.insert(), [_explanation_row(e) for e in items])
+
+    async def explanations_for(self, call_id: str) -> list[dict[str, Any]]:
+        q = select(explanations).where(explanations.c.call_id == call_id) \
+            .order_by(explanations.c.offer_id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q)).mappings().all()
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["stage"] = json.loads(d["stage"])
+            d["candidates"] = json.loads(d["candidates"])
+            out.append(d)
+        return out
+
+    async def call(self, call_id: str) -> dict[str, Any] | None:
+        q = select(call_records).where(call_records.c.call_id == call_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(q)).mappings().first()
+        return dict(row) if row is not None else None
+
+    async def last_agent(self, number: str) -> str | None:
+        """The agent who answered this number's most recent answered call."""
+        c = call_records.c
+        q = select(c.agent_id).where(c.caller == number, c.outcome == Outcome.ANSWERED.value) \
+            .order_by(c.ended_at.desc()).limit(1)
+        async with self.engine.connect() as conn:
+            return (await conn.execute(q)).scalar_one_or_none()
+
     async def calls(self, limit: int | None = None) -> list[dict[str, Any]]:
         q = select(call_records).order_by(call_records.c.started_at)
         if limit is not None:
@@ -170,7 +241,7 @@ class RecordWriter:
 
     def __init__(self, db: Database, batch: int = 500, linger_s: float = 0.25) -> None:
         self._db = db
-        self._queue: asyncio.Queue[CallRecord | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[CallRecord | Explanation | None] = asyncio.Queue()
         self._batch = batch
         self._linger = linger_s
         self._task: asyncio.Task[None] | None = None
@@ -181,6 +252,10 @@ class RecordWriter:
     def put(self, rec: CallRecord) -> None:
         self._accepted += 1
         self._queue.put_nowait(rec)
+
+    def put_explanation(self, item: Explanation) -> None:
+        self._accepted += 1
+        self._queue.put_nowait(item)
 
     async def drain(self, poll_s: float = 0.01) -> None:
         """Wait until every record accepted so far is written (or given up)."""
@@ -199,7 +274,7 @@ class RecordWriter:
             if first is None:
                 return
             await asyncio.sleep(self._linger)
-            batch = [first]
+            batch: list[CallRecord | Explanation] = [first]
             while len(batch) < self._batch and not self._queue.empty():
                 item = self._queue.get_nowait()
                 if item is None:
@@ -208,10 +283,12 @@ class RecordWriter:
                 batch.append(item)
             await self._write(batch)
 
-    async def _write(self, batch: list[CallRecord]) -> None:
+    async def _write(self, batch: list[CallRecord | Explanation]) -> None:
         for attempt in range(3):
             try:
-                await self._db.write_calls(batch)
+                await self._db.write_batch(
+                    [b for b in batch if isinstance(b, CallRecord)],
+                    [b for b in batch if isinstance(b, Explanation)])
                 self.written += len(batch)
                 return
             except Exception:
@@ -219,7 +296,8 @@ class RecordWriter:
                               len(batch), attempt + 1)
                 await asyncio.sleep(0.2 * (attempt + 1))
         self.failed += len(batch)
-        log.error("gave up writing call records: %s", ", ".join(r.call_id for r in batch))
+        log.error("gave up writing call records: %s",
+                  ", ".join(sorted({r.call_id for r in batch})))
 
     async def stop(self) -> None:
         """Write everything accepted so far, then end the task."""

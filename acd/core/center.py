@@ -3,48 +3,92 @@
 No sockets, no clock reads, no awaits.  The engine (real time) and the load
 simulator (virtual time) drive this same object.
 
-Routing here is first-come first-served per queue with the longest-idle
-ready agent; a failed offer puts the call back at its original place.
+Routing
+-------
+* Each queue has hard requirements (skill and level, the caller's dialect
+  with a proficiency, language, preferred gender or age band, VIP
+  qualification, groups) and weighted soft preferences (see
+  :mod:`acd.core.policy`).  Escalation steps relax them one at a time as the
+  caller waits, and may overflow the call to another queue.
+* Calls are served in order of their *virtual arrival*
+  ``queued_at - priority * aging_s_per_level``: a higher priority counts as
+  having arrived earlier, so priority classes never starve: a call waits at
+  most ``(p_high - p_low) * aging_s_per_level`` longer than a later call of
+  a higher priority.  Among equals: first come, first served.
+* A call meeting ready agents takes the best-scoring one (score terms are
+  recorded for ``acd explain``); an agent becoming ready takes the first
+  waiting call, in that order, whose requirements it meets.
+
+Index structures keep both decisions cheap with thousands of agents and
+calls: ready agents are grouped per skill by *shape* (profile minus
+identity; agents of one shape are equally eligible and score alike, so only
+the longest-idle one of each shape is considered), and waiting calls are
+partitioned per queue by *signature* (their requirements as they bind that
+caller), each partition a heap by virtual arrival.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+
+from sortedcontainers import SortedList
 
 from acd.core.model import (
     AGENT_TABLE,
     CALL_TABLE,
     Action,
-    AgentConfig,
     AgentLogin,
     AgentLogout,
     AgentPause,
+    AgentProfileChanged,
     AgentReady,
     AgentState,
     AgentStateChanged,
     AgentTrigger,
     CallerHungUp,
+    CallPriorityChanged,
     CallQueued,
     CallRecord,
     CallStarted,
     CallState,
     CallTrigger,
     CancelTimer,
+    Candidate,
     ConnectCall,
     ConversationEnded,
     CoreConfig,
     Event,
+    Explanation,
+    FallbackCall,
     IvrEnded,
     OfferAnswered,
     OfferFailed,
     Outcome,
-    QueueConfig,
+    RecordExplanation,
     StartTimer,
     TimerFired,
     WriteCallRecord,
 )
+from acd.core.policy import (
+    IDLE_CAP_MIN,
+    Policy,
+    PrefKey,
+    QueuePolicy,
+    Signature,
+    Stage,
+    eligible,
+    stage_for,
+    static_terms,
+)
+from acd.core.profiles import AgentProfile
+
+EXPLAIN_TOP = 5
+LAST_AGENT_MEMORY = 200_000
+
+HeapEntry = tuple[float, int, str]  # (virtual arrival, seq, call id)
 
 
 class UnknownSubject(Exception):
@@ -57,16 +101,22 @@ class DuplicateCall(Exception):
 
 @dataclass(slots=True)
 class Agent:
-    config: AgentConfig
+    profile: AgentProfile
+    shape: tuple[object, ...]
     state: AgentState = AgentState.LOGGED_OUT
     since: float = 0.0
+    ready_since: float = 0.0
     reason: str = ""
     call_id: str | None = None
     calls_handled: int = 0
 
     @property
     def agent_id(self) -> str:
-        return self.config.agent_id
+        return self.profile.agent_id
+
+    @property
+    def staffed(self) -> bool:
+        return self.state not in (AgentState.LOGGED_OUT, AgentState.PAUSED)
 
 
 @dataclass(slots=True)
@@ -78,21 +128,23 @@ class Call:
     server: str
     started_at: float
     state: CallState = CallState.IVR
+    attrs: dict[str, str] = field(default_factory=dict)
+    customer_class: str = ""
     queue: str | None = None
-    seq: int = 0  # arrival order in the queue; kept across failed offers
+    first_queue: str | None = None
+    priority: int = 0
+    key: float = 0.0  # virtual arrival
+    seq: int = 0
     queued_at: float | None = None
+    stage: Stage | None = None
     ivr_path: tuple[str, ...] = ()
     agent_id: str | None = None
     offer_id: int = 0
     offers: int = 0
     answered_at: float | None = None
 
-
-@dataclass(slots=True)
-class Queue:
-    config: QueueConfig
-    waiting: list[tuple[int, str]] = field(default_factory=list)  # heap of (seq, call_id)
-    ready: dict[str, None] = field(default_factory=dict)  # ready agents, longest idle first
+    def entry(self) -> HeapEntry:
+        return (self.key, self.seq, self.call_id)
 
 
 class ContactCenter:
@@ -100,16 +152,35 @@ class ContactCenter:
 
     def __init__(self, config: CoreConfig) -> None:
         self._config = config
-        self._queues: dict[str, Queue] = {q.name: Queue(q) for q in config.queues}
+        self.policy: Policy = config.policy
+        for qp in self.policy.queues.values():
+            for step in qp.escalate:
+                if step.overflow is not None and step.overflow not in self.policy.queues:
+                    raise UnknownSubject(f"queue {qp.name}: overflow to unknown queue "
+                                         f"{step.overflow!r}")
         self._agents: dict[str, Agent] = {}
-        for a in config.agents:
-            for qname in a.queues:
-                if qname not in self._queues:
-                    raise UnknownSubject(f"agent {a.agent_id}: unknown queue {qname!r}")
-            self._agents[a.agent_id] = Agent(a)
         self._calls: dict[str, Call] = {}
         self._seq = 0
         self._offer_seq = 0
+        # ready agents: skill -> shape -> agent ids in ready order (longest idle first)
+        self._ready: dict[str, dict[tuple[object, ...], dict[str, None]]] = {}
+        self._shape_profile: dict[tuple[object, ...], AgentProfile] = {}
+        # waiting calls: queue -> signature -> heap; queue -> sorted entries (positions)
+        self._parts: dict[str, dict[Signature, list[HeapEntry]]] = {
+            q: {} for q in self.policy.queues}
+        self._ordered: dict[str, SortedList] = {q: SortedList() for q in self.policy.queues}
+        self._queues_by_skill: dict[str, list[str]] = {}
+        for qp in self.policy.queues.values():
+            self._queues_by_skill.setdefault(qp.require.skill, []).append(qp.name)
+        self._elig: dict[tuple[tuple[object, ...], Signature], bool] = {}
+        self._terms: dict[tuple[tuple[object, ...], PrefKey],
+                          tuple[float, dict[str, float]]] = {}
+        self._staffed: dict[str, int] = {}  # skill -> staffed agents
+        self._aht: dict[str, float] = {q: qp.handle_time_s
+                                       for q, qp in self.policy.queues.items()}
+        self._last_agent: OrderedDict[str, str] = OrderedDict()
+        for profile in config.agents:
+            self._add_agent(profile)
 
     # ------------------------------------------------------------ read side
 
@@ -129,12 +200,29 @@ class ContactCenter:
         return iter(self._calls.values())
 
     def queue_names(self) -> list[str]:
-        return list(self._queues)
+        return list(self.policy.queues)
+
+    def queue_policy(self, queue: str) -> QueuePolicy:
+        return self.policy.queues[queue]
 
     def waiting(self, queue: str) -> list[str]:
-        """Waiting call ids of a queue in service order."""
-        q = self._queues[queue]
-        return [cid for _, cid in sorted(q.waiting) if self._is_waiting(cid, queue)]
+        """Waiting call ids of a queue in service order (offered calls excluded)."""
+        return [cid for _, _, cid in self._ordered[queue]
+                if self._calls[cid].state is CallState.WAITING]
+
+    def position(self, call_id: str) -> tuple[int, float] | None:
+        """(1-based position in its queue, expected wait in seconds) of a
+        waiting call.  Expected wait: position x handle time / staffed agents."""
+        call = self._calls.get(call_id)
+        if call is None or call.queue is None or call.state is not CallState.WAITING:
+            return None
+        pos = self._ordered[call.queue].bisect_left(call.entry()) + 1
+        qp = self.policy.queues[call.queue]
+        staffed = max(1, self._staffed.get(qp.require.skill, 0))
+        return pos, pos * self._aht[call.queue] / staffed
+
+    def staffed(self, skill: str) -> int:
+        return self._staffed.get(skill, 0)
 
     # ------------------------------------------------------------ write side
 
@@ -155,8 +243,14 @@ class ContactCenter:
                 self._offer_failed(event, now, out)
             case ConversationEnded():
                 self._conversation_ended(event, now, out)
+            case CallPriorityChanged():
+                self._priority_changed(event, now, out)
             case AgentLogin():
-                self._agent_login(event, now, out)
+                agent = self.agent(event.agent_id)
+                self._agent_move(agent, AgentTrigger.LOGIN, now, out)
+                if event.ready:
+                    self._agent_move(agent, AgentTrigger.READY, now, out)
+                    self._dispatch_agent(agent, now, out)
             case AgentLogout():
                 self._agent_move(self.agent(event.agent_id), AgentTrigger.LOGOUT, now, out)
             case AgentReady():
@@ -168,7 +262,9 @@ class ContactCenter:
                 agent = self.agent(event.agent_id)
                 if agent.state is AgentState.WRAP_UP:
                     out.append(CancelTimer(("wrap_up", agent.agent_id)))
-                self._agent_move(agent, AgentTrigger.PAUSE, now, out, event.reason)
+                self._agent_move(agent, AgentTrigger.PAUSE, now, out, event.reason or "paused")
+            case AgentProfileChanged():
+                self._profile_changed(event.profile, now, out)
             case TimerFired():
                 self._timer(event, now, out)
         return out
@@ -193,17 +289,65 @@ class ContactCenter:
 
     def _call_queued(self, ev: CallQueued, now: float, out: list[Action]) -> None:
         call = self._get_call(ev.call_id)
-        if ev.queue not in self._queues:
-            raise UnknownSubject(f"call {ev.call_id}: unknown queue {ev.queue!r}")
+        attrs = dict(ev.attributes)
+        attrs.setdefault("number", call.caller)
+        attrs["ivr_queue"] = ev.queue
+        queue, prio = self.policy.route(attrs, ev.queue)
+        if queue not in self.policy.queues:
+            raise UnknownSubject(f"call {ev.call_id}: unknown queue {queue!r} "
+                                 f"(queues: {', '.join(self.policy.queues)})")
         self._move_call(call, CallTrigger.QUEUE)
+        call.attrs = attrs
+        call.customer_class = self.policy.classify(attrs)
+        call.priority = prio + ev.priority
+        call.ivr_path = ev.ivr_path
+        call.queued_at = now
+        call.queue = call.first_queue = queue
         self._seq += 1
         call.seq = self._seq
-        call.queue = ev.queue
-        call.queued_at = now
-        call.ivr_path = ev.ivr_path
-        q = self._queues[ev.queue]
-        heapq.heappush(q.waiting, (call.seq, call.call_id))
-        self._dispatch_queue(q, now, out)
+        call.key = now - call.priority * self.policy.aging_s_per_level
+        call.stage = self._due_stage(call, queue, now)
+        self._enter(call)
+        self._arm_timers(call, out)
+        self._dispatch_call(call, now, out)
+
+    def _due_stage(self, call: Call, queue: str, now: float) -> Stage:
+        """The stage of ``queue`` with every step already due for this call."""
+        assert call.queued_at is not None
+        steps = self.policy.queues[queue].escalate
+        done = 0
+        # same arithmetic as the timer's due time, so a timer firing exactly
+        # on time always finds its step due (no float drift, no re-arm loop)
+        while done < len(steps) and call.queued_at + steps[done].after_s <= now \
+                and steps[done].overflow is None:
+            done += 1
+        return stage_for(self.policy, queue, done, call.attrs)
+
+    def _enter(self, call: Call) -> None:
+        """Put a waiting call in its queue's partition and order."""
+        assert call.queue is not None and call.stage is not None
+        entry = call.entry()
+        heapq.heappush(self._parts[call.queue].setdefault(call.stage.signature, []), entry)
+        self._ordered[call.queue].add(entry)
+
+    def _leave(self, call: Call) -> None:
+        """Take a call out of its queue's order (partition heaps clean lazily)."""
+        if call.queue is not None:
+            self._ordered[call.queue].discard(call.entry())
+
+    def _arm_timers(self, call: Call, out: list[Action]) -> None:
+        assert call.queued_at is not None and call.queue is not None
+        assert call.stage is not None
+        qp = self.policy.queues[call.queue]
+        if call.stage.steps_done < len(qp.escalate):
+            at = call.queued_at + qp.escalate[call.stage.steps_done].after_s
+            out.append(StartTimer(("escalate", call.call_id), at))
+        if qp.max_wait_s is not None:
+            out.append(StartTimer(("max_wait", call.call_id), call.queued_at + qp.max_wait_s))
+
+    def _cancel_timers(self, call: Call, out: list[Action]) -> None:
+        out.append(CancelTimer(("escalate", call.call_id)))
+        out.append(CancelTimer(("max_wait", call.call_id)))
 
     def _ivr_ended(self, ev: IvrEnded, now: float, out: list[Action]) -> None:
         call = self._get_call(ev.call_id)
@@ -241,6 +385,7 @@ class ContactCenter:
             return
         self._move_call(call, CallTrigger.ANSWER)
         call.answered_at = now
+        self._cancel_timers(call, out)
         agent = self.agent(call.agent_id or "")
         self._agent_move(agent, AgentTrigger.ANSWER, now, out)
 
@@ -258,11 +403,14 @@ class ContactCenter:
                 out.append(StartTimer(("ready", agent.agent_id), now + self._config.rona_pause_s))
         else:
             self._agent_move(agent, AgentTrigger.OFFER_WITHDRAWN, now, out)
-        # back at its original place: same seq
-        assert call.queue is not None
-        q = self._queues[call.queue]
-        heapq.heappush(q.waiting, (call.seq, call.call_id))
-        self._dispatch_queue(q, now, out)
+        assert call.queue is not None and call.queued_at is not None
+        qp = self.policy.queues[call.queue]
+        if qp.max_wait_s is not None and now >= call.queued_at + qp.max_wait_s:
+            self._fallback(call, now, out)
+        else:
+            # back at its original place: same virtual arrival and seq
+            self._enter(call)
+            self._dispatch_call(call, now, out)
         if not ev.agent_fault:
             self._dispatch_agent(agent, now, out)
 
@@ -274,104 +422,313 @@ class ContactCenter:
         agent.call_id = None
         agent.calls_handled += 1
         out.append(StartTimer(("wrap_up", agent.agent_id), now + self._config.wrap_up_s))
+        if call.queue is not None and call.answered_at is not None:
+            handle = now - call.answered_at + self._config.wrap_up_s
+            self._aht[call.queue] = 0.9 * self._aht[call.queue] + 0.1 * handle
+        self._remember_agent(call.caller, agent.agent_id)
         self._finish(call, now, Outcome.ANSWERED, out)
 
+    def _priority_changed(self, ev: CallPriorityChanged, now: float, out: list[Action]) -> None:
+        call = self._get_call(ev.call_id)
+        if call.state is not CallState.WAITING or call.queued_at is None:
+            call.priority = ev.priority
+            return
+        self._leave(call)
+        call.priority = ev.priority
+        call.key = call.queued_at - call.priority * self.policy.aging_s_per_level
+        self._enter(call)
+        self._dispatch_call(call, now, out)
+
     def _finish(self, call: Call, now: float, outcome: Outcome, out: list[Action]) -> None:
+        if call.queued_at is not None:
+            self._leave(call)
+            self._cancel_timers(call, out)
         del self._calls[call.call_id]
         wait = None
         if call.queued_at is not None:
             wait = (call.answered_at if call.answered_at is not None else now) - call.queued_at
         talk = now - call.answered_at if call.answered_at is not None else None
-        agent_id = None
-        if outcome is Outcome.ANSWERED:
-            agent_id = call.agent_id
         out.append(WriteCallRecord(CallRecord(
             call_id=call.call_id, caller=call.caller, caller_name=call.caller_name,
             started_at=call.started_at, ended_at=now, outcome=outcome,
             ivr_path=call.ivr_path, queue=call.queue, queued_at=call.queued_at,
-            wait_s=wait, agent_id=agent_id, answered_at=call.answered_at, talk_s=talk,
-            offers=call.offers, server=call.server,
+            wait_s=wait, agent_id=call.agent_id if outcome is Outcome.ANSWERED else None,
+            answered_at=call.answered_at, talk_s=talk, offers=call.offers, server=call.server,
+            customer_class=call.customer_class, priority=call.priority,
+            first_queue=call.first_queue if call.first_queue != call.queue else None,
         )))
+
+    def _remember_agent(self, number: str, agent_id: str) -> None:
+        mem = self._last_agent
+        mem[number] = agent_id
+        mem.move_to_end(number)
+        if len(mem) > LAST_AGENT_MEMORY:
+            mem.popitem(last=False)
 
     # ----------------------------------------------------------- agent events
 
-    def _agent_login(self, ev: AgentLogin, now: float, out: list[Action]) -> None:
-        agent = self.agent(ev.agent_id)
-        self._agent_move(agent, AgentTrigger.LOGIN, now, out)
-        if ev.ready:
-            self._agent_move(agent, AgentTrigger.READY, now, out)
+    def _add_agent(self, profile: AgentProfile) -> None:
+        if profile.agent_id in self._agents:
+            raise DuplicateCall(f"agent {profile.agent_id!r} defined twice")
+        self._agents[profile.agent_id] = Agent(profile, profile.shape())
+
+    def _profile_changed(self, profile: AgentProfile, now: float, out: list[Action]) -> None:
+        agent = self._agents.get(profile.agent_id)
+        if agent is None:
+            self._add_agent(profile)
+            return
+        was_ready = agent.state is AgentState.READY
+        if was_ready:
+            self._unindex_ready(agent)
+        if agent.staffed:
+            self._count_staffed(agent, -1)
+        agent.profile = profile
+        agent.shape = profile.shape()
+        if agent.staffed:
+            self._count_staffed(agent, +1)
+        if was_ready:
+            self._index_ready(agent)
             self._dispatch_agent(agent, now, out)
+
+    def _index_ready(self, agent: Agent) -> None:
+        shape = agent.shape
+        self._shape_profile.setdefault(shape, agent.profile)
+        for skill in agent.profile.skills:
+            self._ready.setdefault(skill, {}).setdefault(shape, {})[agent.agent_id] = None
+
+    def _unindex_ready(self, agent: Agent) -> None:
+        for skill in agent.profile.skills:
+            groups = self._ready.get(skill)
+            if groups is None:
+                continue
+            members = groups.get(agent.shape)
+            if members is not None:
+                members.pop(agent.agent_id, None)
+                if not members:
+                    del groups[agent.shape]
+
+    def _count_staffed(self, agent: Agent, delta: int) -> None:
+        for skill in agent.profile.skills:
+            self._staffed[skill] = self._staffed.get(skill, 0) + delta
 
     def _agent_move(self, agent: Agent, trigger: AgentTrigger, now: float,
                     out: list[Action], reason: str = "") -> None:
         old = agent.state
         new = AGENT_TABLE.next(agent.agent_id, old, trigger)
         if old is AgentState.READY and new is not AgentState.READY:
-            for qname in agent.config.queues:
-                self._queues[qname].ready.pop(agent.agent_id, None)
-        if new is AgentState.READY and old is not AgentState.READY:
-            for qname in agent.config.queues:
-                self._queues[qname].ready[agent.agent_id] = None
+            self._unindex_ready(agent)
+        was_staffed = agent.staffed
         agent.state = new
+        if new is AgentState.READY and old is not AgentState.READY:
+            agent.ready_since = now
+            self._index_ready(agent)
+        if agent.staffed != was_staffed:
+            self._count_staffed(agent, +1 if agent.staffed else -1)
         agent.reason = reason if new is AgentState.PAUSED else ""
         if new is not old:
             agent.since = now
             out.append(AgentStateChanged(agent.agent_id, old, new, now, agent.reason))
 
     def _timer(self, ev: TimerFired, now: float, out: list[Action]) -> None:
-        kind, agent_id = ev.key
-        agent = self._agents.get(agent_id)
-        if agent is None:
+        kind, subject = ev.key
+        if kind in ("wrap_up", "ready"):
+            agent = self._agents.get(subject)
+            if agent is None:
+                return
+            if kind == "wrap_up" and agent.state is AgentState.WRAP_UP:
+                self._agent_move(agent, AgentTrigger.WRAP_UP_DONE, now, out)
+                self._dispatch_agent(agent, now, out)
+            elif kind == "ready" and agent.state is AgentState.PAUSED:
+                self._agent_move(agent, AgentTrigger.READY, now, out)
+                self._dispatch_agent(agent, now, out)
             return
-        if kind == "wrap_up" and agent.state is AgentState.WRAP_UP:
-            self._agent_move(agent, AgentTrigger.WRAP_UP_DONE, now, out)
-            self._dispatch_agent(agent, now, out)
-        elif kind == "ready" and agent.state is AgentState.PAUSED:
-            self._agent_move(agent, AgentTrigger.READY, now, out)
-            self._dispatch_agent(agent, now, out)
+        call = self._calls.get(subject)
+        if call is None or call.queued_at is None or call.state not in (
+                CallState.WAITING, CallState.OFFERED):
+            return
+        if kind == "escalate":
+            self._escalate(call, now, out)
+        elif kind == "max_wait" and call.state is CallState.WAITING:
+            assert call.queue is not None
+            qp = self.policy.queues[call.queue]
+            if qp.max_wait_s is not None and now >= call.queued_at + qp.max_wait_s:
+                self._leave(call)
+                self._fallback(call, now, out)
+            else:  # fired early (or the queue changed): not yet
+                self._arm_timers_max(call, out)
+
+    def _arm_timers_max(self, call: Call, out: list[Action]) -> None:
+        assert call.queue is not None and call.queued_at is not None
+        qp = self.policy.queues[call.queue]
+        if qp.max_wait_s is not None:
+            out.append(StartTimer(("max_wait", call.call_id), call.queued_at + qp.max_wait_s))
+
+    def _escalate(self, call: Call, now: float, out: list[Action]) -> None:
+        """Apply the escalation steps that are due; never one before its time."""
+        assert call.queue is not None and call.queued_at is not None and call.stage is not None
+        qp = self.policy.queues[call.queue]
+        steps = qp.escalate
+        done = call.stage.steps_done
+        new_queue = call.queue
+        while done < len(steps) and call.queued_at + steps[done].after_s <= now:
+            overflow = steps[done].overflow
+            done += 1
+            if overflow is not None:
+                new_queue = overflow
+                break
+        if done == call.stage.steps_done:
+            # fired early: re-arm for the step's time
+            if done < len(steps):
+                out.append(StartTimer(("escalate", call.call_id),
+                                      call.queued_at + steps[done].after_s))
+            return
+        waiting = call.state is CallState.WAITING
+        if waiting:
+            self._leave(call)
+        if new_queue != call.queue:
+            call.queue = new_queue
+            call.stage = self._due_stage(call, new_queue, now)
+            out.append(CancelTimer(("max_wait", call.call_id)))
+            self._arm_timers_max(call, out)
+        else:
+            call.stage = stage_for(self.policy, call.queue, done, call.attrs)
+        nqp = self.policy.queues[call.queue]
+        nd = call.stage.steps_done
+        if nd < len(nqp.escalate):
+            out.append(StartTimer(("escalate", call.call_id),
+                                  call.queued_at + nqp.escalate[nd].after_s))
+        if waiting:
+            self._enter(call)
+            self._dispatch_call(call, now, out)
+        # an offered call keeps ringing; the new stage applies if it comes back
+
+    def _fallback(self, call: Call, now: float, out: list[Action]) -> None:
+        assert call.queue is not None
+        qp = self.policy.queues[call.queue]
+        call.state = CALL_TABLE.next(call.call_id, call.state, CallTrigger.HANGUP)
+        out.append(FallbackCall(call.call_id, qp.fallback, call.queue))
+        self._finish(call, now, Outcome.FALLBACK, out)
 
     # --------------------------------------------------------------- routing
 
-    def _is_waiting(self, call_id: str, queue: str) -> bool:
-        call = self._calls.get(call_id)
-        return call is not None and call.state is CallState.WAITING and call.queue == queue
+    def _eligible(self, shape: tuple[object, ...], sig: Signature) -> bool:
+        key = (shape, sig)
+        ok = self._elig.get(key)
+        if ok is None:
+            ok = eligible(self._shape_profile[shape], sig)
+            self._elig[key] = ok
+        return ok
 
-    def _head(self, q: Queue) -> tuple[int, str] | None:
-        """Oldest waiting call of a queue, dropping stale heap entries."""
-        heap = q.waiting
+    def _static(self, shape: tuple[object, ...],
+                pkey: PrefKey) -> tuple[float, dict[str, float]]:
+        key = (shape, pkey)
+        got = self._terms.get(key)
+        if got is None:
+            terms = static_terms(self._shape_profile[shape], pkey)
+            got = (sum(terms.values()), terms)
+            self._terms[key] = got
+        return got
+
+    def _dispatch_call(self, call: Call, now: float, out: list[Action]) -> None:
+        """A call is waiting (new, relaxed, back from a failed offer): offer
+        it to the best-scoring eligible ready agent, if any."""
+        stage = call.stage
+        assert stage is not None
+        groups = self._ready.get(stage.require.skill)
+        if not groups:
+            return
+        idle_w = stage.prefer.idle
+        scored: list[tuple[float, float, str, tuple[object, ...]]] = []
+        for shape, members in groups.items():
+            if not self._eligible(shape, stage.signature):
+                continue
+            aid = next(iter(members))
+            ready_since = self._agents[aid].ready_since
+            total = self._static(shape, stage.pref_key)[0]
+            if idle_w:
+                total += idle_w * min((now - ready_since) / 60.0, IDLE_CAP_MIN)
+            scored.append((total, -ready_since, aid, shape))
+        if stage.prefer.last_agent:
+            last = call.attrs.get("last_agent") or self._last_agent.get(call.caller)
+            agent = self._agents.get(last) if last else None
+            if agent is not None and agent.state is AgentState.READY \
+                    and stage.require.skill in agent.profile.skills \
+                    and self._eligible(agent.shape, stage.signature):
+                total = self._static(agent.shape, stage.pref_key)[0] + stage.prefer.last_agent
+                if idle_w:
+                    total += idle_w * min((now - agent.ready_since) / 60.0, IDLE_CAP_MIN)
+                scored.append((total, -agent.ready_since, agent.agent_id, agent.shape))
+        if not scored:
+            return
+        top = heapq.nlargest(EXPLAIN_TOP, scored)
+        best = top[0]
+        self._offer(call, self._agents[best[2]], now, out,
+                    self._candidates(call, top, now), "best score among ready agents")
+
+    def _candidates(self, call: Call, top: list[tuple[float, float, str, tuple[object, ...]]],
+                    now: float) -> tuple[Candidate, ...]:
+        stage = call.stage
+        assert stage is not None
+        out: list[Candidate] = []
+        seen: set[str] = set()
+        last = call.attrs.get("last_agent") or self._last_agent.get(call.caller)
+        for total, _, aid, shape in top:
+            if aid in seen:
+                continue
+            seen.add(aid)
+            terms = dict(self._static(shape, stage.pref_key)[1])
+            if stage.prefer.idle:
+                ready_since = self._agents[aid].ready_since
+                terms["idle"] = stage.prefer.idle * min((now - ready_since) / 60.0, IDLE_CAP_MIN)
+            if stage.prefer.last_agent and aid == last:
+                terms["last_agent"] = stage.prefer.last_agent
+            out.append(Candidate(aid, round(total, 6), tuple(sorted(terms.items()))))
+        return tuple(out)
+
+    def _dispatch_agent(self, agent: Agent, now: float, out: list[Action]) -> None:
+        """``agent`` became ready: give it the first waiting call, by virtual
+        arrival, among the partitions whose requirements it meets."""
+        if agent.state is not AgentState.READY:
+            return
+        best: HeapEntry | None = None
+        best_heap: list[HeapEntry] | None = None
+        for skill in agent.profile.skills:
+            for qname in self._queues_by_skill.get(skill, ()):
+                parts = self._parts[qname]
+                empty: list[Signature] = []
+                for sig, heap in parts.items():
+                    head = self._head(heap, qname, sig)
+                    if head is None:
+                        empty.append(sig)
+                        continue
+                    if (best is None or head < best) and self._eligible(agent.shape, sig):
+                        best, best_heap = head, heap
+                for sig in empty:
+                    del parts[sig]
+        if best is None or best_heap is None:
+            return
+        call = self._calls[best[2]]
+        heapq.heappop(best_heap)
+        self._offer(call, agent, now, out,
+                    (Candidate(agent.agent_id, 0.0, ()),),
+                    "agent became ready: first eligible waiting call by priority and arrival")
+
+    def _head(self, heap: list[HeapEntry], queue: str, sig: Signature) -> HeapEntry | None:
+        """First valid entry of a partition, dropping stale ones."""
+        calls = self._calls
         while heap:
-            seq, cid = heap[0]
-            call = self._calls.get(cid)
-            if call is not None and call.state is CallState.WAITING and call.seq == seq:
-                return heap[0]
+            entry = heap[0]
+            call = calls.get(entry[2])
+            if call is not None and call.state is CallState.WAITING and call.queue == queue \
+                    and call.seq == entry[1] and call.key == entry[0] \
+                    and call.stage is not None and call.stage.signature == sig:
+                return entry
             heapq.heappop(heap)
         return None
 
-    def _dispatch_queue(self, q: Queue, now: float, out: list[Action]) -> None:
-        """A call joined ``q``: give queued calls to ready agents while both exist."""
-        while q.ready:
-            head = self._head(q)
-            if head is None:
-                return
-            agent_id = next(iter(q.ready))
-            self._offer(self._calls[head[1]], self._agents[agent_id], q, now, out)
-
-    def _dispatch_agent(self, agent: Agent, now: float, out: list[Action]) -> None:
-        """``agent`` became ready: give it the oldest call of its queues."""
-        if agent.state is not AgentState.READY:
-            return
-        best: tuple[int, str] | None = None
-        best_q: Queue | None = None
-        for qname in agent.config.queues:
-            q = self._queues[qname]
-            head = self._head(q)
-            if head is not None and (best is None or head < best):
-                best, best_q = head, q
-        if best is not None and best_q is not None:
-            self._offer(self._calls[best[1]], agent, best_q, now, out)
-
-    def _offer(self, call: Call, agent: Agent, q: Queue, now: float, out: list[Action]) -> None:
-        heapq.heappop(q.waiting)
+    def _offer(self, call: Call, agent: Agent, now: float, out: list[Action],
+               candidates: tuple[Candidate, ...], reason: str) -> None:
+        self._leave(call)
         self._move_call(call, CallTrigger.OFFER)
         self._agent_move(agent, AgentTrigger.OFFER, now, out)
         self._offer_seq += 1
@@ -379,8 +736,24 @@ class ContactCenter:
         call.offers += 1
         call.agent_id = agent.agent_id
         agent.call_id = call.call_id
+        assert call.queue is not None and call.stage is not None and call.queued_at is not None
+        qp = self.policy.queues[call.queue]
         out.append(ConnectCall(
             call_id=call.call_id, offer_id=call.offer_id, agent_id=agent.agent_id,
-            extension=agent.config.extension, channel=call.channel, server=call.server,
-            ring_timeout_s=q.config.ring_timeout_s,
+            extension=agent.profile.extension, channel=call.channel, server=call.server,
+            ring_timeout_s=qp.ring_timeout_s,
         ))
+        out.append(RecordExplanation(Explanation(
+            call_id=call.call_id, offer_id=call.offer_id, agent_id=agent.agent_id, at=now,
+            queue=call.queue, customer_class=call.customer_class, priority=call.priority,
+            waited_s=now - call.queued_at, stage=tuple(
+                s.describe() for s in qp.escalate[:call.stage.steps_done]),
+            reason=reason, candidates=candidates,
+        )))
+
+
+def agents_for_queues(agents: Mapping[str, tuple[str, tuple[str, ...]]],
+                      level: int = 5) -> tuple[AgentProfile, ...]:
+    """Profiles for the simple FIFO set-up: {agent id: (extension, queues)}."""
+    return tuple(AgentProfile(aid, ext, skills={q: level for q in queues})
+                 for aid, (ext, queues) in agents.items())

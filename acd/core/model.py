@@ -6,10 +6,12 @@ the driver uses (wall clock in the engine, virtual time in the simulator).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 from acd.core.fsm import Table
+from acd.core.policy import Policy
+from acd.core.profiles import AgentProfile
 
 # ---------------------------------------------------------------- agent states
 
@@ -103,6 +105,7 @@ class Outcome(Enum):
     ANSWERED = "answered"
     ABANDONED = "abandoned"
     IVR = "ivr"  # ended in the IVR (self-service, caller hung up, flow hung up)
+    FALLBACK = "fallback"  # waited the queue's maximum: callback/voicemail/SMS/message
 
 
 # ---------------------------------------------------------------------- events
@@ -196,6 +199,19 @@ class AgentPause:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentProfileChanged:
+    """A new or edited agent profile (skills, dialects...)."""
+
+    profile: AgentProfile
+
+
+@dataclass(frozen=True, slots=True)
+class CallPriorityChanged:
+    call_id: str
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
 class TimerFired:
     key: tuple[str, str]
 
@@ -203,6 +219,7 @@ class TimerFired:
 Event = (
     CallStarted | CallQueued | IvrEnded | CallerHungUp | OfferAnswered | OfferFailed
     | ConversationEnded | AgentLogin | AgentLogout | AgentReady | AgentPause | TimerFired
+    | AgentProfileChanged | CallPriorityChanged
 )
 
 # --------------------------------------------------------------------- actions
@@ -273,32 +290,59 @@ class AgentStateChanged:
     reason: str = ""
 
 
-Action = ConnectCall | StartTimer | CancelTimer | WriteCallRecord | AgentStateChanged
+@dataclass(frozen=True, slots=True)
+class FallbackCall:
+    """The call waited its queue's maximum: do ``kind`` (callback,
+    voicemail, sms, message) and release it."""
+
+    call_id: str
+    kind: str
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    agent_id: str
+    score: float
+    terms: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why a call was offered to an agent (``acd explain``)."""
+
+    call_id: str
+    offer_id: int
+    agent_id: str
+    at: float
+    queue: str
+    customer_class: str
+    priority: int
+    waited_s: float
+    stage: tuple[str, ...]  # escalation steps applied
+    reason: str
+    candidates: tuple[Candidate, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordExplanation:
+    explanation: Explanation
+
+
+Action = (
+    ConnectCall | StartTimer | CancelTimer | WriteCallRecord | AgentStateChanged
+    | FallbackCall | RecordExplanation
+)
 
 
 # ------------------------------------------------------------------ configuration
 
 
 @dataclass(frozen=True, slots=True)
-class AgentConfig:
-    agent_id: str
-    extension: str
-    queues: tuple[str, ...]
-    name: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class QueueConfig:
-    name: str
-    ring_timeout_s: float = 20.0
-
-
-@dataclass(frozen=True, slots=True)
 class CoreConfig:
-    queues: tuple[QueueConfig, ...]
-    agents: tuple[AgentConfig, ...]
+    policy: Policy
+    agents: tuple[AgentProfile, ...] = ()
     wrap_up_s: float = 5.0
     #: after a failed offer the agent is paused; back to ready after this many
     #: seconds (None: stays paused until someone sets it ready).
     rona_pause_s: float | None = 30.0
-    extra: dict[str, str] = field(default_factory=dict)

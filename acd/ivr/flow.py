@@ -16,18 +16,13 @@ from pathlib import Path
 
 import yaml
 
+from acd.yamlpos import Reader, YamlError, read_text
+
 DIGITS = set("0123456789*#")
 
 
-class FlowError(Exception):
+class FlowError(YamlError):
     """A flow file is wrong; the message says where and what."""
-
-    def __init__(self, file: str, line: int, column: int, message: str) -> None:
-        super().__init__(f"{file}:{line}:{column}: {message}")
-        self.file = file
-        self.line = line
-        self.column = column
-        self.problem = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,57 +82,9 @@ class Flow:
 # -------------------------------------------------------------------- loading
 
 
-class _Reader:
+class _Reader(Reader):
     def __init__(self, file: str) -> None:
-        self.file = file
-
-    def err(self, node: yaml.Node, message: str) -> FlowError:
-        m = node.start_mark
-        return FlowError(self.file, m.line + 1, m.column + 1, message)
-
-    def mapping(self, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.err(node, f"{what} must be a mapping of keys to values")
-        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for k, v in node.value:
-            if not isinstance(k, yaml.ScalarNode):
-                raise self.err(k, f"{what}: keys must be plain names")
-            if k.value in out:
-                raise self.err(k, f"{what}: key {k.value!r} appears twice")
-            out[str(k.value)] = (k, v)
-        return out
-
-    def string(self, node: yaml.Node, what: str) -> str:
-        if not isinstance(node, yaml.ScalarNode) or node.value == "":
-            raise self.err(node, f"{what} must be a non-empty text")
-        return str(node.value)
-
-    def number(self, node: yaml.Node, what: str, lo: float, hi: float) -> float:
-        if isinstance(node, yaml.ScalarNode):
-            try:
-                value = float(node.value)
-            except ValueError:
-                pass
-            else:
-                if lo <= value <= hi:
-                    return value
-        raise self.err(node, f"{what} must be a number from {lo:g} to {hi:g}")
-
-    def integer(self, node: yaml.Node, what: str, lo: int, hi: int) -> int:
-        if isinstance(node, yaml.ScalarNode):
-            try:
-                value = int(node.value)
-            except ValueError:
-                pass
-            else:
-                if lo <= value <= hi:
-                    return value
-        raise self.err(node, f"{what} must be a whole number from {lo} to {hi}")
-
-    def boolean(self, node: yaml.Node, what: str) -> bool:
-        if isinstance(node, yaml.ScalarNode) and node.value in ("true", "false", "yes", "no"):
-            return node.value in ("true", "yes")
-        raise self.err(node, f"{what} must be true or false")
+        super().__init__(file, FlowError)
 
 
 _NODE_KEYS: dict[str, tuple[set[str], set[str]]] = {
@@ -222,16 +169,7 @@ def successors(body: NodeBody) -> list[str]:
 def parse_flow(text: str, file: str = "<flow>", known_queues: set[str] | None = None) -> Flow:
     """Parse and check a flow; raises FlowError naming file, line and column."""
     r = _Reader(file)
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise FlowError(file, line, col, f"not valid YAML: {exc.problem or exc}") from None
-    except yaml.YAMLError as exc:
-        raise FlowError(file, 1, 1, f"not valid YAML: {exc}") from None
-    if root is None:
-        raise FlowError(file, 1, 1, "the file is empty")
+    root = r.compose(text)
     top = r.mapping(root, "the flow file")
     for key, (knode, _) in top.items():
         if key not in ("flow", "start", "nodes", "version"):
@@ -280,13 +218,5 @@ def _check_goto_cycles(file: str, nodes: Mapping[str, Node]) -> None:
 
 
 def load_flow(path: str | Path, known_queues: set[str] | None = None) -> Flow:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FlowError(str(p), 0, 0, "flow file not found") from None
-    except UnicodeDecodeError as exc:
-        raise FlowError(str(p), 1, 1, f"not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise FlowError(str(p), 0, 0, f"cannot read the flow file: {exc.strerror}") from None
-    return parse_flow(text, str(p), known_queues)
+    text, file = read_text(path, FlowError, "flow file")
+    return parse_flow(text, file, known_queues)

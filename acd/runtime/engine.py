@@ -16,6 +16,7 @@ original place.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -25,6 +26,7 @@ from typing import Any
 
 from acd.adapters.ami import AmiActionFailed, AmiClient, AmiConfig, AmiError
 from acd.adapters.fastagi import AgiHangupError, AgiSession, FastAgiServer
+from acd.adapters.profiles_store import ProfileStore
 from acd.adapters.storage import Database, RecordWriter
 from acd.core.center import ContactCenter, DuplicateCall, UnknownSubject
 from acd.core.fsm import IllegalTransition
@@ -41,15 +43,18 @@ from acd.core.model import (
     ConversationEnded,
     CoreConfig,
     Event,
+    FallbackCall,
     IvrEnded,
     OfferAnswered,
     OfferFailed,
+    RecordExplanation,
     StartTimer,
     TimerFired,
     WriteCallRecord,
 )
 from acd.ivr.flow import Flow
 from acd.ivr.interpreter import CollectDigit, EndCall, EnterQueue, FlowRun, Key, PlayPrompt
+from acd.protocols import agi
 from acd.protocols.ami import AmiMessage
 
 log = logging.getLogger(__name__)
@@ -58,7 +63,9 @@ CONNECT_CONTEXT = "acd-connect"
 HOLD_CHUNK_S = 3600  # MusicOnHold duration per EXEC; re-issued if it ever runs out
 #: the AMI events the engine acts on; the rest are dropped before parsing
 AMI_EVENTS = frozenset({"Hangup", "DialBegin", "DialEnd", "Rename", "FullyBooted", "Shutdown"})
-REDIRECT_RETRY_S = 1.0  # pause before re-offering after the PBX link failed a redirect
+REDIRECT_RETRY_S = 1.0
+FALLBACK_CONTEXT = "acd-fallback"
+LOOKUP_TIMEOUT_S = 2.0  # pause before re-offering after the PBX link failed a redirect
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +91,12 @@ class CallSession:
     #: offer id whose Redirect we asked for; an AGI -1/HANGUP then means
     #: "moved to the agent", not "caller hung up".
     redirect_offer: int | None = None
+    #: the engine moved the caller to a fallback (max wait reached)
+    fallback: str | None = None
+    #: caller attributes for routing: profile, last agent (looked up while
+    #: the caller is in the IVR), IVR variables
+    attrs: dict[str, str] = field(default_factory=dict)
+    lookup: asyncio.Task[dict[str, str]] | None = None
     #: offer whose Dial is ringing (set at DialBegin): DialEnd belongs to it.
     dial_offer: int | None = None
     agent_uid: str | None = None
@@ -100,15 +113,20 @@ class EngineStats:
 
 
 class Engine:
-    def __init__(self, config: EngineConfig, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: EngineConfig, clock: Callable[[], float] = time.time,
+                 lookup: Callable[[str], Coroutine[Any, Any, dict[str, str]]] | None = None,
+                 ) -> None:
+        """``lookup(number)``: the caller's profile as routing attributes
+        (default: the customers table and the last agent from call records)."""
         self.config = config
         self.clock = clock
         self.core = ContactCenter(config.core)
         self.flow = config.flow
         self.db = Database(config.database_url)
         self.writer = RecordWriter(self.db)
+        self.profiles = ProfileStore(self.db)
         self.agi = FastAgiServer(
-            {"hotline": self._hotline, "requeue": self._requeue},
+            {"hotline": self._hotline, "requeue": self._requeue, "fallback": self._fallback_agi},
             host=config.agi_host, port=config.agi_port,
         )
         ami_cfg = config.ami
@@ -116,6 +134,7 @@ class Engine:
             ami_cfg = dataclasses.replace(ami_cfg, wanted_events=AMI_EVENTS)
         self.ami = AmiClient(ami_cfg, self._on_ami_event, self._resync, name=config.server)
         self.stats = EngineStats()
+        self.lookup = lookup if lookup is not None else self._db_lookup
         self._sessions: dict[str, CallSession] = {}
         self._channels: dict[str, tuple[str, str]] = {}  # uniqueid -> (call_id, role)
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
@@ -123,6 +142,8 @@ class Engine:
         self._ami_task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()  # set whenever a call record is produced
         self.on_record: Callable[[WriteCallRecord], None] | None = None
+        #: (call id, kind, number) of calls sent to a fallback, newest last
+        self.fallbacks: list[tuple[str, str, str]] = []
         #: set to a list to collect every core decision's duration (ns), for benchmarks
         self.latencies: list[int] | None = None
 
@@ -220,7 +241,9 @@ class Engine:
                 self._cancel_timer(action.key)
             case WriteCallRecord():
                 rec = action.record
-                done = self._sessions.pop(rec.call_id, None)
+                done = self._sessions.get(rec.call_id)
+                if done is None or done.fallback is None:
+                    self._sessions.pop(rec.call_id, None)
                 self._channels.pop(rec.call_id, None)
                 if done is not None and done.agent_uid is not None:
                     self._channels.pop(done.agent_uid, None)
@@ -232,6 +255,13 @@ class Engine:
             case AgentStateChanged():
                 log.debug("agent %s: %s -> %s %s", action.agent_id, action.old.value,
                           action.new.value, action.reason)
+            case RecordExplanation():
+                self.writer.put_explanation(action.explanation)
+            case FallbackCall():
+                sess = self._sessions.get(action.call_id)
+                if sess is not None:
+                    sess.fallback = action.kind
+                    self._spawn(self._redirect_fallback(sess, action), f"fallback-{action.call_id}")
 
     def _cancel_timer(self, key: tuple[str, str]) -> None:
         h = self._timers.pop(key, None)
@@ -252,6 +282,8 @@ class Engine:
         try:
             await self.ami.send("Setvar", {"Channel": channel, "Variable": "ACD_OFFER",
                                            "Value": str(action.offer_id)})
+            await self.ami.send("Setvar", {"Channel": channel, "Variable": "ACD_RING_TIMEOUT",
+                                           "Value": str(max(1, round(action.ring_timeout_s)))})
             await self.ami.send("Redirect", {
                 "Channel": channel, "Context": self.config.connect_context,
                 "Exten": action.extension, "Priority": "1",
@@ -271,6 +303,33 @@ class Engine:
             await asyncio.sleep(REDIRECT_RETRY_S)
             self._offer_failed(action.call_id, action.offer_id, "PBX-UNREACHABLE",
                                agent_fault=False)
+
+    async def _redirect_fallback(self, sess: CallSession, action: FallbackCall) -> None:
+        """Max wait reached: move the caller to ``acd-fallback,<kind>,1``."""
+        try:
+            await self.ami.send("Redirect", {
+                "Channel": sess.channel, "Context": FALLBACK_CONTEXT,
+                "Exten": action.kind, "Priority": "1",
+            })
+        except AmiError as exc:
+            log.warning("call %s: fallback %s failed (%s); hanging up", sess.call_id,
+                        action.kind, exc)
+            sess.fallback = None
+            with contextlib.suppress(AmiError):
+                await self.ami.send("Hangup", {"Channel": sess.channel, "Cause": "16"})
+            self._sessions.pop(sess.call_id, None)
+
+    async def _db_lookup(self, number: str) -> dict[str, str]:
+        attrs: dict[str, str] = {}
+        if not number:
+            return attrs
+        customer = await self.profiles.get_customer(number)
+        if customer is not None:
+            attrs.update(customer.attributes())
+        last = await self.db.last_agent(number)
+        if last:
+            attrs["last_agent"] = last
+        return attrs
 
     def _offer_failed(self, call_id: str, offer_id: int, reason: str,
                       agent_fault: bool = True) -> None:
@@ -373,6 +432,7 @@ class Engine:
             await session.hangup()
             return
         sess = CallSession(call_id, req.channel, run=FlowRun(self.flow))
+        sess.lookup = asyncio.get_running_loop().create_task(self.lookup(req.callerid))
         self._sessions[call_id] = sess
         self._channels[call_id] = (call_id, "caller")
         self.stats.calls_started += 1
@@ -384,9 +444,27 @@ class Engine:
             if queued:
                 await self._hold(session, sess)
         except AgiHangupError:
-            if sess.redirect_offer is None:
+            if sess.redirect_offer is None and sess.fallback is None:
                 self._caller_gone(call_id, 16)
             raise
+        finally:
+            if sess.lookup is not None and not sess.lookup.done():
+                sess.lookup.cancel()
+
+    async def _caller_attributes(self, sess: CallSession) -> dict[str, str]:
+        attrs: dict[str, str] = {}
+        if sess.lookup is not None:
+            try:
+                attrs.update(await asyncio.wait_for(asyncio.shield(sess.lookup),
+                                                    LOOKUP_TIMEOUT_S))
+            except TimeoutError:
+                log.warning("call %s: profile lookup took over %ss; routing without it",
+                            sess.call_id, LOOKUP_TIMEOUT_S)
+            except Exception:
+                log.exception("call %s: profile lookup failed; routing without it",
+                              sess.call_id)
+        attrs.update(sess.attrs)  # what the caller chose in the IVR wins
+        return attrs
 
     async def _run_ivr(self, session: AgiSession, sess: CallSession) -> bool:
         """Walk the flow; returns True when the call was queued."""
@@ -402,13 +480,13 @@ class Engine:
                     digit = res.value[:1] if res.value and not res.failed else None
                     step = sess.run.resume(Key(digit))
                 case EnterQueue():
-                    ring = self._ring_timeout(step.queue)
                     await session.set_variable("ACD_CALL_ID", sess.call_id)
-                    await session.set_variable("ACD_RING_TIMEOUT", str(ring))
                     await session.set_variable("ACD_MOH", self.config.moh_class)
+                    attrs = await self._caller_attributes(sess)
                     if self.core.call(sess.call_id) is None:
                         return False  # hung up meanwhile (seen on AMI)
-                    self.handle(CallQueued(sess.call_id, step.queue, step.path, step.priority))
+                    self.handle(CallQueued(sess.call_id, step.queue, step.path, step.priority,
+                                           tuple(attrs.items())))
                     return True
                 case EndCall():
                     if step.prompt:
@@ -417,31 +495,63 @@ class Engine:
                     await session.hangup()
                     return False
 
-    def _ring_timeout(self, queue: str) -> int:
-        for q in self.config.core.queues:
-            if q.name == queue:
-                return max(1, round(q.ring_timeout_s))
-        return 20
-
     async def _hold(self, session: AgiSession, sess: CallSession) -> None:
-        """Music on hold until the engine redirects the caller (or they hang up)."""
-        app, args = "MusicOnHold", f"{self.config.moh_class},{HOLD_CHUNK_S}"
+        """Music on hold until the engine moves the caller (to an agent or a
+        fallback) or they hang up; position and expected wait announced at
+        the queue's interval."""
+        app = "MusicOnHold"
         while True:
-            if self.core.call(sess.call_id) is None:
+            call = self.core.call(sess.call_id)
+            if call is None or call.queue is None:
                 return
+            every = self.core.queue_policy(call.queue).announce_every_s
+            chunk = round(every) if every else HOLD_CHUNK_S
+            args = f"{self.config.moh_class},{chunk}" if app == "MusicOnHold" else str(chunk)
             t0 = time.monotonic()
-            res = await session.exec(app, args, timeout=HOLD_CHUNK_S + 30)
-            if sess.redirect_offer is not None:
-                return  # redirected: closing the socket lets the channel move on
+            res = await session.exec(app, args, timeout=chunk + 30)
+            if sess.redirect_offer is not None or sess.fallback is not None:
+                return  # moved: closing the socket lets the channel go on
             if res.failed:
                 self._caller_gone(sess.call_id, 16)
                 return
-            if app == "MusicOnHold" and time.monotonic() - t0 < 1.0:
+            if app == "MusicOnHold" and time.monotonic() - t0 < min(1.0, chunk / 2):
                 # the class could not start (no files): hold in silence
                 # rather than re-issuing MusicOnHold in a tight loop
                 log.warning("call %s: MusicOnHold class %r did not play; holding with Wait",
                             sess.call_id, self.config.moh_class)
-                app, args = "Wait", str(HOLD_CHUNK_S)
+                app = "Wait"
+                continue
+            if every:
+                await self._announce(session, sess)
+                if sess.redirect_offer is not None or sess.fallback is not None:
+                    return
+
+    async def _announce(self, session: AgiSession, sess: CallSession) -> None:
+        """'You are caller number N; expected wait about M minutes.'"""
+        where = self.core.position(sess.call_id)
+        if where is None:
+            return
+        pos, ewt = where
+        await session.stream_file("acd/you-are-caller")
+        await session.command(agi.say_number(pos))
+        await session.stream_file("acd/expected-wait")
+        await session.command(agi.say_number(max(1, round(ewt / 60))))
+        await session.stream_file("acd/minutes")
+
+    async def _fallback_agi(self, session: AgiSession) -> None:
+        """The dialplan's ``acd-fallback`` hands the caller back after the
+        queue's maximum wait: tell them what happens next and hang up."""
+        req = session.request
+        sess = self._sessions.pop(req.uniqueid, None)
+        kind = req.query.get("kind", "message")
+        prompt = {"callback": "acd/callback-registered", "sms": "acd/sms-sent",
+                  "voicemail": "acd/leave-message"}.get(kind, "acd/all-busy-call-later")
+        log.info("call %s: fallback %s after the maximum wait", req.uniqueid, kind)
+        if sess is not None:
+            self.fallbacks.append((req.uniqueid, kind, req.callerid))
+        await session.answer()
+        await session.stream_file(prompt)
+        await session.hangup()
 
     async def _requeue(self, session: AgiSession) -> None:
         """The agent did not answer; the dialplan brought the caller back."""

@@ -1,0 +1,522 @@
+"""The AMI server side, framed with ``acd.protocols.ami``.
+
+Mirrors main/manager.c as seen in the recordings: banner ``Asterisk Call
+Manager/11.0.0``; ``Response`` first, ``ActionID`` second, then the rest;
+``Permission denied`` for anything but Login/Logoff/Challenge before
+login; a wrong secret gets ``Authentication failed`` and the connection is
+closed; ``FullyBooted`` right after a login whose event mask includes
+``system``; ``Logoff`` -> ``Goodbye`` / ``Thanks for all the fish.`` and
+close; list actions (CoreShowChannels) answer with ``EventList: start``,
+one event per item and a ``...Complete`` event with ``ListItems``.
+
+One task per connection (owned, cancelled on stop).  Events are encoded once
+by :class:`sim.events.Events` and written to every session that wants their
+class; a session whose unsent output exceeds ``ami_max_buffer`` is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from acd.protocols.ami import (
+    AmiDecoder,
+    AmiFrameError,
+    AmiMessage,
+    AmiProtocolError,
+    encode_message,
+    parse_variables,
+)
+from sim.channels import STATE_DESC
+from sim.originate import OriginateRequest
+from sim.util import atoi, parse_callerid
+
+if TYPE_CHECKING:
+    from sim.pbx import SimPBX
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, str]]
+
+EVENT_CLASSES = frozenset({
+    "system", "call", "log", "verbose", "command", "agent", "user", "config", "dtmf",
+    "reporting", "cdr", "dialplan", "originate", "agi", "cc", "aoc", "test", "security",
+    "message",
+})
+
+_TRUE = {"on", "yes", "true", "1", "all"}
+_FALSE = {"off", "no", "false", "0", "none"}
+
+
+def parse_event_mask(value: str | None) -> frozenset[str] | None:
+    """``Events:`` of Login / ``EventMask:`` of Events.  None = every class."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if not text or text in _TRUE:
+        return None
+    if text in _FALSE:
+        return frozenset()
+    classes = {c.strip() for c in text.split(",") if c.strip()}
+    if "all" in classes:
+        return None
+    return frozenset(classes)
+
+
+def _duration(seconds: float) -> str:
+    s = max(0, int(seconds))
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+class AmiSession:
+    """One manager connection."""
+
+    def __init__(self, server: AmiServer, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self._server = server
+        self._reader = reader
+        self._writer = writer
+        self.authenticated = False
+        self.username = ""
+        self.mask: frozenset[str] | None = None
+        self._whitelist: list[re.Pattern[str]] = []
+        self._blacklist: list[re.Pattern[str]] = []
+        self._held: list[bytes] = []
+        self.closed = False
+        self.task: asyncio.Task[None] | None = None
+
+    # ----------------------------------------------------------------- output
+
+    def wants(self, event_class: str) -> bool:
+        if not self.authenticated or self.closed:
+            return False
+        mask = self.mask
+        return mask is None or event_class in mask
+
+    def send_event(self, payload: bytes) -> None:
+        if self._whitelist or self._blacklist:
+            text = payload.decode("utf-8", errors="replace")
+            if self._whitelist and not any(r.search(text) for r in self._whitelist):
+                return
+            if any(r.search(text) for r in self._blacklist):
+                return
+        self.write(payload)
+
+    def write(self, payload: bytes) -> None:
+        if self.closed:
+            return
+        if self._server.frozen:
+            self._held.append(payload)
+            return
+        transport = self._writer.transport
+        if transport.is_closing():  # the client went away; the reader will notice
+            self.closed = True
+            return
+        self._writer.write(payload)
+        if transport.get_write_buffer_size() > self._server.max_buffer:
+            log.warning("AMI client %s is not reading; dropping it", self.username or "?")
+            self.abort()
+
+    def flush_held(self) -> None:
+        held, self._held = self._held, []
+        for payload in held:
+            self.write(payload)
+
+    def _reply(self, msg: AmiMessage | None, response: str, fields: Iterable[tuple[str, str]] = (),
+               ) -> None:
+        headers: Headers = [("Response", response)]
+        if msg is not None and msg.action_id is not None:
+            headers.append(("ActionID", msg.action_id))
+        headers.extend(fields)
+        self.write(encode_message(headers))
+
+    def _error(self, msg: AmiMessage | None, message: str) -> None:
+        self._reply(msg, "Error", [("Message", message)])
+
+    def _success(self, msg: AmiMessage, message: str) -> None:
+        self._reply(msg, "Success", [("Message", message)])
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._writer.close()
+
+    def abort(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._writer.transport.abort()
+
+    # ------------------------------------------------------------------ input
+
+    async def run(self) -> None:
+        server = self._server
+        self.write(f"Asterisk Call Manager/{server.version}\r\n".encode())
+        decoder = AmiDecoder(expect_banner=False)
+        try:
+            while not self.closed:
+                data = await self._reader.read(65536)
+                if not data:
+                    break
+                if server.frozen:
+                    await server.wait_unfrozen()
+                try:
+                    items = decoder.feed(data)
+                except AmiProtocolError as exc:
+                    log.warning("AMI client broke framing: %s", exc)
+                    break
+                for item in items:
+                    if self.closed:
+                        break
+                    if isinstance(item, AmiFrameError):
+                        self._error(None, "Missing action in request")
+                    elif isinstance(item, AmiMessage):
+                        await self._handle(item)
+        except ConnectionError:
+            pass
+        finally:
+            self.close()
+
+    async def _handle(self, msg: AmiMessage) -> None:
+        name = (msg.action or "").strip().lower()
+        if not name:
+            self._error(msg, "Missing action in request")
+            return
+        if not self.authenticated and name not in ("login", "logoff", "challenge"):
+            self._error(msg, "Permission denied")
+            return
+        handler = _ACTIONS.get(name)
+        if handler is None:
+            self._error(msg, f"Invalid/unknown command: {msg.action}. "
+                             "Use Action: ListCommands to show available commands.")
+            return
+        await handler(self, msg)
+
+    # ---------------------------------------------------------------- actions
+
+    async def _login(self, msg: AmiMessage) -> None:
+        user = msg.get("Username")
+        secret = msg.get("Secret")
+        users = self._server.pbx.cfg.users
+        if not user or user not in users or users[user] != secret:
+            self._error(msg, "Authentication failed")
+            self.close()
+            return
+        self.authenticated = True
+        self.username = user
+        self._server.logged_in.set()
+        self.mask = self._server.limit(
+            parse_event_mask(msg.get("Events") if "Events" in msg else None))
+        self._success(msg, "Authentication accepted")
+        if self.wants("system"):
+            up = str(int(time.monotonic() - self._server.started))
+            self.write(encode_message([
+                ("Event", "FullyBooted"), ("Privilege", "system,all"),
+                ("Uptime", up), ("LastReload", up), ("Status", "Fully Booted"),
+            ]))
+
+    async def _logoff(self, msg: AmiMessage) -> None:
+        self._reply(msg, "Goodbye", [("Message", "Thanks for all the fish.")])
+        self.close()
+
+    async def _challenge(self, msg: AmiMessage) -> None:
+        self._error(msg, "Must specify AuthType")
+
+    async def _ping(self, msg: AmiMessage) -> None:
+        self._reply(msg, "Success", [("Ping", "Pong"), ("Timestamp", f"{time.time():.6f}")])
+
+    async def _events(self, msg: AmiMessage) -> None:
+        self.mask = self._server.limit(parse_event_mask(msg.get("EventMask", "on")))
+        self._reply(msg, "Success", [("Events", "Off" if self.mask == frozenset() else "On")])
+
+    async def _filter(self, msg: AmiMessage) -> None:
+        if msg.get("Operation", "Add").lower() != "add":
+            self._error(msg, "Unknown operation")
+            return
+        text = msg.get("Filter")
+        if not text:
+            self._error(msg, "Filter Not Specified")
+            return
+        black = text.startswith("!")
+        try:
+            regex = re.compile(text[1:] if black else text)
+        except re.error:
+            self._error(msg, "Filter Not Added")
+            return
+        (self._blacklist if black else self._whitelist).append(regex)
+        self._success(msg, "Filter Added Successfully")
+
+    async def _originate(self, msg: AmiMessage) -> None:
+        channel = msg.get("Channel")
+        if not channel:
+            self._error(msg, "Channel not specified")
+            return
+        if "/" not in channel:
+            self._error(msg, "Invalid channel")
+            return
+        priority_text = msg.get("Priority", "1") or "1"
+        if not priority_text.strip().lstrip("-").isdigit():
+            self._error(msg, "Invalid priority")
+            return
+        timeout_ms = atoi(msg.get("Timeout"), 30000) if msg.get("Timeout") else 30000
+        cid_name, cid_num = parse_callerid(msg.get("CallerID"))
+        req = OriginateRequest(
+            action_id=msg.action_id,
+            channel=channel,
+            context=msg.get("Context"),
+            exten=msg.get("Exten"),
+            priority=int(priority_text),
+            application=msg.get("Application"),
+            data=msg.get("Data"),
+            timeout_s=max(0, timeout_ms) / 1000,
+            cid_num=cid_num,
+            cid_name=cid_name,
+            variables=parse_variables(msg),
+            channel_id=msg.get("ChannelId") or None,
+            other_channel_id=msg.get("OtherChannelId") or None,
+            is_async=msg.get("Async").strip().lower() in _TRUE,
+        )
+        pbx = self._server.pbx
+        if req.channel_id and pbx.channels.find(req.channel_id) is not None:
+            self._error(msg, "Uniqueid already in use.")
+            return
+        result = pbx.originate(req)
+        if req.is_async:
+            self._success(msg, "Originate successfully queued")
+            return
+        # Synchronous: this session waits for the outcome, as Asterisk's does.
+        outcome = await result
+        if outcome.success:
+            self._success(msg, "Originate successfully queued")
+        else:
+            self._error(msg, "Originate failed")
+
+    async def _redirect(self, msg: AmiMessage) -> None:
+        name = msg.get("Channel")
+        if not name:
+            self._error(msg, "Channel not specified")
+            return
+        prio_text = msg.get("Priority", "1") or "1"
+        if not prio_text.strip().isdigit():
+            self._error(msg, "Invalid priority")
+            return
+        pbx = self._server.pbx
+        error = pbx.redirect(name, msg.get("Context"), msg.get("Exten"), int(prio_text))
+        if error is None and msg.get("ExtraChannel"):
+            extra_prio = msg.get("ExtraPriority", prio_text) or prio_text
+            error = pbx.redirect(msg.get("ExtraChannel"),
+                                 msg.get("ExtraContext", msg.get("Context")),
+                                 msg.get("ExtraExten", msg.get("Exten")),
+                                 atoi(extra_prio, 1))
+        if error is not None:
+            self._error(msg, error)
+        else:
+            self._success(msg, "Redirect successful")
+
+    async def _hangup(self, msg: AmiMessage) -> None:
+        name = msg.get("Channel")
+        if not name:
+            self._error(msg, "No channel specified")
+            return
+        pbx = self._server.pbx
+        chan = pbx.channels.find(name)
+        if chan is None or chan.destroyed:
+            self._error(msg, "No such channel")
+            return
+        cause = atoi(msg.get("Cause"), 16) if msg.get("Cause") else 16
+        pbx.soft_hangup(chan, cause, by="engine")
+        self._success(msg, "Channel Hungup")
+
+    async def _getvar(self, msg: AmiMessage) -> None:
+        variable = msg.get("Variable")
+        if not variable:
+            self._error(msg, "No variable specified")
+            return
+        pbx = self._server.pbx
+        name = msg.get("Channel")
+        if name:
+            chan = pbx.channels.find(name)
+            if chan is None:
+                self._error(msg, "No such channel")
+                return
+            value = pbx.read_var(chan, variable)
+        else:
+            value = pbx.globals.get(variable)
+        self._reply(msg, "Success", [("Variable", variable), ("Value", value or "")])
+
+    async def _setvar(self, msg: AmiMessage) -> None:
+        variable = msg.get("Variable")
+        if not variable:
+            self._error(msg, "No variable specified")
+            return
+        pbx = self._server.pbx
+        name = msg.get("Channel")
+        if name:
+            chan = pbx.channels.find(name)
+            if chan is None:
+                self._error(msg, "No such channel")
+                return
+            pbx.set_var(chan, variable, msg.get("Value"))
+        else:
+            pbx.globals[variable] = msg.get("Value")
+        self._success(msg, "Variable Set")
+
+    async def _core_show_channels(self, msg: AmiMessage) -> None:
+        """coreshow.txt: response, one CoreShowChannel per channel, then Complete."""
+        pbx = self._server.pbx
+        aid: Headers = [("ActionID", msg.action_id)] if msg.action_id is not None else []
+        self._reply(msg, "Success", [("EventList", "start"),
+                                     ("Message", "Channels will follow")])
+        now = pbx.loop.time()
+        channels = pbx.channels.all()
+        for ch in channels:
+            bridge = ch.bridge.uniqueid if ch.bridge is not None else ""
+            headers: Headers = [("Event", "CoreShowChannel"), *aid,
+                                ("Channel", ch.name),
+                                ("ChannelState", str(ch.state)),
+                                ("ChannelStateDesc", STATE_DESC.get(ch.state, "Unknown")),
+                                ("CallerIDNum", ch.cid_num or "<unknown>"),
+                                ("CallerIDName", ch.cid_name or "<unknown>"),
+                                ("ConnectedLineNum", ch.conn_num or "<unknown>"),
+                                ("ConnectedLineName", ch.conn_name or "<unknown>"),
+                                ("Language", ch.language),
+                                ("AccountCode", ch.accountcode),
+                                ("Context", ch.context),
+                                ("Exten", ch.exten),
+                                ("Priority", str(ch.priority)),
+                                ("Uniqueid", ch.uniqueid),
+                                ("Linkedid", ch.linkedid),
+                                ("Application", ch.application),
+                                ("ApplicationData", ch.app_data),
+                                ("Duration", _duration(pbx.cfg.unscaled(now - ch.created))),
+                                ("BridgeId", bridge)]
+            self.write(encode_message(headers))
+        self.write(encode_message([("Event", "CoreShowChannelsComplete"), *aid,
+                                   ("EventList", "Complete"),
+                                   ("ListItems", str(len(channels)))]))
+
+
+_ACTIONS = {
+    "login": AmiSession._login,
+    "logoff": AmiSession._logoff,
+    "challenge": AmiSession._challenge,
+    "ping": AmiSession._ping,
+    "events": AmiSession._events,
+    "filter": AmiSession._filter,
+    "originate": AmiSession._originate,
+    "redirect": AmiSession._redirect,
+    "hangup": AmiSession._hangup,
+    "getvar": AmiSession._getvar,
+    "setvar": AmiSession._setvar,
+    "coreshowchannels": AmiSession._core_show_channels,
+}
+
+
+class AmiServer:
+    """Listening socket + sessions; also the :class:`sim.events.EventOutput`."""
+
+    def __init__(self, pbx: SimPBX) -> None:
+        self.pbx = pbx
+        self.version = pbx.cfg.ami_version
+        self.max_buffer = pbx.cfg.ami_max_buffer
+        self.read = parse_event_mask(pbx.cfg.ami_read) if pbx.cfg.ami_read else None
+        self.sessions: set[AmiSession] = set()
+        self.frozen = False
+        self._unfrozen = asyncio.Event()
+        self._unfrozen.set()
+        self._server: asyncio.Server | None = None
+        #: set at the first successful login (python -m sim waits for it).
+        self.logged_in = asyncio.Event()
+        self.started = time.monotonic()
+        self.port = 0
+
+    async def start(self, host: str, port: int) -> None:
+        self._server = await asyncio.start_server(self._on_connect, host, port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.started = time.monotonic()
+
+    def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A plain callback: the session task is ours (asyncio's own callback
+        # task would log an error when cancelled on Python 3.11).
+        session = AmiSession(self, reader, writer)
+        task = asyncio.get_running_loop().create_task(self._serve(session),
+                                                      name="sim:ami-session")
+        session.task = task
+        self.sessions.add(session)
+        task.add_done_callback(lambda _t: self.sessions.discard(session))
+
+    async def _serve(self, session: AmiSession) -> None:
+        try:
+            await session.run()
+        except Exception:
+            log.exception("AMI session failed")
+            session.abort()
+
+    def limit(self, mask: frozenset[str] | None) -> frozenset[str] | None:
+        """Intersect a session's event mask with the user's ``read`` classes."""
+        read = self.read
+        if read is None:
+            return mask
+        return read if mask is None else mask & read
+
+    # EventOutput --------------------------------------------------------------
+
+    def wants(self, event_class: str) -> bool:
+        return any(s.wants(event_class) for s in self.sessions)
+
+    def publish(self, event_class: str, payload: bytes) -> None:
+        for session in list(self.sessions):
+            if session.wants(event_class):
+                session.send_event(payload)
+
+    # fault injection ----------------------------------------------------------
+
+    def freeze(self, frozen: bool) -> None:
+        self.frozen = frozen
+        if frozen:
+            self._unfrozen.clear()
+        else:
+            self._unfrozen.set()
+            for session in list(self.sessions):
+                session.flush_held()
+
+    async def wait_unfrozen(self) -> None:
+        await self._unfrozen.wait()
+
+    async def drop_all(self) -> None:
+        sessions = list(self.sessions)
+        for session in sessions:
+            session.abort()
+        await self._cancel(sessions)
+
+    async def inject(self, raw: bytes) -> None:
+        for session in list(self.sessions):
+            session.write(raw)
+
+    async def _cancel(self, sessions: list[AmiSession]) -> None:
+        """Wait for the (aborted) sessions to end; cancel any that hang on."""
+        tasks = [s.task for s in sessions
+                 if s.task is not None and s.task is not asyncio.current_task()]
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=1.0)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self.freeze(False)
+        sessions = list(self.sessions)
+        for session in sessions:
+            session.abort()
+        await self._cancel(sessions)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+

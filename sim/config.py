@@ -1,0 +1,169 @@
+"""Configuration and the plain data the simulator hands back.
+
+Every duration the simulator itself produces (prompt lengths, key delays,
+ring and talk times, MusicOnHold durations, GET DATA timeouts given by the
+engine, the Dial ring timeout) is multiplied by :attr:`SimConfig.time_scale`
+before it becomes a real sleep.  Durations reported back in
+:class:`CallResult` (``wait_s``, ``talk_s`` ...) are in *simulated* seconds,
+i.e. real seconds divided by ``time_scale``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+#: 8 kHz: the unit of STREAM FILE ``endpos`` (answered.txt: ~1.22 s -> 9760).
+SAMPLES_PER_SECOND = 8000
+
+
+@dataclass(slots=True)
+class SimConfig:
+    """Knobs of the simulated Asterisk.  Defaults mirror the lab recordings."""
+
+    # AMI
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 0
+    users: dict[str, str] = field(default_factory=lambda: {"acd": "acdsecret"})
+    ami_version: str = "11.0.0"
+    #: manager.conf ``read =`` for every user (e.g. "call,system"); None = all classes.
+    ami_read: str | None = None
+    #: a client whose unsent output exceeds this is dropped (Asterisk does the same).
+    ami_max_buffer: int = 16 * 1024 * 1024
+
+    # Dialplan (mirrors asterisk_conf/extensions.conf)
+    agi_url: str = "agi://127.0.0.1:4573"  # ${ACD_AGI}
+    #: ${ACD_SERVER}: added to both AGI URLs as ``server=<name>``; None leaves it out.
+    server_name: str | None = "pbx1"
+    hotline_context: str = "acd-hotline"
+    hotline_extens: tuple[str, ...] = ("10086",)
+    hotline_script: str = "hotline"
+    connect_context: str = "acd-connect"
+    fallback_context: str = "acd-fallback"
+    requeue_script: str = "requeue"
+    #: context/exten given to outbound phone channels (Dial legs, Originate).
+    agent_context: str = "agents"
+    trunk: str = "trunk"
+    default_ring_timeout_s: float = 20.0  # ${ACD_RING_TIMEOUT} when unset
+    default_moh_class: str = "default"  # ${ACD_MOH} when unset
+
+    # Media
+    time_scale: float = 1.0
+    prompt_s: float = 1.0
+    prompt_overrides: dict[str, float] = field(default_factory=dict)
+    #: None: every sound file exists; otherwise only these (STREAM FILE of
+    #: another name answers ``200 result=-1 endpos=0``).
+    known_files: frozenset[str] | None = None
+    #: length of one spoken word for SAY NUMBER / SAY DIGITS (ivr_only.txt: "42" ~1.7 s).
+    say_word_s: float = 0.85
+    #: DTMF as sent by the recorded callers (SendDTMF(...,250)): 100 ms tone, 250 ms gap.
+    dtmf_duration_s: float = 0.1
+    dtmf_gap_s: float = 0.25
+
+    # FastAGI (Asterisk side)
+    agi_connect_timeout_s: float = 5.0
+    #: after ``HANGUP`` was written, close the socket if the engine has not
+    #: done so after this long (real Asterisk would wait for ever).
+    agi_dead_close_s: float = 5.0
+    #: abandon.txt / ivr_hangup.txt: after the ``HANGUP`` line only the first
+    #: command is answered; later ones get no reply until the socket closes.
+    agi_silent_after_first_dead_reply: bool = True
+    agi_version: str = "22.11.0-rc1"
+
+    # Event volume
+    emit_varset: bool = True
+    emit_agi_exec: bool = True
+
+    def scaled(self, seconds: float) -> float:
+        """Simulated seconds -> real seconds."""
+        return seconds * self.time_scale
+
+    def unscaled(self, real_seconds: float) -> float:
+        """Real seconds -> simulated seconds."""
+        return real_seconds / self.time_scale if self.time_scale > 0 else 0.0
+
+    def prompt_length(self, name: str) -> float:
+        """Simulated length of one sound file."""
+        return self.prompt_overrides.get(name, self.prompt_s)
+
+    def file_exists(self, name: str) -> bool:
+        return self.known_files is None or name in self.known_files
+
+
+TalkTime = float | Callable[[], float]
+
+
+@dataclass(slots=True)
+class PhoneBehaviour:
+    """How an agent's phone (``PJSIP/<ext>``) reacts to calls."""
+
+    answer_after_s: float = 1.0
+    answers: bool = True
+    #: seconds of talk after the bridge, or a callable drawing one per call.
+    talk_s: TalkTime = 5.0
+    #: always busy (DND): Dial -> BUSY, Originate -> Reason 5.
+    busy: bool = False
+    #: unregistered: Dial -> CHANUNAVAIL, Originate -> Reason 8.
+    registered: bool = True
+
+    def draw_talk_s(self) -> float:
+        return self.talk_s() if callable(self.talk_s) else self.talk_s
+
+
+@dataclass(slots=True)
+class CallerScript:
+    """What one simulated caller does (see :meth:`sim.pbx.SimPBX.place_call`)."""
+
+    number: str = "13800138000"
+    name: str = ""
+    #: one entry per input prompt, in order; "" = press nothing for that prompt.
+    keys: list[str] = field(default_factory=list)
+    #: hang up if not connected to an agent this long after first hearing
+    #: MusicOnHold (wall clock from the first MOH, so it accumulates across
+    #: requeues); None = infinitely patient.
+    patience_s: float | None = 30.0
+    #: hang up this long after the call starts, wherever it is.
+    hangup_after_s: float | None = None
+    dnid: str = "10086"
+    key_delay_s: float = 0.5
+
+
+class Outcome(enum.StrEnum):
+    """How a simulated call ended."""
+
+    IVR_HANGUP = "ivr_hangup"  # caller hung up before ever being held
+    ABANDONED_HOLD = "abandoned_hold"  # caller hung up while held / queued
+    ABANDONED_RINGING = "abandoned_ringing"  # caller hung up while an agent rang
+    TALKED = "talked"  # bridged to an agent
+    ENGINE_HANGUP = "engine_hangup"  # hung up by the engine or the dialplan
+    STOPPED = "stopped"  # the simulator was stopped first
+
+
+@dataclass(slots=True)
+class CallResult:
+    """The record of one simulated inbound call.
+
+    Timestamps are ``loop.time()`` values; ``*_s`` durations are simulated
+    seconds.
+    """
+
+    uniqueid: str
+    channel: str
+    number: str
+    name: str
+    outcome: Outcome
+    agent: str | None
+    hangup_by: str  # caller | agent | engine | pbx
+    cause: int
+    started_at: float
+    ended_at: float
+    first_hold_at: float | None
+    connected_at: float | None
+    wait_s: float | None  # first MOH -> connected (or end)
+    talk_s: float | None
+    duration_s: float
+    requeues: int
+    dial_statuses: list[str]
+    agi_scripts: list[str]
+    agi_commands: list[str]

@@ -1,0 +1,229 @@
+"""AMI events, laid out field for field as in the Asterisk 22 recordings.
+
+Each event is encoded once (``acd.protocols.ami.encode_message``) and the
+same bytes go to every AMI session that wants its class; nothing is built
+when nobody listens.  Header order follows answered.txt: ``Event``,
+``Privilege: <class>,all``, the channel snapshot (``Channel`` ...
+``Linkedid``), then the event's own fields.  Dial events put the caller's
+snapshot first and the ``Dest``-prefixed one after it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Protocol
+
+from acd.protocols.ami import AmiMessage, encode_message
+from sim.channels import STATE_DESC, Bridge, Channel
+
+Headers = list[tuple[str, str]]
+
+#: ``Cause-txt`` as Asterisk prints it (19 from rona.txt, 0 from ivr_only.txt).
+CAUSE_TEXT: dict[int, str] = {
+    0: "Unknown",
+    1: "Unallocated (unassigned) number",
+    16: "Normal Clearing",
+    17: "User busy",
+    18: "No user responding",
+    19: "User alerting, no answer",
+    20: "Subscriber absent",
+    21: "Call Rejected",
+    34: "Circuit/channel congestion",
+}
+
+
+def cause_text(cause: int) -> str:
+    return CAUSE_TEXT.get(cause, "Unknown")
+
+
+class EventOutput(Protocol):
+    """Where encoded events go (the AMI server)."""
+
+    def wants(self, event_class: str) -> bool: ...
+
+    def publish(self, event_class: str, payload: bytes) -> None: ...
+
+
+EventListener = Callable[[AmiMessage], None]
+
+
+def snapshot(ch: Channel, prefix: str = "") -> Headers:
+    """The channel block every channel event carries (answered.txt)."""
+    return [
+        (prefix + "Channel", ch.name),
+        (prefix + "ChannelState", str(ch.state)),
+        (prefix + "ChannelStateDesc", STATE_DESC.get(ch.state, "Unknown")),
+        (prefix + "CallerIDNum", ch.cid_num or "<unknown>"),
+        (prefix + "CallerIDName", ch.cid_name or "<unknown>"),
+        (prefix + "ConnectedLineNum", ch.conn_num or "<unknown>"),
+        (prefix + "ConnectedLineName", ch.conn_name or "<unknown>"),
+        (prefix + "Language", ch.language),
+        (prefix + "AccountCode", ch.accountcode),
+        (prefix + "Context", ch.context),
+        (prefix + "Exten", ch.exten),
+        (prefix + "Priority", str(ch.priority)),
+        (prefix + "Uniqueid", ch.uniqueid),
+        (prefix + "Linkedid", ch.linkedid),
+    ]
+
+
+def bridge_block(bridge: Bridge) -> Headers:
+    return [
+        ("BridgeUniqueid", bridge.uniqueid),
+        ("BridgeType", "basic"),
+        ("BridgeTechnology", "simple_bridge"),
+        ("BridgeCreator", "<unknown>"),
+        ("BridgeName", "<unknown>"),
+        ("BridgeNumChannels", str(len(bridge.channels))),
+        ("BridgeVideoSourceMode", "none"),
+    ]
+
+
+class Events:
+    """Builds and publishes the events the simulated PBX emits."""
+
+    def __init__(self, out: EventOutput, *, varset: bool = True, agi_exec: bool = True) -> None:
+        self._out = out
+        self._varset = varset
+        self._agi_exec = agi_exec
+        self.listeners: list[EventListener] = []
+
+    def on(self, event_class: str) -> bool:
+        """Is anybody interested in this class?  Checked before building."""
+        return bool(self.listeners) or self._out.wants(event_class)
+
+    def emit(self, event_class: str, name: str, fields: Headers) -> None:
+        headers: Headers = [("Event", name), ("Privilege", f"{event_class},all")]
+        headers.extend(fields)
+        if self._out.wants(event_class):
+            self._out.publish(event_class, encode_message(headers))
+        if self.listeners:
+            msg = AmiMessage(tuple(headers))
+            for listener in list(self.listeners):
+                listener(msg)
+
+    def _chan(self, event_class: str, name: str, ch: Channel,
+              extra: Headers | None = None) -> None:
+        if self.on(event_class):
+            fields = snapshot(ch)
+            if extra:
+                fields.extend(extra)
+            self.emit(event_class, name, fields)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def newchannel(self, ch: Channel) -> None:
+        self._chan("call", "Newchannel", ch)
+
+    def newstate(self, ch: Channel) -> None:
+        self._chan("call", "Newstate", ch)
+
+    def newexten(self, ch: Channel, app: str, data: str) -> None:
+        self._chan("dialplan", "Newexten", ch,
+                   [("Extension", ch.exten), ("Application", app), ("AppData", data)])
+
+    def varset(self, ch: Channel, variable: str, value: str) -> None:
+        if self._varset:
+            self._chan("dialplan", "VarSet", ch, [("Variable", variable), ("Value", value)])
+
+    def soft_hangup_request(self, ch: Channel, cause: int) -> None:
+        self._chan("call", "SoftHangupRequest", ch, [("Cause", str(cause))])
+
+    def hangup_request(self, ch: Channel, cause: int) -> None:
+        self._chan("call", "HangupRequest", ch, [("Cause", str(cause))])
+
+    def hangup(self, ch: Channel, cause: int) -> None:
+        self._chan("call", "Hangup", ch, [("Cause", str(cause)), ("Cause-txt", cause_text(cause))])
+
+    # ------------------------------------------------------------------ media
+
+    def dtmf_begin(self, ch: Channel, digit: str) -> None:
+        self._chan("dtmf", "DTMFBegin", ch, [("Digit", digit), ("Direction", "Received")])
+
+    def dtmf_end(self, ch: Channel, digit: str, duration_ms: int) -> None:
+        self._chan("dtmf", "DTMFEnd", ch,
+                   [("Digit", digit), ("DurationMs", str(duration_ms)), ("Direction", "Received")])
+
+    def moh_start(self, ch: Channel, moh_class: str) -> None:
+        self._chan("call", "MusicOnHoldStart", ch, [("Class", moh_class)])
+
+    def moh_stop(self, ch: Channel) -> None:
+        self._chan("call", "MusicOnHoldStop", ch)
+
+    # ------------------------------------------------------------------- dial
+
+    def _dial(self, name: str, caller: Channel | None, dest: Channel, extra: Headers) -> None:
+        if self.on("call"):
+            fields = snapshot(caller) if caller is not None else []
+            fields.extend(snapshot(dest, "Dest"))
+            fields.extend(extra)
+            self.emit("call", name, fields)
+
+    def dial_begin(self, caller: Channel | None, dest: Channel, dialstring: str) -> None:
+        self._dial("DialBegin", caller, dest, [("DialString", dialstring)])
+
+    def dial_state(self, caller: Channel | None, dest: Channel, status: str) -> None:
+        self._dial("DialState", caller, dest, [("DialStatus", status)])
+
+    def dial_end(self, caller: Channel | None, dest: Channel, status: str) -> None:
+        self._dial("DialEnd", caller, dest, [("DialStatus", status)])
+
+    # ---------------------------------------------------------------- bridges
+
+    def bridge_create(self, bridge: Bridge) -> None:
+        if self.on("call"):
+            self.emit("call", "BridgeCreate", bridge_block(bridge))
+
+    def bridge_destroy(self, bridge: Bridge) -> None:
+        if self.on("call"):
+            self.emit("call", "BridgeDestroy", bridge_block(bridge))
+
+    def bridge_enter(self, bridge: Bridge, ch: Channel) -> None:
+        if self.on("call"):
+            self.emit("call", "BridgeEnter", bridge_block(bridge) + snapshot(ch))
+
+    def bridge_leave(self, bridge: Bridge, ch: Channel) -> None:
+        if self.on("call"):
+            self.emit("call", "BridgeLeave", bridge_block(bridge) + snapshot(ch))
+
+    # ------------------------------------------------------------------- misc
+
+    def device_state(self, device: str, state: str) -> None:
+        if self.on("call"):
+            self.emit("call", "DeviceStateChange", [("Device", device), ("State", state)])
+
+    def originate_response(self, action_id: str | None, *, success: bool, channel: str,
+                           context: str, exten: str, reason: int, uniqueid: str,
+                           cid_num: str, cid_name: str) -> None:
+        """rona.txt / answered.txt: ActionID first, ``Uniqueid: <unknown>`` on failure."""
+        if not self.on("call"):
+            return
+        fields: Headers = [("ActionID", action_id)] if action_id is not None else []
+        fields += [
+            ("Response", "Success" if success else "Failure"),
+            ("Channel", channel),
+            ("Context", context),
+            ("Exten", exten),
+            ("Reason", str(reason)),
+            ("Uniqueid", uniqueid),
+            ("CallerIDNum", cid_num or "<unknown>"),
+            ("CallerIDName", cid_name or "<unknown>"),
+        ]
+        self.emit("call", "OriginateResponse", fields)
+
+    def agi_exec_start(self, ch: Channel, command_id: int, command: str) -> None:
+        if self._agi_exec:
+            self._chan("agi", "AGIExecStart", ch,
+                       [("CommandId", str(command_id)), ("Command", command)])
+
+    def agi_exec_end(self, ch: Channel, command_id: int, command: str, code: int,
+                     result: str) -> None:
+        if self._agi_exec:
+            self._chan("agi", "AGIExecEnd", ch,
+                       [("CommandId", str(command_id)), ("Command", command),
+                        ("ResultCode", str(code)), ("Result", result)])
+
+    @staticmethod
+    def new_command_id() -> int:
+        return random.randrange(1, 2**31)
