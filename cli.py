@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -74,6 +75,8 @@ def serve(config_path: Path, verbose: int) -> None:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
         await engine.start()
+        gc.collect()
+        gc.freeze()  # long-lived state (agents, policy, flows) out of every later GC scan
         console.print(f"acd engine serving: FastAGI {config.agi_host}:{engine.agi.port}, "
                       f"AMI {config.ami.host}:{config.ami.port}, flow {config.flow.file}")
         try:

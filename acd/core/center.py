@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import heapq
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sortedcontainers import SortedList
 
@@ -86,9 +87,11 @@ from acd.core.policy import (
 from acd.core.profiles import AgentProfile
 
 EXPLAIN_TOP = 5
+CACHE_LIMIT = 200_000
 LAST_AGENT_MEMORY = 200_000
 
 HeapEntry = tuple[float, int, str]  # (virtual arrival, seq, call id)
+_UNSTAFFED = frozenset({AgentState.LOGGED_OUT, AgentState.PAUSED})
 
 
 class UnknownSubject(Exception):
@@ -99,10 +102,36 @@ class DuplicateCall(Exception):
     """A call id that is already live was started again."""
 
 
+class Part:
+    """One partition of a queue: waiting calls with one signature, as a heap
+    by virtual arrival.  ``live`` maps each call still in it to its entry;
+    heap entries not in ``live`` are stale and dropped when they surface."""
+
+    __slots__ = ("heap", "live", "sig")
+
+    def __init__(self, sig: Signature) -> None:
+        self.sig = sig
+        self.heap: list[HeapEntry] = []
+        self.live: dict[str, HeapEntry] = {}
+
+    def push(self, entry: HeapEntry) -> None:
+        self.live[entry[2]] = entry
+        heapq.heappush(self.heap, entry)
+
+    def head(self) -> HeapEntry | None:
+        heap, live = self.heap, self.live
+        while heap:
+            entry = heap[0]
+            if live.get(entry[2]) is entry:
+                return entry
+            heapq.heappop(heap)
+        return None
+
+
 @dataclass(slots=True)
 class Agent:
     profile: AgentProfile
-    shape: tuple[object, ...]
+    shape: int  # interned shape id: agents of one shape are alike for routing
     state: AgentState = AgentState.LOGGED_OUT
     since: float = 0.0
     ready_since: float = 0.0
@@ -116,7 +145,7 @@ class Agent:
 
     @property
     def staffed(self) -> bool:
-        return self.state not in (AgentState.LOGGED_OUT, AgentState.PAUSED)
+        return self.state not in _UNSTAFFED
 
 
 @dataclass(slots=True)
@@ -129,6 +158,8 @@ class Call:
     started_at: float
     state: CallState = CallState.IVR
     attrs: dict[str, str] = field(default_factory=dict)
+    sig_id: int = -1  # interned stage signature (its partition)
+    pref_id: int = -1  # interned preference key
     customer_class: str = ""
     queue: str | None = None
     first_queue: str | None = None
@@ -162,23 +193,39 @@ class ContactCenter:
         self._calls: dict[str, Call] = {}
         self._seq = 0
         self._offer_seq = 0
-        # ready agents: skill -> shape -> agent ids in ready order (longest idle first)
-        self._ready: dict[str, dict[tuple[object, ...], dict[str, None]]] = {}
-        self._shape_profile: dict[tuple[object, ...], AgentProfile] = {}
-        # waiting calls: queue -> signature -> heap; queue -> sorted entries (positions)
-        self._parts: dict[str, dict[Signature, list[HeapEntry]]] = {
-            q: {} for q in self.policy.queues}
+        # ready agents: skill -> shape id -> agent ids in ready order (longest idle first)
+        self._ready: dict[str, dict[int, dict[str, None]]] = {}
+        self._shape_ids: dict[tuple[object, ...], int] = {}
+        self._shape_profile: list[AgentProfile] = []
+        # waiting calls: queue -> signature id -> partition; queue -> sorted entries
+        self._parts: dict[str, dict[int, Part]] = {q: {} for q in self.policy.queues}
         self._ordered: dict[str, SortedList] = {q: SortedList() for q in self.policy.queues}
         self._queues_by_skill: dict[str, list[str]] = {}
         for qp in self.policy.queues.values():
             self._queues_by_skill.setdefault(qp.require.skill, []).append(qp.name)
-        self._elig: dict[tuple[tuple[object, ...], Signature], bool] = {}
-        self._terms: dict[tuple[tuple[object, ...], PrefKey],
-                          tuple[float, dict[str, float]]] = {}
+        self._sig_ids: dict[Signature, int] = {}
+        self._sigs: list[Signature] = []
+        self._pref_ids: dict[PrefKey, int] = {}
+        self._prefs: list[PrefKey] = []
+        # (shape id, signature id) -> eligible; (shape id, pref id) -> score terms.
+        # Bounded: cleared when they grow past CACHE_LIMIT entries.
+        self._elig: dict[tuple[int, int], bool] = {}
+        self._terms: dict[tuple[int, int], tuple[float, dict[str, float]]] = {}
         self._staffed: dict[str, int] = {}  # skill -> staffed agents
         self._aht: dict[str, float] = {q: qp.handle_time_s
                                        for q, qp in self.policy.queues.items()}
         self._last_agent: OrderedDict[str, str] = OrderedDict()
+        self._stage_text: dict[tuple[str, int], tuple[str, ...]] = {}
+        self._handlers: dict[type, Callable[[Any, float, list[Action]], None]] = {
+            CallStarted: self._call_started, CallQueued: self._call_queued,
+            IvrEnded: self._ivr_ended, CallerHungUp: self._caller_hung_up,
+            OfferAnswered: self._offer_answered, OfferFailed: self._offer_failed,
+            ConversationEnded: self._conversation_ended,
+            CallPriorityChanged: self._priority_changed, AgentLogin: self._agent_login,
+            AgentLogout: self._agent_logout, AgentReady: self._agent_ready,
+            AgentPause: self._agent_pause, AgentProfileChanged: self._agent_profile,
+            TimerFired: self._timer,
+        }
         for profile in config.agents:
             self._add_agent(profile)
 
@@ -227,56 +274,48 @@ class ContactCenter:
     # ------------------------------------------------------------ write side
 
     def handle(self, event: Event, now: float) -> list[Action]:
+        """Apply one event at time ``now``; return the actions it decides."""
         out: list[Action] = []
-        match event:
-            case CallStarted():
-                self._call_started(event, now)
-            case CallQueued():
-                self._call_queued(event, now, out)
-            case IvrEnded():
-                self._ivr_ended(event, now, out)
-            case CallerHungUp():
-                self._caller_hung_up(event, now, out)
-            case OfferAnswered():
-                self._offer_answered(event, now, out)
-            case OfferFailed():
-                self._offer_failed(event, now, out)
-            case ConversationEnded():
-                self._conversation_ended(event, now, out)
-            case CallPriorityChanged():
-                self._priority_changed(event, now, out)
-            case AgentLogin():
-                agent = self.agent(event.agent_id)
-                self._agent_move(agent, AgentTrigger.LOGIN, now, out)
-                if event.ready:
-                    self._agent_move(agent, AgentTrigger.READY, now, out)
-                    self._dispatch_agent(agent, now, out)
-            case AgentLogout():
-                self._agent_move(self.agent(event.agent_id), AgentTrigger.LOGOUT, now, out)
-            case AgentReady():
-                agent = self.agent(event.agent_id)
-                self._agent_move(agent, AgentTrigger.READY, now, out)
-                out.append(CancelTimer(("ready", agent.agent_id)))
-                self._dispatch_agent(agent, now, out)
-            case AgentPause():
-                agent = self.agent(event.agent_id)
-                if agent.state is AgentState.WRAP_UP:
-                    out.append(CancelTimer(("wrap_up", agent.agent_id)))
-                self._agent_move(agent, AgentTrigger.PAUSE, now, out, event.reason or "paused")
-            case AgentProfileChanged():
-                self._profile_changed(event.profile, now, out)
-            case TimerFired():
-                self._timer(event, now, out)
+        try:
+            handler = self._handlers[type(event)]
+        except KeyError:
+            raise TypeError(f"not a core event: {event!r}") from None
+        handler(event, now, out)
         return out
 
-    # ------------------------------------------------------------ call events
+    def _agent_login(self, ev: AgentLogin, now: float, out: list[Action]) -> None:
+        agent = self.agent(ev.agent_id)
+        self._agent_move(agent, AgentTrigger.LOGIN, now, out)
+        if ev.ready:
+            self._agent_move(agent, AgentTrigger.READY, now, out)
+            self._dispatch_agent(agent, now, out)
 
-    def _call_started(self, ev: CallStarted, now: float) -> None:
+    def _agent_logout(self, ev: AgentLogout, now: float, out: list[Action]) -> None:
+        self._agent_move(self.agent(ev.agent_id), AgentTrigger.LOGOUT, now, out)
+
+    def _agent_ready(self, ev: AgentReady, now: float, out: list[Action]) -> None:
+        agent = self.agent(ev.agent_id)
+        self._agent_move(agent, AgentTrigger.READY, now, out)
+        out.append(CancelTimer(("ready", agent.agent_id)))
+        self._dispatch_agent(agent, now, out)
+
+    def _agent_pause(self, ev: AgentPause, now: float, out: list[Action]) -> None:
+        agent = self.agent(ev.agent_id)
+        if agent.state is AgentState.WRAP_UP:
+            out.append(CancelTimer(("wrap_up", agent.agent_id)))
+        self._agent_move(agent, AgentTrigger.PAUSE, now, out, ev.reason or "paused")
+
+    def _agent_profile(self, ev: AgentProfileChanged, now: float, out: list[Action]) -> None:
+        self._profile_changed(ev.profile, now, out)
+
+    def _call_started(self, ev: CallStarted, now: float, out: list[Action]) -> None:
         if ev.call_id in self._calls:
             raise DuplicateCall(f"call {ev.call_id!r} started twice")
         self._calls[ev.call_id] = Call(
             ev.call_id, ev.caller, ev.caller_name, ev.channel, ev.server, started_at=now
         )
+
+    # ------------------------------------------------------------ call events
 
     def _get_call(self, call_id: str) -> Call:
         try:
@@ -306,7 +345,7 @@ class ContactCenter:
         self._seq += 1
         call.seq = self._seq
         call.key = now - call.priority * self.policy.aging_s_per_level
-        call.stage = self._due_stage(call, queue, now)
+        self._set_stage(call, self._due_stage(call, queue, now))
         self._enter(call)
         self._arm_timers(call, out)
         self._dispatch_call(call, now, out)
@@ -323,17 +362,37 @@ class ContactCenter:
             done += 1
         return stage_for(self.policy, queue, done, call.attrs)
 
+    def _set_stage(self, call: Call, stage: Stage) -> None:
+        call.stage = stage
+        sid = self._sig_ids.get(stage.signature)
+        if sid is None:
+            sid = self._sig_ids[stage.signature] = len(self._sigs)
+            self._sigs.append(stage.signature)
+        call.sig_id = sid
+        pid = self._pref_ids.get(stage.pref_key)
+        if pid is None:
+            pid = self._pref_ids[stage.pref_key] = len(self._prefs)
+            self._prefs.append(stage.pref_key)
+        call.pref_id = pid
+
     def _enter(self, call: Call) -> None:
         """Put a waiting call in its queue's partition and order."""
-        assert call.queue is not None and call.stage is not None
+        assert call.queue is not None
         entry = call.entry()
-        heapq.heappush(self._parts[call.queue].setdefault(call.stage.signature, []), entry)
+        parts = self._parts[call.queue]
+        part = parts.get(call.sig_id)
+        if part is None:
+            part = parts[call.sig_id] = Part(self._sigs[call.sig_id])
+        part.push(entry)
         self._ordered[call.queue].add(entry)
 
     def _leave(self, call: Call) -> None:
-        """Take a call out of its queue's order (partition heaps clean lazily)."""
+        """Take a call out of its queue's order and partition."""
         if call.queue is not None:
             self._ordered[call.queue].discard(call.entry())
+            part = self._parts[call.queue].get(call.sig_id)
+            if part is not None:
+                part.live.pop(call.call_id, None)
 
     def _arm_timers(self, call: Call, out: list[Action]) -> None:
         assert call.queued_at is not None and call.queue is not None
@@ -470,7 +529,15 @@ class ContactCenter:
     def _add_agent(self, profile: AgentProfile) -> None:
         if profile.agent_id in self._agents:
             raise DuplicateCall(f"agent {profile.agent_id!r} defined twice")
-        self._agents[profile.agent_id] = Agent(profile, profile.shape())
+        self._agents[profile.agent_id] = Agent(profile, self._shape_id(profile))
+
+    def _shape_id(self, profile: AgentProfile) -> int:
+        shape = profile.shape()
+        sid = self._shape_ids.get(shape)
+        if sid is None:
+            sid = self._shape_ids[shape] = len(self._shape_profile)
+            self._shape_profile.append(profile)
+        return sid
 
     def _profile_changed(self, profile: AgentProfile, now: float, out: list[Action]) -> None:
         agent = self._agents.get(profile.agent_id)
@@ -483,7 +550,7 @@ class ContactCenter:
         if agent.staffed:
             self._count_staffed(agent, -1)
         agent.profile = profile
-        agent.shape = profile.shape()
+        agent.shape = self._shape_id(profile)
         if agent.staffed:
             self._count_staffed(agent, +1)
         if was_ready:
@@ -492,7 +559,6 @@ class ContactCenter:
 
     def _index_ready(self, agent: Agent) -> None:
         shape = agent.shape
-        self._shape_profile.setdefault(shape, agent.profile)
         for skill in agent.profile.skills:
             self._ready.setdefault(skill, {}).setdefault(shape, {})[agent.agent_id] = None
 
@@ -517,13 +583,13 @@ class ContactCenter:
         new = AGENT_TABLE.next(agent.agent_id, old, trigger)
         if old is AgentState.READY and new is not AgentState.READY:
             self._unindex_ready(agent)
-        was_staffed = agent.staffed
         agent.state = new
         if new is AgentState.READY and old is not AgentState.READY:
             agent.ready_since = now
             self._index_ready(agent)
-        if agent.staffed != was_staffed:
-            self._count_staffed(agent, +1 if agent.staffed else -1)
+        was_staffed = old not in _UNSTAFFED
+        if (new not in _UNSTAFFED) != was_staffed:
+            self._count_staffed(agent, -1 if was_staffed else +1)
         agent.reason = reason if new is AgentState.PAUSED else ""
         if new is not old:
             agent.since = now
@@ -587,11 +653,11 @@ class ContactCenter:
             self._leave(call)
         if new_queue != call.queue:
             call.queue = new_queue
-            call.stage = self._due_stage(call, new_queue, now)
+            self._set_stage(call, self._due_stage(call, new_queue, now))
             out.append(CancelTimer(("max_wait", call.call_id)))
             self._arm_timers_max(call, out)
         else:
-            call.stage = stage_for(self.policy, call.queue, done, call.attrs)
+            self._set_stage(call, stage_for(self.policy, call.queue, done, call.attrs))
         nqp = self.policy.queues[call.queue]
         nd = call.stage.steps_done
         if nd < len(nqp.escalate):
@@ -611,22 +677,23 @@ class ContactCenter:
 
     # --------------------------------------------------------------- routing
 
-    def _eligible(self, shape: tuple[object, ...], sig: Signature) -> bool:
-        key = (shape, sig)
+    def _eligible(self, shape: int, sig_id: int) -> bool:
+        key = (shape, sig_id)
         ok = self._elig.get(key)
         if ok is None:
-            ok = eligible(self._shape_profile[shape], sig)
-            self._elig[key] = ok
+            if len(self._elig) >= CACHE_LIMIT:
+                self._elig.clear()
+            ok = self._elig[key] = eligible(self._shape_profile[shape], self._sigs[sig_id])
         return ok
 
-    def _static(self, shape: tuple[object, ...],
-                pkey: PrefKey) -> tuple[float, dict[str, float]]:
-        key = (shape, pkey)
+    def _static(self, shape: int, pref_id: int) -> tuple[float, dict[str, float]]:
+        key = (shape, pref_id)
         got = self._terms.get(key)
         if got is None:
-            terms = static_terms(self._shape_profile[shape], pkey)
-            got = (sum(terms.values()), terms)
-            self._terms[key] = got
+            if len(self._terms) >= CACHE_LIMIT:
+                self._terms.clear()
+            terms = static_terms(self._shape_profile[shape], self._prefs[pref_id])
+            got = self._terms[key] = (sum(terms.values()), terms)
         return got
 
     def _dispatch_call(self, call: Call, now: float, out: list[Action]) -> None:
@@ -638,13 +705,13 @@ class ContactCenter:
         if not groups:
             return
         idle_w = stage.prefer.idle
-        scored: list[tuple[float, float, str, tuple[object, ...]]] = []
+        scored: list[tuple[float, float, str, int]] = []
         for shape, members in groups.items():
-            if not self._eligible(shape, stage.signature):
+            if not self._eligible(shape, call.sig_id):
                 continue
             aid = next(iter(members))
             ready_since = self._agents[aid].ready_since
-            total = self._static(shape, stage.pref_key)[0]
+            total = self._static(shape, call.pref_id)[0]
             if idle_w:
                 total += idle_w * min((now - ready_since) / 60.0, IDLE_CAP_MIN)
             scored.append((total, -ready_since, aid, shape))
@@ -653,8 +720,8 @@ class ContactCenter:
             agent = self._agents.get(last) if last else None
             if agent is not None and agent.state is AgentState.READY \
                     and stage.require.skill in agent.profile.skills \
-                    and self._eligible(agent.shape, stage.signature):
-                total = self._static(agent.shape, stage.pref_key)[0] + stage.prefer.last_agent
+                    and self._eligible(agent.shape, call.sig_id):
+                total = self._static(agent.shape, call.pref_id)[0] + stage.prefer.last_agent
                 if idle_w:
                     total += idle_w * min((now - agent.ready_since) / 60.0, IDLE_CAP_MIN)
                 scored.append((total, -agent.ready_since, agent.agent_id, agent.shape))
@@ -665,7 +732,7 @@ class ContactCenter:
         self._offer(call, self._agents[best[2]], now, out,
                     self._candidates(call, top, now), "best score among ready agents")
 
-    def _candidates(self, call: Call, top: list[tuple[float, float, str, tuple[object, ...]]],
+    def _candidates(self, call: Call, top: list[tuple[float, float, str, int]],
                     now: float) -> tuple[Candidate, ...]:
         stage = call.stage
         assert stage is not None
@@ -676,7 +743,7 @@ class ContactCenter:
             if aid in seen:
                 continue
             seen.add(aid)
-            terms = dict(self._static(shape, stage.pref_key)[1])
+            terms = dict(self._static(shape, call.pref_id)[1])
             if stage.prefer.idle:
                 ready_since = self._agents[aid].ready_since
                 terms["idle"] = stage.prefer.idle * min((now - ready_since) / 60.0, IDLE_CAP_MIN)
@@ -691,40 +758,42 @@ class ContactCenter:
         if agent.state is not AgentState.READY:
             return
         best: HeapEntry | None = None
-        best_heap: list[HeapEntry] | None = None
+        shape = agent.shape
+        elig = self._elig
+        # hot path: Part.head() and _eligible() inlined
         for skill in agent.profile.skills:
             for qname in self._queues_by_skill.get(skill, ()):
                 parts = self._parts[qname]
-                empty: list[Signature] = []
-                for sig, heap in parts.items():
-                    head = self._head(heap, qname, sig)
-                    if head is None:
-                        empty.append(sig)
+                empty: list[int] = []
+                for sig_id, part in parts.items():
+                    heap, live = part.heap, part.live
+                    while heap and live.get(heap[0][2]) is not heap[0]:
+                        heapq.heappop(heap)
+                    if not heap:
+                        empty.append(sig_id)
                         continue
-                    if (best is None or head < best) and self._eligible(agent.shape, sig):
-                        best, best_heap = head, heap
-                for sig in empty:
-                    del parts[sig]
-        if best is None or best_heap is None:
+                    head = heap[0]
+                    if best is None or head < best:
+                        ok = elig.get((shape, sig_id))
+                        if ok is None:
+                            ok = self._eligible(shape, sig_id)
+                        if ok:
+                            best = head
+                for sig_id in empty:
+                    del parts[sig_id]
+        if best is None:
             return
         call = self._calls[best[2]]
-        heapq.heappop(best_heap)
         self._offer(call, agent, now, out,
                     (Candidate(agent.agent_id, 0.0, ()),),
                     "agent became ready: first eligible waiting call by priority and arrival")
 
-    def _head(self, heap: list[HeapEntry], queue: str, sig: Signature) -> HeapEntry | None:
-        """First valid entry of a partition, dropping stale ones."""
-        calls = self._calls
-        while heap:
-            entry = heap[0]
-            call = calls.get(entry[2])
-            if call is not None and call.state is CallState.WAITING and call.queue == queue \
-                    and call.seq == entry[1] and call.key == entry[0] \
-                    and call.stage is not None and call.stage.signature == sig:
-                return entry
-            heapq.heappop(heap)
-        return None
+    def _stage_description(self, queue: str, qp: QueuePolicy, steps_done: int) -> tuple[str, ...]:
+        key = (queue, steps_done)
+        text = self._stage_text.get(key)
+        if text is None:
+            text = self._stage_text[key] = _describe(qp, steps_done)
+        return text
 
     def _offer(self, call: Call, agent: Agent, now: float, out: list[Action],
                candidates: tuple[Candidate, ...], reason: str) -> None:
@@ -746,10 +815,14 @@ class ContactCenter:
         out.append(RecordExplanation(Explanation(
             call_id=call.call_id, offer_id=call.offer_id, agent_id=agent.agent_id, at=now,
             queue=call.queue, customer_class=call.customer_class, priority=call.priority,
-            waited_s=now - call.queued_at, stage=tuple(
-                s.describe() for s in qp.escalate[:call.stage.steps_done]),
+            waited_s=now - call.queued_at, stage=self._stage_description(call.queue, qp,
+                                                                         call.stage.steps_done),
             reason=reason, candidates=candidates,
         )))
+
+
+def _describe(qp: QueuePolicy, steps_done: int) -> tuple[str, ...]:
+    return tuple(s.describe() for s in qp.escalate[:steps_done])
 
 
 def agents_for_queues(agents: Mapping[str, tuple[str, tuple[str, ...]]],

@@ -17,6 +17,9 @@ from acd.core.profiles import AgentProfile
 
 
 class AgentState(Enum):
+    # members are singletons: identity hashing (C speed) instead of Enum's hash(name)
+    __hash__ = object.__hash__
+
     LOGGED_OUT = "logged_out"
     READY = "ready"
     RESERVED = "reserved"  # an offer is ringing the agent's phone
@@ -26,6 +29,9 @@ class AgentState(Enum):
 
 
 class AgentTrigger(Enum):
+    # members are singletons: identity hashing (C speed) instead of Enum's hash(name)
+    __hash__ = object.__hash__
+
     LOGIN = "login"
     LOGOUT = "logout"
     READY = "ready"
@@ -66,6 +72,9 @@ AGENT_TABLE: Table[AgentState, AgentTrigger] = Table(
 
 
 class CallState(Enum):
+    # members are singletons: identity hashing (C speed) instead of Enum's hash(name)
+    __hash__ = object.__hash__
+
     IVR = "ivr"
     WAITING = "waiting"
     OFFERED = "offered"
@@ -74,6 +83,9 @@ class CallState(Enum):
 
 
 class CallTrigger(Enum):
+    # members are singletons: identity hashing (C speed) instead of Enum's hash(name)
+    __hash__ = object.__hash__
+
     QUEUE = "queue"
     OFFER = "offer"
     ANSWER = "answer"

@@ -30,9 +30,11 @@ from acd.adapters.profiles_store import ProfileStore
 from acd.adapters.storage import Database, RecordWriter
 from acd.core.center import ContactCenter, DuplicateCall, UnknownSubject
 from acd.core.fsm import IllegalTransition
+from acd.core.stats import ServiceLevel, Statistics
 from acd.core.model import (
     Action,
     AgentLogin,
+    AgentProfileChanged,
     AgentStateChanged,
     CallerHungUp,
     CallQueued,
@@ -78,6 +80,12 @@ class EngineConfig:
     database_url: str = "sqlite+aiosqlite:///acd.db"
     moh_class: str = "default"
     server: str = "pbx1"
+    #: log every agent in (ready) at start; otherwise agents log in through
+    #: the control API (`acd agent login`)
+    login_agents: bool = True
+    #: control API (HTTP) for the CLI: `acd agent ...`, `acd queue show`; None = off
+    api_host: str = "127.0.0.1"
+    api_port: int | None = None
     connect_context: str = CONNECT_CONTEXT
 
 
@@ -134,6 +142,8 @@ class Engine:
             ami_cfg = dataclasses.replace(ami_cfg, wanted_events=AMI_EVENTS)
         self.ami = AmiClient(ami_cfg, self._on_ami_event, self._resync, name=config.server)
         self.stats = EngineStats()
+        self.statistics = Statistics({c.name: ServiceLevel(c.sl_threshold_s, c.sl_target)
+                                      for c in config.core.policy.classes.values()})
         self.lookup = lookup if lookup is not None else self._db_lookup
         self._sessions: dict[str, CallSession] = {}
         self._channels: dict[str, tuple[str, str]] = {}  # uniqueid -> (call_id, role)
@@ -151,6 +161,9 @@ class Engine:
 
     async def start(self) -> None:
         await self.db.create()
+        for profile in await self.profiles.agents():
+            # agents stored with `acd agents import/set` join (or update) the configured ones
+            self.handle(AgentProfileChanged(profile))
         self.writer.start()
         await self.agi.start()
         try:
@@ -162,8 +175,10 @@ class Engine:
             raise
         self._ami_task = asyncio.get_running_loop().create_task(self.ami.run(), name="ami")
         self._ami_task.add_done_callback(self._ami_ended)
-        for agent in self.config.core.agents:
-            self.handle(AgentLogin(agent.agent_id, ready=True))
+        if self.config.login_agents:
+            for agent in self.core.agents():
+                self.handle(AgentLogin(agent.agent_id, ready=True))
+
         log.info("engine up: FastAGI on %s:%s, AMI %s:%s, %d agents, flow %s",
                  self.config.agi_host, self.agi.port, self.config.ami.host,
                  self.config.ami.port, len(self.config.core.agents), self.flow.file)
@@ -226,6 +241,8 @@ class Engine:
             self._do(action)
 
     def _do(self, action: Action) -> None:
+        if isinstance(action, WriteCallRecord | AgentStateChanged):
+            self.statistics.on_action(action, self.clock())
         match action:
             case ConnectCall():
                 sess = self._sessions.get(action.call_id)
