@@ -126,7 +126,8 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None) ->
     c = _Cfg(file)
     top = c.mapping(data, "top level")
     c.known(top, "", {"server", "ami", "agi", "database", "flow", "moh_class", "wrap_up_s",
-                      "rona_pause_s", "queues", "agents", "routing"})
+                      "rona_pause_s", "queues", "agents", "routing", "api_port", "api_host",
+                      "login_agents"})
     base = base or Path(".")
     ami_d = c.mapping(top.get("ami", {}), "ami")
     c.known(ami_d, "ami", {"host", "port", "username", "secret", "action_timeout_s",
@@ -193,6 +194,9 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None) ->
         database_url=c.text(top.get("database", "sqlite+aiosqlite:///acd.db"), "database"),
         moh_class=c.text(top.get("moh_class", "default"), "moh_class"),
         server=c.text(top.get("server", "pbx1"), "server"),
+        login_agents=bool(top.get("login_agents", True)),
+        api_host=c.text(top.get("api_host", "127.0.0.1"), "api_host"),
+        api_port=None if top.get("api_port") is None else c.port(top["api_port"], "api_port"),
     )
 
 
