@@ -11,9 +11,10 @@ after 60 s and dropping it after 120 s; priority aging.  All agents are
 busy and 5,000 calls wait.  Then a steady state: an agent's call ends, its
 wrap-up ends (it takes the first eligible waiting call: a decision over
 every partition of its queues), the offer is answered, and a new caller
-arrives (call started, call queued) to keep 5,000 waiting.  Every ``handle()`` is a decision, timed one
-by one.  Memory: what the core allocated to build and fill (tracemalloc,
-switched off before the timed phase), and the process's maximum RSS.
+arrives (call started, call queued) to keep 5,000 waiting.  Every
+``handle()`` is a decision, timed one by one.  Memory: what the core
+allocated to build and fill (tracemalloc, switched off before the timed
+phase), and the process's maximum RSS.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from acd.core.center import ContactCenter  # noqa: E402
-from acd.core.model import (  # noqa: E402
+from acd.core.center import ContactCenter
+from acd.core.model import (
     Action,
     AgentLogin,
     CallQueued,
@@ -42,7 +43,7 @@ from acd.core.model import (  # noqa: E402
     OfferAnswered,
     TimerFired,
 )
-from acd.core.policy import (  # noqa: E402
+from acd.core.policy import (
     Policy,
     Preferences,
     QueuePolicy,
@@ -52,7 +53,7 @@ from acd.core.policy import (  # noqa: E402
     Test,
     When,
 )
-from acd.core.profiles import AGE_BANDS, AgentProfile  # noqa: E402
+from acd.core.profiles import AGE_BANDS, AgentProfile
 
 DIALECTS = ["mandarin", "minnan", "cantonese", "wu", "hakka"]
 

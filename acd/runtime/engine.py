@@ -30,7 +30,6 @@ from acd.adapters.profiles_store import ProfileStore
 from acd.adapters.storage import Database, RecordWriter
 from acd.core.center import ContactCenter, DuplicateCall, UnknownSubject
 from acd.core.fsm import IllegalTransition
-from acd.core.stats import ServiceLevel, Statistics
 from acd.core.model import (
     Action,
     AgentLogin,
@@ -54,6 +53,7 @@ from acd.core.model import (
     TimerFired,
     WriteCallRecord,
 )
+from acd.core.stats import ServiceLevel, Statistics
 from acd.ivr.flow import Flow
 from acd.ivr.interpreter import CollectDigit, EndCall, EnterQueue, FlowRun, Key, PlayPrompt
 from acd.protocols import agi
