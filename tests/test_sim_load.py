@@ -33,7 +33,7 @@ async def test_300_concurrent_calls() -> None:
         await conn.command("ANSWER")
         await conn.command('STREAM FILE hello-world "12"')
         await conn.command("GET DATA vm-enter-num-to-call 2000 1")
-        await conn.command('EXEC MusicOnHold "default,20"')
+        await conn.command('EXEC MusicOnHold "default,60"')  # 3 s real: all 320 coexist
 
     async with AgiScriptServer(scripts={"hotline": hotline}) as agi:
         async with SimPBX(SimConfig(agi_url=agi.url, time_scale=0.05)) as pbx:
