@@ -34,11 +34,12 @@ from sqlalchemy import (
     literal_column,
     select,
 )
+from sqlalchemy import func as sa_func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row as SaRow
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from acd.adapters.storage import Database, StorageError, metadata
+from acd.adapters.storage import Database, StorageError, call_records, metadata
 from acd.core.profiles import AgentProfile, CustomerProfile
 from acd.profiles_io import (
     AGENT_COLUMNS,
@@ -257,6 +258,41 @@ class ProfileStore:
         async with self.db.engine.connect() as conn:
             row = (await conn.execute(q)).first()
         return customer_from_row(row) if row is not None else None
+
+    async def caller_context(self, number: str) -> tuple[CustomerProfile | None, str | None]:
+        """The caller's profile and the agent of their last answered call,
+        in one connection (run while the caller is in the IVR)."""
+        c = call_records.c
+        last_q = select(c.agent_id).where(c.caller == number, c.outcome == "answered") \
+            .order_by(c.ended_at.desc()).limit(1)
+        q = select(customers_table).where(customers_table.c.number == number)
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(q)).first()
+            last = (await conn.execute(last_q)).scalar_one_or_none()
+        return (customer_from_row(row) if row is not None else None), last
+
+    async def callers_context(self, numbers: Collection[str]
+                              ) -> dict[str, tuple[CustomerProfile | None, str | None]]:
+        """``caller_context`` for many numbers in two queries (batched lookups)."""
+        wanted = sorted(set(numbers))
+        out: dict[str, tuple[CustomerProfile | None, str | None]] = {
+            n: (None, None) for n in wanted}
+        if not wanted:
+            return out
+        c = call_records.c
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(select(customers_table).where(
+                customers_table.c.number.in_(wanted)))).all()
+            found = {r.number: customer_from_row(r) for r in rows}
+            latest = select(c.caller, sa_func.max(c.ended_at).label("at")).where(
+                c.caller.in_(wanted), c.outcome == "answered").group_by(c.caller).subquery()
+            last_rows = (await conn.execute(
+                select(c.caller, c.agent_id).join(
+                    latest, (c.caller == latest.c.caller) & (c.ended_at == latest.c.at)))).all()
+        last = {r.caller: r.agent_id for r in last_rows}
+        for n in wanted:
+            out[n] = (found.get(n), last.get(n))
+        return out
 
     async def customers_by_number(self, numbers: Iterable[str]) -> dict[str, CustomerProfile]:
         """The stored customers among ``numbers`` (unknown numbers are left out)."""

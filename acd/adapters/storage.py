@@ -41,7 +41,7 @@ call_records = Table(
     "call_records",
     metadata,
     Column("call_id", String(64), primary_key=True),
-    Column("caller", String(64), nullable=False),
+    Column("caller", String(64), nullable=False, index=True),  # repeat callers, last agent
     Column("caller_name", String(128), nullable=False, default=""),
     Column("server", String(64), nullable=False, default=""),
     Column("started_at", DateTime(timezone=True), nullable=False, index=True),

@@ -26,6 +26,7 @@ from typing import Any
 
 from acd.adapters.ami import AmiActionFailed, AmiClient, AmiConfig, AmiError
 from acd.adapters.fastagi import AgiHangupError, AgiSession, FastAgiServer
+from acd.adapters.lookup import LookupBatcher
 from acd.adapters.profiles_store import ProfileStore
 from acd.adapters.storage import Database, RecordWriter
 from acd.core.center import ContactCenter, DuplicateCall, UnknownSubject
@@ -133,6 +134,7 @@ class Engine:
         self.db = Database(config.database_url)
         self.writer = RecordWriter(self.db)
         self.profiles = ProfileStore(self.db)
+        self.lookups = LookupBatcher(self.profiles.callers_context)
         self.agi = FastAgiServer(
             {"hotline": self._hotline, "requeue": self._requeue, "fallback": self._fallback_agi},
             host=config.agi_host, port=config.agi_port,
@@ -165,11 +167,13 @@ class Engine:
             # agents stored with `acd agents import/set` join (or update) the configured ones
             self.handle(AgentProfileChanged(profile))
         self.writer.start()
+        self.lookups.start()
         await self.agi.start()
         try:
             await self.ami.connect()  # a wrong password or no Asterisk fails here, loudly
         except BaseException:
             await self.agi.stop()
+            await self.lookups.stop()
             await self.writer.stop()
             await self.db.dispose()
             raise
@@ -206,6 +210,7 @@ class Engine:
         for h in self._timers.values():
             h.cancel()
         self._timers.clear()
+        await self.lookups.stop()
         await self.writer.stop()
         await self.db.dispose()
 
@@ -340,10 +345,9 @@ class Engine:
         attrs: dict[str, str] = {}
         if not number:
             return attrs
-        customer = await self.profiles.get_customer(number)
+        customer, last = await self.lookups.get(number)
         if customer is not None:
             attrs.update(customer.attributes())
-        last = await self.db.last_agent(number)
         if last:
             attrs["last_agent"] = last
         return attrs
