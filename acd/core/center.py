@@ -158,6 +158,8 @@ class Call:
     started_at: float
     state: CallState = CallState.IVR
     attrs: dict[str, str] = field(default_factory=dict)
+    in_queue: bool = False  # in its queue's order and partition now
+    timers: bool = False  # escalation / max-wait timers may be armed
     sig_id: int = -1  # interned stage signature (its partition)
     pref_id: int = -1  # interned preference key
     customer_class: str = ""
@@ -216,6 +218,8 @@ class ContactCenter:
                                        for q, qp in self.policy.queues.items()}
         self._last_agent: OrderedDict[str, str] = OrderedDict()
         self._stage_text: dict[tuple[str, int], tuple[str, ...]] = {}
+        self._stages: dict[tuple[str, int, str, str, str, str], Stage] = {}
+        self._stage_ids: dict[int, tuple[int, int]] = {}  # id(stage) -> (sig id, pref id)
         self._handlers: dict[type, Callable[[Any, float, list[Action]], None]] = {
             CallStarted: self._call_started, CallQueued: self._call_queued,
             IvrEnded: self._ivr_ended, CallerHungUp: self._caller_hung_up,
@@ -360,20 +364,36 @@ class ContactCenter:
         while done < len(steps) and call.queued_at + steps[done].after_s <= now \
                 and steps[done].overflow is None:
             done += 1
-        return stage_for(self.policy, queue, done, call.attrs)
+        return self._stage(queue, done, call.attrs)
+
+    def _stage(self, queue: str, steps_done: int, attrs: Mapping[str, str]) -> Stage:
+        """``stage_for``, cached on what a stage depends on (many callers share it)."""
+        key = (queue, steps_done, attrs.get("dialect", ""), attrs.get("language", ""),
+               attrs.get("preferred_gender", ""), attrs.get("preferred_age_band", ""))
+        stage = self._stages.get(key)
+        if stage is None:
+            if len(self._stages) >= CACHE_LIMIT:
+                self._stages.clear()
+            stage = self._stages[key] = stage_for(self.policy, queue, steps_done, attrs)
+        return stage
 
     def _set_stage(self, call: Call, stage: Stage) -> None:
         call.stage = stage
-        sid = self._sig_ids.get(stage.signature)
-        if sid is None:
-            sid = self._sig_ids[stage.signature] = len(self._sigs)
-            self._sigs.append(stage.signature)
-        call.sig_id = sid
-        pid = self._pref_ids.get(stage.pref_key)
-        if pid is None:
-            pid = self._pref_ids[stage.pref_key] = len(self._prefs)
-            self._prefs.append(stage.pref_key)
-        call.pref_id = pid
+        ids = self._stage_ids.get(id(stage))
+        if ids is None or self._sigs[ids[0]] is not stage.signature:
+            sid = self._sig_ids.get(stage.signature)
+            if sid is None:
+                sid = self._sig_ids[stage.signature] = len(self._sigs)
+                self._sigs.append(stage.signature)
+            pid = self._pref_ids.get(stage.pref_key)
+            if pid is None:
+                pid = self._pref_ids[stage.pref_key] = len(self._prefs)
+                self._prefs.append(stage.pref_key)
+            ids = (sid, pid)
+            if len(self._stage_ids) >= CACHE_LIMIT:
+                self._stage_ids.clear()
+            self._stage_ids[id(stage)] = ids
+        call.sig_id, call.pref_id = ids
 
     def _enter(self, call: Call) -> None:
         """Put a waiting call in its queue's partition and order."""
@@ -385,10 +405,12 @@ class ContactCenter:
             part = parts[call.sig_id] = Part(self._sigs[call.sig_id])
         part.push(entry)
         self._ordered[call.queue].add(entry)
+        call.in_queue = True
 
     def _leave(self, call: Call) -> None:
         """Take a call out of its queue's order and partition."""
-        if call.queue is not None:
+        if call.in_queue and call.queue is not None:
+            call.in_queue = False
             self._ordered[call.queue].discard(call.entry())
             part = self._parts[call.queue].get(call.sig_id)
             if part is not None:
@@ -401,12 +423,16 @@ class ContactCenter:
         if call.stage.steps_done < len(qp.escalate):
             at = call.queued_at + qp.escalate[call.stage.steps_done].after_s
             out.append(StartTimer(("escalate", call.call_id), at))
+            call.timers = True
         if qp.max_wait_s is not None:
             out.append(StartTimer(("max_wait", call.call_id), call.queued_at + qp.max_wait_s))
+            call.timers = True
 
     def _cancel_timers(self, call: Call, out: list[Action]) -> None:
-        out.append(CancelTimer(("escalate", call.call_id)))
-        out.append(CancelTimer(("max_wait", call.call_id)))
+        if call.timers:
+            call.timers = False
+            out.append(CancelTimer(("escalate", call.call_id)))
+            out.append(CancelTimer(("max_wait", call.call_id)))
 
     def _ivr_ended(self, ev: IvrEnded, now: float, out: list[Action]) -> None:
         call = self._get_call(ev.call_id)
@@ -628,6 +654,7 @@ class ContactCenter:
         qp = self.policy.queues[call.queue]
         if qp.max_wait_s is not None:
             out.append(StartTimer(("max_wait", call.call_id), call.queued_at + qp.max_wait_s))
+            call.timers = True
 
     def _escalate(self, call: Call, now: float, out: list[Action]) -> None:
         """Apply the escalation steps that are due; never one before its time."""
@@ -647,6 +674,7 @@ class ContactCenter:
             if done < len(steps):
                 out.append(StartTimer(("escalate", call.call_id),
                                       call.queued_at + steps[done].after_s))
+                call.timers = True
             return
         waiting = call.state is CallState.WAITING
         if waiting:
@@ -657,12 +685,13 @@ class ContactCenter:
             out.append(CancelTimer(("max_wait", call.call_id)))
             self._arm_timers_max(call, out)
         else:
-            self._set_stage(call, stage_for(self.policy, call.queue, done, call.attrs))
+            self._set_stage(call, self._stage(call.queue, done, call.attrs))
         nqp = self.policy.queues[call.queue]
         nd = call.stage.steps_done
         if nd < len(nqp.escalate):
             out.append(StartTimer(("escalate", call.call_id),
                                   call.queued_at + nqp.escalate[nd].after_s))
+            call.timers = True
         if waiting:
             self._enter(call)
             self._dispatch_call(call, now, out)
