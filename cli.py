@@ -137,8 +137,7 @@ def demo(calls: int, agents: int, rate: float, talk: float, seed: int, db: str,
                        database_url=db, flow=flow)
     result = asyncio.run(run_demo(opts, console))
     s = result.summary
-    table = Table(title="acd demo", caption=f"{s.total} calls, {agents} agents, "
-                  f"{rate:g} calls/s offered")
+    table = Table(title="acd demo", caption=f"{s.total} calls, {agents} agents, {rate:g}/s")
     table.add_column("outcome")
     table.add_column("calls", justify="right")
     table.add_column("share", justify="right")
@@ -190,6 +189,12 @@ from acd.cli_profiles import agents, customers  # noqa: E402
 
 main.add_command(customers)
 main.add_command(agents)
+
+from acd.cli_ops import agent, explain, queue  # noqa: E402
+
+main.add_command(agent)
+main.add_command(queue)
+main.add_command(explain)
 
 
 if __name__ == "__main__":

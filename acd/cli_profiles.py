@@ -230,7 +230,10 @@ def customers_show(number: str, db_url: str | None) -> None:
 
 @click.group("agents")
 def agents() -> None:
-    """Agent profiles: skills, dialects, gender, age band, groups, VIP."""
+    """Agent profiles STORED in the database (import, list, set).
+
+    For the running engine's live agents use `acd agent`.
+    """
 
 
 @agents.command("import")

@@ -26,6 +26,7 @@ from typing import Any
 
 from acd.adapters.ami import AmiActionFailed, AmiClient, AmiConfig, AmiError
 from acd.adapters.fastagi import AgiHangupError, AgiSession, FastAgiServer
+from acd.adapters.http_api import ControlApi
 from acd.adapters.lookup import LookupBatcher
 from acd.adapters.profiles_store import ProfileStore
 from acd.adapters.storage import Database, RecordWriter
@@ -135,6 +136,7 @@ class Engine:
         self.writer = RecordWriter(self.db)
         self.profiles = ProfileStore(self.db)
         self.lookups = LookupBatcher(self.profiles.callers_context)
+        self.api = ControlApi(self)
         self.agi = FastAgiServer(
             {"hotline": self._hotline, "requeue": self._requeue, "fallback": self._fallback_agi},
             host=config.agi_host, port=config.agi_port,
@@ -170,8 +172,11 @@ class Engine:
         self.lookups.start()
         await self.agi.start()
         try:
+            if self.config.api_port is not None:
+                await self.api.start(self.config.api_host, self.config.api_port)
             await self.ami.connect()  # a wrong password or no Asterisk fails here, loudly
         except BaseException:
+            await self.api.stop()
             await self.agi.stop()
             await self.lookups.stop()
             await self.writer.stop()
@@ -198,6 +203,7 @@ class Engine:
             log.error("AMI supervisor stopped: %s", task.exception())
 
     async def stop(self) -> None:
+        await self.api.stop()
         await self.agi.stop()
         for t in list(self._tasks):
             t.cancel()
