@@ -25,7 +25,7 @@ from acd.config import ConfigError, load_config
 from acd.ivr.flow import FlowError, load_flow
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # never wrap file:line: messages
 
 
 def _setup_logging(verbose: int) -> None:

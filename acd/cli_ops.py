@@ -50,7 +50,7 @@ from acd.core.profiles import AGE_BANDS
 from acd.profiles_io import FieldError, parse_extension, parse_gender, parse_key, parse_level
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # never wrap file:line: messages
 
 CONFIG_FILE = "acd.yaml"
 DEFAULT_API_PORT = 8088

@@ -46,7 +46,7 @@ from acd.profiles_io import (
 )
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # never wrap file:line: messages
 
 DEFAULT_DB = "sqlite+aiosqlite:///acd.db"
 CONFIG_FILE = "acd.yaml"
