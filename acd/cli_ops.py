@@ -45,9 +45,7 @@ from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
 from acd.adapters.storage import Database
-from acd.cli_profiles import default_db
-from acd.core.profiles import AGE_BANDS
-from acd.profiles_io import FieldError, parse_extension, parse_gender, parse_key, parse_level
+from acd.cli_profiles import default_db, profile_options
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # never wrap file:line: messages
@@ -380,56 +378,9 @@ def agent_pause(agent_id: str, reason: str, api: str | None) -> None:
     _changed(_call(api, lambda c: c.post(f"/agents/{_q(agent_id)}/pause", {"reason": reason})))
 
 
-def _checked(parse: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-        if value is None:
-            return None
-        try:
-            if isinstance(value, tuple):
-                return tuple(parse(v.strip()) for v in value)
-            return parse(value.strip())
-        except FieldError as exc:
-            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-    return callback
-
-
-def _name_level(raw: str) -> tuple[str, int]:
-    name, sep, level = raw.partition("=")
-    name, level = name.strip(), level.strip()
-    if not sep or not name or not level:
-        raise FieldError(f"{raw!r} must be NAME=LEVEL, e.g. billing=5")
-    parse_key(name)
-    try:
-        return name, parse_level(level)
-    except FieldError:
-        raise FieldError(f"{raw!r}: level {level!r} is not a whole number 1-10") from None
-
-
-def _group_name(raw: str) -> str:
-    if not raw or ";" in raw:
-        raise FieldError(f"{raw!r}: give one non-empty group per --group")
-    return raw
-
-
 @agent.command("set")
 @click.argument("agent_id")
-@click.option("--skill", "skills", multiple=True, metavar="NAME=LEVEL",
-              callback=_checked(_name_level), help="Set a skill's level (1-10); repeatable.")
-@click.option("--drop-skill", "drop_skills", multiple=True, metavar="NAME",
-              help="Remove a skill; repeatable.")
-@click.option("--dialect", "dialects", multiple=True, metavar="NAME=LEVEL",
-              callback=_checked(_name_level),
-              help="Set a dialect's proficiency (1-10); repeatable.")
-@click.option("--drop-dialect", "drop_dialects", multiple=True, metavar="NAME",
-              help="Remove a dialect; repeatable.")
-@click.option("--gender", metavar="F|M", callback=_checked(parse_gender),
-              help="F or M (female/male also accepted).")
-@click.option("--age-band", type=click.Choice(AGE_BANDS), help="Age band.")
-@click.option("--group", "groups", multiple=True, metavar="G", callback=_checked(_group_name),
-              help="The agent's groups become exactly these; repeatable.")
-@click.option("--vip/--no-vip", default=None, help="May take VIP callers, or not.")
-@click.option("--extension", metavar="E", callback=_checked(parse_extension),
-              help="Phone extension (2-15 digits).")
+@profile_options
 @_api_option
 def agent_set(agent_id: str, skills: tuple[tuple[str, int], ...], drop_skills: tuple[str, ...],
               dialects: tuple[tuple[str, int], ...], drop_dialects: tuple[str, ...],

@@ -318,25 +318,39 @@ def _group(raw: str) -> str:
     return name
 
 
+def profile_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The profile-editing options shared by `acd agents set` (the database)
+    and `acd agent set` (the running engine)."""
+    for option in reversed(_PROFILE_OPTIONS):
+        f = option(f)
+    return f
+
+
+_PROFILE_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+    click.option("--skill", "skills", multiple=True, metavar="NAME=LEVEL",
+                 callback=_option_value(_name_level),
+                 help="Set a skill's level (1-10); repeatable."),
+    click.option("--drop-skill", "drop_skills", multiple=True, metavar="NAME",
+                  help="Remove a skill; repeatable."),
+    click.option("--dialect", "dialects", multiple=True, metavar="NAME=LEVEL",
+                  callback=_option_value(_name_level),
+                  help="Set a dialect's proficiency (1-10); repeatable."),
+    click.option("--drop-dialect", "drop_dialects", multiple=True, metavar="NAME",
+                  help="Remove a dialect; repeatable."),
+    click.option("--gender", metavar="F|M", callback=_option_value(parse_gender),
+                  help="F or M (female/male also accepted)."),
+    click.option("--age-band", type=click.Choice(AGE_BANDS), help="Age band."),
+    click.option("--group", "groups", multiple=True, metavar="G", callback=_option_value(_group),
+                  help="The agent's groups become exactly these; repeatable."),
+    click.option("--vip/--no-vip", default=None, help="May take VIP callers, or not."),
+    click.option("--extension", metavar="E", callback=_option_value(parse_extension),
+                  help="Phone extension (2-15 digits)."),
+]
+
+
 @agents.command("set")
 @click.argument("agent_id")
-@click.option("--skill", "skills", multiple=True, metavar="NAME=LEVEL",
-              callback=_option_value(_name_level), help="Set a skill's level (1-10); repeatable.")
-@click.option("--drop-skill", "drop_skills", multiple=True, metavar="NAME",
-              help="Remove a skill; repeatable.")
-@click.option("--dialect", "dialects", multiple=True, metavar="NAME=LEVEL",
-              callback=_option_value(_name_level),
-              help="Set a dialect's proficiency (1-10); repeatable.")
-@click.option("--drop-dialect", "drop_dialects", multiple=True, metavar="NAME",
-              help="Remove a dialect; repeatable.")
-@click.option("--gender", metavar="F|M", callback=_option_value(parse_gender),
-              help="F or M (female/male also accepted).")
-@click.option("--age-band", type=click.Choice(AGE_BANDS), help="Age band.")
-@click.option("--group", "groups", multiple=True, metavar="G", callback=_option_value(_group),
-              help="The agent's groups become exactly these; repeatable.")
-@click.option("--vip/--no-vip", default=None, help="May take VIP callers, or not.")
-@click.option("--extension", metavar="E", callback=_option_value(parse_extension),
-              help="Phone extension (2-15 digits).")
+@profile_options
 @_db_option
 def agents_set(agent_id: str, skills: tuple[tuple[str, int], ...], drop_skills: tuple[str, ...],
                dialects: tuple[tuple[str, int], ...], drop_dialects: tuple[str, ...],
