@@ -79,3 +79,38 @@ async def test_vip_minnan_caller_waits_for_the_minnan_agent(tmp_path: Path) -> N
     assert rec["customer_class"] == "vip" and rec["priority"] == 10
     assert [e["agent_id"] for e in expl] == ["minnan"]
     assert expl[0]["reason"].startswith("agent became ready")
+
+
+async def test_max_wait_sends_the_caller_to_the_fallback(tmp_path: Path) -> None:
+    policy = parse_policy("""
+queues:
+  billing: {skill: billing, max_wait: {after: 1, fallback: callback}}
+  tech: {skill: tech}
+  general: {skill: general}
+""")
+    pbx = SimPBX(SimConfig(users={"acd": "s"}, prompt_s=0.05))
+    await pbx.start()
+    agents = (AgentProfile("a1", "1001", skills={"billing": 5}),)
+    pbx.add_phone("1001", PhoneBehaviour())
+    engine = Engine(EngineConfig(
+        core=CoreConfig(policy=policy, agents=agents), login_agents=False,
+        flow=load_flow(ROOT / "ivr_flows" / "hotline.yaml"),
+        ami=AmiConfig(port=pbx.ami_port, secret="s"), agi_port=0,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'acd.db'}"))
+    try:
+        await engine.start()
+        pbx.cfg.agi_url = f"agi://127.0.0.1:{engine.agi.port}"
+        h = await pbx.place_call(CallerScript(keys=["", "1"], patience_s=60, key_delay_s=0.05))
+        res = await asyncio.wait_for(h.done, 10)
+        await engine.writer.drain()
+        rec = await engine.db.call(h.uniqueid)
+        sessions = len(engine._sessions)
+    finally:
+        await engine.stop()
+        await pbx.stop()
+    assert res.outcome is Outcome.ENGINE_HANGUP
+    assert any(s.startswith("fallback?kind=callback") for s in res.agi_scripts)
+    assert "STREAM FILE acd/callback-registered" in " | ".join(res.agi_commands)
+    assert rec is not None and rec["outcome"] == "fallback" and rec["queue"] == "billing"
+    assert list(engine.fallbacks) == [(h.uniqueid, "callback", "13800138000")]
+    assert sessions == 0  # nothing left behind

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -156,8 +157,8 @@ class Engine:
         self._ami_task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()  # set whenever a call record is produced
         self.on_record: Callable[[WriteCallRecord], None] | None = None
-        #: (call id, kind, number) of calls sent to a fallback, newest last
-        self.fallbacks: list[tuple[str, str, str]] = []
+        #: (call id, kind, number) of the latest calls sent to a fallback
+        self.fallbacks: deque[tuple[str, str, str]] = deque(maxlen=10_000)
         #: set to a list to collect every core decision's duration (ns), for benchmarks
         self.latencies: list[int] | None = None
 
@@ -342,9 +343,11 @@ class Engine:
         except AmiError as exc:
             log.warning("call %s: fallback %s failed (%s); hanging up", sess.call_id,
                         action.kind, exc)
-            sess.fallback = None
             with contextlib.suppress(AmiError):
                 await self.ami.send("Hangup", {"Channel": sess.channel, "Cause": "16"})
+        finally:
+            # the call's record is written; the hold loop keeps its own
+            # reference and sees ``fallback`` set
             self._sessions.pop(sess.call_id, None)
 
     async def _db_lookup(self, number: str) -> dict[str, str]:
@@ -569,13 +572,11 @@ class Engine:
         """The dialplan's ``acd-fallback`` hands the caller back after the
         queue's maximum wait: tell them what happens next and hang up."""
         req = session.request
-        sess = self._sessions.pop(req.uniqueid, None)
         kind = req.query.get("kind", "message")
         prompt = {"callback": "acd/callback-registered", "sms": "acd/sms-sent",
                   "voicemail": "acd/leave-message"}.get(kind, "acd/all-busy-call-later")
         log.info("call %s: fallback %s after the maximum wait", req.uniqueid, kind)
-        if sess is not None:
-            self.fallbacks.append((req.uniqueid, kind, req.callerid))
+        self.fallbacks.append((req.uniqueid, kind, req.callerid))
         await session.answer()
         await session.stream_file(prompt)
         await session.hangup()
