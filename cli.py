@@ -197,5 +197,30 @@ main.add_command(queue)
 main.add_command(explain)
 
 
+@flow.command("run")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--caller", default="13800138000", show_default=True, help="Caller's number.")
+@click.option("--keys", default="", help="Keys, one per prompt that listens, e.g. 1,2,# "
+              "(an empty entry presses nothing).")
+def flow_run(file: Path, caller: str, keys: str) -> None:
+    """Dry-run FILE in the terminal: the prompts it would play, the keys it
+    took, the path and where the call ends."""
+    from acd.ivr.dryrun import dry_run
+
+    try:
+        fl = load_flow(file)
+    except FlowError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)
+    result = dry_run(fl, keys.split(",") if keys else [])
+    console.print(f"call from {caller} into flow {fl.name!r}")
+    marks = {"play": "♪", "ask": "?", "key": "⌨", "queue": "→", "hangup": "✖"}
+    for step in result.steps:
+        console.print(f"  {marks[step.kind]} {step.text}", soft_wrap=True)
+    console.print(f"path: {' > '.join(result.path)}", soft_wrap=True)
+    if result.keys_left:
+        console.print(f"[yellow]keys not used:[/yellow] {','.join(result.keys_left)}")
+
+
 if __name__ == "__main__":
     main()

@@ -68,7 +68,7 @@ def caller_mix(rng: random.Random, n: int, patience_mean_s: float) -> list[Calle
         elif r < 0.90:
             keys = ["", "7", "1"]  # a wrong key first
         elif r < 0.95:
-            keys = ["2"]  # barges into the greeting, then lets the menu time out
+            keys = ["2"]  # presses 2 during the greeting: type-ahead picks tech
         else:
             keys = [""]
         hang = rng.uniform(0.3, 2.0) if r >= 0.97 else None

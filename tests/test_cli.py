@@ -96,3 +96,12 @@ def test_demo_prints_the_summary(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert "answered" in r.output and "ended in IVR" in r.output and "mean wait" in r.output
     assert "12 calls, 4 agents" in r.output
+
+
+def test_flow_run_shows_prompts_keys_and_path() -> None:
+    r = CliRunner().invoke(main, ["flow", "run", str(ROOT / "ivr_flows" / "hotline.yaml"),
+                                  "--keys", ",7,3"])
+    assert r.exit_code == 0, r.output
+    assert "⌨ 7" in r.output and "acd/invalid-option" in r.output
+    assert "path: welcome > main_menu > balance > goodbye" in r.output
+    assert "✖ hang up" in r.output

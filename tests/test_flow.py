@@ -101,3 +101,22 @@ def test_invalid_key_retries_then_fails_closed() -> None:
 def test_hangup_node_ends_with_prompt() -> None:
     steps, _ = run(MENU, [None, "9"])
     assert steps[-1] == EndCall(("hi", "menu", "bye"), "goodbye", "flow")
+
+
+def test_a_key_during_a_barge_in_prompt_answers_the_next_menu() -> None:
+    steps, _ = run(MENU, ["1"])
+    assert steps[0] == PlayPrompt("hello", "0123456789*#")
+    assert steps[1] == EnterQueue("billing", 3, ("hi", "menu", "q1"))
+    # an invalid type-ahead key counts as a try, like a key pressed in the menu
+    steps, _ = run(MENU, ["5", None, "9"])
+    assert steps[1] == PlayPrompt("invalid")
+
+
+def test_dry_run_lists_prompts_keys_and_end() -> None:
+    from acd.ivr.dryrun import dry_run
+
+    result = dry_run(parse_flow(MENU), ["", "7", "9"])
+    kinds = [s.kind for s in result.steps]
+    assert kinds == ["play", "ask", "key", "play", "ask", "key", "play", "hangup"]
+    assert result.path == ("hi", "menu", "bye")
+    assert isinstance(result.end, EndCall) and result.keys_left == ()

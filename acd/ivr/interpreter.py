@@ -72,6 +72,7 @@ class FlowRun:
         self._pending: str | None = None  # what the last step was waiting for
         self._after_prompt: str | None = None
         self._steps = 0
+        self._typeahead: str | None = None
         self.done = False
 
     def start(self) -> Step:
@@ -84,11 +85,18 @@ class FlowRun:
         body = self.flow.nodes[self._node].body
         if pending == "play":
             assert isinstance(body, Play)
+            # a key that interrupted a prompt is kept for the next menu
+            # (type-ahead: "press 1 during the greeting" chooses option 1)
+            self._typeahead = reply.digit
             return self._enter(body.next)
         if pending == "retry":
             return self._ask()
-        assert isinstance(body, Menu) and pending == "menu"
-        digit = reply.digit
+        assert pending == "menu"
+        return self._menu_answer(reply.digit)
+
+    def _menu_answer(self, digit: str | None) -> Step:
+        body = self.flow.nodes[self._node].body
+        assert isinstance(body, Menu)
         if digit is not None and digit in body.options:
             return self._enter(body.options[digit])
         self._tries += 1
@@ -114,6 +122,7 @@ class FlowRun:
         body = self.flow.nodes[name].body
         match body:
             case Play():
+                self._typeahead = None  # type-ahead only carries into the next menu
                 self._pending = "play"
                 return PlayPrompt(body.prompt, "0123456789*#" if body.barge_in else "")
             case Menu():
@@ -130,6 +139,9 @@ class FlowRun:
     def _ask(self) -> Step:
         body = self.flow.nodes[self._node].body
         assert isinstance(body, Menu)
+        if self._typeahead is not None:
+            digit, self._typeahead = self._typeahead, None
+            return self._menu_answer(digit)
         self._pending = "menu"
         return CollectDigit(body.prompt, body.timeout_s)
 
