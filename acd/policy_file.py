@@ -260,8 +260,26 @@ def parse_policy(text: str, file: str = "<policy>") -> Policy:
             handle_time_s=r.number(f["handle_time_s"][1], f"{w}: handle_time_s", 1, 36000)
             if "handle_time_s" in f else 180.0,
         )
+    _check_overflow_cycles(r, qnodes, queues)
     return Policy(queues=queues, classes=classes, class_rules=tuple(class_rules),
                   routes=tuple(routes), aging_s_per_level=aging, default_class=default_class)
+
+
+def _check_overflow_cycles(r: Reader, qnodes: dict[str, tuple[yaml.Node, yaml.Node]],
+                           queues: dict[str, QueuePolicy]) -> None:
+    """A call must not overflow round in a circle (A -> B -> A)."""
+    for start in queues:
+        seen = [start]
+        cur = start
+        while True:
+            nxt = next((s.overflow for s in queues[cur].escalate if s.overflow), None)
+            if nxt is None:
+                break
+            if nxt in seen:
+                raise r.err(qnodes[start][0], f"queue {start!r}: overflow goes round in a "
+                                              f"circle ({' -> '.join([*seen, nxt])})")
+            seen.append(nxt)
+            cur = nxt
 
 
 def load_policy(path: str | Path) -> Policy:

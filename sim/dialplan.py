@@ -8,8 +8,10 @@ Mirrors the project's ``asterisk_conf/extensions.conf`` (names from
      same => n,AGI(${ACD_AGI}/hotline?server=${ACD_SERVER})
      same => n,Hangup()
     [acd-connect]
-    exten => _X.,1,Dial(PJSIP/${EXTEN},${ACD_RING_TIMEOUT},m(${ACD_MOH}))
-     same => n,AGI(${ACD_AGI}/requeue?status=${DIALSTATUS}&offer=${ACD_OFFER}&server=${ACD_SERVER})
+    exten => _X.,1,Set(ACD_THIS_OFFER=${ACD_OFFER})
+     same => n,Dial(PJSIP/${EXTEN},${ACD_RING_TIMEOUT},m(${ACD_MOH}))
+     same => n,AGI(${ACD_AGI}/requeue?status=${DIALSTATUS}&offer=${ACD_THIS_OFFER}\
+&server=${ACD_SERVER})       (one line in extensions.conf)
      same => n,Hangup()
     [acd-fallback]
     exten => callback,1,AGI(${ACD_AGI}/fallback?kind=${EXTEN}&server=${ACD_SERVER})
@@ -79,10 +81,11 @@ class Dialplan:
         server = "server=${ACD_SERVER}" if cfg.server_name is not None else ""
         hotline_url = f"${{ACD_AGI}}/{cfg.hotline_script}" + (f"?{server}" if server else "")
         requeue_url = (f"${{ACD_AGI}}/{cfg.requeue_script}?status=${{DIALSTATUS}}"
-                       "&offer=${ACD_OFFER}"
+                       "&offer=${ACD_THIS_OFFER}"
                        + (f"&{server}" if server else ""))
         hotline: list[Step] = [("Answer", ""), ("AGI", hotline_url), ("Hangup", "")]
         connect: list[Step] = [
+            ("Set", "ACD_THIS_OFFER=${ACD_OFFER}"),
             ("Dial", "PJSIP/${EXTEN},${ACD_RING_TIMEOUT},m(${ACD_MOH})"),
             ("AGI", requeue_url),
             ("Hangup", ""),

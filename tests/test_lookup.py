@@ -36,3 +36,30 @@ async def test_concurrent_lookups_share_one_fetch_and_failures_reach_each_waiter
     finally:
         await b.stop()
     assert b.batches == 3
+
+
+async def test_record_writer_skips_a_refused_row_and_keeps_the_rest(tmp_path: object) -> None:
+    import time as _time
+    from pathlib import Path
+
+    from acd.adapters.storage import Database, RecordWriter
+    from acd.core.model import CallRecord, Outcome
+
+    db = Database(f"sqlite+aiosqlite:///{Path(str(tmp_path)) / 'w.db'}")
+    await db.create()
+    w = RecordWriter(db, linger_s=0.01)
+    w.start()
+    now = _time.time()
+
+    def rec(cid: str) -> CallRecord:
+        return CallRecord(cid, "1", "", now, now + 1, Outcome.IVR, (), None, None, None, None,
+                          None, None, 0, "pbx1")
+
+    for cid in ("a", "b", "a", "c"):  # the second "a" is refused (duplicate key)
+        w.put(rec(cid))
+    await w.drain()
+    await w.stop()
+    ids = sorted(r["call_id"] for r in await db.calls())
+    await db.dispose()
+    assert ids == ["a", "b", "c"]
+    assert (w.written, w.failed) == (3, 1)

@@ -8,14 +8,20 @@ from acd.core.center import ContactCenter
 from acd.core.model import (
     Action,
     AgentLogin,
+    AgentLogout,
+    AgentPause,
     AgentState,
+    CallerHungUp,
+    CallPriorityChanged,
     CallQueued,
     CallStarted,
+    CancelTimer,
     ConnectCall,
     ConversationEnded,
     CoreConfig,
     FallbackCall,
     OfferAnswered,
+    OfferFailed,
     Outcome,
     RecordExplanation,
     StartTimer,
@@ -262,3 +268,41 @@ def test_bad_policy_files_name_line_and_problem(text: str, line: int, words: str
     assert info.value.line == line, str(info.value)
     assert words in str(info.value)
     assert str(info.value).startswith(f"routing.yaml:{line}:")
+
+
+def test_overflow_in_a_circle_is_refused() -> None:
+    with pytest.raises(PolicyError, match=r"overflow goes round in a circle \(a -> b -> a\)"):
+        parse_policy("queues:\n  a: {escalate: [{after: 10, overflow: b}]}\n"
+                     "  b: {escalate: [{after: 20, overflow: a}]}\n", "routing.yaml")
+
+
+def test_a_manual_pause_cancels_the_ring_no_answer_return() -> None:
+    cc = ContactCenter(CoreConfig(policy=parse_policy(POLICY), agents=AGENTS, rona_pause_s=30))
+    login(cc, "general_f")
+    o = offer(queue(cc, "c1", 0.0, {}))
+    assert o is not None
+    cc.handle(OfferFailed("c1", o.offer_id, "NOANSWER"), 20.0)  # paused, back at 50 s
+    out = cc.handle(AgentPause("general_f", "lunch"), 25.0)
+    assert CancelTimer(("ready", "general_f")) in out
+    out = cc.handle(AgentLogout("general_f"), 26.0)
+    assert CancelTimer(("ready", "general_f")) in out
+
+
+def test_priority_changed_while_ringing_counts_when_the_call_comes_back() -> None:
+    cc = center((agent("g", "1001", skills={"general": 5}),))
+    login(cc, "g")
+    o = offer(queue(cc, "c1", 0.0, {}))
+    assert o is not None
+    queue(cc, "c2", 10.0, {})
+    cc.handle(CallPriorityChanged("c1", -10), 11.0)  # demoted while its offer rings
+    cc.handle(OfferFailed("c1", o.offer_id, "NOANSWER"), 15.0)
+    assert cc.waiting("general") == ["c2", "c1"]
+
+
+def test_stale_partition_entries_are_compacted() -> None:
+    cc = center((agent("g", "1001", skills={"vip": 5}),))  # nobody serves general
+    for i in range(500):
+        queue(cc, f"c{i}", float(i), {})
+        cc.handle(CallerHungUp(f"c{i}"), float(i) + 0.5)
+    parts = cc._parts["general"]
+    assert sum(len(p.heap) for p in parts.values()) < 200

@@ -149,7 +149,7 @@ async def test_answered_call_like_the_recording(agi: AgiScriptServer, pbx: SimPB
     apps = [(m["Context"], m["Priority"], m["Application"]) for m in events
             if m.event == "Newexten" and m["Uniqueid"] == call.uniqueid]
     assert apps == [("acd-hotline", "1", "Answer"), ("acd-hotline", "2", "AGI"),
-                    ("acd-connect", "1", "Dial")]
+                    ("acd-connect", "1", "Set"), ("acd-connect", "2", "Dial")]
 
     assert result.outcome is Outcome.TALKED
     assert (result.agent, result.hangup_by, result.cause) == ("1001", "agent", 16)
@@ -250,7 +250,7 @@ async def test_ring_no_answer_continues_into_requeue(agi: AgiScriptServer, pbx: 
     assert second.env["agi_uniqueid"] == first.env["agi_uniqueid"] == call.uniqueid
     assert second.env["agi_channel"] == call.channel
     assert (second.env["agi_context"], second.env["agi_extension"],
-            second.env["agi_priority"]) == ("acd-connect", "1002", "2")
+            second.env["agi_priority"]) == ("acd-connect", "1002", "3")
     assert result.outcome is Outcome.ENGINE_HANGUP
     assert (result.requeues, result.dial_statuses) == (1, ["NOANSWER"])
 

@@ -249,8 +249,10 @@ class AmiClient:
                 continue
             except AmiConnectError as exc:
                 log.warning("AMI %s: %s", self.name, exc)
-            except AmiActionTimeout as exc:
-                log.warning("AMI %s: login timed out (%s)", self.name, exc)
+            except AmiAuthError:
+                raise
+            except AmiError as exc:  # timeout, link closed again at once...: retry
+                log.warning("AMI %s: reconnect failed (%s)", self.name, exc)
             delay = min(delay * 2, self.config.backoff_max)
 
     async def _watch(self) -> None:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from acd.core.model import CallRecord, Explanation, Outcome
@@ -284,20 +285,30 @@ class RecordWriter:
             await self._write(batch)
 
     async def _write(self, batch: list[CallRecord | Explanation]) -> None:
-        for attempt in range(3):
+        """Write a batch; while the database is down, retry with backoff
+        (nothing accepted is dropped); a row the database refuses (e.g. a
+        duplicate key) is logged and skipped, the rest written."""
+        delay = 0.2
+        while True:
             try:
                 await self._db.write_batch(
                     [b for b in batch if isinstance(b, CallRecord)],
                     [b for b in batch if isinstance(b, Explanation)])
                 self.written += len(batch)
                 return
+            except IntegrityError:
+                if len(batch) == 1:
+                    log.error("the database refused %r; skipped", batch[0])
+                    self.failed += 1
+                    return
+                for item in batch:  # find the bad row(s): one by one
+                    await self._write([item])
+                return
             except Exception:
-                log.exception("writing %d call records failed (attempt %d)",
-                              len(batch), attempt + 1)
-                await asyncio.sleep(0.2 * (attempt + 1))
-        self.failed += len(batch)
-        log.error("gave up writing call records: %s",
-                  ", ".join(sorted({r.call_id for r in batch})))
+                log.exception("writing %d call records failed; retrying in %.1fs",
+                              len(batch), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def stop(self) -> None:
         """Write everything accepted so far, then end the task."""

@@ -295,7 +295,9 @@ class ContactCenter:
             self._dispatch_agent(agent, now, out)
 
     def _agent_logout(self, ev: AgentLogout, now: float, out: list[Action]) -> None:
-        self._agent_move(self.agent(ev.agent_id), AgentTrigger.LOGOUT, now, out)
+        agent = self.agent(ev.agent_id)
+        self._agent_move(agent, AgentTrigger.LOGOUT, now, out)
+        out.append(CancelTimer(("ready", agent.agent_id)))  # no stale return to ready
 
     def _agent_ready(self, ev: AgentReady, now: float, out: list[Action]) -> None:
         agent = self.agent(ev.agent_id)
@@ -308,6 +310,8 @@ class ContactCenter:
         if agent.state is AgentState.WRAP_UP:
             out.append(CancelTimer(("wrap_up", agent.agent_id)))
         self._agent_move(agent, AgentTrigger.PAUSE, now, out, ev.reason or "paused")
+        # a pause chosen by a person replaces a ring-no-answer pause and its timer
+        out.append(CancelTimer(("ready", agent.agent_id)))
 
     def _agent_profile(self, ev: AgentProfileChanged, now: float, out: list[Action]) -> None:
         self._profile_changed(ev.profile, now, out)
@@ -415,6 +419,11 @@ class ContactCenter:
             part = self._parts[call.queue].get(call.sig_id)
             if part is not None:
                 part.live.pop(call.call_id, None)
+                if len(part.heap) > 2 * len(part.live) + 64:
+                    # compact: stale entries would otherwise pile up in a
+                    # partition no agent ever takes from
+                    part.heap = list(part.live.values())
+                    heapq.heapify(part.heap)
 
     def _arm_timers(self, call: Call, out: list[Action]) -> None:
         assert call.queued_at is not None and call.queue is not None
@@ -493,7 +502,9 @@ class ContactCenter:
         if qp.max_wait_s is not None and now >= call.queued_at + qp.max_wait_s:
             self._fallback(call, now, out)
         else:
-            # back at its original place: same virtual arrival and seq
+            # back at its original place: same arrival and seq (and the
+            # priority it has now, which may have changed while it rang)
+            call.key = call.queued_at - call.priority * self.policy.aging_s_per_level
             self._enter(call)
             self._dispatch_call(call, now, out)
         if not ev.agent_fault:

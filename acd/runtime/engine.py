@@ -104,6 +104,9 @@ class CallSession:
     redirect_offer: int | None = None
     #: the engine moved the caller to a fallback (max wait reached)
     fallback: str | None = None
+    #: set once the fallback Redirect was sent (or failed): the AGI socket
+    #: must stay open until then, or the dialplan would hang the caller up
+    fallback_sent: asyncio.Event = field(default_factory=asyncio.Event)
     #: caller attributes for routing: profile, last agent (looked up while
     #: the caller is in the IVR), IVR variables
     attrs: dict[str, str] = field(default_factory=dict)
@@ -324,7 +327,13 @@ class Engine:
                 # the caller is hanging up; the Hangup event will confirm it
                 self._caller_gone(action.call_id, 16)
             else:
-                self._offer_failed(action.call_id, action.offer_id, f"REDIRECT {exc.message}")
+                # refused for a reason that is not the agent's (permissions,
+                # dialplan): log loudly, wait a little so it cannot spin
+                log.error("call %s: Asterisk refused the redirect to %s: %s", action.call_id,
+                          action.extension, exc.message)
+                await asyncio.sleep(REDIRECT_RETRY_S)
+                self._offer_failed(action.call_id, action.offer_id,
+                                   f"REDIRECT {exc.message}", agent_fault=False)
         except AmiError as exc:
             # the PBX link is down or slow: not the agent's fault; wait a
             # little so a dead link does not spin offers
@@ -349,6 +358,7 @@ class Engine:
             # the call's record is written; the hold loop keeps its own
             # reference and sees ``fallback`` set
             self._sessions.pop(sess.call_id, None)
+            sess.fallback_sent.set()
 
     async def _db_lookup(self, number: str) -> dict[str, str]:
         attrs: dict[str, str] = {}
@@ -439,14 +449,17 @@ class Engine:
     async def _resync(self) -> None:
         """After a (re)connect: calls whose caller channel no longer exists
         ended while we were not listening."""
+        # only channels we knew before asking can be judged by the answer:
+        # a call that arrives while the reply is on its way is not in it
+        known = dict(self._channels)
         try:
             items = await self.ami.send_list("CoreShowChannels")
         except AmiError as exc:
             log.warning("resync after AMI connect failed: %s", exc)
             return
         live = {m.get("Uniqueid") for m in items if m.event == "CoreShowChannel"}
-        for uid, (call_id, role) in list(self._channels.items()):
-            if uid not in live:
+        for uid, (call_id, role) in known.items():
+            if uid not in live and self._channels.get(uid) == (call_id, role):
                 self._channels.pop(uid, None)
                 if role == "caller":
                     log.info("resync: call %s ended while AMI was down", call_id)
@@ -461,13 +474,23 @@ class Engine:
             log.error("FastAGI hotline call without agi_uniqueid; hanging up")
             await session.hangup()
             return
+        server = req.query.get("server", self.config.server)
+        if server != self.config.server:
+            log.error("call %s comes from Asterisk server %r, but this engine drives only %r; "
+                      "hanging up (set ACD_SERVER in extensions.conf to %r)", call_id, server,
+                      self.config.server, self.config.server)
+            await session.hangup()
+            return
+        if call_id in self._sessions or self.core.call(call_id) is not None:
+            log.error("call %s: a second hotline session for a live call; hanging it up", call_id)
+            await session.hangup()
+            return
         sess = CallSession(call_id, req.channel, run=FlowRun(self.flow))
         sess.lookup = asyncio.get_running_loop().create_task(self.lookup(req.callerid))
         self._sessions[call_id] = sess
         self._channels[call_id] = (call_id, "caller")
         self.stats.calls_started += 1
-        self.handle(CallStarted(call_id, req.callerid, req.calleridname, req.channel,
-                                req.query.get("server", self.config.server)))
+        self.handle(CallStarted(call_id, req.callerid, req.calleridname, req.channel, server))
         try:
             await session.answer()
             queued = await self._run_ivr(session, sess)
@@ -533,6 +556,11 @@ class Engine:
         while True:
             call = self.core.call(sess.call_id)
             if call is None or call.queue is None:
+                if sess.fallback is not None:
+                    # keep the socket until the fallback Redirect is out
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(sess.fallback_sent.wait(),
+                                               self.config.ami.action_timeout + 1)
                 return
             every = self.core.queue_policy(call.queue).announce_every_s
             chunk = round(every) if every else HOLD_CHUNK_S
@@ -598,7 +626,8 @@ class Engine:
             # not registered fails Dial without DialBegin/DialEnd events)
             self._offer_failed(call_id, int(offer), status)
         sess.channel = req.channel or sess.channel
-        self._channels[call_id] = (call_id, "caller")
+        if self.core.call(call_id) is not None:
+            self._channels[call_id] = (call_id, "caller")
         try:
             await self._hold(session, sess)
         except AgiHangupError:
