@@ -65,7 +65,7 @@ from acd.protocols.ami import AmiMessage
 log = logging.getLogger(__name__)
 
 CONNECT_CONTEXT = "acd-connect"
-HOLD_CHUNK_S = 3600  # MusicOnHold duration per EXEC; re-issued if it ever runs out
+HOLD_CHUNK_S = 120  # MusicOnHold per EXEC: between chunks the hold loop re-checks the call
 #: the AMI events the engine acts on; the rest are dropped before parsing
 AMI_EVENTS = frozenset({"Hangup", "DialBegin", "DialEnd", "Rename", "FullyBooted", "Shutdown"})
 REDIRECT_RETRY_S = 1.0
