@@ -55,7 +55,7 @@ def caller_mix(rng: random.Random, n: int, patience_mean_s: float) -> list[Calle
     """A hotline's callers: most pick a queue, some serve themselves, some
     get lost in the menu, a few hang up in the IVR."""
     scripts: list[CallerScript] = []
-    for i in range(n):
+    for _ in range(n):
         r = rng.random()
         if r < 0.25:
             keys = ["", "1"]  # billing
@@ -77,7 +77,6 @@ def caller_mix(rng: random.Random, n: int, patience_mean_s: float) -> list[Calle
             keys=keys, patience_s=rng.expovariate(1 / patience_mean_s),
             hangup_after_s=hang, key_delay_s=0.2,
         ))
-        del i
     return scripts
 
 

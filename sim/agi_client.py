@@ -463,23 +463,21 @@ class AgiSession:
             raise _ShowUsage from None
         chan = self._chan
         deadline = None if ms < 0 else chan.loop.time() + self._pbx.cfg.scaled(ms / 1000)
-        chan.listen(True)
-        try:
-            digit = await chan.wait_digit(deadline, ALL_DIGITS)
-        except ChannelInterrupted:
-            return encode_result(-1)
-        finally:
-            chan.unlisten()
-        return encode_result(ord(digit) if digit else 0)
+        return await self._key_or_end(deadline, ALL_DIGITS)
 
     async def _say(self, words: int, escape: str) -> bytes:
         cfg = self._pbx.cfg
+        deadline = self._chan.loop.time() + cfg.scaled(words * cfg.say_word_s)
+        return await self._key_or_end(deadline, escape)
+
+    async def _key_or_end(self, deadline: float | None, accept: str) -> bytes:
+        """Wait until ``deadline`` or a key in ``accept``: ``result=<ascii>``,
+        0 when none, -1 when the channel went away."""
         chan = self._chan
-        deadline = chan.loop.time() + cfg.scaled(words * cfg.say_word_s)
-        if escape:
+        if accept:
             chan.listen(True)
         try:
-            digit = await chan.wait_digit(deadline, escape)
+            digit = await chan.wait_digit(deadline, accept)
         except ChannelInterrupted:
             return encode_result(-1)
         finally:

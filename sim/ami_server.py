@@ -31,7 +31,7 @@ from acd.protocols.ami import (
     encode_message,
     parse_variables,
 )
-from sim.channels import STATE_DESC
+from sim.channels import STATE_DESC, Channel
 from sim.originate import OriginateRequest
 from sim.util import atoi, parse_callerid
 
@@ -330,35 +330,35 @@ class AmiSession:
         pbx.soft_hangup(chan, cause, by="engine")
         self._success(msg, "Channel Hungup")
 
-    async def _getvar(self, msg: AmiMessage) -> None:
-        variable = msg.get("Variable")
-        if not variable:
+    def _var_target(self, msg: AmiMessage) -> tuple[bool, Channel | None]:
+        """Getvar/Setvar: (ok, channel); no ``Channel:`` means a global.
+        Replies with the error itself when not ok."""
+        if not msg.get("Variable"):
             self._error(msg, "No variable specified")
-            return
-        pbx = self._server.pbx
+            return False, None
         name = msg.get("Channel")
-        if name:
-            chan = pbx.channels.find(name)
-            if chan is None:
-                self._error(msg, "No such channel")
-                return
-            value = pbx.read_var(chan, variable)
-        else:
-            value = pbx.globals.get(variable)
+        if not name:
+            return True, None
+        chan = self._server.pbx.channels.find(name)
+        if chan is None:
+            self._error(msg, "No such channel")
+            return False, None
+        return True, chan
+
+    async def _getvar(self, msg: AmiMessage) -> None:
+        ok, chan = self._var_target(msg)
+        if not ok:
+            return
+        pbx, variable = self._server.pbx, msg.get("Variable")
+        value = pbx.read_var(chan, variable) if chan is not None else pbx.globals.get(variable)
         self._reply(msg, "Success", [("Variable", variable), ("Value", value or "")])
 
     async def _setvar(self, msg: AmiMessage) -> None:
-        variable = msg.get("Variable")
-        if not variable:
-            self._error(msg, "No variable specified")
+        ok, chan = self._var_target(msg)
+        if not ok:
             return
-        pbx = self._server.pbx
-        name = msg.get("Channel")
-        if name:
-            chan = pbx.channels.find(name)
-            if chan is None:
-                self._error(msg, "No such channel")
-                return
+        pbx, variable = self._server.pbx, msg.get("Variable")
+        if chan is not None:
             pbx.set_var(chan, variable, msg.get("Value"))
         else:
             pbx.globals[variable] = msg.get("Value")

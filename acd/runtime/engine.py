@@ -120,10 +120,7 @@ class CallSession:
 class EngineStats:
     calls_started: int = 0
     calls_finished: int = 0
-    redirects: int = 0
     errors: int = 0
-    event_count: int = 0
-    handle_ns: int = 0
 
 
 class Engine:
@@ -158,8 +155,6 @@ class Engine:
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ami_task: asyncio.Task[None] | None = None
-        self.finished = asyncio.Event()  # set whenever a call record is produced
-        self.on_record: Callable[[WriteCallRecord], None] | None = None
         #: (call id, kind, number) of the latest calls sent to a fallback
         self.fallbacks: deque[tuple[str, str, str]] = deque(maxlen=10_000)
         #: set to a list to collect every core decision's duration (ns), for benchmarks
@@ -194,7 +189,7 @@ class Engine:
 
         log.info("engine up: FastAGI on %s:%s, AMI %s:%s, %d agents, flow %s",
                  self.config.agi_host, self.agi.port, self.config.ami.host,
-                 self.config.ami.port, len(self.config.core.agents), self.flow.file)
+                 self.config.ami.port, sum(1 for _ in self.core.agents()), self.flow.file)
 
     @property
     def supervisor(self) -> asyncio.Task[None] | None:
@@ -246,12 +241,8 @@ class Engine:
             self.stats.errors += 1
             log.error("event %s refused by the core: %s", event, exc)
             return
-        finally:
-            dt = time.perf_counter_ns() - t0
-            self.stats.event_count += 1
-            self.stats.handle_ns += dt
-            if self.latencies is not None:
-                self.latencies.append(dt)
+        if self.latencies is not None:
+            self.latencies.append(time.perf_counter_ns() - t0)
         for action in actions:
             self._do(action)
 
@@ -281,9 +272,6 @@ class Engine:
                     self._channels.pop(done.agent_uid, None)
                 self.stats.calls_finished += 1
                 self.writer.put(rec)
-                if self.on_record is not None:
-                    self.on_record(action)
-                self.finished.set()
             case AgentStateChanged():
                 log.debug("agent %s: %s -> %s %s", action.agent_id, action.old.value,
                           action.new.value, action.reason)
@@ -310,7 +298,6 @@ class Engine:
         ``acd-connect,<extension>,1``."""
         sess = self._sessions.get(action.call_id)
         channel = sess.channel if sess is not None else action.channel
-        self.stats.redirects += 1
         try:
             await self.ami.send("Setvar", {"Channel": channel, "Variable": "ACD_OFFER",
                                            "Value": str(action.offer_id)})
