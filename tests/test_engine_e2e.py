@@ -214,3 +214,23 @@ async def test_frozen_ami_is_declared_dead_by_the_watchdog(tmp_path: Path) -> No
     assert dead_after < 1.5  # ping interval + ping timeout, with slack
 
 
+
+
+async def test_call_from_an_unconfigured_server_is_refused_and_others_go_on(
+        tmp_path: Path) -> None:
+    from acd.protocols.agi import encode_request
+
+    phones = {"1001": PhoneBehaviour(answer_after_s=0.05, talk_s=0.1)}
+    async with system(tmp_path, phones) as (pbx, engine):
+        r, w = await asyncio.open_connection("127.0.0.1", engine.agi.port)
+        w.write(encode_request({"agi_network": "yes", "agi_network_script": "hotline?server=pbx9",
+                                "agi_channel": "PJSIP/trunk-1", "agi_uniqueid": "9.1",
+                                "agi_callerid": "13800000000"}))
+        assert await asyncio.wait_for(r.readline(), 5) == b"HANGUP\n"
+        w.close()
+        assert engine.core.call("9.1") is None and "9.1" not in engine._sessions
+        h = await pbx.place_call(CallerScript(keys=["", "1"], key_delay_s=0.02))
+        res = await asyncio.wait_for(h.done, 10)
+        recs = await records_for(engine, 1)
+    assert res.outcome is Outcome.TALKED
+    assert list(recs) == [res.uniqueid]  # the refused call left no record
