@@ -2,7 +2,8 @@
 
     acd serve --config acd.yaml     run the engine against Asterisk
     acd demo --calls 200            engine + PBX simulator, then a summary
-    acd flow validate FILE...       check IVR flow files
+    acd flow validate FILE...       check IVR flow files (also: graph, run, test, reload)
+    acd staffing ...                agents needed (Erlang C / Erlang A)
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def serve(config_path: Path, verbose: int) -> None:
 @click.option("--seed", default=1, show_default=True, help="Random seed for the caller mix.")
 @click.option("--db", default="sqlite+aiosqlite:///acd-demo.db", show_default=True,
               help="Database for call records (a fresh table each run).")
-@click.option("--flow", "flow_path", default="ivr_flows/hotline.yaml", show_default=True,
+@click.option("--flow", "flow_path", default="ivr_flows/basic.yaml", show_default=True,
               type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-v", "--verbose", count=True)
 def demo(calls: int, agents: int, rate: float, talk: float, seed: int, db: str,
@@ -156,33 +157,6 @@ def demo(calls: int, agents: int, rate: float, talk: float, seed: int, db: str,
         sys.exit(1)
 
 
-# ------------------------------------------------------------------- flow
-
-
-@main.group()
-def flow() -> None:
-    """IVR flow tools."""
-
-
-@flow.command("validate")
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(dir_okay=False, path_type=Path))
-def flow_validate(files: tuple[Path, ...]) -> None:
-    """Check flow files; print each problem with file, line and column."""
-    bad = 0
-    for f in files:
-        try:
-            fl = load_flow(f)
-        except FlowError as exc:
-            bad += 1
-            err_console.print(f"[red]✗[/red] {exc}")
-        else:
-            console.print(f"[green]✓[/green] {f}: flow {fl.name!r}, {len(fl.nodes)} nodes, "
-                          f"queues: {', '.join(sorted(fl.queues)) or '-'}")
-    if bad:
-        sys.exit(1)
-
-
 # --------------------------------------------------------------- profiles
 
 from acd.cli_profiles import agents, customers  # noqa: E402
@@ -197,29 +171,11 @@ main.add_command(queue)
 main.add_command(explain)
 
 
-@flow.command("run")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--caller", default="13800138000", show_default=True, help="Caller's number.")
-@click.option("--keys", default="", help="Keys, one per prompt that listens, e.g. 1,2,# "
-              "(an empty entry presses nothing).")
-def flow_run(file: Path, caller: str, keys: str) -> None:
-    """Dry-run FILE in the terminal: the prompts it would play, the keys it
-    took, the path and where the call ends."""
-    from acd.ivr.dryrun import dry_run
+from acd.cli_flow import flow  # noqa: E402
+from acd.cli_planning import staffing  # noqa: E402
 
-    try:
-        fl = load_flow(file)
-    except FlowError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        sys.exit(1)
-    result = dry_run(fl, keys.split(",") if keys else [])
-    console.print(f"call from {caller} into flow {fl.name!r}")
-    marks = {"play": "♪", "ask": "?", "key": "⌨", "queue": "→", "hangup": "✖"}
-    for step in result.steps:
-        console.print(f"  {marks[step.kind]} {step.text}", soft_wrap=True)
-    console.print(f"path: {' > '.join(result.path)}", soft_wrap=True)
-    if result.keys_left:
-        console.print(f"[yellow]keys not used:[/yellow] {','.join(result.keys_left)}")
+main.add_command(flow)
+main.add_command(staffing)
 
 
 if __name__ == "__main__":

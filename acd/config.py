@@ -127,7 +127,7 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None) ->
     top = c.mapping(data, "top level")
     c.known(top, "", {"server", "ami", "agi", "database", "flow", "moh_class", "wrap_up_s",
                       "rona_pause_s", "queues", "agents", "routing", "api_port", "api_host",
-                      "login_agents"})
+                      "login_agents", "flow_watch", "sounds", "transfer_context"})
     base = base or Path(".")
     ami_d = c.mapping(top.get("ami", {}), "ami")
     c.known(ami_d, "ami", {"host", "port", "username", "secret", "action_timeout_s",
@@ -186,7 +186,12 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None) ->
     # the IVR may name a queue, or a target that a routing rule maps (ivr_queue)
     targets = {v for r in policy.routes for t in r.when.tests if t.attr == "ivr_queue"
                for v in t.values}
-    flow = load_flow(flow_path, known_queues=qnames | targets)
+    known = qnames | targets
+    sounds: str | None = None
+    if top.get("sounds") is not None:
+        sp = Path(c.text(top["sounds"], "sounds"))
+        sounds = str(sp if sp.is_absolute() else base / sp)
+    flow = load_flow(flow_path, known_queues=known, sounds=sounds)
     return EngineConfig(
         core=core, flow=flow, ami=ami,
         agi_host=c.text(agi_d.get("host", "127.0.0.1"), "agi.host"),
@@ -197,6 +202,11 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None) ->
         login_agents=bool(top.get("login_agents", True)),
         api_host=c.text(top.get("api_host", "127.0.0.1"), "api_host"),
         api_port=None if top.get("api_port") is None else c.port(top["api_port"], "api_port"),
+        flow_watch=bool(top.get("flow_watch", False)),
+        known_queues=frozenset(known),
+        sounds=sounds,
+        transfer_context=c.text(top.get("transfer_context", "acd-transfer"),
+                                "transfer_context"),
     )
 
 

@@ -26,7 +26,7 @@ from sim.config import PhoneBehaviour, SimConfig
 from sim.pbx import SimPBX
 
 ROOT = Path(__file__).resolve().parent.parent
-FLOW = load_flow(ROOT / "ivr_flows" / "hotline.yaml")
+FLOW = load_flow(ROOT / "ivr_flows" / "basic.yaml")
 SECRET = "test-secret"
 QUEUES = tuple(sorted(FLOW.queues))  # billing, general, tech
 

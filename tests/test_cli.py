@@ -42,7 +42,7 @@ def test_help_lists_the_commands() -> None:
 
 
 def test_flow_validate(tmp_path: Path) -> None:
-    r = CliRunner().invoke(main, ["flow", "validate", str(ROOT / "ivr_flows" / "hotline.yaml")])
+    r = CliRunner().invoke(main, ["flow", "validate", str(ROOT / "ivr_flows" / "basic.yaml")])
     assert r.exit_code == 0 and "flow 'hotline'" in r.output
     bad = ROOT / "tests" / "flows" / "bad" / "dangling_next.yaml"
     r = CliRunner().invoke(main, ["flow", "validate", str(bad)])
@@ -63,7 +63,7 @@ def test_serve_refuses_missing_or_broken_configuration(tmp_path: Path) -> None:
 
 
 def test_serve_without_asterisk_exits_4(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, free_port(), "x", str(ROOT / "ivr_flows" / "hotline.yaml"))
+    cfg = write_config(tmp_path, free_port(), "x", str(ROOT / "ivr_flows" / "basic.yaml"))
     r = CliRunner().invoke(main, ["serve", "--config", str(cfg)])
     assert r.exit_code == 4 and "cannot reach Asterisk AMI" in r.output
 
@@ -81,7 +81,7 @@ def test_serve_with_wrong_password_exits_3(tmp_path: Path) -> None:
                 break
             except OSError:
                 time.sleep(0.05)
-        cfg = write_config(tmp_path, port, "wrong", str(ROOT / "ivr_flows" / "hotline.yaml"))
+        cfg = write_config(tmp_path, port, "wrong", str(ROOT / "ivr_flows" / "basic.yaml"))
         r = CliRunner().invoke(main, ["serve", "--config", str(cfg)])
     finally:
         sim.terminate()
@@ -99,7 +99,7 @@ def test_demo_prints_the_summary(tmp_path: Path) -> None:
 
 
 def test_flow_run_shows_prompts_keys_and_path() -> None:
-    r = CliRunner().invoke(main, ["flow", "run", str(ROOT / "ivr_flows" / "hotline.yaml"),
+    r = CliRunner().invoke(main, ["flow", "run", str(ROOT / "ivr_flows" / "basic.yaml"),
                                   "--keys", ",7,3"])
     assert r.exit_code == 0, r.output
     assert "⌨ 7" in r.output and "acd/invalid-option" in r.output

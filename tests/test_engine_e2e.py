@@ -23,7 +23,7 @@ from sim.config import CallerScript, CallResult, Outcome, PhoneBehaviour, SimCon
 from sim.pbx import SimPBX
 
 ROOT = Path(__file__).resolve().parent.parent
-FLOW = load_flow(ROOT / "ivr_flows" / "hotline.yaml")
+FLOW = load_flow(ROOT / "ivr_flows" / "basic.yaml")
 SECRET = "test-secret"
 
 

@@ -48,7 +48,7 @@ async def test_vip_minnan_caller_waits_for_the_minnan_agent(tmp_path: Path) -> N
         pbx.add_phone(a.extension, PhoneBehaviour(answer_after_s=0.05, talk_s=0.3))
     engine = Engine(EngineConfig(
         core=CoreConfig(policy=parse_policy(POLICY), agents=agents, wrap_up_s=0.1),
-        flow=load_flow(ROOT / "ivr_flows" / "hotline.yaml"),
+        flow=load_flow(ROOT / "ivr_flows" / "basic.yaml"),
         ami=AmiConfig(port=pbx.ami_port, secret="s"), agi_port=0,
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'acd.db'}"))
     try:
@@ -94,7 +94,7 @@ queues:
     pbx.add_phone("1001", PhoneBehaviour())
     engine = Engine(EngineConfig(
         core=CoreConfig(policy=policy, agents=agents), login_agents=False,
-        flow=load_flow(ROOT / "ivr_flows" / "hotline.yaml"),
+        flow=load_flow(ROOT / "ivr_flows" / "basic.yaml"),
         ami=AmiConfig(port=pbx.ami_port, secret="s"), agi_port=0,
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'acd.db'}"))
     try:

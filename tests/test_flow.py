@@ -53,7 +53,7 @@ def test_missing_flow_file() -> None:
 
 
 def test_sample_hotline_loads() -> None:
-    flow = load_flow(ROOT / "ivr_flows" / "hotline.yaml", known_queues={"billing", "tech",
+    flow = load_flow(ROOT / "ivr_flows" / "basic.yaml", known_queues={"billing", "tech",
                                                                        "general"})
     assert flow.start == "welcome"
     assert flow.queues == {"billing", "tech", "general"}

@@ -241,6 +241,8 @@ class ControlApi:
         app.router.add_get("/queues", self.list_queues)
         app.router.add_get("/queues/{name}", self.get_queue)
         app.router.add_get("/stats", self.stats)
+        app.router.add_get("/flow", self.get_flow)
+        app.router.add_post("/flow/reload", self.reload_flow)
         return app
 
     async def start(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
@@ -602,3 +604,21 @@ class ControlApi:
             "agents": agents,
             "ivr_only": st.ivr_only_total(),
         })
+
+    # ------------------------------------------------------------ flows
+
+    def _flow_json(self) -> dict[str, Any]:
+        fl = self.engine.flows.current
+        return {"name": fl.name, "version": fl.version, "file": fl.file,
+                "files": list(fl.files), "nodes": len(fl.nodes), "queues": sorted(fl.queues),
+                "loads": self.engine.flows.loads}
+
+    async def get_flow(self, request: web.Request) -> web.Response:
+        return _json(self._flow_json())
+
+    async def reload_flow(self, request: web.Request) -> web.Response:
+        """Reload the flow; 200 with ok=false (and the problems) when it is refused."""
+        result = self.engine.flows.reload()
+        return _json({"ok": result.ok, "changed": result.changed, "version": result.version,
+                      "problems": list(result.problems), "warnings": list(result.warnings),
+                      "flow": self._flow_json()})

@@ -1,36 +1,131 @@
 """Sans-I/O IVR interpreter.
 
-A :class:`FlowRun` is a small state machine: ``start()`` returns the first
-step; each prompt or input step is answered with ``resume(reply)`` which
-returns the next one, until a terminal step (:class:`EnterQueue` or
-:class:`EndCall`).  The FastAGI adapter turns steps into AGI commands; the
-dry-run tool and the virtual simulator answer them directly.
+A :class:`FlowRun` walks one caller through one flow version.  ``start()``
+returns the first step; each step that needs the outside world (a prompt, a
+key, digits, a lookup, a recording) is answered with ``resume(reply)``,
+which returns the next one, until a terminal step (:class:`EnterQueue`,
+:class:`EndCall`, :class:`TransferCall`, :class:`VoicemailCall`).  Nothing
+here reads the clock or does I/O: the time is handed in (``now=``) with
+``start`` and ``resume``.  The FastAGI adapter (``acd.runtime.ivr_agi``)
+turns steps into AGI commands; the dry run, ``acd flow test`` and the
+virtual simulator answer them directly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
-from acd.ivr.flow import Flow, Goto, Hangup, Menu, Play, QueueNode
+from acd.ivr.expr import Value, env_from
+from acd.ivr.flow import (
+    Branch,
+    Flow,
+    Goto,
+    Hangup,
+    HoursNode,
+    Input,
+    Language,
+    Lookup,
+    Menu,
+    Play,
+    Prompt,
+    QueueNode,
+    Record,
+    Return,
+    Say,
+    SetVars,
+    Sms,
+    SubFlow,
+    Transfer,
+    Voicemail,
+)
+from acd.ivr.hours import local_fields
 
 #: Guard against a flow that loops forever without the caller doing anything.
 MAX_STEPS = 500
+ALL_KEYS = "0123456789*#"
+
+# ------------------------------------------------------------------- steps
 
 
 @dataclass(frozen=True, slots=True)
 class PlayPrompt:
-    """Play a prompt; ``escape_digits`` may interrupt it."""
+    """Play sound files in a row; a key in ``escape_digits`` stops them.  Reply: Key."""
 
-    prompt: str
+    prompts: tuple[str, ...]
     escape_digits: str = ""
+
+    @property
+    def prompt(self) -> str:
+        return "&".join(self.prompts)
+
+
+@dataclass(frozen=True, slots=True)
+class SayValue:
+    """Say a value (``kind`` one of digits number date time datetime money alpha).
+    Reply: Key."""
+
+    kind: str
+    value: str
+    escape_digits: str = ""
+    prompts: tuple[str, ...] = ()  # played first
+    money_unit: str = "acd/yuan"
+    money_cents: str = "acd/fen"
 
 
 @dataclass(frozen=True, slots=True)
 class CollectDigit:
-    """Play ``prompt`` and wait up to ``timeout_s`` for one key."""
+    """A menu: play ``prompts`` and wait up to ``timeout_s`` for one key.  Reply: Key."""
 
-    prompt: str
+    prompts: tuple[str, ...]
     timeout_s: float
+
+    @property
+    def prompt(self) -> str:
+        return "&".join(self.prompts)
+
+
+@dataclass(frozen=True, slots=True)
+class CollectDigits:
+    """An input: play ``prompts`` and collect up to ``max_digits`` (``#`` ends
+    early; ``timeout_s`` per digit).  Reply: Digits."""
+
+    prompts: tuple[str, ...]
+    max_digits: int
+    timeout_s: float
+    #: digits the caller already typed during a barge-in prompt
+    typed: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SetLanguage:
+    """Set the channel's language (sound files, SAY).  Reply: Ack."""
+
+    language: str
+    dialect: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LookupData:
+    """Fetch data: ``source`` profile (the caller's) or http (``url``, JSON).
+    Reply: LookupReply."""
+
+    source: str
+    url: str | None
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFile:
+    """Record the caller into ``file``.  Reply: Ack."""
+
+    file: str
+    prompts: tuple[str, ...]
+    max_s: int
+    beep: bool
+    silence_s: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,84 +133,268 @@ class EnterQueue:
     queue: str
     priority: int
     path: tuple[str, ...]
+    attributes: tuple[tuple[str, str], ...] = ()
+    moh: str | None = None
+    announce_every_s: float | None = None
+    prompts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class EndCall:
     path: tuple[str, ...]
-    prompt: str | None = None
+    prompts: tuple[str, ...] = ()
     reason: str = "flow"
 
+    @property
+    def prompt(self) -> str | None:
+        return "&".join(self.prompts) or None
 
-Step = PlayPrompt | CollectDigit | EnterQueue | EndCall
+
+@dataclass(frozen=True, slots=True)
+class TransferCall:
+    number: str
+    path: tuple[str, ...]
+    prompts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailCall:
+    mailbox: str
+    path: tuple[str, ...]
+    prompts: tuple[str, ...] = ()
+
+
+Step = (PlayPrompt | SayValue | CollectDigit | CollectDigits | SetLanguage | LookupData
+        | RecordFile | EnterQueue | EndCall | TransferCall | VoicemailCall)
+Terminal = EnterQueue | EndCall | TransferCall | VoicemailCall
+TERMINAL_STEPS = (EnterQueue, EndCall, TransferCall, VoicemailCall)
+
+# ----------------------------------------------------------------- replies
 
 
 @dataclass(frozen=True, slots=True)
 class Key:
-    """The reply to a step: the key pressed, or None (no key / timeout)."""
+    """The reply to a prompt or menu: the key pressed, or None."""
 
     digit: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Digits:
+    """The reply to CollectDigits: what was typed ("" = nothing)."""
+
+    value: str
+    timed_out: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The reply to a step that only had to be carried out."""
+
+    ok: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class LookupReply:
+    """The data found, or None when the lookup failed, timed out or found nothing."""
+
+    data: Mapping[str, object] | None
+
+
+Reply = Key | Digits | Ack | LookupReply
 
 
 class FlowStateError(Exception):
     pass
 
 
+@dataclass(slots=True)
+class _Pending:
+    kind: str  # play | say | menu | retry | input | language | lookup | record
+    node: str
+
+
+def _field(data: Mapping[str, object], path: str) -> object:
+    cur: object = data
+    for part in path.split("."):
+        if isinstance(cur, Mapping) and part in cur:
+            cur = cur[part]
+        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+            cur = cur[int(part)]
+        else:
+            raise KeyError(path)
+    return cur
+
+
+def _value(v: object) -> Value:
+    if v is None or isinstance(v, str | int | float | bool):
+        return v
+    return str(v)
+
+
 class FlowRun:
     """One caller's walk through one flow version."""
 
-    def __init__(self, flow: Flow) -> None:
+    def __init__(self, flow: Flow, caller: Mapping[str, str] | None = None,
+                 now: dt.datetime | None = None, call_id: str = "") -> None:
         self.flow = flow
+        self.call_id = call_id
+        self.caller: dict[str, str] = dict(caller or {})
+        self.now = now or dt.datetime(2000, 1, 1, 12, 0, tzinfo=dt.UTC)
+        self.variables: dict[str, Value] = dict(flow.variables)
+        self.variables.setdefault("language", flow.default_language)
+        self.variables.setdefault("dialect", None)
         self.path: list[str] = []
+        self.sms: list[str] = []  # SMS templates marked by sms nodes, in order
+        self.keys: list[str] = []  # every key and entry the caller gave
         self._node = flow.start
         self._tries = 0
-        self._pending: str | None = None  # what the last step was waiting for
-        self._after_prompt: str | None = None
+        self._pending: _Pending | None = None
         self._steps = 0
         self._typeahead: str | None = None
+        self._typed = ""
         self.done = False
+        self.end: Terminal | None = None
 
-    def start(self) -> Step:
+    # -------------------------------------------------------------- public
+
+    @property
+    def language(self) -> str:
+        v = self.variables.get("language")
+        return str(v) if v else self.flow.default_language
+
+    @property
+    def node(self) -> str:
+        """The node the caller is at."""
+        return self._node
+
+    def add_caller_info(self, attrs: Mapping[str, str]) -> None:
+        """Profile attributes that arrived after the start (``caller.*``)."""
+        for k, v in attrs.items():
+            self.caller.setdefault(k, v)
+
+    def start(self, now: dt.datetime | None = None) -> Step:
+        if self._steps:
+            raise FlowStateError("the flow has already started")
+        if now is not None:
+            self.now = now
         return self._enter(self.flow.start)
 
-    def resume(self, reply: Key) -> Step:
+    def resume(self, reply: Reply, now: dt.datetime | None = None) -> Step:
         if self.done or self._pending is None:
             raise FlowStateError("the flow is not waiting for a reply")
+        if now is not None:
+            self.now = now
         pending, self._pending = self._pending, None
-        body = self.flow.nodes[self._node].body
-        if pending == "play":
-            assert isinstance(body, Play)
-            # a key that interrupted a prompt is kept for the next menu
+        node = self.flow.nodes[pending.node].body
+        kind = pending.kind
+        if kind in ("play", "say"):
+            assert isinstance(node, Play | Say)
+            digit = reply.digit if isinstance(reply, Key) else None
+            # a key that interrupted a prompt is kept for the next menu or input
             # (type-ahead: "press 1 during the greeting" chooses option 1)
-            self._typeahead = reply.digit
-            return self._enter(body.next)
-        if pending == "retry":
+            self._typeahead = digit
+            if digit:
+                self.keys.append(digit)
+            return self._enter(node.next)
+        if kind == "retry":
             return self._ask()
-        assert pending == "menu"
-        return self._menu_answer(reply.digit)
+        if kind == "menu":
+            digit = reply.digit if isinstance(reply, Key) else None
+            if digit:
+                self.keys.append(digit)
+            return self._menu_answer(digit)
+        if kind == "input":
+            assert isinstance(node, Input)
+            value = self._typed + (reply.value if isinstance(reply, Digits) else "")
+            return self._input_answer(node, value)
+        if kind == "language":
+            assert isinstance(node, Language)
+            return self._enter(node.next)
+        if kind == "lookup":
+            assert isinstance(node, Lookup)
+            data = reply.data if isinstance(reply, LookupReply) else None
+            return self._lookup_answer(node, data)
+        if kind == "record":
+            assert isinstance(node, Record)
+            ok = reply.ok if isinstance(reply, Ack) else True
+            self.variables[node.variable] = node.file.render(self._env()) if ok else None
+            return self._enter(node.next)
+        raise FlowStateError(f"unknown pending step {kind!r}")  # pragma: no cover
+
+    # ---------------------------------------------------------- internals
+
+    def _env(self) -> Callable[[str], Value]:
+        return env_from(self.variables, self.caller, local_fields(self.now, self.flow.timezone),
+                        self.call_id)
+
+    def _prompts(self, prompt: Prompt | None) -> tuple[str, ...]:
+        if prompt is None:
+            return ()
+        return prompt.resolve(self.language, self.flow.default_language)
 
     def _menu_answer(self, digit: str | None) -> Step:
         body = self.flow.nodes[self._node].body
         assert isinstance(body, Menu)
         if digit is not None and digit in body.options:
             return self._enter(body.options[digit])
+        return self._retry(body, timed_out=digit is None)
+
+    def _retry(self, body: Menu | Input, timed_out: bool) -> Step:
         self._tries += 1
         if self._tries > body.retries:
-            if body.on_fail is not None:
-                return self._enter(body.on_fail)
-            return self._end(None, reason="menu-failed")
-        prompt = body.timeout_prompt if digit is None else body.invalid_prompt
-        if prompt:
-            self._pending = "retry"
-            return PlayPrompt(prompt)
+            target = body.on_fail
+            if isinstance(body, Menu):
+                target = (body.on_timeout if timed_out else body.on_invalid) or body.on_fail
+            if target is not None:
+                return self._enter(target)
+            return self._end((), reason="menu-failed" if isinstance(body, Menu)
+                             else "input-failed")
+        prompt = body.timeout_prompt if timed_out else body.invalid_prompt
+        if prompt is not None:
+            self._pending = _Pending("retry", self._node)
+            return PlayPrompt(self._prompts(prompt))
         return self._ask()
 
-    # ------------------------------------------------------------ internals
+    def _input_answer(self, body: Input, value: str) -> Step:
+        value = value.rstrip("#")
+        if value:
+            self.keys.append(value)
+        if not value:
+            return self._retry(body, timed_out=True)
+        ok = body.min_digits <= len(value) <= body.max_digits and all(
+            c in "0123456789*" for c in value)
+        if ok and body.pattern is not None:
+            ok = re.fullmatch(body.pattern, value) is not None
+        if not ok:
+            return self._retry(body, timed_out=False)
+        self.variables[body.variable] = value
+        return self._enter(body.next)
+
+    def _lookup_answer(self, body: Lookup, data: Mapping[str, object] | None) -> Step:
+        if not data:
+            return self._lookup_failed(body)
+        saved: dict[str, Value] = {}
+        try:
+            for var, path in body.save.items():
+                saved[var] = _value(_field(data, path))
+        except KeyError:
+            return self._lookup_failed(body)
+        self.variables.update(saved)
+        if body.source == "profile":
+            self.add_caller_info({k: str(v) for k, v in data.items()
+                                  if isinstance(v, str | int | float)})
+        return self._enter(body.next)
+
+    def _lookup_failed(self, body: Lookup) -> Step:
+        if body.on_error is not None:
+            return self._enter(body.on_error)
+        return self._end((), reason="lookup-failed")
 
     def _enter(self, name: str) -> Step:
         self._steps += 1
         if self._steps > MAX_STEPS:
-            return self._end(None, reason="step-limit")
+            return self._end((), reason="step-limit")
         self._node = name
         self._tries = 0
         self.path.append(name)
@@ -123,28 +402,126 @@ class FlowRun:
         match body:
             case Play():
                 self._typeahead = None  # type-ahead only carries into the next menu
-                self._pending = "play"
-                return PlayPrompt(body.prompt, "0123456789*#" if body.barge_in else "")
-            case Menu():
+                self._pending = _Pending("play", name)
+                return PlayPrompt(self._prompts(body.prompt), ALL_KEYS if body.barge_in else "")
+            case Say():
+                self._typeahead = None
+                self._pending = _Pending("say", name)
+                env = self._env()
+                return SayValue(body.say, body.value.render(env),
+                                ALL_KEYS if body.barge_in else "", self._prompts(body.prompt),
+                                self.flow.money_unit, self.flow.money_cents)
+            case Menu() | Input():
                 return self._ask()
+            case SetVars():
+                env = self._env()
+                new = {k: t.render(env) for k, t in body.values.items()}
+                self.variables.update(new)
+                return self._enter(body.next)
+            case Branch():
+                env = self._env()
+                for case in body.cases:
+                    if case.condition.test(env):
+                        return self._enter(case.target)
+                if body.otherwise is not None:
+                    return self._enter(body.otherwise)
+                return self._end((), reason="no-branch")
+            case Lookup():
+                self._pending = _Pending("lookup", name)
+                url = body.url.render(self._env()) if body.url else None
+                return LookupData(body.source, url, body.timeout_s)
+            case HoursNode():
+                return self._enter(body.when_open if body.hours.is_open(self.now)
+                                   else body.when_closed)
+            case Language():
+                self.variables["language"] = body.language
+                if body.dialect is not None:
+                    self.variables["dialect"] = body.dialect
+                self._pending = _Pending("language", name)
+                return SetLanguage(body.language, body.dialect)
+            case Sms():
+                self.sms.append(body.template)
+                return self._enter(body.next)
+            case Record():
+                self._typeahead = None
+                self._pending = _Pending("record", name)
+                env = self._env()
+                return RecordFile(body.file.render(env), self._prompts(body.prompt),
+                                  body.max_s, body.beep, body.silence_s)
             case QueueNode():
-                self.done = True
-                return EnterQueue(body.queue, body.priority, tuple(self.path))
+                return self._finish(self._queue(body))
+            case Transfer():
+                return self._finish(TransferCall(
+                    body.number.render(self._env()), tuple(self.path),
+                    self._prompts(body.prompt)))
+            case Voicemail():
+                return self._finish(VoicemailCall(
+                    body.mailbox.render(self._env()), tuple(self.path),
+                    self._prompts(body.prompt)))
             case Hangup():
-                return self._end(body.prompt)
+                return self._end(self._prompts(body.prompt))
             case Goto():
+                return self._enter(body.target)
+            case SubFlow():
+                return self._enter(body.entry)
+            case Return():
                 return self._enter(body.target)
         raise FlowStateError(f"unknown node body {body!r}")  # pragma: no cover
 
+    def _queue(self, body: QueueNode) -> EnterQueue:
+        env = self._env()
+        priority = body.priority
+        if body.priority_expr is not None:
+            v = body.priority_expr.evaluate(env)
+            try:
+                priority = int(float(v)) if v is not None and not isinstance(v, bool) else 0
+            except ValueError:
+                priority = 0
+            priority = max(0, min(100, priority))
+        attrs: dict[str, str] = {}
+        for k in ("language", "dialect"):
+            v = self.variables.get(k)
+            if v and not (k == "language" and "language" not in self._set_by_flow()):
+                attrs[k] = str(v)
+        for k, t in body.attributes.items():
+            attrs[k] = t.render(env)
+        return EnterQueue(body.queue, priority, tuple(self.path), tuple(attrs.items()),
+                          body.moh, body.announce_every_s, self._prompts(body.prompt))
+
+    def _set_by_flow(self) -> set[str]:
+        """Variables a language node has set on this call's path."""
+        return {"language"} if any(self.flow.nodes[n].type == "language"
+                                   for n in self.path) else set()
+
     def _ask(self) -> Step:
         body = self.flow.nodes[self._node].body
-        assert isinstance(body, Menu)
-        if self._typeahead is not None:
-            digit, self._typeahead = self._typeahead, None
-            return self._menu_answer(digit)
-        self._pending = "menu"
-        return CollectDigit(body.prompt, body.timeout_s)
+        if isinstance(body, Menu):
+            if self._typeahead is not None:
+                digit, self._typeahead = self._typeahead, None
+                return self._menu_answer(digit)
+            self._pending = _Pending("menu", self._node)
+            return CollectDigit(self._prompts(body.prompt), body.timeout_s)
+        assert isinstance(body, Input)
+        typed, self._typeahead = self._typeahead or "", None
+        self._typed = typed
+        self._pending = _Pending("input", self._node)
+        return CollectDigits(self._prompts(body.prompt), body.max_digits, body.timeout_s,
+                             typed)
 
-    def _end(self, prompt: str | None, reason: str = "flow") -> Step:
+    def _finish(self, step: Terminal) -> Step:
         self.done = True
-        return EndCall(tuple(self.path), prompt, reason)
+        self.end = step
+        return step
+
+    def _end(self, prompts: tuple[str, ...], reason: str = "flow") -> Step:
+        return self._finish(EndCall(tuple(self.path), prompts, reason))
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a finished run amounts to (for tests and reports)."""
+
+    end: Terminal
+    path: tuple[str, ...]
+    variables: dict[str, Value] = field(default_factory=dict)
+    sms: tuple[str, ...] = ()

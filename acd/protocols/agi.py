@@ -375,3 +375,39 @@ def tokenize(line: str) -> list[str]:
     if have:
         out.append("".join(cur))
     return out
+
+
+def say_alpha(text: str, escape_digits: str = "") -> bytes:
+    _check_word(text)
+    return encode_command("SAY", "ALPHA", text, quoted=[escape_digits])
+
+
+def say_datetime(epoch: int, escape_digits: str = "", fmt: str = "", timezone: str = "") -> bytes:
+    """``SAY DATETIME <time> <escape digits> [format] [timezone]`` (format letters as in
+    say.conf: ``ABdY`` a date, ``IMp`` a time)."""
+    words = [escape_digits] + ([fmt] if fmt or timezone else []) + ([timezone] if timezone else [])
+    return encode_command("SAY", "DATETIME", str(epoch), quoted=words)
+
+
+def record_file(name: str, fmt: str = "wav", escape_digits: str = "#", timeout_ms: int = -1,
+                beep: bool = True, silence_s: int | None = None) -> bytes:
+    """``RECORD FILE <filename> <format> <escape digits> <timeout> [BEEP] [s=<silence>]``."""
+    _check_word(name)
+    _check_word(fmt)
+    tail = (["BEEP"] if beep else []) + ([f"s={silence_s}"] if silence_s else [])
+    return (encode_command("RECORD", "FILE", name, fmt, quoted=[escape_digits])[:-1]
+            + (" " + " ".join([str(timeout_ms), *tail])).encode() + b"\n")
+
+
+def set_context(context: str) -> bytes:
+    _check_word(context)
+    return encode_command("SET", "CONTEXT", context)
+
+
+def set_extension(exten: str) -> bytes:
+    _check_word(exten)
+    return encode_command("SET", "EXTENSION", exten)
+
+
+def set_priority(priority: int | str) -> bytes:
+    return encode_command("SET", "PRIORITY", str(priority))

@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -58,11 +60,16 @@ from acd.core.model import (
 )
 from acd.core.stats import ServiceLevel, Statistics
 from acd.ivr.flow import Flow
-from acd.ivr.interpreter import CollectDigit, EndCall, EnterQueue, FlowRun, Key, PlayPrompt
+from acd.ivr.interpreter import EndCall, EnterQueue, FlowRun, TransferCall, VoicemailCall
 from acd.protocols import agi
 from acd.protocols.ami import AmiMessage
+from acd.runtime.flows import FlowRegistry
+from acd.runtime.http_lookup import HttpLookup
+from acd.runtime.ivr_agi import play, run_flow
 
 log = logging.getLogger(__name__)
+_NUMBER = re.compile(r"\+?[0-9*#]{1,32}")
+_MAILBOX = re.compile(r"[A-Za-z0-9_.-]{1,64}(@[A-Za-z0-9_.-]{1,64})?")
 
 CONNECT_CONTEXT = "acd-connect"
 HOLD_CHUNK_S = 120  # MusicOnHold per EXEC: between chunks the hold loop re-checks the call
@@ -90,6 +97,14 @@ class EngineConfig:
     api_host: str = "127.0.0.1"
     api_port: int | None = None
     connect_context: str = CONNECT_CONTEXT
+    #: reload the flow when its file changes (else: `acd flow reload`)
+    flow_watch: bool = False
+    #: queues the flow may use (checked on load and reload); None = any
+    known_queues: frozenset[str] | None = None
+    #: the Asterisk sounds folder, if this machine has it: flows whose
+    #: prompts are missing there are refused
+    sounds: str | None = None
+    transfer_context: str = "acd-transfer"
 
 
 @dataclass(slots=True)
@@ -114,6 +129,12 @@ class CallSession:
     #: offer whose Dial is ringing (set at DialBegin): DialEnd belongs to it.
     dial_offer: int | None = None
     agent_uid: str | None = None
+    #: per-call hold settings from the flow's queue node
+    moh: str | None = None
+    announce_every_s: float | None = None
+    #: SMS templates the flow marked (sms nodes), sent after hangup
+    sms: list[str] = field(default_factory=list)
+    profile_merged: bool = False
 
 
 @dataclass(slots=True)
@@ -132,7 +153,10 @@ class Engine:
         self.config = config
         self.clock = clock
         self.core = ContactCenter(config.core)
-        self.flow = config.flow
+        self.flows = FlowRegistry(config.flow, config.flow.file,
+                                  set(config.known_queues) if config.known_queues else None,
+                                  config.sounds)
+        self.http = HttpLookup()
         self.db = Database(config.database_url)
         self.writer = RecordWriter(self.db)
         self.profiles = ProfileStore(self.db)
@@ -155,6 +179,7 @@ class Engine:
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ami_task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
         #: (call id, kind, number) of the latest calls sent to a fallback
         self.fallbacks: deque[tuple[str, str, str]] = deque(maxlen=10_000)
         #: set to a list to collect every core decision's duration (ns), for benchmarks
@@ -186,10 +211,18 @@ class Engine:
         if self.config.login_agents:
             for agent in self.core.agents():
                 self.handle(AgentLogin(agent.agent_id, ready=True))
+        if self.config.flow_watch:
+            self._watch_task = asyncio.get_running_loop().create_task(
+                self.flows.watch(), name="flow-watch")
 
         log.info("engine up: FastAGI on %s:%s, AMI %s:%s, %d agents, flow %s",
                  self.config.agi_host, self.agi.port, self.config.ami.host,
                  self.config.ami.port, sum(1 for _ in self.core.agents()), self.flow.file)
+
+    @property
+    def flow(self) -> Flow:
+        """The flow new calls take (calls in progress keep their own)."""
+        return self.flows.current
 
     @property
     def supervisor(self) -> asyncio.Task[None] | None:
@@ -204,6 +237,10 @@ class Engine:
     async def stop(self) -> None:
         await self.api.stop()
         await self.agi.stop()
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            await asyncio.gather(self._watch_task, return_exceptions=True)
+        await self.http.close()
         for t in list(self._tasks):
             t.cancel()
         if self._tasks:
@@ -472,7 +509,9 @@ class Engine:
             log.error("call %s: a second hotline session for a live call; hanging it up", call_id)
             await session.hangup()
             return
-        sess = CallSession(call_id, req.channel, run=FlowRun(self.flow))
+        caller = {"number": req.callerid, "name": req.calleridname}
+        sess = CallSession(call_id, req.channel, run=FlowRun(self.flow, caller,
+                                                             call_id=call_id))
         sess.lookup = asyncio.get_running_loop().create_task(self.lookup(req.callerid))
         self._sessions[call_id] = sess
         self._channels[call_id] = (call_id, "caller")
@@ -506,34 +545,75 @@ class Engine:
         attrs.update(sess.attrs)  # what the caller chose in the IVR wins
         return attrs
 
+    def _now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+
+    def _merge_profile(self, sess: CallSession) -> None:
+        """Once the background profile lookup is in, conditions see ``caller.*``."""
+        if sess.profile_merged or sess.lookup is None or not sess.lookup.done():
+            return
+        sess.profile_merged = True
+        if sess.run is not None and not sess.lookup.cancelled() \
+                and sess.lookup.exception() is None:
+            sess.run.add_caller_info(sess.lookup.result())
+
+    async def _profile_for(self, sess: CallSession) -> dict[str, str] | None:
+        if sess.lookup is None:
+            return None
+        attrs = await asyncio.shield(sess.lookup)
+        return {k: v for k, v in attrs.items() if k != "last_agent"} or None
+
     async def _run_ivr(self, session: AgiSession, sess: CallSession) -> bool:
         """Walk the flow; returns True when the call was queued."""
-        assert sess.run is not None
-        step = sess.run.start()
-        while True:
-            match step:
-                case PlayPrompt():
-                    res = await session.stream_file(step.prompt, step.escape_digits)
-                    step = sess.run.resume(Key(res.digit))
-                case CollectDigit():
-                    res = await session.get_data(step.prompt, int(step.timeout_s * 1000), 1)
-                    digit = res.value[:1] if res.value and not res.failed else None
-                    step = sess.run.resume(Key(digit))
-                case EnterQueue():
-                    await session.set_variable("ACD_CALL_ID", sess.call_id)
-                    await session.set_variable("ACD_MOH", self.config.moh_class)
-                    attrs = await self._caller_attributes(sess)
-                    if self.core.call(sess.call_id) is None:
-                        return False  # hung up meanwhile (seen on AMI)
-                    self.handle(CallQueued(sess.call_id, step.queue, step.path, step.priority,
-                                           tuple(attrs.items())))
-                    return True
-                case EndCall():
-                    if step.prompt:
-                        await session.stream_file(step.prompt)
-                    self.handle(IvrEnded(sess.call_id, step.path, step.reason))
-                    await session.hangup()
-                    return False
+        run = sess.run
+        assert run is not None
+        end = await run_flow(session, run, clock=self._now,
+                             profile=lambda: self._profile_for(sess), http=self.http.get,
+                             before_step=lambda: self._merge_profile(sess))
+        sess.sms = list(run.sms)
+        await play(session, end.prompts)
+        match end:
+            case EnterQueue():
+                sess.attrs = dict(end.attributes)
+                sess.moh = end.moh
+                sess.announce_every_s = end.announce_every_s
+                await session.set_variable("ACD_CALL_ID", sess.call_id)
+                await session.set_variable("ACD_MOH", end.moh or self.config.moh_class)
+                attrs = await self._caller_attributes(sess)
+                if self.core.call(sess.call_id) is None:
+                    return False  # hung up meanwhile (seen on AMI)
+                self.handle(CallQueued(sess.call_id, end.queue, end.path, end.priority,
+                                       tuple(attrs.items())))
+                return True
+            case TransferCall() if not _NUMBER.fullmatch(end.number):
+                log.error("call %s: transfer number %r from the flow is not a phone number; "
+                          "hanging up", sess.call_id, end.number)
+                self.handle(IvrEnded(sess.call_id, end.path, "transfer-failed"))
+                await session.hangup()
+                return False
+            case TransferCall():
+                # the channel goes on in the dialplan once the AGI socket closes
+                self.handle(IvrEnded(sess.call_id, end.path, f"transfer:{end.number}"))
+                await session.command(agi.set_context(self.config.transfer_context))
+                await session.command(agi.set_extension(end.number))
+                await session.command(agi.set_priority(1))
+                return False
+            case VoicemailCall() if not _MAILBOX.fullmatch(end.mailbox):
+                log.error("call %s: mailbox %r from the flow is not a mailbox; hanging up",
+                          sess.call_id, end.mailbox)
+                self.handle(IvrEnded(sess.call_id, end.path, "voicemail-failed"))
+                await session.hangup()
+                return False
+            case VoicemailCall():
+                self.handle(IvrEnded(sess.call_id, end.path, "voicemail"))
+                await session.exec("VoiceMail", f"{end.mailbox},u")
+                await session.hangup()
+                return False
+            case EndCall():
+                self.handle(IvrEnded(sess.call_id, end.path, end.reason))
+                await session.hangup()
+                return False
+        return False
 
     async def _hold(self, session: AgiSession, sess: CallSession) -> None:
         """Music on hold until the engine moves the caller (to an agent or a
@@ -549,9 +629,11 @@ class Engine:
                         await asyncio.wait_for(sess.fallback_sent.wait(),
                                                self.config.ami.action_timeout + 1)
                 return
-            every = self.core.queue_policy(call.queue).announce_every_s
+            every = sess.announce_every_s if sess.announce_every_s is not None \
+                else self.core.queue_policy(call.queue).announce_every_s
+            moh = sess.moh or self.config.moh_class
             chunk = round(every) if every else HOLD_CHUNK_S
-            args = f"{self.config.moh_class},{chunk}" if app == "MusicOnHold" else str(chunk)
+            args = f"{moh},{chunk}" if app == "MusicOnHold" else str(chunk)
             t0 = time.monotonic()
             res = await session.exec(app, args, timeout=chunk + 30)
             if sess.redirect_offer is not None or sess.fallback is not None:
@@ -563,7 +645,7 @@ class Engine:
                 # the class could not start (no files): hold in silence
                 # rather than re-issuing MusicOnHold in a tight loop
                 log.warning("call %s: MusicOnHold class %r did not play; holding with Wait",
-                            sess.call_id, self.config.moh_class)
+                            sess.call_id, moh)
                 app = "Wait"
                 continue
             if every:

@@ -1,0 +1,1 @@
+"""Workforce planning: queueing formulas for staffing (Erlang B, C and A)."""

@@ -1,0 +1,200 @@
+"""Carry out IVR steps over FastAGI.
+
+The sans-I/O :class:`~acd.ivr.interpreter.FlowRun` says what to do; this
+module turns each step into AGI commands and the replies into the run's
+next input:
+
+====================  ======================================================
+PlayPrompt            ``STREAM FILE`` per sound file (a key stops the rest)
+SayValue              ``SAY DIGITS|NUMBER|ALPHA``, ``SAY DATETIME`` (date,
+                      time) in the flow's time zone; money as
+                      ``SAY NUMBER`` + unit + cents
+CollectDigit          ``GET DATA <p1&p2> <timeout ms> 1``
+CollectDigits         ``GET DATA <prompts> <timeout ms> <max digits>``
+SetLanguage           ``SET VARIABLE CHANNEL(language) <lang>``
+LookupData            the profile store or an HTTP GET (JSON), under a timeout
+RecordFile            ``RECORD FILE <file> wav "#" <ms> BEEP [s=<silence>]``
+====================  ======================================================
+
+A hangup in the middle of any of them raises
+:class:`~acd.adapters.fastagi.AgiHangupError` out of :func:`run_flow`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from decimal import Decimal, InvalidOperation
+
+from acd.adapters.fastagi import AgiSession
+from acd.ivr.hours import zone
+from acd.ivr.interpreter import (
+    Ack,
+    CollectDigit,
+    CollectDigits,
+    Digits,
+    FlowRun,
+    Key,
+    LookupData,
+    LookupReply,
+    PlayPrompt,
+    RecordFile,
+    Reply,
+    SayValue,
+    SetLanguage,
+    Step,
+    Terminal,
+)
+from acd.protocols import agi
+
+log = logging.getLogger(__name__)
+
+ProfileLookup = Callable[[], Awaitable[Mapping[str, str] | None]]
+HttpLookup = Callable[[str, float], Awaitable[Mapping[str, object] | None]]
+Clock = Callable[[], dt.datetime]
+
+DATE_FORMATS = {"date": "ABdY", "time": "IMp", "datetime": "ABdY 'digits/at' IMp"}
+
+
+async def run_flow(session: AgiSession, run: FlowRun, *, clock: Clock,
+                   profile: ProfileLookup, http: HttpLookup,
+                   before_step: Callable[[], None] | None = None) -> Terminal:
+    """Walk ``run`` to its end over ``session``; returns the terminal step."""
+    step: Step = run.start(clock())
+    while not run.done:
+        if before_step is not None:
+            before_step()
+        reply = await _carry_out(session, run, step, profile, http)
+        step = run.resume(reply, clock())
+    assert run.end is not None
+    return run.end
+
+
+async def play(session: AgiSession, prompts: tuple[str, ...], escape: str = "") -> str | None:
+    """Play files in a row; the key that stopped them, if any."""
+    for name in prompts:
+        res = await session.stream_file(name, escape)
+        if res.result < 0:
+            log.warning("sound file %r did not play (missing on the Asterisk server?)", name)
+            continue
+        if escape and res.digit:
+            return res.digit
+    return None
+
+
+async def _carry_out(session: AgiSession, run: FlowRun, step: Step,
+                     profile: ProfileLookup, http: HttpLookup) -> Reply:
+    match step:
+        case PlayPrompt():
+            return Key(await play(session, step.prompts, step.escape_digits))
+        case SayValue():
+            digit = await play(session, step.prompts, step.escape_digits)
+            if digit is None:
+                digit = await say(session, step, run.flow.timezone)
+            return Key(digit)
+        case CollectDigit():
+            res = await session.get_data("&".join(step.prompts), int(step.timeout_s * 1000), 1)
+            value = res.value if not res.failed else ""
+            return Key(value[:1] or None)
+        case CollectDigits():
+            res = await session.get_data("&".join(step.prompts), int(step.timeout_s * 1000),
+                                         max(1, step.max_digits - len(step.typed)))
+            value = "" if res.failed else res.value
+            return Digits(value, timed_out=res.timeout)
+        case SetLanguage():
+            await session.set_variable("CHANNEL(language)", step.language)
+            return Ack()
+        case LookupData():
+            return LookupReply(await _lookup(step, profile, http))
+        case RecordFile():
+            await play(session, step.prompts)
+            res = await session.command(agi.record_file(
+                step.file, "wav", "#", step.max_s * 1000, step.beep, step.silence_s))
+            return Ack(ok=not res.failed)
+    raise AssertionError(f"not an IVR step: {step!r}")  # pragma: no cover
+
+
+async def _lookup(step: LookupData, profile: ProfileLookup,
+                  http: HttpLookup) -> Mapping[str, object] | None:
+    try:
+        if step.source == "profile":
+            return await asyncio.wait_for(profile(), step.timeout_s)
+        assert step.url is not None
+        return await asyncio.wait_for(http(step.url, step.timeout_s), step.timeout_s)
+    except TimeoutError:
+        log.warning("lookup %s timed out after %ss", step.url or "profile", step.timeout_s)
+    except Exception as exc:  # noqa: BLE001 - any lookup failure takes on_error
+        log.warning("lookup %s failed: %s", step.url or "profile", exc)
+    return None
+
+
+def _epoch(kind: str, value: str, tz: str) -> int | None:
+    """'2026-11-23', '14:30', '2026-11-23 14:30' or epoch seconds -> epoch seconds."""
+    value = value.strip()
+    if value.isdigit() and len(value) > 6:
+        return int(value)
+    try:
+        if kind == "time":
+            t = dt.time.fromisoformat(value)
+            today = dt.datetime.now(zone(tz)).date()
+            when = dt.datetime.combine(today, t, zone(tz))
+        elif kind == "date":
+            when = dt.datetime.combine(dt.date.fromisoformat(value), dt.time(12), zone(tz))
+        else:
+            when = dt.datetime.fromisoformat(value)
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=zone(tz))
+    except ValueError:
+        return None
+    return int(when.timestamp())
+
+
+async def say(session: AgiSession, step: SayValue, tz: str) -> str | None:
+    """SAY the value; the key that interrupted it, if any."""
+    value, esc = step.value.strip(), step.escape_digits
+    line: bytes | None = None
+    if step.kind == "digits":
+        digits = "".join(c for c in value if c.isdigit())
+        line = agi.say_digits(digits, esc) if digits else None
+    elif step.kind == "number":
+        try:
+            line = agi.say_number(int(Decimal(value)), esc)
+        except (InvalidOperation, ValueError):
+            line = None
+    elif step.kind == "alpha":
+        word = "".join(c for c in value if c.isalnum())
+        line = agi.say_alpha(word, esc) if word else None
+    elif step.kind == "money":
+        return await _say_money(session, step, value)
+    else:
+        epoch = _epoch(step.kind, value, tz)
+        line = None if epoch is None else agi.say_datetime(epoch, esc,
+                                                           DATE_FORMATS[step.kind], tz)
+    if line is None:
+        log.warning("cannot say %r as %s; skipped", value, step.kind)
+        return None
+    res = await session.command(line)
+    return res.digit if esc else None
+
+
+async def _say_money(session: AgiSession, step: SayValue, value: str) -> str | None:
+    try:
+        amount = Decimal(value).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError):
+        log.warning("cannot say %r as money; skipped", value)
+        return None
+    esc = step.escape_digits
+    units, cents = divmod(int(abs(amount) * 100), 100)
+    for line, sound in ((agi.say_number(units, esc), step.money_unit),
+                        (agi.say_number(cents, esc) if cents else None, step.money_cents)):
+        if line is None:
+            continue
+        res = await session.command(line)
+        if esc and res.digit:
+            return res.digit
+        digit = await play(session, (sound,), esc)
+        if digit:
+            return digit
+    return None
