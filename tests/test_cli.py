@@ -43,11 +43,11 @@ def test_help_lists_the_commands() -> None:
 
 def test_flow_validate(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["flow", "validate", str(ROOT / "ivr_flows" / "basic.yaml")])
-    assert r.exit_code == 0 and "flow 'hotline'" in r.output
+    assert r.exit_code == 0 and "flow 'basic'" in r.output
     bad = ROOT / "tests" / "flows" / "bad" / "dangling_next.yaml"
     r = CliRunner().invoke(main, ["flow", "validate", str(bad)])
     assert r.exit_code == 1
-    assert "dangling_next.yaml:4:1: node 'a' goes to 'nowhere'" in r.output
+    assert "dangling_next.yaml:7:11: node 'a' goes to 'nowhere'" in r.output
 
 
 def test_serve_refuses_missing_or_broken_configuration(tmp_path: Path) -> None:
@@ -102,6 +102,6 @@ def test_flow_run_shows_prompts_keys_and_path() -> None:
     r = CliRunner().invoke(main, ["flow", "run", str(ROOT / "ivr_flows" / "basic.yaml"),
                                   "--keys", ",7,3"])
     assert r.exit_code == 0, r.output
-    assert "⌨ 7" in r.output and "acd/invalid-option" in r.output
+    assert "⌨ main_menu 7" in r.output and "acd/invalid-option" in r.output
     assert "path: welcome > main_menu > balance > goodbye" in r.output
-    assert "✖ hang up" in r.output
+    assert "✖ goodbye hang up" in r.output

@@ -219,6 +219,8 @@ def _check(node: ast.expr, names: set[str]) -> None:
 def check_name(name: str, col: int = 1) -> None:
     """Raise ExprError for a namespaced name that cannot exist."""
     parts = name.split(".")
+    if any(p.startswith("_") for p in parts):
+        raise ExprError(f"{name!r}: names may not start with '_'", col)
     if parts[0] in NAMESPACES:
         if len(parts) != 2:
             raise ExprError(f"{name!r}: use {parts[0]}.<field>", col)

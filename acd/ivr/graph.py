@@ -1,0 +1,1224 @@
+"""Pictures of IVR flows: Graphviz DOT text, and a drawing made without Graphviz.
+
+* :func:`to_dot` - DOT text for Graphviz or any DOT viewer (always available);
+* :func:`layout` - a layered (Sugiyama-style) top-to-bottom layout in pure
+  Python: boxes with coordinates, edges as smooth polylines, sub-flow outlines;
+* :func:`render` - writes ``.dot``, ``.svg`` or ``.png``; the pictures are drawn
+  from :func:`layout` with matplotlib (imported only then), so no Graphviz
+  binary is needed.
+
+The layout, in short:
+
+1. *Ranks.*  A depth-first search from the start node marks the edges that go
+   back to a node still on the search stack (retry loops, "press 9 to
+   repeat"); the other edges form an acyclic graph and a node's rank is the
+   longest path to it from the start.  Unreachable nodes share one extra rank
+   at the bottom.
+2. *Layers.*  Rank ``r`` is layer ``2r``; the odd layers between hold the edge
+   labels.  An edge spanning several layers becomes a chain of dummy points,
+   one per layer, so it is routed around the boxes; its first dummy carries
+   its label, which therefore takes room in the layout and never covers a box
+   or another label.  A back edge leaves its node on the right, climbs through
+   its own chain of dummies (a curve on the side) and enters its target on
+   the right.
+3. *Order.*  Alternating downward and upward barycenter sweeps reorder each
+   layer (sub-flow members kept together); the order with the fewest
+   crossings wins.
+4. *Coordinates.*  Box sizes come from the label text (East-Asian wide
+   characters count as two columns).  Each layer is placed by a weighted
+   least-squares fit to its neighbours' positions under minimum-gap
+   constraints (pool-adjacent-violators), sweeping down and up; long edges
+   weigh more, so they run straight.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from acd.ivr.flow import (
+    Branch,
+    Flow,
+    Goto,
+    Hangup,
+    HoursNode,
+    Input,
+    Language,
+    Lookup,
+    Menu,
+    Node,
+    Play,
+    QueueNode,
+    Record,
+    Return,
+    Say,
+    SetVars,
+    Sms,
+    SubFlow,
+    Transfer,
+    Voicemail,
+    edges,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.patches import Circle
+
+__all__ = ["FORMATS", "KINDS", "STYLES", "Box", "Cluster", "Layout", "Route", "Style",
+           "detail", "layout", "node_kind", "render", "text_width", "to_dot"]
+
+Point = tuple[float, float]
+LineStyle = str | tuple[float, tuple[float, float]]
+
+#: file formats :func:`render` writes
+FORMATS = ("dot", "svg", "png")
+
+
+# --------------------------------------------------------------- node classes
+
+
+@dataclass(frozen=True, slots=True)
+class Style:
+    fill: str
+    line: str
+    title: str  # for the legend
+    dot_shape: str
+
+
+#: node type -> node class (colour and shape)
+KINDS: Mapping[str, str] = {
+    "play": "prompt", "say": "prompt", "menu": "prompt", "input": "prompt", "record": "prompt",
+    "set": "logic", "branch": "logic", "hours": "logic", "language": "logic", "goto": "logic",
+    "subflow": "logic", "return": "logic",
+    "lookup": "service", "sms": "service",
+    "queue": "queue",
+    "hangup": "exit", "transfer": "exit", "voicemail": "exit",
+}
+
+STYLES: Mapping[str, Style] = {
+    "prompt": Style("#dbeafe", "#2563eb", "prompt / menu / input", "box"),
+    "logic": Style("#eef0f3", "#64748b", "logic (set, branch, hours, ...)", "hexagon"),
+    "service": Style("#fef3c7", "#d97706", "self-service (lookup, sms)", "box"),
+    "queue": Style("#dcfce7", "#16a34a", "queue (to an agent)", "box"),
+    "exit": Style("#fee2e2", "#dc2626", "hangup / transfer / voicemail", "box"),
+}
+
+_EDGE = "#475569"
+_BACK = "#7c3aed"
+_DEAD = "#94a3b8"
+_TEXT = "#0f172a"
+_SUBTLE = "#475569"
+
+
+def node_kind(node: Node) -> str:
+    """The node's class: prompt, logic, service, queue or exit."""
+    return KINDS.get(node.type, "logic")
+
+
+def detail(node: Node) -> str:
+    """A short description of what the node does (prompt, queue, variable...)."""
+    b = node.body
+    match b:
+        case Play() | Menu():
+            return str(b.prompt)
+        case Say():
+            said = f"{b.say} {b.value.source}"
+            return f"{b.prompt} + {said}" if b.prompt else said
+        case Input():
+            digits = (f"{b.max_digits}" if b.min_digits == b.max_digits
+                      else f"{b.min_digits}-{b.max_digits}")
+            return f"{b.prompt} -> {b.variable} ({digits} digits)"
+        case SetVars():
+            return ", ".join(f"{k} = {v.source}" for k, v in b.values.items())
+        case Branch():
+            n = len(b.cases)
+            return f"{n} condition{'s' if n != 1 else ''}"
+        case Lookup():
+            if b.url is not None:
+                return f"{b.source} {b.url.source}"
+            return "caller profile"
+        case HoursNode():
+            return b.hours.timezone
+        case Language():
+            return f"{b.language} / {b.dialect}" if b.dialect else b.language
+        case QueueNode():
+            prio = b.priority_expr.source if b.priority_expr is not None else str(b.priority)
+            return f"{b.queue}, priority {prio}"
+        case Transfer():
+            return b.number.source
+        case Voicemail():
+            return b.mailbox.source
+        case Record():
+            return f"-> {b.variable} (max {b.max_s} s)"
+        case Sms():
+            return b.template
+        case Hangup():
+            return str(b.prompt) if b.prompt is not None else ""
+        case SubFlow():
+            return b.flow
+        case Goto() | Return():
+            return ""
+    return ""  # pragma: no cover - every body type is matched above
+
+
+def _cluster_of(name: str) -> str:
+    """The sub-flow a node was inlined from ("balance/ask" -> "balance"), or ""."""
+    return name.rpartition("/")[0]
+
+
+def _reachable(flow: Flow) -> set[str]:
+    seen = {flow.start}
+    todo = [flow.start]
+    while todo:
+        for _, nxt in edges(flow.nodes[todo.pop()].body):
+            if nxt in flow.nodes and nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+# ------------------------------------------------------------------------ DOT
+
+
+def _dot_str(text: str) -> str:
+    """A DOT double-quoted string: quotes and backslashes escaped, newlines as \\n."""
+    out = text.replace("\\", "\\\\").replace('"', '\\"')
+    out = out.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
+    return '"' + "".join(c for c in out if c >= " ") + '"'
+
+
+def _clip(text: str, width: int) -> str:
+    """Text cut to ``width`` columns, with an ellipsis when cut."""
+    if text_width(text) <= width:
+        return text
+    out = ""
+    for c in text:
+        if text_width(out + c) > width - 1:
+            break
+        out += c
+    return out.rstrip() + "…"
+
+
+def to_dot(flow: Flow) -> str:
+    """The flow as Graphviz DOT text."""
+    live = _reachable(flow)
+    lines = [
+        f"digraph {_dot_str(flow.name)} {{",
+        f"  graph [rankdir=TB, label={_dot_str(_title(flow))}, labelloc=t, fontsize=16, "
+        'fontname="sans-serif", nodesep=0.35, ranksep=0.45];',
+        '  node [fontname="sans-serif", fontsize=10, margin="0.15,0.06"];',
+        f'  edge [fontname="sans-serif", fontsize=9, color="{_EDGE}", fontcolor="{_EDGE}"];',
+        '  "__start__" [shape=circle, label="", width=0.18, style=filled, '
+        'fillcolor="#0f172a", color="#0f172a"];',
+    ]
+
+    def node_line(node: Node, indent: str) -> str:
+        kind = node_kind(node)
+        style = STYLES[kind]
+        text = node.name + "\n" + node.type
+        d = detail(node)
+        if d:
+            text += ": " + _clip(d, 70)
+        if node.note:
+            text += "\n" + _clip(node.note, 70)
+        styles = ["filled"] + (["rounded"] if style.dot_shape == "box" else [])
+        if node.name not in live:
+            styles.append("dashed")
+        attrs = [f"label={_dot_str(text)}", f"shape={style.dot_shape}",
+                 f"style={_dot_str(','.join(styles))}", f'fillcolor="{style.fill}"',
+                 f'color="{style.line}"']
+        if node.name == flow.start:
+            attrs.append("penwidth=2.5")
+        if node.name not in live:
+            attrs.append('fontcolor="#64748b"')
+        return f"{indent}{_dot_str(node.name)} [{', '.join(attrs)}];"
+
+    # nodes, sub-flow members grouped (nested) in clusters
+    by_cluster: dict[str, list[Node]] = {}
+    for node in flow.nodes.values():
+        by_cluster.setdefault(_cluster_of(node.name), []).append(node)
+    prefixes = sorted({p for c in by_cluster if c for p in _prefixes(c)})
+
+    def emit(cluster: str, indent: str) -> None:
+        for node in by_cluster.get(cluster, []):
+            lines.append(node_line(node, indent))
+        for sub in prefixes:
+            if _cluster_of(sub) == cluster:
+                lines.append(f"{indent}subgraph {_dot_str('cluster_' + sub)} {{")
+                lines.append(f"{indent}  label={_dot_str(_cluster_title(flow, sub))}; "
+                             'labeljust=l; style="rounded,filled"; fillcolor="#f8fafc"; '
+                             'color="#94a3b8"; fontsize=10;')
+                emit(sub, indent + "  ")
+                lines.append(f"{indent}}}")
+
+    emit("", "  ")
+    lines.append(f'  "__start__" -> {_dot_str(flow.start)} [penwidth=1.5];')
+    for node in flow.nodes.values():
+        for label, target in edges(node.body):
+            attrs = []
+            if label:
+                attrs.append(f"label={_dot_str(label)}")
+            if node.name not in live:
+                attrs.append('style=dashed, color="#94a3b8"')
+            tail = f" [{', '.join(attrs)}]" if attrs else ""
+            lines.append(f"  {_dot_str(node.name)} -> {_dot_str(target)}{tail};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _prefixes(cluster: str) -> list[str]:
+    """"a/b/c" -> ["a", "a/b", "a/b/c"]."""
+    parts = cluster.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def _cluster_title(flow: Flow, cluster: str) -> str:
+    node = flow.nodes.get(cluster)
+    if node is not None and isinstance(node.body, SubFlow):
+        return f"sub-flow {cluster} ({node.body.flow})"
+    return f"sub-flow {cluster}"
+
+
+def _title(flow: Flow) -> str:
+    return f"{flow.name} (version {flow.version})" if flow.version else flow.name
+
+
+# ---------------------------------------------------------------- text sizes
+
+
+def text_width(text: str) -> int:
+    """Display columns: East-Asian wide and full-width characters count two."""
+    return sum(0 if unicodedata.combining(c) else
+               2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
+
+
+def _wrap(text: str, width: int, max_lines: int) -> list[str]:
+    """Lines of at most ``width`` columns, broken at spaces where possible (anywhere in
+    Chinese); the last line ends with an ellipsis when the text does not fit."""
+    lines: list[str] = []
+    rest = text.strip()
+    while rest and len(lines) < max_lines:
+        if text_width(rest) <= width:
+            lines.append(rest)
+            rest = ""
+            break
+        cut, used = 0, 0
+        for i, c in enumerate(rest):
+            used += text_width(c)
+            if used > width:
+                break
+            cut = i + 1
+        space = rest.rfind(" ", 0, cut + 1)
+        if space > width // 3:
+            cut = space
+        lines.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest and lines:
+        lines[-1] = _clip(lines[-1] + " " + rest, width)
+    return lines
+
+
+# sizes in inches; the drawing uses 1 unit = 1 inch so these are the real sizes
+_NAME_PT, _TEXT_PT, _NOTE_PT, _LABEL_PT = 9.0, 7.8, 7.4, 7.2
+_EM = 1 / 72  # inches per point
+_PAD_X, _PAD_Y = 0.13, 0.07
+_MIN_BOX_W = 0.9
+_HEX = 0.14  # how far a logic node's points stick out
+_NODE_SEP, _DUMMY_SEP, _MIXED_SEP, _GROUP_SEP = 0.34, 0.1, 0.16, 0.3
+_LAYER_GAP = 0.13
+_EMPTY_LABEL_H = 0.22  # room for an unlabelled edge between two ranks
+_DUMMY_W = 0.05
+_START_ROOM = 0.42
+_CLUSTER_PAD = 0.13
+_CLUSTER_TITLE = 0.2
+_LOOP_W = 0.32  # how far a self-loop sticks out
+
+
+def _line_h(pt: float) -> float:
+    return pt * _EM * 1.32
+
+
+def _col_w(pt: float, bold: bool = False) -> float:
+    return pt * _EM * (0.66 if bold else 0.6)
+
+
+def _box_lines(node: Node) -> tuple[tuple[str, ...], int]:
+    """The text of a node's box: its name, type and detail, then its note."""
+    d = detail(node)
+    body = _wrap(f"{node.type}: {d}" if d else node.type, 34, 2)
+    note = _wrap(node.note, 34, 2) if node.note else []
+    return (_clip(node.name, 34), *body, *note), len(note)
+
+
+def _box_size(lines: Sequence[str], notes: int, kind: str) -> tuple[float, float]:
+    name, rest = lines[0], lines[1:]
+    body = rest[:len(rest) - notes]
+    note = rest[len(rest) - notes:]
+    w = max([text_width(name) * _col_w(_NAME_PT, True)]
+            + [text_width(t) * _col_w(_TEXT_PT) for t in body]
+            + [text_width(t) * _col_w(_NOTE_PT) for t in note])
+    w = max(_MIN_BOX_W, w + 2 * _PAD_X + (2 * _HEX if kind == "logic" else 0))
+    h = _line_h(_NAME_PT) + len(body) * _line_h(_TEXT_PT) + len(note) * _line_h(_NOTE_PT)
+    return round(w, 3), round(h + 2 * _PAD_Y, 3)
+
+
+def _label_size(lines: Sequence[str]) -> tuple[float, float]:
+    if not lines:
+        return 0.0, 0.0
+    w = max(text_width(t) for t in lines) * _col_w(_LABEL_PT) + 0.12
+    return round(w, 3), round(len(lines) * _line_h(_LABEL_PT) + 0.06, 3)
+
+
+# --------------------------------------------------------------------- layout
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """One node's box; ``x``/``y`` are its centre (inches, y grows downward)."""
+
+    name: str
+    type: str
+    kind: str
+    lines: tuple[str, ...]  # the name, the type and detail, then the note
+    notes: int  # how many of the last lines are the note
+    x: float
+    y: float
+    width: float
+    height: float
+    rank: int
+    order: int
+    reachable: bool
+    start: bool
+    cluster: str  # the sub-flow it was inlined from ("balance"), or ""
+
+    @property
+    def left(self) -> float:
+        return self.x - self.width / 2
+
+    @property
+    def right(self) -> float:
+        return self.x + self.width / 2
+
+    @property
+    def top(self) -> float:
+        return self.y - self.height / 2
+
+    @property
+    def bottom(self) -> float:
+        return self.y + self.height / 2
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One arrow (the edges between two nodes, labels joined).
+
+    ``kind``: ``forward`` (down the ranks), ``back`` (up: a loop, drawn on the
+    right), ``self`` (a node to itself) or ``flat`` (within the unreachable rank).
+    ``points``: the smooth curve passes through them, from source to target.
+    """
+
+    source: str
+    target: str
+    label: str
+    label_lines: tuple[str, ...]
+    kind: str
+    points: tuple[Point, ...]
+    label_at: Point | None
+    label_size: tuple[float, float]
+    live: bool  # the source is reachable
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """A sub-flow's nodes: an outline around them (a polygon) and its title."""
+
+    name: str
+    title: str
+    outline: tuple[Point, ...]
+    title_at: Point  # left end of the title
+    depth: int
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    boxes: Mapping[str, Box]
+    routes: tuple[Route, ...]
+    clusters: tuple[Cluster, ...]
+    ranks: tuple[tuple[str, ...], ...]  # node names by rank, left to right
+    width: float
+    height: float
+
+
+class _Item:
+    """A box or a dummy point in one layer of the layered graph."""
+
+    __slots__ = ("group", "height", "id", "label", "layer", "node", "owner", "pos", "width",
+                 "x")
+
+    def __init__(self, id_: int, layer: int, width: float, height: float, node: str | None,
+                 group: str, owner: int | None = None, label: bool = False) -> None:
+        self.id = id_
+        self.layer = layer
+        self.width = width
+        self.height = height
+        self.node = node
+        self.group = group
+        self.owner = owner  # a side dummy stays just right of this item
+        self.label = label
+        self.pos = 0
+        self.x = 0.0
+
+
+@dataclass(slots=True)
+class _Edge:
+    source: str
+    target: str
+    labels: list[str]
+    kind: str = "forward"
+    chain: tuple[int, ...] = ()  # dummy items, source side first
+    label_item: int | None = None
+
+
+def _merged_edges(flow: Flow) -> dict[str, list[_Edge]]:
+    """Each node's arrows, one per target (labels of parallel edges joined)."""
+    out: dict[str, list[_Edge]] = {}
+    for node in flow.nodes.values():
+        mine: dict[str, _Edge] = {}
+        for label, target in edges(node.body):
+            if target not in flow.nodes:
+                continue
+            e = mine.setdefault(target, _Edge(node.name, target, []))
+            if label and label not in e.labels:
+                e.labels.append(label)
+        out[node.name] = list(mine.values())
+    return out
+
+
+def _ranks(flow: Flow, out: Mapping[str, list[_Edge]], live: set[str]) -> dict[str, int]:
+    """Longest-path ranks over the DFS tree from the start; marks back edges."""
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    post: list[str] = []
+    state[flow.start] = 1
+    stack: list[tuple[str, int]] = [(flow.start, 0)]
+    while stack:
+        name, i = stack[-1]
+        nexts = out[name]
+        if i < len(nexts):
+            stack[-1] = (name, i + 1)
+            e = nexts[i]
+            s = state.get(e.target, 0)
+            if s == 1:
+                e.kind = "back"
+            elif s == 0:
+                state[e.target] = 1
+                stack.append((e.target, 0))
+        else:
+            state[name] = 2
+            post.append(name)
+            stack.pop()
+    rank = {name: 0 for name in post}
+    for name in reversed(post):  # a topological order of the forward edges
+        for e in out[name]:
+            if e.kind != "back":
+                rank[e.target] = max(rank[e.target], rank[name] + 1)
+    bottom = max(rank.values()) + 1
+    for name in flow.nodes:
+        if name not in live:
+            rank[name] = bottom
+    for name in flow.nodes:
+        for e in out[name]:
+            if name not in live:
+                r, t = rank[name], rank[e.target]
+                e.kind = ("self" if e.target == name else "flat" if r == t
+                          else "back" if t < r else "forward")
+            elif e.target == name:
+                e.kind = "self"
+    return rank
+
+
+def _preorder(flow: Flow, out: Mapping[str, list[_Edge]]) -> dict[str, int]:
+    order: dict[str, int] = {}
+    stack = [flow.start]
+    while stack:
+        name = stack.pop()
+        if name in order:
+            continue
+        order[name] = len(order)
+        stack.extend(e.target for e in reversed(out[name]) if e.target not in order)
+    for name in flow.nodes:
+        order.setdefault(name, len(order))
+    return order
+
+
+def _pava(desired: Sequence[float], weights: Sequence[float],
+          gaps: Sequence[float]) -> list[float]:
+    """Minimise sum w (x - d)^2 subject to x[i+1] - x[i] >= gaps[i]."""
+    offs = [0.0]
+    for g in gaps:
+        offs.append(offs[-1] + g)
+    blocks: list[list[float]] = []  # [weight, weighted sum, count]
+    for d, w, off in zip(desired, weights, offs, strict=True):
+        blocks.append([w, w * (d - off), 1])
+        while len(blocks) > 1 and blocks[-2][1] / blocks[-2][0] > blocks[-1][1] / blocks[-1][0]:
+            w2, s2, n2 = blocks.pop()
+            blocks[-1][0] += w2
+            blocks[-1][1] += s2
+            blocks[-1][2] += n2
+    out: list[float] = []
+    for w, s, n in blocks:
+        out.extend([s / w] * int(n))
+    return [y + off for y, off in zip(out, offs, strict=True)]
+
+
+class _Layered:
+    """The layered graph: items per layer, segments between adjacent layers."""
+
+    def __init__(self) -> None:
+        self.items: list[_Item] = []
+        self.layers: list[list[int]] = []
+        self.up: dict[int, list[tuple[int, float]]] = {}
+        self.down: dict[int, list[tuple[int, float]]] = {}
+        self.attached: dict[int, list[int]] = {}
+
+    def add(self, layer: int, width: float, height: float, node: str | None, group: str,
+            owner: int | None = None, label: bool = False) -> int:
+        item = _Item(len(self.items), layer, width, height, node, group, owner, label)
+        self.items.append(item)
+        while len(self.layers) <= layer:
+            self.layers.append([])
+        self.layers[layer].append(item.id)
+        self.up[item.id] = []
+        self.down[item.id] = []
+        if owner is not None:
+            self.attached.setdefault(owner, []).append(item.id)
+        return item.id
+
+    def link(self, upper: int, lower: int) -> None:
+        a, b = self.items[upper], self.items[lower]
+        real = (a.node is not None) + (b.node is not None)
+        w = (8.0, 2.0, 1.0)[real]
+        self.down[upper].append((lower, w))
+        self.up[lower].append((upper, w))
+
+    # ---- order
+
+    def _arrange(self, layer: list[int], score: Mapping[int, float]) -> list[int]:
+        items = self.items
+        free = [i for i in layer if items[i].owner is None]
+        groups: dict[str, list[int]] = {}
+        units: list[list[int]] = []
+        for i in free:
+            g = items[i].group
+            if g:
+                if g not in groups:
+                    groups[g] = []
+                    units.append(groups[g])
+                groups[g].append(i)
+            else:
+                units.append([i])
+
+        def key(i: int) -> tuple[float, int]:
+            return score[i], items[i].pos
+
+        for unit in units:
+            unit.sort(key=key)
+        units.sort(key=lambda u: (sum(score[i] for i in u) / len(u), items[u[0]].pos))
+        out: list[int] = []
+        for unit in units:
+            for i in unit:
+                out.append(i)
+                out.extend(sorted(self.attached.get(i, []), key=lambda j: items[j].pos))
+        for p, i in enumerate(out):
+            items[i].pos = p
+        return out
+
+    def _crossings(self) -> int:
+        total = 0
+        items = self.items
+        for layer in self.layers[:-1]:
+            segs = [(items[a].pos, items[b].pos) for a in layer for b, _ in self.down[a]]
+            for k, (a1, b1) in enumerate(segs):
+                for a2, b2 in segs[k + 1:]:
+                    if (a1 - a2) * (b1 - b2) < 0:
+                        total += 1
+        return total
+
+    def order(self, initial: Mapping[int, float], sweeps: int = 12) -> None:
+        items = self.items
+        self.layers = [self._arrange(layer, initial) for layer in self.layers]
+        best = self._crossings()
+        best_layers = [list(layer) for layer in self.layers]
+        for sweep in range(sweeps):
+            downward = sweep % 2 == 0
+            seq = range(1, len(self.layers)) if downward else range(len(self.layers) - 2, -1, -1)
+            for li in seq:
+                nbrs = self.up if downward else self.down
+                score: dict[int, float] = {}
+                for i in self.layers[li]:
+                    ns = nbrs[i]
+                    score[i] = (sum(items[j].pos for j, _ in ns) / len(ns) if ns
+                                else float(items[i].pos))
+                self.layers[li] = self._arrange(self.layers[li], score)
+            c = self._crossings()
+            if c < best:
+                best = c
+                best_layers = [list(layer) for layer in self.layers]
+            if best == 0:
+                break
+        self.layers = best_layers
+        for layer in self.layers:
+            for p, i in enumerate(layer):
+                items[i].pos = p
+
+    # ---- x coordinates
+
+    def _gap(self, a: _Item, b: _Item) -> float:
+        real = (a.node is not None) + (b.node is not None)
+        if b.owner is not None and b.owner == a.id:
+            sep = 0.12
+        elif real == 2:
+            sep = _NODE_SEP
+        elif real == 1:
+            sep = _MIXED_SEP
+        else:
+            sep = _DUMMY_SEP
+        if a.group != b.group and (a.node is not None or b.node is not None):
+            sep += _GROUP_SEP
+        return (a.width + b.width) / 2 + sep
+
+    def place_x(self, passes: int = 10) -> None:
+        items = self.items
+        for layer in self.layers:
+            x = 0.0
+            for k, i in enumerate(layer):
+                if k:
+                    x += self._gap(items[layer[k - 1]], items[i])
+                items[i].x = x
+            shift = x / 2
+            for i in layer:
+                items[i].x -= shift
+
+        def fit(li: int, both: bool, downward: bool) -> None:
+            layer = self.layers[li]
+            desired: list[float] = []
+            weights: list[float] = []
+            for i in layer:
+                ns = (self.up[i] + self.down[i] if both
+                      else self.up[i] if downward else self.down[i])
+                w = sum(w for _, w in ns)
+                if w:
+                    desired.append(sum(items[j].x * w for j, w in ns) / w)
+                    weights.append(w)
+                else:
+                    desired.append(items[i].x)
+                    weights.append(0.25)
+            gaps = [self._gap(items[a], items[b]) for a, b in pairwise(layer)]
+            for i, x in zip(layer, _pava(desired, weights, gaps), strict=True):
+                items[i].x = x
+
+        n = len(self.layers)
+        for _ in range(passes):
+            for li in range(1, n):
+                fit(li, False, True)
+            for li in range(n - 2, -1, -1):
+                fit(li, False, False)
+        for li in range(n):
+            fit(li, True, True)
+
+
+def layout(flow: Flow) -> Layout:
+    """A layered top-to-bottom layout of the flow (see the module's notes)."""
+    live = _reachable(flow)
+    out = _merged_edges(flow)
+    rank = _ranks(flow, out, live)
+    pre = _preorder(flow, out)
+    g = _Layered()
+
+    box_text: dict[str, tuple[tuple[str, ...], int]] = {}
+    node_item: dict[str, int] = {}
+    initial: dict[int, float] = {}
+    for name in sorted(flow.nodes, key=lambda n: pre[n]):
+        node = flow.nodes[name]
+        lines, notes = _box_lines(node)
+        box_text[name] = lines, notes
+        w, h = _box_size(lines, notes, node_kind(node))
+        i = g.add(2 * rank[name], w, h, name, _cluster_of(name).split("/")[0])
+        node_item[name] = i
+        initial[i] = pre[name]
+
+    all_edges = [e for name in sorted(flow.nodes, key=lambda n: pre[n]) for e in out[name]]
+    for k, e in enumerate(all_edges):
+        label_lines = tuple(_wrap(", ".join(e.labels), 26, 3))
+        lw, lh = _label_size(label_lines)
+        src, dst = node_item[e.source], node_item[e.target]
+        cs, ct = _cluster_of(e.source), _cluster_of(e.target)
+        group = cs.split("/")[0] if cs and cs.split("/")[0] == ct.split("/")[0] else ""
+        key0 = pre[e.source] + (k + 1) / (len(all_edges) + 2)
+        ls, lt = g.items[src].layer, g.items[dst].layer
+        if e.kind == "forward":
+            chain: list[int] = []
+            for layer in range(ls + 1, lt):
+                first = layer == ls + 1
+                i = g.add(layer, max(lw, _DUMMY_W) if first else _DUMMY_W,
+                          lh if first else 0.0, None, group, label=first)
+                initial[i] = key0
+                chain.append(i)
+            for a, b in zip([src, *chain], [*chain, dst], strict=True):
+                g.link(a, b)
+            e.chain = tuple(chain)
+            e.label_item = chain[0] if chain else None
+        elif e.kind == "back":
+            # up on the right: a side dummy next to each end, a chain between
+            s_side = g.add(ls, _DUMMY_W, 0.0, None, group, owner=src)
+            mid = list(range(lt + 1, ls))  # bottom-up below
+            odd = [layer for layer in mid if layer % 2 == 1] or mid
+            label_layer = odd[len(odd) // 2] if odd else None
+            chain = [s_side]
+            for layer in reversed(mid):
+                is_label = layer == label_layer
+                i = g.add(layer, max(lw, _DUMMY_W) if is_label else _DUMMY_W,
+                          lh if is_label else 0.0, None, group, label=is_label)
+                initial[i] = key0
+                chain.append(i)
+                if is_label:
+                    e.label_item = i
+            t_side = g.add(lt, _DUMMY_W, 0.0, None, group, owner=dst)
+            chain.append(t_side)
+            for lower, upper in pairwise(chain):
+                g.link(upper, lower)
+            e.chain = tuple(chain)
+        elif e.kind == "self":
+            i = g.add(ls, _LOOP_W + lw, lh, None, group, owner=src, label=True)
+            e.chain = (i,)
+            e.label_item = i
+
+    g.order(initial)
+    g.place_x()
+    return _finish(flow, g, out, all_edges, rank, live, box_text, node_item)
+
+
+def _finish(flow: Flow, g: _Layered, out: Mapping[str, list[_Edge]], all_edges: list[_Edge],
+            rank: Mapping[str, int], live: set[str],
+            box_text: Mapping[str, tuple[tuple[str, ...], int]],
+            node_item: Mapping[str, int]) -> Layout:
+    items = g.items
+    # y: layer by layer; a sub-flow's first layer gets room for its title
+    cluster_first: dict[str, int] = {}
+    for name, i in node_item.items():
+        for p in _prefixes(_cluster_of(name)) if _cluster_of(name) else []:
+            cluster_first[p] = min(cluster_first.get(p, 10 ** 9), items[i].layer)
+    y = _START_ROOM
+    layer_y: list[float] = []
+    layer_h: list[float] = []
+    for li, layer in enumerate(g.layers):
+        h = max([items[i].height for i in layer], default=0.0)
+        if li % 2 == 1:
+            h = max(h, _EMPTY_LABEL_H)
+        titles = sum(1 for first in cluster_first.values() if first == li)
+        y += titles * _CLUSTER_TITLE
+        layer_y.append(y + h / 2)
+        layer_h.append(h)
+        y += h + _LAYER_GAP
+    bottom = y
+
+    boxes: dict[str, Box] = {}
+    ranks: list[list[str]] = []
+    for name, i in node_item.items():
+        it = items[i]
+        node = flow.nodes[name]
+        lines, notes = box_text[name]
+        boxes[name] = Box(name, node.type, node_kind(node), lines, notes, it.x,
+                          layer_y[it.layer], it.width, it.height, rank[name], it.pos,
+                          name in live, name == flow.start, _cluster_of(name))
+    for layer in g.layers[::2]:
+        ranks.append([items[i].node or "" for i in layer if items[i].node is not None])
+
+    def at(i: int) -> Point:
+        return items[i].x, layer_y[items[i].layer]
+
+    # ports: outgoing along the bottom, incoming along the top, back edges on the right
+    out_ports: dict[str, list[tuple[float, int]]] = {}
+    in_ports: dict[str, list[tuple[float, int]]] = {}
+    for k, e in enumerate(all_edges):
+        if e.kind == "forward":
+            first = items[e.chain[0]].x if e.chain else boxes[e.target].x
+            last = items[e.chain[-1]].x if e.chain else boxes[e.source].x
+            out_ports.setdefault(e.source, []).append((first, k))
+            in_ports.setdefault(e.target, []).append((last, k))
+
+    def port_x(box: Box, ports: list[tuple[float, int]], k: int) -> float:
+        ports.sort()
+        n = len(ports)
+        idx = [p[1] for p in ports].index(k)
+        inner = box.width - 2 * (_HEX if box.kind == "logic" else 0.1)
+        return box.left + (box.width - inner) / 2 + inner * (idx + 1) / (n + 1)
+
+    side_ports: dict[str, list[int]] = {}  # node -> side dummy ids, top to bottom
+    for name, i in node_item.items():
+        side_ports[name] = sorted(g.attached.get(i, []), key=lambda j: -items[j].x)
+
+    def side_y(box: Box, dummy: int) -> float:
+        ids = side_ports[box.name]
+        n = len(ids)
+        return box.top + box.height * (ids.index(dummy) + 1) / (n + 1)
+
+    routes: list[Route] = []
+    flat_depth = 0
+    for k, e in enumerate(all_edges):
+        sb, tb = boxes[e.source], boxes[e.target]
+        label_lines = tuple(_wrap(", ".join(e.labels), 26, 3))
+        lsize = _label_size(label_lines)
+        label_at: Point | None = None
+        pts: list[Point]
+        if e.kind == "forward":
+            sx = port_x(sb, out_ports[e.source], k)
+            tx = port_x(tb, in_ports[e.target], k)
+            pts = [(sx, sb.bottom), (sx, sb.bottom + 0.08)]
+            pts += [at(i) for i in e.chain]
+            pts += [(tx, tb.top - 0.1), (tx, tb.top)]
+        elif e.kind == "back":
+            s_side, t_side = e.chain[0], e.chain[-1]
+            sy, ty = side_y(sb, s_side), side_y(tb, t_side)
+            pts = [(sb.right, sy), (sb.right + 0.1, sy), (items[s_side].x, sy)]
+            pts += [at(i) for i in e.chain[1:-1]]
+            pts += [(items[t_side].x, ty), (tb.right + 0.12, ty), (tb.right, ty)]
+        elif e.kind == "self":
+            it = items[e.chain[0]]
+            loop_x = it.x - it.width / 2 + _LOOP_W - 0.04
+            y0, y1 = sb.y - sb.height * 0.25, sb.y + sb.height * 0.25
+            pts = [(sb.right, y0), (loop_x - 0.1, y0 - 0.05), (loop_x, sb.y),
+                   (loop_x - 0.1, y1 + 0.05), (sb.right, y1)]
+            if label_lines:
+                label_at = (loop_x + 0.04 + lsize[0] / 2, sb.y)
+        else:  # flat: an arc below the (last) rank
+            flat_depth += 1
+            depth = 0.25 + 0.18 * flat_depth
+            mx = (sb.x + tb.x) / 2
+            pts = [(sb.x, sb.bottom), (sb.x + (mx - sb.x) * 0.3, sb.bottom + depth * 0.8),
+                   (mx, max(sb.bottom, tb.bottom) + depth),
+                   (tb.x - (tb.x - mx) * 0.3, tb.bottom + depth * 0.8), (tb.x, tb.bottom)]
+            if label_lines:
+                label_at = (mx, max(sb.bottom, tb.bottom) + depth)
+        if e.label_item is not None and e.kind != "self" and label_lines:
+            label_at = at(e.label_item)
+        routes.append(Route(e.source, e.target, ", ".join(e.labels), label_lines, e.kind,
+                            tuple(pts), label_at, lsize, e.source in live))
+    if flat_depth:
+        bottom += 0.35 + 0.18 * flat_depth
+
+    clusters = _clusters(flow, g, boxes, node_item, layer_y, layer_h)
+
+    # shift everything so the picture starts at a small margin
+    xs = [b.left for b in boxes.values()] + [p[0] for r in routes for p in r.points]
+    xs += [r.label_at[0] - r.label_size[0] / 2 for r in routes if r.label_at]
+    xs += [p[0] for c in clusters for p in c.outline]
+    xe = [b.right for b in boxes.values()] + [p[0] for r in routes for p in r.points]
+    xe += [r.label_at[0] + r.label_size[0] / 2 for r in routes if r.label_at]
+    xe += [p[0] for c in clusters for p in c.outline]
+    margin = 0.25
+    dx = margin - min(xs)
+
+    def sh(p: Point) -> Point:
+        return round(p[0] + dx, 4), round(p[1], 4)
+
+    boxes = {n: _moved(b, dx) for n, b in boxes.items()}
+    routes = [Route(r.source, r.target, r.label, r.label_lines, r.kind,
+                    tuple(sh(p) for p in r.points), sh(r.label_at) if r.label_at else None,
+                    r.label_size, r.live) for r in routes]
+    clusters = [Cluster(c.name, c.title, tuple(sh(p) for p in c.outline), sh(c.title_at),
+                        c.depth) for c in clusters]
+    return Layout(boxes, tuple(routes), tuple(clusters), tuple(tuple(r) for r in ranks),
+                  round(max(xe) + dx + margin, 4), round(bottom + 0.15, 4))
+
+
+def _moved(b: Box, dx: float) -> Box:
+    return Box(b.name, b.type, b.kind, b.lines, b.notes, round(b.x + dx, 4), round(b.y, 4),
+               b.width, b.height, b.rank, b.order, b.reachable, b.start, b.cluster)
+
+
+def _clusters(flow: Flow, g: _Layered, boxes: Mapping[str, Box], node_item: Mapping[str, int],
+              layer_y: Sequence[float], layer_h: Sequence[float]) -> list[Cluster]:
+    """A staircase outline around each sub-flow's boxes, layer by layer."""
+    items = g.items
+    names = sorted({p for b in boxes.values() if b.cluster for p in _prefixes(b.cluster)})
+    deepest = max((n.count("/") for n in names), default=0)
+    out: list[Cluster] = []
+    for name in names:
+        members = [b for b in boxes.values() if b.cluster == name
+                   or b.cluster.startswith(name + "/")]
+        depth = name.count("/")
+        pad = _CLUSTER_PAD + 0.1 * (deepest - depth)
+        spans: dict[int, tuple[float, float]] = {}
+        for b in members:
+            it = items[node_item[b.name]]
+            lo, hi = b.left, b.right
+            for j in g.attached.get(it.id, []):
+                hi = max(hi, items[j].x + items[j].width / 2)
+            old = spans.get(it.layer)
+            spans[it.layer] = (min(lo, old[0]), max(hi, old[1])) if old else (lo, hi)
+        first, last = min(spans), max(spans)
+        bands: list[tuple[float, float, float, float]] = []  # y0, y1, left, right
+        prev = spans[first]
+        for li in range(first, last + 1):
+            span = spans.get(li, prev)
+            prev = span
+            y0 = layer_y[li] - layer_h[li] / 2 - (_LAYER_GAP / 2 if li != first else pad)
+            y1 = layer_y[li] + layer_h[li] / 2 + (_LAYER_GAP / 2 if li != last else pad)
+            if li == first:
+                y0 -= _CLUSTER_TITLE * (1 + deepest - depth) - 0.04
+            bands.append((y0, y1, span[0] - pad, span[1] + pad))
+        left = [p for b in bands for p in ((b[2], b[0]), (b[2], b[1]))]
+        right = [p for b in reversed(bands) for p in ((b[3], b[1]), (b[3], b[0]))]
+        outline = _simplify(left + right)
+        title = _cluster_title(flow, name)
+        out.append(Cluster(name, title, tuple(outline),
+                           (bands[0][2] + 0.08, bands[0][0] + _CLUSTER_TITLE / 2 + 0.02), depth))
+    return out
+
+
+def _simplify(points: Sequence[Point]) -> list[Point]:
+    """Drop repeated and collinear points of a rectilinear polygon."""
+    pts: list[Point] = []
+    for p in points:
+        if not pts or (abs(p[0] - pts[-1][0]) > 1e-9 or abs(p[1] - pts[-1][1]) > 1e-9):
+            pts.append(p)
+    changed = True
+    while changed and len(pts) > 4:
+        changed = False
+        for i in range(len(pts)):
+            a, b, c = pts[i - 1], pts[i], pts[(i + 1) % len(pts)]
+            if (abs(a[0] - b[0]) < 1e-9 and abs(b[0] - c[0]) < 1e-9) or \
+                    (abs(a[1] - b[1]) < 1e-9 and abs(b[1] - c[1]) < 1e-9):
+                del pts[i]
+                changed = True
+                break
+    return pts
+
+
+# --------------------------------------------------------------------- render
+
+
+def render(flow: Flow, path: str | Path, fmt: str | None = None) -> None:
+    """Write the flow as ``.dot`` (DOT text), ``.svg`` or ``.png`` (drawn with matplotlib).
+
+    ``fmt`` overrides the file's extension.
+    """
+    p = Path(path)
+    kind = (fmt if fmt is not None else p.suffix).lower().lstrip(".")
+    if kind not in FORMATS:
+        raise ValueError(f"cannot write {p.name!r} as {kind or 'a file without an extension'!r}:"
+                         f" the formats are {', '.join('.' + f for f in FORMATS)}")
+    if kind == "dot":
+        p.write_text(to_dot(flow), encoding="utf-8")
+        return
+    _draw(flow, layout(flow), p, kind)
+
+
+_CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN",
+              "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Microsoft YaHei", "SimHei",
+              "PingFang SC", "Hiragino Sans GB", "Heiti SC", "Sarasa Gothic SC",
+              "AR PL UMing CN", "Droid Sans Fallback", "Arial Unicode MS")
+
+
+def _fonts() -> list[str]:
+    """DejaVu Sans, then any installed font with Chinese glyphs as a fallback."""
+    from matplotlib import font_manager
+
+    have = {f.name for f in font_manager.fontManager.ttflist}
+    return ["DejaVu Sans", *(f for f in _CJK_FONTS if f in have)]
+
+
+def _spline(points: Sequence[Point]) -> tuple[list[Point], list[int]]:
+    """A smooth curve (Catmull-Rom as cubic Bezier pieces) through the points."""
+    from matplotlib.path import Path as MPath
+
+    pts = list(points)
+    verts: list[Point] = [pts[0]]
+    codes: list[int] = [int(MPath.MOVETO)]
+    for i in range(len(pts) - 1):
+        p0 = pts[i - 1] if i > 0 else pts[i]
+        p1, p2 = pts[i], pts[i + 1]
+        p3 = pts[i + 2] if i + 2 < len(pts) else p2
+        c1 = (p1[0] + (p2[0] - p0[0]) / 6, p1[1] + (p2[1] - p0[1]) / 6)
+        c2 = (p2[0] - (p3[0] - p1[0]) / 6, p2[1] - (p3[1] - p1[1]) / 6)
+        verts += [c1, c2, p2]
+        codes += [int(MPath.CURVE4)] * 3
+    return verts, codes
+
+
+def _draw(flow: Flow, lay: Layout, path: Path, kind: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    header = 0.95 if flow.description else 0.8
+    legend_rows = _legend_rows(max(lay.width, 6.5) - 0.5)
+    header += 0.26 * len(legend_rows)
+    width = max(lay.width, 6.5)
+    height = lay.height + header
+    dx = (width - lay.width) / 2
+    rc: dict[str, Any] = {"font.family": _fonts(), "svg.fonttype": "none",
+                          "svg.hashsalt": "acd-flow", "path.simplify": False}
+    with matplotlib.rc_context(rc), warnings.catch_warnings():  # type: ignore[arg-type]
+        warnings.filterwarnings("ignore", message=r".*Glyph .* missing from")
+        fig = Figure(figsize=(width, height), dpi=110)
+        ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+        ax.set_xlim(-dx, width - dx)
+        ax.set_ylim(lay.height, -header)
+        ax.set_axis_off()
+        _draw_header(ax, flow, lay, -dx + 0.3, -header, legend_rows)
+        for c in sorted(lay.clusters, key=lambda c: c.depth):
+            _draw_cluster(ax, c)
+        for r in lay.routes:
+            _draw_route(ax, r)
+        for b in lay.boxes.values():
+            _draw_box(ax, b)
+        meta: dict[str, str | None] = ({"Software": None} if kind == "png"
+                                       else {"Date": None})
+        fig.savefig(path, format=kind, dpi=110, facecolor="white", metadata=meta)
+
+
+def _legend_rows(room: float) -> list[list[tuple[str, str]]]:
+    entries = [(k, s.title) for k, s in STYLES.items()]
+    entries += [("start", "start"), ("dead", "unreachable"), ("back", "loop back")]
+    rows: list[list[tuple[str, str]]] = [[]]
+    used = 0.0
+    for e in entries:
+        w = _legend_w(e[1])
+        if rows[-1] and used + w > room:
+            rows.append([])
+            used = 0.0
+        rows[-1].append(e)
+        used += w
+    return rows
+
+
+def _legend_w(text: str) -> float:
+    return 0.42 + text_width(text) * _col_w(7.5) + 0.2
+
+
+def _draw_header(ax: Axes, flow: Flow, lay: Layout, x: float, top: float,
+                 rows: list[list[tuple[str, str]]]) -> None:
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.text(x, top + 0.3, flow.name, fontsize=15, fontweight="bold", color=_TEXT,
+            va="baseline", ha="left")
+    live = sum(1 for b in lay.boxes.values() if b.reachable)
+    sub = [f"version {flow.version}" if flow.version else "", f"{len(lay.boxes)} nodes"
+           + (f" ({len(lay.boxes) - live} unreachable)" if live < len(lay.boxes) else ""),
+           Path(flow.file).name if flow.file else ""]
+    ax.text(x + text_width(flow.name) * _col_w(15, True) + 0.2, top + 0.3,
+            "  ·  ".join(s for s in sub if s), fontsize=9, color=_SUBTLE, va="baseline")
+    y = top + 0.5
+    if flow.description:
+        ax.text(x, y + 0.06, _clip(flow.description, 140), fontsize=8.5, color=_SUBTLE,
+                va="center", style="italic")
+        y += 0.17
+    for row in rows:
+        y += 0.22
+        cx = x
+        for key, text in row:
+            rounded = "round,pad=0,rounding_size=0.04"
+            if key in STYLES:
+                st = STYLES[key]
+                ax.add_patch(FancyBboxPatch((cx, y - 0.07), 0.3, 0.14, boxstyle=rounded,
+                                            fc=st.fill, ec=st.line, lw=1.0))
+            elif key == "start":
+                ax.add_patch(FancyBboxPatch((cx, y - 0.07), 0.3, 0.14, boxstyle=rounded,
+                                            fc="white", ec=_TEXT, lw=2.2))
+            elif key == "dead":
+                ax.add_patch(FancyBboxPatch((cx, y - 0.07), 0.3, 0.14, boxstyle=rounded,
+                                            fc="#f8fafc", ec="#64748b", ls=(0, (3, 2)), lw=1.0))
+            else:
+                _arrow(ax, [(cx + 0.02, y + 0.05), (cx + 0.15, y - 0.09), (cx + 0.28, y + 0.05)],
+                       _BACK, "-")
+            ax.text(cx + 0.38, y, text, fontsize=7.5, color=_TEXT, va="center")
+            cx += _legend_w(text)
+
+
+def _arrow(ax: Axes, points: Sequence[Point], color: str, ls: LineStyle,
+           lw: float = 1.0, head: bool = True) -> None:
+    from matplotlib.patches import FancyArrowPatch
+    from matplotlib.path import Path as MPath
+
+    verts, codes = _spline(points)
+    style = "-|>,head_length=0.55,head_width=0.28" if head else "-"
+    ax.add_patch(FancyArrowPatch(path=MPath(verts, codes), arrowstyle=style, mutation_scale=10,
+                                 color=color, lw=lw, linestyle=ls, shrinkA=0, shrinkB=0,
+                                 zorder=2, joinstyle="round", capstyle="round"))
+
+
+def _draw_route(ax: Axes, r: Route) -> None:
+    color = _EDGE if r.kind == "forward" else _BACK
+    if not r.live:
+        color = _DEAD
+    ls: LineStyle = "-" if r.live else (0, (4, 3))
+    _arrow(ax, r.points, color, ls, 1.1 if r.kind == "forward" else 1.0)
+    if r.label_at and r.label_lines:
+        ax.text(r.label_at[0], r.label_at[1], "\n".join(r.label_lines), fontsize=_LABEL_PT,
+                color=color, ha="center", va="center", linespacing=1.1, zorder=4,
+                bbox={"boxstyle": "round,pad=0.18,rounding_size=0.3", "fc": "white",
+                      "ec": "none", "alpha": 0.92})
+
+
+def _draw_cluster(ax: Axes, c: Cluster) -> None:
+    from matplotlib.patches import Polygon
+
+    fill = ("#f1f5f9", "#e8edf3", "#dfe6ee")[min(c.depth, 2)]
+    ax.add_patch(Polygon(list(c.outline), closed=True, fc=fill, ec="#94a3b8", lw=0.9,
+                         joinstyle="round", zorder=0))
+    ax.text(c.title_at[0], c.title_at[1], c.title, fontsize=8, color=_SUBTLE,
+            fontweight="bold", va="center", ha="left", zorder=1)
+
+
+def _draw_box(ax: Axes, b: Box) -> None:
+    from matplotlib.patches import FancyBboxPatch, Polygon
+
+    st = STYLES.get(b.kind, STYLES["logic"])
+    ls: LineStyle = "-" if b.reachable else (0, (4, 2.5))
+    lw = 2.4 if b.start else 1.2
+    fill = st.fill if b.reachable else "#f8fafc"
+    edge = st.line
+    if b.kind == "logic":
+        h = _HEX
+        pts = [(b.left, b.y), (b.left + h, b.top), (b.right - h, b.top), (b.right, b.y),
+               (b.right - h, b.bottom), (b.left + h, b.bottom)]
+        ax.add_patch(Polygon(pts, closed=True, fc=fill, ec=edge, lw=lw, ls=ls, zorder=3,
+                             joinstyle="round"))
+    else:
+        ax.add_patch(FancyBboxPatch((b.left, b.top), b.width, b.height,
+                                    boxstyle="round,pad=0,rounding_size=0.09", fc=fill,
+                                    ec=edge, lw=lw, ls=ls, zorder=3))
+    if b.start:
+        ax.add_patch(_circle(b.x, b.top - 0.3, 0.065))
+        _arrow(ax, [(b.x, b.top - 0.23), (b.x, b.top - 0.01)], _TEXT, "-", 1.3)
+    text = _TEXT if b.reachable else "#64748b"
+    y = b.top + _PAD_Y
+    body = b.lines[1:len(b.lines) - b.notes]
+    note = b.lines[len(b.lines) - b.notes:]
+    lh = _line_h(_NAME_PT)
+    ax.text(b.x, y + lh / 2, b.lines[0], fontsize=_NAME_PT, fontweight="bold", color=text,
+            ha="center", va="center", zorder=4)
+    y += lh
+    for line in body:
+        lh = _line_h(_TEXT_PT)
+        ax.text(b.x, y + lh / 2, line, fontsize=_TEXT_PT, color=_SUBTLE if b.reachable
+                else "#64748b", ha="center", va="center", zorder=4)
+        y += lh
+    for line in note:
+        lh = _line_h(_NOTE_PT)
+        ax.text(b.x, y + lh / 2, line, fontsize=_NOTE_PT, color="#6b7280", style="italic",
+                ha="center", va="center", zorder=4)
+        y += lh
+
+
+def _circle(x: float, y: float, r: float) -> Circle:
+    from matplotlib.patches import Circle
+
+    return Circle((x, y), r, fc=_TEXT, ec=_TEXT, zorder=3)
