@@ -26,6 +26,37 @@ task (no task of its own).  What it mirrors, recording by recording:
 * ``HANGUP`` as a command: ``200 result=1``, ``SoftHangupRequest Cause:
   32``, then the unsolicited ``HANGUP`` line, and at close ``Hangup
   Cause: 0`` (ivr_only.txt).
+
+Replies of the other commands, as res_agi.c's handlers print them:
+
+* SAY ALPHA / DATE / TIME / DATETIME (like SAY NUMBER / DIGITS): ``200
+  result=<ascii of the escape key>``, ``0`` when played out, ``-1`` on
+  hang-up; each spoken word lasts ``SimConfig.say_word_s`` (a date is 4
+  words, a time 3, SAY DATETIME counts its format: the default ``ABdY
+  'digits/at' IMp`` is 8, ``A dBY HMS`` for language ``de``);
+* RECORD FILE (handle_recordfile): ``200 result=<ascii> (dtmf)
+  endpos=<n>`` (200 ms of DTMF cut off), ``200 result=0 (timeout)
+  endpos=<n>``, ``200 result=-1 (hangup) endpos=<n>``; on ``s=<silence>``
+  the reply is also ``(timeout)``, with what ``ast_waitfor`` returned last as
+  the result (the milliseconds left: ~99980 with timeout -1) and ``endpos``
+  cut back by ``silence - 1`` seconds; a key or hang-up during the beep gives
+  ``200 result=<ascii>|-1 (randomerror) endpos=<offset>``, a missing beep
+  file ``200 result=-1 (randomerror) endpos=<offset>``.  Timeout < 0 means no
+  limit.  Positions count 20 ms voice frames (160 samples).  Every file
+  written is kept in ``pbx.apps.recordings``;
+* SET CONTEXT / EXTENSION / PRIORITY: ``200 result=0``; PRIORITY takes a
+  number (sscanf ``%d``) or a label (none exist here: 520) and stores
+  ``n - 1`` (autoloop), so the dialplan goes on at priority ``n`` after the
+  socket closes;
+* GET DATA (ast_app_getdata_full): one file (no ``&`` lists), any key
+  interrupts it; timeout 0 means 6 s for the first key and 2 s between keys,
+  < 0 no limit; ``#`` ends the input without being part of it; max 0 answers
+  ``200 result=-1``.
+
+A handler that returns RESULT_FAILURE in res_agi.c (a ``-1`` from SAY,
+STREAM FILE, WAIT FOR DIGIT, RECORD FILE's hang-up) publishes ``AGIExecEnd
+ResultCode: -1 Result: Failure``, and, unless the channel was hung up (or
+redirected) at that moment, makes AGISTATUS ``FAILURE``.
 """
 
 from __future__ import annotations
@@ -33,6 +64,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -47,7 +79,7 @@ from acd.protocols.agi import (
     tokenize,
 )
 from sim.channels import Channel, ChannelInterrupted
-from sim.config import SAMPLES_PER_SECOND
+from sim.config import SAMPLES_PER_SECOND, Recording
 from sim.util import atoi
 
 if TYPE_CHECKING:
@@ -57,6 +89,20 @@ log = logging.getLogger(__name__)
 
 ALL_DIGITS = "0123456789*#ABCD"
 DEFAULT_AGI_PORT = 4573
+#: samples per 20 ms voice frame: RECORD FILE positions move by whole frames.
+FRAME_SAMPLES = 160
+#: ``ast_waitfor(chan, <0)`` waits in rounds of 100000 ms and returns what is
+#: left of the round; a frame comes every 20 ms.
+WAITFOR_ROUND_LEFT_MS = 100000 - 20
+#: ``ast_stream_rewind(fs, 200)`` after an escape key in RECORD FILE.
+DTMF_CUT_SAMPLES = 200 * SAMPLES_PER_SECOND // 1000
+
+_SCAN_INT = re.compile(r"\s*([-+]?\d+)")
+
+#: SAY DATETIME: sound files per format letter (say.c ast_say_date_with_format_en).
+_FORMAT_WORDS = {**dict.fromkeys("AaBbhmdeYIlHkMNPpSQq", 1), "R": 2, "T": 3}
+DEFAULT_DATETIME_FORMAT = "ABdY 'digits/at' IMp"
+DEFAULT_DATETIME_FORMAT_DE = "A dBY HMS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +126,66 @@ def parse_agi_url(url: str) -> AgiUrl | None:
     except ValueError:
         return None
     return AgiUrl(host, port_no, script)
+
+
+def scan_int(text: str) -> int | None:
+    """``sscanf(text, "%30d", &n) == 1``: the leading integer, None if there is none."""
+    m = _SCAN_INT.match(text)
+    return int(m.group(1)) if m else None
+
+
+def format_words(fmt: str) -> int:
+    """How many sound files SAY DATETIME plays for ``fmt`` (``'quoted'`` = one file)."""
+    words = 0
+    i = 0
+    while i < len(fmt):
+        c = fmt[i]
+        if c == "'":
+            end = fmt.find("'", i + 1)
+            if end < 0:
+                break
+            words += 1 if end > i + 1 else 0
+            i = end
+        else:
+            words += _FORMAT_WORDS.get(c, 0)
+        i += 1
+    return words
+
+
+def _frames(samples: int) -> int:
+    """Down to whole 20 ms voice frames."""
+    return max(0, samples - samples % FRAME_SAMPLES)
+
+
+def record_silence_ms(args: list[str]) -> int:
+    """handle_recordfile's ``s=`` lookup: the first of argv[6..8] holding an
+    ``s`` at all, used only if that part reads ``s=<n>`` (n seconds)."""
+    found: str | None = None
+    for arg in args[6:9]:
+        pos = arg.find("s")
+        if pos >= 0:
+            found = arg[pos:]
+            break
+    if found is None or len(found) <= 2 or not found.startswith("s="):
+        return 0
+    silence = atoi(found[2:])
+    return silence * 1000 if silence > 0 else 0
+
+
+def record_offset_beep(args: list[str]) -> tuple[int, bool]:
+    """argv[6] is the sample offset if it reads as a number; any other argv[6]
+    not starting ``s=``, or any argv[7] not starting ``s=``, asks for the beep."""
+    offset = 0
+    beep = False
+    if len(args) > 6:
+        number = scan_int(args[6])
+        if number is not None:
+            offset = number
+        elif not args[6].startswith("s="):
+            beep = True
+    if len(args) > 7 and not args[7].startswith("s="):
+        beep = True
+    return offset, beep
 
 
 def digits_reply(digits: str, timeout: bool) -> bytes:
@@ -122,6 +228,10 @@ class AgiSession:
         self._busy = False
         self._dead = False
         self._silent = False
+        #: the running command's handler "returned RESULT_FAILURE".
+        self._failed = False
+        #: run_agi's returnstatus became AGI_RESULT_FAILURE.
+        self._agi_failed = False
         self._close_timer: asyncio.TimerHandle | None = None
         #: commands that got no reply because the session was dead and silent.
         self.unanswered: list[str] = []
@@ -156,6 +266,8 @@ class AgiSession:
             if self._close_timer is not None:
                 self._close_timer.cancel()
             writer.close()
+        if self._agi_failed:
+            return "FAILURE"
         return "HANGUP" if chan.interrupted else "SUCCESS"
 
     def _env(self, target: AgiUrl) -> dict[str, str]:
@@ -262,6 +374,7 @@ class AgiSession:
         ev = self._pbx.events
         command_id = ev.new_command_id()
         ev.agi_exec_start(self._chan, command_id, line)
+        self._failed = False
         if cmd is None:
             reply = REPLY_510
         elif dead and not cmd.dead_ok:
@@ -272,7 +385,13 @@ class AgiSession:
             except _ShowUsage:
                 reply = encode_520(cmd.usage)
         code = int(reply[:3]) if reply[:3].isdigit() else 200
-        if code != 200:
+        if self._failed:
+            # RESULT_FAILURE: "Failure" with ResultCode -1; AGISTATUS FAILURE
+            # unless the failure came from a hang-up (run_agi).
+            code, result = -1, "Failure"
+            if dead or not self._chan.interrupted:
+                self._agi_failed = True
+        elif code != 200:
             result = "Failure" if code != 520 else "Usage"
         elif reply.startswith(b"200 result=-1"):
             result = "Unknown Result"
@@ -302,6 +421,18 @@ class AgiSession:
             ("SAY NUMBER", self._say_number, False,
              "Usage: SAY NUMBER <number> <escape digits> [gender]"),
             ("SAY DIGITS", self._say_digits, False, "Usage: SAY DIGITS <number> <escape digits>"),
+            ("SAY ALPHA", self._say_alpha, False, "Usage: SAY ALPHA <number> <escape digits>"),
+            ("SAY DATE", self._say_date, False, "Usage: SAY DATE <date> <escape digits>"),
+            ("SAY TIME", self._say_time, False, "Usage: SAY TIME <time> <escape digits>"),
+            ("SAY DATETIME", self._say_datetime, False,
+             "Usage: SAY DATETIME <time> <escape digits> [format] [timezone]"),
+            ("RECORD FILE", self._record_file, False,
+             "Usage: RECORD FILE <filename> <format> <escape digits> <timeout> "
+             "[offset samples] [BEEP] [s=silence]"),
+            ("SET CONTEXT", self._set_context, False, "Usage: SET CONTEXT <desired context>"),
+            ("SET EXTENSION", self._set_extension, False,
+             "Usage: SET EXTENSION <new extension>"),
+            ("SET PRIORITY", self._set_priority, False, "Usage: SET PRIORITY <priority>"),
             ("EXEC", self._exec, True, "Usage: EXEC <application> <options>"),
         ]
         table: dict[tuple[str, ...], _Command] = {}
@@ -393,6 +524,7 @@ class AgiSession:
         name, escape = args[2], args[3]
         offset = max(0, atoi(args[4])) if len(args) == 5 else 0
         if not cfg.file_exists(name):
+            self._failed = True
             return encode_result(-1, endpos=offset)
         total = int(cfg.prompt_length(name) * SAMPLES_PER_SECOND)
         offset = min(offset, total)
@@ -403,9 +535,14 @@ class AgiSession:
         try:
             digit = await chan.wait_digit(deadline, escape)
         except ChannelInterrupted:
+            self._failed = True
+            self._pbx.set_var(chan, "PLAYBACKSTATUS", "FAILED")
             return encode_result(-1, endpos=min(total, offset + self._samples_since(start)))
         finally:
             chan.unlisten()
+        # handle_streamfile: "FAILED" for any non-zero result, a key included
+        # (answered.txt: VarSet PLAYBACKSTATUS FAILED after result=49).
+        self._pbx.set_var(chan, "PLAYBACKSTATUS", "FAILED" if digit else "SUCCESS")
         if digit is None:
             return encode_result(0, endpos=total)
         return encode_result(ord(digit), endpos=min(total, offset + self._samples_since(start)))
@@ -421,14 +558,20 @@ class AgiSession:
         inter: float | None
         if timeout_ms > 0:
             first = inter = timeout_ms / 1000
-        elif timeout_ms < 0:
+        elif timeout_ms < 0:  # 1000000000 ms
             first = inter = None
-        else:  # the channel's pbx defaults: rtimeout 10 s, dtimeout 5 s
-            first, inter = 10.0, 5.0
-        files = [f for f in args[2].split("&") if f]
-        if files and not cfg.file_exists(files[-1]):
+        else:  # ast_app_getdata_full's own defaults (not the channel's pbx ones)
+            first, inter = 6.0, 2.0
+        # One file: ast_streamfile knows no "a&b" lists (only apps like Read do).
+        name = args[2]
+        if name and not cfg.file_exists(name):
+            if "&" in name:
+                log.warning("%s: GET DATA %r: Asterisk plays one file here, not an & list; "
+                            "answering 200 result=-1 as it would", chan.name, name)
             return encode_result(-1)
-        prompt_s = sum(cfg.prompt_length(f) for f in files if cfg.file_exists(f))
+        if max_digits == 0:  # ast_readstring_full: "if (!len) return -1"
+            return encode_result(-1)
+        prompt_s = cfg.prompt_length(name) if name else 0.0
         loop = chan.loop
         digits = ""
         chan.listen(True)
@@ -457,10 +600,9 @@ class AgiSession:
     async def _wait_for_digit(self, args: list[str]) -> bytes:
         if len(args) != 4:
             raise _ShowUsage
-        try:
-            ms = int(args[3])
-        except ValueError:
-            raise _ShowUsage from None
+        ms = scan_int(args[3])
+        if ms is None:
+            raise _ShowUsage
         chan = self._chan
         deadline = None if ms < 0 else chan.loop.time() + self._pbx.cfg.scaled(ms / 1000)
         return await self._key_or_end(deadline, ALL_DIGITS)
@@ -479,6 +621,7 @@ class AgiSession:
         try:
             digit = await chan.wait_digit(deadline, accept)
         except ChannelInterrupted:
+            self._failed = True
             return encode_result(-1)
         finally:
             chan.unlisten()
@@ -487,14 +630,151 @@ class AgiSession:
     async def _say_number(self, args: list[str]) -> bytes:
         if len(args) not in (4, 5):
             raise _ShowUsage
-        try:
-            number = int(args[2])
-        except ValueError:
-            raise _ShowUsage from None
+        number = scan_int(args[2])
+        if number is None:
+            raise _ShowUsage
         return await self._say(_say_words(number), args[3])
 
     async def _say_digits(self, args: list[str]) -> bytes:
-        if len(args) != 4 or not args[2].isdigit():
+        # sscanf must read a number, then the whole argument is said ("12#" too).
+        if len(args) != 4 or scan_int(args[2]) is None:
             raise _ShowUsage
         return await self._say(len(args[2]), args[3])
+
+    async def _say_alpha(self, args: list[str]) -> bytes:
+        if len(args) not in (4, 5):
+            raise _ShowUsage
+        if len(args) == 5 and args[4][:1] not in ("", "a", "A", "l", "L", "n", "N", "u", "U"):
+            raise _ShowUsage  # case sensitivity: all / lower / none / upper
+        return await self._say(len(args[2]), args[3])
+
+    async def _say_date(self, args: list[str]) -> bytes:
+        if len(args) != 4 or scan_int(args[2]) is None:
+            raise _ShowUsage
+        return await self._say(4, args[3])  # weekday, month, day, year
+
+    async def _say_time(self, args: list[str]) -> bytes:
+        if len(args) != 4 or scan_int(args[2]) is None:
+            raise _ShowUsage
+        return await self._say(3, args[3])  # hour, minutes, a.m./p.m.
+
+    async def _say_datetime(self, args: list[str]) -> bytes:
+        if len(args) < 4:
+            raise _ShowUsage
+        if len(args) > 4:
+            fmt = args[4]
+        elif self._chan.language.lower() == "de":
+            fmt = DEFAULT_DATETIME_FORMAT_DE
+        else:
+            fmt = DEFAULT_DATETIME_FORMAT
+        # args[5], the time zone, changes the words, not how many there are.
+        if scan_int(args[2]) is None:  # ast_get_time_t: "%30ld"
+            raise _ShowUsage
+        return await self._say(format_words(fmt), args[3])
+
+    # ------------------------------------------------------------- RECORD FILE
+
+    async def _record_file(self, args: list[str]) -> bytes:
+        if len(args) < 6:
+            raise _ShowUsage
+        ms = scan_int(args[5])
+        if ms is None:
+            raise _ShowUsage
+        chan = self._chan
+        name, fmt, escape = args[2], args[3], args[4]
+        silence_ms = record_silence_ms(args)
+        offset, beep = record_offset_beep(args)
+        if escape:  # an input prompt: the caller types its next keys entry
+            chan.listen(True)
+        try:
+            return await self._record(name, fmt, escape, ms, offset, beep, silence_ms)
+        finally:
+            chan.unlisten()
+
+    async def _record(self, name: str, fmt: str, escape: str, ms: int, offset: int,
+                      beep: bool, silence_ms: int) -> bytes:
+        cfg = self._pbx.cfg
+        chan = self._chan
+        loop = chan.loop
+        # The beep, which the escape digits interrupt (ast_waitstream); without
+        # one, ast_waitstream has no stream and says -1 only on a hang-up.
+        res = 0
+        try:
+            if beep:
+                if not cfg.file_exists("beep"):
+                    res = -1
+                else:
+                    key = await chan.wait_digit(loop.time() + cfg.scaled(cfg.beep_s), escape)
+                    res = ord(key) if key else 0
+            elif chan.interrupted:
+                res = -1
+        except ChannelInterrupted:
+            res = -1
+        if res:
+            return encode_result(res, "randomerror", endpos=offset)
+
+        base = max(0, offset)
+        if ms == 0:  # the record loop never runs
+            return self._recorded(name, fmt, encode_result(0, "timeout", endpos=offset), offset)
+        start = loop.time()
+        ends: list[float] = []
+        if ms > 0:
+            ends.append(ms / 1000)
+        if silence_ms > 0:
+            ends.append(cfg.record_speech_s + silence_ms / 1000)
+        end_s = min(ends) if ends else None
+        deadline = start + cfg.scaled(end_s) if end_s is not None else None
+        try:
+            key = await chan.wait_digit(deadline, escape)
+        except ChannelInterrupted:
+            self._failed = True
+            pos = base + _frames(self._samples_since(start))
+            return self._recorded(name, fmt, encode_result(-1, "hangup", endpos=pos), pos)
+        if key is not None:
+            pos = max(0, base + _frames(self._samples_since(start)) - DTMF_CUT_SAMPLES)
+            return self._recorded(name, fmt, encode_result(ord(key), "dtmf", endpos=pos), pos)
+        assert end_s is not None
+        pos = base + _frames(int(end_s * SAMPLES_PER_SECOND))
+        if ms > 0 and end_s >= ms / 1000:
+            return self._recorded(name, fmt, encode_result(0, "timeout", endpos=pos), pos)
+        # Silence: rewound by (silence - 1 s); the result is what the last
+        # ast_waitfor returned (the ms left of its wait).
+        pos = max(0, pos - (silence_ms - 1000) * SAMPLES_PER_SECOND // 1000)
+        left = WAITFOR_ROUND_LEFT_MS if ms < 0 else max(0, ms - int(end_s * 1000))
+        return self._recorded(name, fmt, encode_result(left, "timeout", endpos=pos), pos)
+
+    def _recorded(self, name: str, fmt: str, reply: bytes, endpos: int) -> bytes:
+        self._pbx.apps.recordings.append(
+            Recording(self._chan.uniqueid, name, fmt, max(0, endpos) / SAMPLES_PER_SECOND))
+        return reply
+
+    # --------------------------------------------------------- where to go next
+
+    async def _set_context(self, args: list[str]) -> bytes:
+        if len(args) != 3:
+            raise _ShowUsage
+        self._chan.context = args[2]
+        return encode_result(0)
+
+    async def _set_extension(self, args: list[str]) -> bytes:
+        if len(args) != 3:
+            raise _ShowUsage
+        self._chan.exten = args[2]
+        return encode_result(0)
+
+    async def _set_priority(self, args: list[str]) -> bytes:
+        if len(args) != 3:
+            raise _ShowUsage
+        chan = self._chan
+        priority = scan_int(args[2])
+        if priority is None:
+            priority = self._pbx.dialplan.find_label(chan.context, chan.exten, args[2])
+            if priority < 1:
+                raise _ShowUsage
+        if priority > -1:
+            # ast_explicit_goto inside the PBX loop (AST_FLAG_IN_AUTOLOOP): one
+            # less, since the loop adds one when AGI() returns.  (An Originate'd
+            # Application has no loop, but hangs up after it anyway.)
+            chan.priority = priority - 1
+        return encode_result(0)
 

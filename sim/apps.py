@@ -14,6 +14,22 @@ dialplan; a failed Dial goes on to the next priority with ``DIALSTATUS``
 set.  An unknown or unregistered phone fails the request before any
 channel exists (``DIALSTATUS=CHANUNAVAIL``, no Dial events), as
 ``ast_request`` does.
+
+``Dial(PJSIP/<number>@<trunk>)`` (acd-transfer) calls an outside party
+through the trunk: the leg ``PJSIP/<trunk>-XXXXXXXX`` (context
+``from-trunk``, exten ``s``, as chan_pjsip names an outbound channel to an
+endpoint whose ``context`` is that) gets the same events as an agent leg
+(``DialBegin`` with ``DialString: <number>@<trunk>``, ``DialState
+RINGING``, ``DialEnd ANSWER``, the bridge, ``Hangup``) but no
+``DeviceStateChange``; it answers after ``SimConfig.transfer_answer_s`` and
+hangs up after ``transfer_talk_s`` unless the caller does first.  A trunk
+other than ``SimConfig.trunk`` does not exist: CHANUNAVAIL.
+
+``VoiceMail(<mailbox>[@context][,options])``: answers if needed, plays the
+greeting (``voicemail_greeting_s``), the beep, then records until the caller
+presses ``#`` (it types its next ``keys`` entry: an input prompt), hangs up,
+or ``voicemail_max_s`` passes; ``VMSTATUS=SUCCESS``; returns -1 after a
+hang-up, else 0.  Each message is kept in :attr:`Apps.voicemails`.
 """
 
 from __future__ import annotations
@@ -24,7 +40,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from sim.agi_client import AgiSession
-from sim.channels import STATE_UP, Bridge, Channel, ChannelInterrupted
+from sim.channels import STATE_DOWN, STATE_RINGING, STATE_UP, Bridge, Channel, ChannelInterrupted
+from sim.config import Recording, VoicemailMessage
 from sim.util import atof, atoi
 
 if TYPE_CHECKING:
@@ -35,6 +52,10 @@ log = logging.getLogger(__name__)
 App = Callable[[Channel, str], Awaitable[int]]
 
 _MOH_OPT = re.compile(r"m(?:\(([^)]*)\))?")
+
+#: the ``context =`` of the trunk endpoint (asterisk_conf/README.md's example),
+#: which chan_pjsip gives the outbound channels it creates towards it.
+TRUNK_CONTEXT = "from-trunk"
 
 
 def _dial_status_for(cause: int) -> str:
@@ -65,7 +86,12 @@ class Apps:
             "progress": self.noop,
             "dial": self.dial,
             "agi": self.agi,
+            "voicemail": self.voicemail,
         }
+        #: files written by AGI RECORD FILE, in order.
+        self.recordings: list[Recording] = []
+        #: messages left with VoiceMail(), in order.
+        self.voicemails: list[VoicemailMessage] = []
 
     def known(self, app: str) -> bool:
         return app.lower() in self._apps
@@ -148,6 +174,35 @@ class Apps:
             if chan.caller is not None:
                 chan.caller.on_hold_end(chan)
 
+    async def voicemail(self, chan: Channel, data: str) -> int:
+        """``VoiceMail(mailbox[@context][&...][,options])``: the caller leaves a message."""
+        pbx = self._pbx
+        cfg = pbx.cfg
+        mailbox = data.split(",", 1)[0].split("&", 1)[0].strip()
+        if chan.interrupted:
+            return -1
+        if chan.state != STATE_UP:  # vm_exec answers (unless option e)
+            chan.state = STATE_UP
+            pbx.events.newstate(chan)
+        loop = chan.loop
+        try:  # the "unavailable" greeting, then the beep
+            await chan.sleep_until(loop.time() + cfg.scaled(cfg.voicemail_greeting_s + cfg.beep_s))
+        except ChannelInterrupted:
+            return -1
+        start = loop.time()
+        hung_up = False
+        chan.listen(True)
+        try:
+            await chan.wait_digit(start + cfg.scaled(cfg.voicemail_max_s), "#")
+        except ChannelInterrupted:
+            hung_up = True
+        finally:
+            chan.unlisten()
+        seconds = min(cfg.voicemail_max_s, cfg.unscaled(loop.time() - start))
+        self.voicemails.append(VoicemailMessage(chan.uniqueid, mailbox, round(seconds, 3)))
+        pbx.set_var(chan, "VMSTATUS", "SUCCESS")
+        return -1 if hung_up else 0
+
     # --------------------------------------------------------------------- AGI
 
     async def agi(self, chan: Channel, data: str) -> int:
@@ -172,6 +227,8 @@ class Apps:
         moh = _MOH_OPT.search(options)
         moh_class = (moh.group(1) or pbx.cfg.default_moh_class) if moh else None
         tech, _, ext = target.partition("/")
+        if tech.upper() == "PJSIP" and "@" in ext:
+            return await self._dial_trunk(chan, ext, ring_s, moh_class)
         phone = pbx.phones.get(ext) if tech.upper() == "PJSIP" else None
         if chan.interrupted:
             return -1
@@ -192,22 +249,7 @@ class Apps:
         if chan.caller is not None:
             chan.caller.on_ringing(chan, ext)
 
-        loop = chan.loop
-        deadline = loop.time() + pbx.cfg.scaled(ring_s) if ring_s > 0 else None
-        while True:
-            if chan.interrupted:
-                status = "CANCEL"
-                break
-            if leg.hungup:
-                status = _dial_status_for(leg.hangup_cause)
-                break
-            if leg.answered:
-                status = "ANSWER"
-                break
-            if deadline is not None and loop.time() >= deadline:
-                status = "NOANSWER"
-                break
-            await chan.pause(deadline)
+        status = await self._wait_answer(chan, leg, ring_s)
         if moh_class is not None:
             pbx.events.moh_stop(chan)
         if chan.caller is not None:
@@ -215,20 +257,102 @@ class Apps:
             chan.caller.record_dial(status)
 
         if status != "ANSWER":
-            pbx.events.dial_end(chan, leg, status)
-            if leg.hungup:
-                cause = leg.hangup_cause
-            else:
-                cause = 19 if status == "NOANSWER" else 16
-            pbx.destroy(leg, cause)
-            if status == "CANCEL":
-                pbx.set_var(chan, "DIALSTATUS", status)
-                return -1 if chan.hungup else 0
-            return self._dial_failed(chan, status)
-
+            return self._not_answered(chan, leg, status)
         pbx.events.dial_end(chan, leg, "ANSWER")
         pbx.set_var(chan, "DIALSTATUS", "ANSWER")
         return await self._bridge(chan, leg, ext)
+
+    async def _wait_answer(self, chan: Channel, leg: Channel, ring_s: float) -> str:
+        """Ring ``leg`` until it answers, hangs up, the caller leaves or time is up."""
+        loop = chan.loop
+        deadline = loop.time() + self._pbx.cfg.scaled(ring_s) if ring_s > 0 else None
+        while True:
+            if chan.interrupted:
+                return "CANCEL"
+            if leg.hungup:
+                return _dial_status_for(leg.hangup_cause)
+            if leg.answered:
+                return "ANSWER"
+            if deadline is not None and loop.time() >= deadline:
+                return "NOANSWER"
+            await chan.pause(deadline)
+
+    def _not_answered(self, chan: Channel, leg: Channel, status: str) -> int:
+        """``DialEnd <status>``, the leg's ``Hangup``, DIALSTATUS; Dial's result."""
+        pbx = self._pbx
+        pbx.events.dial_end(chan, leg, status)
+        if leg.hungup:
+            cause = leg.hangup_cause
+        else:
+            cause = 19 if status == "NOANSWER" else 16
+        pbx.destroy(leg, cause)
+        if status == "CANCEL":
+            pbx.set_var(chan, "DIALSTATUS", status)
+            return -1 if chan.hungup else 0
+        return self._dial_failed(chan, status)
+
+    async def _dial_trunk(self, chan: Channel, resource: str, ring_s: float,
+                          moh_class: str | None) -> int:
+        """``Dial(PJSIP/<number>@<trunk>)``: an outside party (acd-transfer)."""
+        pbx = self._pbx
+        cfg = pbx.cfg
+        number, _, trunk = resource.partition("@")
+        if chan.interrupted:
+            return -1
+        pbx.set_var(chan, "DIALSTATUS", "")
+        if chan.caller is not None:
+            chan.caller.on_transfer(chan, number)
+        if not number or trunk != cfg.trunk:
+            # chan_pjsip: no such endpoint -> the request fails, no channel.
+            if chan.caller is not None:
+                chan.caller.on_transfer_end(chan)
+            return self._dial_failed(chan, "CHANUNAVAIL", before_ringing=True)
+        leg = Channel(chan.loop, uniqueid=pbx.channels.new_uniqueid(), linkedid=chan.linkedid,
+                      name=pbx.channels.new_name(f"PJSIP/{trunk}"), context=TRUNK_CONTEXT,
+                      exten="s", priority=1, state=STATE_DOWN, cid_num=number,
+                      cid_name=chan.cid_name)
+        leg.owner = chan
+        leg.conn_num, leg.conn_name = chan.cid_num, chan.cid_name
+        pbx.channels.add(leg)
+        pbx.events.newchannel(leg)
+        leg.application, leg.app_data = "AppDial", "(Outgoing Line)"
+        pbx.events.newexten(leg, leg.application, leg.app_data)
+        pbx.events.dial_begin(chan, leg, resource)
+        leg.state = STATE_RINGING  # the far end's 180 Ringing
+        pbx.events.newstate(leg)
+        pbx.events.dial_state(chan, leg, "RINGING")
+        if moh_class is not None:
+            pbx.events.moh_start(chan, moh_class)
+        if cfg.transfer_answer_s is not None:
+            leg.call_later(cfg.scaled(cfg.transfer_answer_s), self._far_end_answers, leg)
+
+        status = await self._wait_answer(chan, leg, ring_s)
+        if moh_class is not None:
+            pbx.events.moh_stop(chan)
+        if chan.caller is not None:
+            chan.caller.record_dial(status)
+        if status != "ANSWER":
+            if chan.caller is not None:
+                chan.caller.on_transfer_end(chan)
+            return self._not_answered(chan, leg, status)
+        pbx.events.dial_end(chan, leg, "ANSWER")
+        pbx.set_var(chan, "DIALSTATUS", "ANSWER")
+        if chan.caller is not None:
+            chan.caller.on_transfer_answered(chan)
+        leg.call_later(cfg.scaled(cfg.transfer_talk_s), self._far_end_hangs_up, leg)
+        return await self._bridge(chan, leg, number, transfer=True)
+
+    def _far_end_answers(self, leg: Channel) -> None:
+        if leg.destroyed or leg.hungup or leg.answered:
+            return
+        leg.answered = True
+        leg.state = STATE_UP
+        self._pbx.events.newstate(leg)
+        leg.poke()
+
+    def _far_end_hangs_up(self, leg: Channel) -> None:
+        if not leg.destroyed and not leg.hungup:
+            self._pbx.remote_hangup(leg, 16)
 
     def _dial_failed(self, chan: Channel, status: str, *, before_ringing: bool = False) -> int:
         """Dial did not connect: DIALSTATUS set, on to the next priority."""
@@ -237,8 +361,12 @@ class Apps:
             chan.caller.record_dial(status)
         return 0
 
-    async def _bridge(self, chan: Channel, leg: Channel, ext: str) -> int:
-        """Both legs in a basic bridge until one leaves (answered.txt order)."""
+    async def _bridge(self, chan: Channel, leg: Channel, ext: str, *,
+                      transfer: bool = False) -> int:
+        """Both legs in a basic bridge until one leaves (answered.txt order).
+
+        ``transfer``: ``leg`` is an outside party, not an agent (the caller is
+        not "connected", and its hang-up counts as ``remote``)."""
         pbx = self._pbx
         ev = pbx.events
         bridge = Bridge()
@@ -247,7 +375,7 @@ class Apps:
             bridge.channels.append(party)
             party.bridge = bridge
             ev.bridge_enter(bridge, party)
-        if chan.caller is not None:
+        if chan.caller is not None and not transfer:
             chan.caller.on_connected(chan, ext)
         pbx.phones.start_talk(leg)
         while not (chan.interrupted or leg.hungup or leg.redirect_to is not None):
@@ -264,7 +392,7 @@ class Apps:
             leave(leg)
             if leg.hungup:
                 if chan.caller is not None:
-                    chan.caller.note_hangup_by("agent")
+                    chan.caller.note_hangup_by("remote" if transfer else "agent")
                 pbx.destroy(leg, leg.hangup_cause)
             leave(chan)
             ev.bridge_destroy(bridge)

@@ -9,7 +9,9 @@ FOR DIGIT), one entry per prompt, never two entries at once.
 
 The caller's phases: ``ivr`` -> ``hold`` (MusicOnHold) -> ``ringing`` (Dial
 to an agent) -> ``talking`` (bridged).  Patience is a wall-clock deadline
-from the first MusicOnHold (or ringback), cleared once connected.
+from the first MusicOnHold (or ringback), cleared once connected.  A caller
+sent to ``acd-transfer`` is in phase ``transfer`` while the outside number
+rings and talks; its patience timer (if one runs) stops when that answers.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ class CallerState:
         self.dial_statuses: list[str] = []
         self.agi_scripts: list[str] = []
         self.agi_commands: list[str] = []
+        #: acd-transfer: the number dialled, and when it answered.
+        self.transferred_to: str | None = None
+        self.transfer_answered_at: float | None = None
         self.done: asyncio.Future[CallResult] = loop.create_future()
 
     # -------------------------------------------------------------- typing
@@ -132,6 +137,21 @@ class CallerState:
             self._patience.cancel()
             self._patience = None
 
+    def on_transfer(self, chan: Channel, number: str) -> None:
+        """Dial of an outside number through the trunk (acd-transfer) starts."""
+        self.phase = "transfer"
+        self.transferred_to = number
+
+    def on_transfer_answered(self, chan: Channel) -> None:
+        self.transfer_answered_at = self._loop.time()
+        if self._patience is not None:
+            self._patience.cancel()
+            self._patience = None
+
+    def on_transfer_end(self, chan: Channel) -> None:
+        if self.phase == "transfer":
+            self.phase = "ivr"
+
     def on_agi(self, script: str) -> None:
         self.agi_scripts.append(script)
         if script.partition("?")[0].strip("/") == self._cfg.requeue_script:
@@ -159,6 +179,8 @@ class CallerState:
     def outcome(self) -> Outcome:
         if self.connected_at is not None:
             return Outcome.TALKED
+        if self.transfer_answered_at is not None:
+            return Outcome.TRANSFERRED
         if self.hangup_by == "caller":
             if self.phase_at_hangup == "ringing":
                 return Outcome.ABANDONED_RINGING
@@ -195,6 +217,7 @@ class CallerState:
             dial_statuses=list(self.dial_statuses),
             agi_scripts=list(self.agi_scripts),
             agi_commands=list(self.agi_commands),
+            transferred_to=self.transferred_to,
         )
         if not self.done.done():
             self.done.set_result(result)
@@ -224,7 +247,7 @@ class CallHandle:
 
     @property
     def phase(self) -> str:
-        """ivr / hold / ringing / talking, or ``ended``."""
+        """ivr / hold / ringing / talking / transfer, or ``ended``."""
         return "ended" if self._chan.destroyed else self._state.phase
 
     @property

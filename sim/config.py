@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 #: 8 kHz: the unit of STREAM FILE ``endpos`` (answered.txt: ~1.22 s -> 9760).
 SAMPLES_PER_SECOND = 8000
@@ -41,9 +42,14 @@ class SimConfig:
     hotline_script: str = "hotline"
     connect_context: str = "acd-connect"
     fallback_context: str = "acd-fallback"
+    #: ``[acd-transfer]``: ``Dial(PJSIP/${EXTEN}@${ACD_TRUNK},60)``; the engine
+    #: sends a caller there with AGI SET CONTEXT/EXTENSION/PRIORITY.
+    transfer_context: str = "acd-transfer"
     requeue_script: str = "requeue"
     #: context/exten given to outbound phone channels (Dial legs, Originate).
     agent_context: str = "agents"
+    #: the trunk's PJSIP endpoint: inbound channels are ``PJSIP/<trunk>-...``,
+    #: and it is ``${ACD_TRUNK}`` (outbound ``Dial(PJSIP/<number>@<trunk>)``).
     trunk: str = "trunk"
     default_ring_timeout_s: float = 20.0  # ${ACD_RING_TIMEOUT} when unset
     default_moh_class: str = "default"  # ${ACD_MOH} when unset
@@ -60,6 +66,22 @@ class SimConfig:
     #: DTMF as sent by the recorded callers (SendDTMF(...,250)): 100 ms tone, 250 ms gap.
     dtmf_duration_s: float = 0.1
     dtmf_gap_s: float = 0.25
+    #: the "beep" before RECORD FILE (with a beep argument) and VoiceMail's recording.
+    beep_s: float = 0.25
+    #: how long a caller speaks into RECORD FILE before falling silent (what the
+    #: ``s=<silence>`` detector sees: silence from then on).
+    record_speech_s: float = 3.0
+
+    # Outside parties (acd-transfer) and voicemail
+    #: the number dialled through the trunk answers after this long; None: it
+    #: never answers (Dial ends NOANSWER at its timeout).
+    transfer_answer_s: float | None = 2.0
+    #: then talks this long and hangs up (unless the caller hangs up first).
+    transfer_talk_s: float = 20.0
+    #: VoiceMail(): the mailbox greeting (``u``: "unavailable") before the beep.
+    voicemail_greeting_s: float = 2.0
+    #: VoiceMail(): longest message (voicemail.conf ``maxsecs``).
+    voicemail_max_s: float = 30.0
 
     # FastAGI (Asterisk side)
     agi_connect_timeout_s: float = 5.0
@@ -88,6 +110,11 @@ class SimConfig:
         return self.prompt_overrides.get(name, self.prompt_s)
 
     def file_exists(self, name: str) -> bool:
+        """Does sound file ``name`` exist?  A name holding ``&`` never does:
+        Asterisk's file API (``ast_streamfile``, so STREAM FILE and GET DATA)
+        takes one file; only applications such as Playback split ``a&b``."""
+        if "&" in name:
+            return False
         return self.known_files is None or name in self.known_files
 
 
@@ -136,6 +163,7 @@ class Outcome(enum.StrEnum):
     ABANDONED_HOLD = "abandoned_hold"  # caller hung up while held / queued
     ABANDONED_RINGING = "abandoned_ringing"  # caller hung up while an agent rang
     TALKED = "talked"  # bridged to an agent
+    TRANSFERRED = "transferred"  # bridged to an outside number (acd-transfer), no agent
     ENGINE_HANGUP = "engine_hangup"  # hung up by the engine or the dialplan
     STOPPED = "stopped"  # the simulator was stopped first
 
@@ -154,7 +182,7 @@ class CallResult:
     name: str
     outcome: Outcome
     agent: str | None
-    hangup_by: str  # caller | agent | engine | pbx
+    hangup_by: str  # caller | agent | remote (transfer target) | engine | pbx
     cause: int
     started_at: float
     ended_at: float
@@ -167,3 +195,23 @@ class CallResult:
     dial_statuses: list[str]
     agi_scripts: list[str]
     agi_commands: list[str]
+    #: the number the caller was sent to through acd-transfer (its Dial was
+    #: placed), whether or not it answered; None: never transferred.
+    transferred_to: str | None = None
+
+
+class Recording(NamedTuple):
+    """A file written by AGI RECORD FILE (``SimPBX.apps.recordings``)."""
+
+    uniqueid: str
+    file: str
+    format: str
+    seconds: float  # simulated: the file's length (endpos / 8000)
+
+
+class VoicemailMessage(NamedTuple):
+    """A message left with VoiceMail() (``SimPBX.apps.voicemails``)."""
+
+    uniqueid: str
+    mailbox: str
+    seconds: float  # simulated length of the recording

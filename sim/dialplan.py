@@ -16,9 +16,25 @@ Mirrors the project's ``asterisk_conf/extensions.conf`` (names from
     [acd-fallback]
     exten => callback,1,AGI(${ACD_AGI}/fallback?kind=${EXTEN}&server=${ACD_SERVER})
      same => n,Hangup()
-    (likewise sms and message; voicemail runs VoiceMail(), simulated as Wait)
+    (likewise sms and message)
+    exten => voicemail,1,VoiceMail(${ACD_VOICEMAIL},u)
+     same => n,Hangup()
+    [acd-transfer]
+    exten => _X.,1,Dial(PJSIP/${EXTEN}@${ACD_TRUNK},60)
+     same => n,Hangup()
 
-(``?server=`` / ``&server=`` only when ``SimConfig.server_name`` is set.)
+(``?server=`` / ``&server=`` only when ``SimConfig.server_name`` is set;
+``${ACD_TRUNK}`` defaults to ``SimConfig.trunk`` and ``${ACD_VOICEMAIL}``
+to ``10086@default``, as in ``[globals]``, unless set on the channel or
+as a global.)
+
+The engine sends a caller to ``acd-transfer`` from inside its AGI with
+``SET CONTEXT`` / ``SET EXTENSION`` / ``SET PRIORITY 1`` and then closes the
+socket: as in ``__ast_pbx_run`` the dialplan goes on at the channel's
+context/exten and priority + 1 after ``AGI()`` returns 0, and ``SET
+PRIORITY n`` stores ``n - 1`` (``ast_explicit_goto`` inside the PBX's
+autoloop), so priority ``n`` runs next.  The dialplan has no priority labels,
+so ``SET PRIORITY <label>`` always finds none.
 
 Any other context (an Originate into ``from-internal``, say) behaves as
 ``exten => _.,1,Wait(86400)``: the channel waits until hung up or
@@ -92,13 +108,21 @@ class Dialplan:
         ]
         fallback_url = "${ACD_AGI}/fallback?kind=${EXTEN}" + (f"&{server}" if server else "")
         fallback: list[Step] = [("AGI", fallback_url), ("Hangup", "")]
-        voicemail: list[Step] = [("Answer", ""), ("Wait", "30"), ("Hangup", "")]
+        voicemail: list[Step] = [("VoiceMail", "${ACD_VOICEMAIL},u"), ("Hangup", "")]
+        transfer: list[Step] = [("Dial", "PJSIP/${EXTEN}@${ACD_TRUNK},60"), ("Hangup", "")]
         self._contexts: dict[str, list[tuple[re.Pattern[str], list[Step]]]] = {
             cfg.hotline_context: [(pattern_regex(e), hotline) for e in cfg.hotline_extens],
             cfg.connect_context: [(pattern_regex("_X."), connect)],
             cfg.fallback_context: [(pattern_regex(k), fallback)
                                    for k in ("callback", "sms", "message")]
             + [(pattern_regex("voicemail"), voicemail)],
+            cfg.transfer_context: [(pattern_regex("_X."), transfer)],
+        }
+        #: [globals] the simulator fills in when neither the channel nor a
+        #: global (AMI Setvar) has a value (ACD_AGI & co. are pbx.expand's).
+        self.defaults: dict[str, str] = {
+            "ACD_TRUNK": cfg.trunk,
+            "ACD_VOICEMAIL": "10086@default",
         }
 
     def lookup(self, context: str, exten: str) -> list[Step] | None:
@@ -112,6 +136,11 @@ class Dialplan:
 
     def defines(self, context: str) -> bool:
         return context in self._contexts
+
+    def find_label(self, context: str, exten: str, label: str) -> int:
+        """``ast_findlabel_extension``: the priority labelled ``label``, -1 if none
+        (this dialplan, like extensions.conf, labels no priority)."""
+        return -1
 
 
 class DialplanRunner:
@@ -149,7 +178,7 @@ class DialplanRunner:
                                 chan.context, chan.exten, chan.priority)
                 return
             app, template = steps[chan.priority - 1]
-            res = await self._step(chan, app, self._pbx.expand(chan, template))
+            res = await self._step(chan, app, self._expand(chan, template))
             if chan.hungup:
                 return
             if chan.redirect_to is not None:
@@ -157,6 +186,14 @@ class DialplanRunner:
             if res < 0:
                 return
             chan.priority += 1
+
+    def _expand(self, chan: Channel, template: str) -> str:
+        pbx = self._pbx
+        for name, value in self._dialplan.defaults.items():
+            ref = "${" + name + "}"
+            if ref in template and not pbx.read_var(chan, name):
+                template = template.replace(ref, value)
+        return pbx.expand(chan, template)
 
     async def _step(self, chan: Channel, app: str, data: str) -> int:
         chan.application, chan.app_data = app, data

@@ -18,6 +18,7 @@ files) are in :mod:`acd.ivr.checks`.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -603,7 +604,6 @@ def _parse_body(p: _NodeParser) -> NodeBody:
             raise p.err("min_digits", f"min_digits {min_d} is more than max_digits {max_d}")
         pattern = p.opt_text("pattern")
         if pattern is not None:
-            import re
             try:
                 re.compile(pattern)
             except re.error as exc:
@@ -680,7 +680,11 @@ def _parse_body(p: _NodeParser) -> NodeBody:
         return QueueNode(p.text("queue"), prio, prio_expr, attrs, p.opt_text("moh"), every,
                          p.opt_prompt("prompt"))
     if kind == "transfer":
-        return Transfer(p.template("number"), p.opt_prompt("prompt"))
+        number = p.template("number")
+        if number.constant and not re.fullmatch(r"[0-9]{2,32}", number.source):
+            raise p.err("number", f"number {number.source!r} is not a phone number (2 to 32 "
+                                  "digits: acd-transfer's _X. pattern)")
+        return Transfer(number, p.opt_prompt("prompt"))
     if kind == "voicemail":
         return Voicemail(p.template("mailbox"), p.opt_prompt("prompt"))
     if kind == "record":

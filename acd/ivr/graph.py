@@ -33,6 +33,7 @@ The layout, in short:
 
 from __future__ import annotations
 
+import math
 import unicodedata
 import warnings
 from collections.abc import Mapping, Sequence
@@ -67,7 +68,6 @@ from acd.ivr.flow import (
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-    from matplotlib.patches import Circle
 
 __all__ = ["FORMATS", "KINDS", "STYLES", "Box", "Cluster", "Layout", "Route", "Style",
            "detail", "layout", "node_kind", "render", "text_width", "to_dot"]
@@ -102,9 +102,9 @@ KINDS: Mapping[str, str] = {
 
 STYLES: Mapping[str, Style] = {
     "prompt": Style("#dbeafe", "#2563eb", "prompt / menu / input", "box"),
-    "logic": Style("#eef0f3", "#64748b", "logic (set, branch, hours, ...)", "hexagon"),
-    "service": Style("#fef3c7", "#d97706", "self-service (lookup, sms)", "box"),
-    "queue": Style("#dcfce7", "#16a34a", "queue (to an agent)", "box"),
+    "logic": Style("#eef0f3", "#64748b", "logic", "hexagon"),
+    "service": Style("#fef3c7", "#d97706", "self-service", "box"),
+    "queue": Style("#dcfce7", "#16a34a", "queue", "box"),
     "exit": Style("#fee2e2", "#dc2626", "hangup / transfer / voicemail", "box"),
 }
 
@@ -132,16 +132,14 @@ def detail(node: Node) -> str:
         case Input():
             digits = (f"{b.max_digits}" if b.min_digits == b.max_digits
                       else f"{b.min_digits}-{b.max_digits}")
-            return f"{b.prompt} -> {b.variable} ({digits} digits)"
+            return f"{b.prompt} → {b.variable} ({digits} digits)"
         case SetVars():
             return ", ".join(f"{k} = {v.source}" for k, v in b.values.items())
         case Branch():
             n = len(b.cases)
             return f"{n} condition{'s' if n != 1 else ''}"
         case Lookup():
-            if b.url is not None:
-                return f"{b.source} {b.url.source}"
-            return "caller profile"
+            return b.url.source if b.url is not None else "caller profile"
         case HoursNode():
             return b.hours.timezone
         case Language():
@@ -154,7 +152,7 @@ def detail(node: Node) -> str:
         case Voicemail():
             return b.mailbox.source
         case Record():
-            return f"-> {b.variable} (max {b.max_s} s)"
+            return f"→ {b.variable} (max {b.max_s} s)"
         case Sms():
             return b.template
         case Hangup():
@@ -297,15 +295,12 @@ def text_width(text: str) -> int:
                2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
 
 
-def _wrap(text: str, width: int, max_lines: int) -> list[str]:
-    """Lines of at most ``width`` columns, broken at spaces where possible (anywhere in
-    Chinese); the last line ends with an ellipsis when the text does not fit."""
+def _wrap_greedy(text: str, width: int) -> list[str]:
     lines: list[str] = []
     rest = text.strip()
-    while rest and len(lines) < max_lines:
+    while rest:
         if text_width(rest) <= width:
             lines.append(rest)
-            rest = ""
             break
         cut, used = 0, 0
         for i, c in enumerate(rest):
@@ -316,11 +311,45 @@ def _wrap(text: str, width: int, max_lines: int) -> list[str]:
         space = rest.rfind(" ", 0, cut + 1)
         if space > width // 3:
             cut = space
-        lines.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    if rest and lines:
-        lines[-1] = _clip(lines[-1] + " " + rest, width)
+        lines.append(rest[:max(cut, 1)].rstrip())
+        rest = rest[max(cut, 1):].lstrip()
     return lines
+
+
+def _wrap(text: str, width: int, max_lines: int) -> list[str]:
+    """Lines of at most ``width`` columns, about equally long, broken at spaces where
+    possible (anywhere in Chinese); the last line ends with an ellipsis when the text
+    does not fit in ``max_lines``."""
+    lines = _wrap_greedy(text, width)
+    if len(lines) > max_lines:
+        keep = lines[:max_lines]
+        rest = " ".join(lines[max_lines - 1:])
+        keep[-1] = _clip(rest, width)
+        return keep
+    if len(lines) > 1:  # balance: the narrowest width that needs no more lines
+        for w in range(max(4, width * 2 // 3), width):
+            trial = _wrap_greedy(text, w)
+            if len(trial) == len(lines):
+                return trial
+    return lines
+
+
+def _label_lines(labels: Sequence[str]) -> tuple[str, ...]:
+    """An edge's labels as lines: short ones packed ("key 1, no key"), long ones wrapped."""
+    lines: list[str] = []
+    packable = True
+    for label in labels:
+        if "," in label or (" " in label.strip() and text_width(label) > 12):
+            lines.extend(_wrap(label, 26, 3))
+            packable = False
+        elif lines and packable and text_width(lines[-1] + ", " + label) <= 26:
+            lines[-1] += ", " + label
+        else:
+            lines.append(label)
+            packable = True
+    if len(lines) > 5:
+        lines = [*lines[:4], "…"]
+    return tuple(lines)
 
 
 # sizes in inches; the drawing uses 1 unit = 1 inch so these are the real sizes
@@ -329,14 +358,16 @@ _EM = 1 / 72  # inches per point
 _PAD_X, _PAD_Y = 0.13, 0.07
 _MIN_BOX_W = 0.9
 _HEX = 0.14  # how far a logic node's points stick out
-_NODE_SEP, _DUMMY_SEP, _MIXED_SEP, _GROUP_SEP = 0.34, 0.1, 0.16, 0.3
-_LAYER_GAP = 0.13
-_EMPTY_LABEL_H = 0.22  # room for an unlabelled edge between two ranks
+_NODE_SEP, _DUMMY_SEP, _MIXED_SEP, _GROUP_SEP, _SIDE_SEP = 0.34, 0.1, 0.16, 0.3, 0.16
+_LAYER_GAP = 0.2  # the least room between two layers
+_SLOPE = 0.12  # more room between layers whose edges run far sideways
+_MAX_GAP = 0.6
+_EMPTY_LABEL_H = 0.2  # room for an unlabelled edge between two ranks
 _DUMMY_W = 0.05
 _START_ROOM = 0.42
 _CLUSTER_PAD = 0.13
 _CLUSTER_TITLE = 0.2
-_LOOP_W = 0.32  # how far a self-loop sticks out
+_LOOP_W = 0.3  # how far a self-loop sticks out
 
 
 def _line_h(pt: float) -> float:
@@ -350,9 +381,9 @@ def _col_w(pt: float, bold: bool = False) -> float:
 def _box_lines(node: Node) -> tuple[tuple[str, ...], int]:
     """The text of a node's box: its name, type and detail, then its note."""
     d = detail(node)
-    body = _wrap(f"{node.type}: {d}" if d else node.type, 34, 2)
-    note = _wrap(node.note, 34, 2) if node.note else []
-    return (_clip(node.name, 34), *body, *note), len(note)
+    body = _wrap(f"{node.type}: {d}" if d else node.type, 36, 2)
+    note = _wrap(node.note, 36, 2) if node.note else []
+    return (_clip(node.name, 36), *body, *note), len(note)
 
 
 def _box_size(lines: Sequence[str], notes: int, kind: str) -> tuple[float, float]:
@@ -383,7 +414,7 @@ class Box:
 
     name: str
     type: str
-    kind: str
+    kind: str  # prompt, logic, service, queue or exit (see KINDS)
     lines: tuple[str, ...]  # the name, the type and detail, then the note
     notes: int  # how many of the last lines are the note
     x: float
@@ -391,7 +422,7 @@ class Box:
     width: float
     height: float
     rank: int
-    order: int
+    order: int  # position in its rank, from the left
     reachable: bool
     start: bool
     cluster: str  # the sub-flow it was inlined from ("balance"), or ""
@@ -415,22 +446,28 @@ class Box:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One arrow (the edges between two nodes, labels joined).
+    """One arrow: the edges from one node to another, their labels joined.
 
-    ``kind``: ``forward`` (down the ranks), ``back`` (up: a loop, drawn on the
-    right), ``self`` (a node to itself) or ``flat`` (within the unreachable rank).
-    ``points``: the smooth curve passes through them, from source to target.
+    ``kind``: ``forward`` (down the ranks, bottom to top of the boxes),
+    ``back`` (up the ranks: a loop, leaving and entering the boxes at the
+    side), ``self`` (a node to itself) or ``flat`` (within the unreachable rank).
+    ``curve``: cubic Bezier pieces, the start point then (control, control,
+    end) for each piece; the arrowhead is at the last point.
     """
 
     source: str
     target: str
-    label: str
+    labels: tuple[str, ...]
     label_lines: tuple[str, ...]
     kind: str
-    points: tuple[Point, ...]
-    label_at: Point | None
+    curve: tuple[Point, ...]
+    label_at: Point | None  # the centre of the label
     label_size: tuple[float, float]
     live: bool  # the source is reachable
+
+    @property
+    def label(self) -> str:
+        return ", ".join(self.labels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,8 +477,8 @@ class Cluster:
     name: str
     title: str
     outline: tuple[Point, ...]
-    title_at: Point  # left end of the title
-    depth: int
+    title_at: Point  # the left end of the title
+    depth: int  # 0 for a sub-flow of the main flow, 1 inside that...
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,24 +489,26 @@ class Layout:
     ranks: tuple[tuple[str, ...], ...]  # node names by rank, left to right
     width: float
     height: float
+    crossings: int  # edge crossings between adjacent layers (a measure of tidiness)
 
 
 class _Item:
     """A box or a dummy point in one layer of the layered graph."""
 
-    __slots__ = ("group", "height", "id", "label", "layer", "node", "owner", "pos", "width",
-                 "x")
+    __slots__ = ("cluster", "group", "height", "id", "layer", "node", "owner", "pos", "side",
+                 "width", "x")
 
     def __init__(self, id_: int, layer: int, width: float, height: float, node: str | None,
-                 group: str, owner: int | None = None, label: bool = False) -> None:
+                 group: str, owner: int | None = None, side: int = 1, cluster: str = "") -> None:
         self.id = id_
+        self.cluster = cluster  # the innermost sub-flow it belongs to (dummies: both ends)
         self.layer = layer
         self.width = width
         self.height = height
         self.node = node
         self.group = group
-        self.owner = owner  # a side dummy stays just right of this item
-        self.label = label
+        self.owner = owner  # a side point stays right next to this box
+        self.side = side  # -1 left of the owner, 1 right
         self.pos = 0
         self.x = 0.0
 
@@ -482,6 +521,7 @@ class _Edge:
     kind: str = "forward"
     chain: tuple[int, ...] = ()  # dummy items, source side first
     label_item: int | None = None
+    sides: tuple[int, int] = (1, 1)  # back edges: the side they leave and enter by
 
 
 def _merged_edges(flow: Flow) -> dict[str, list[_Edge]]:
@@ -501,9 +541,8 @@ def _merged_edges(flow: Flow) -> dict[str, list[_Edge]]:
 
 def _ranks(flow: Flow, out: Mapping[str, list[_Edge]], live: set[str]) -> dict[str, int]:
     """Longest-path ranks over the DFS tree from the start; marks back edges."""
-    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    state: dict[str, int] = {flow.start: 1}  # 1 on the stack, 2 done
     post: list[str] = []
-    state[flow.start] = 1
     stack: list[tuple[str, int]] = [(flow.start, 0)]
     while stack:
         name, i = stack[-1]
@@ -532,12 +571,11 @@ def _ranks(flow: Flow, out: Mapping[str, list[_Edge]], live: set[str]) -> dict[s
             rank[name] = bottom
     for name in flow.nodes:
         for e in out[name]:
-            if name not in live:
-                r, t = rank[name], rank[e.target]
-                e.kind = ("self" if e.target == name else "flat" if r == t
-                          else "back" if t < r else "forward")
-            elif e.target == name:
+            r, t = rank[name], rank[e.target]
+            if e.target == name:
                 e.kind = "self"
+            elif name not in live:
+                e.kind = "flat" if r == t else "back" if t < r else "forward"
     return rank
 
 
@@ -557,7 +595,10 @@ def _preorder(flow: Flow, out: Mapping[str, list[_Edge]]) -> dict[str, int]:
 
 def _pava(desired: Sequence[float], weights: Sequence[float],
           gaps: Sequence[float]) -> list[float]:
-    """Minimise sum w (x - d)^2 subject to x[i+1] - x[i] >= gaps[i]."""
+    """Minimise sum w (x - d)^2 subject to x[i+1] - x[i] >= gaps[i] (pool adjacent
+    violators on the positions less the gaps before them)."""
+    if not desired:
+        return []
     offs = [0.0]
     for g in gaps:
         offs.append(offs[-1] + g)
@@ -584,10 +625,12 @@ class _Layered:
         self.up: dict[int, list[tuple[int, float]]] = {}
         self.down: dict[int, list[tuple[int, float]]] = {}
         self.attached: dict[int, list[int]] = {}
+        self.chains: list[list[int]] = []  # the dummies of each long edge, in order
+        self.group_sep = _GROUP_SEP  # extra room beside a sub-flow (for its outline)
 
     def add(self, layer: int, width: float, height: float, node: str | None, group: str,
-            owner: int | None = None, label: bool = False) -> int:
-        item = _Item(len(self.items), layer, width, height, node, group, owner, label)
+            owner: int | None = None, side: int = 1, cluster: str = "") -> int:
+        item = _Item(len(self.items), layer, width, height, node, group, owner, side, cluster)
         self.items.append(item)
         while len(self.layers) <= layer:
             self.layers.append([])
@@ -601,70 +644,160 @@ class _Layered:
     def link(self, upper: int, lower: int) -> None:
         a, b = self.items[upper], self.items[lower]
         real = (a.node is not None) + (b.node is not None)
-        w = (8.0, 2.0, 1.0)[real]
+        w = (8.0, 2.0, 1.0)[real]  # long edges stay straight
         self.down[upper].append((lower, w))
         self.up[lower].append((upper, w))
 
-    # ---- order
+    # ---- order within layers
 
     def _arrange(self, layer: list[int], score: Mapping[int, float]) -> list[int]:
         items = self.items
-        free = [i for i in layer if items[i].owner is None]
         groups: dict[str, list[int]] = {}
         units: list[list[int]] = []
-        for i in free:
+        for i in layer:
+            if items[i].owner is not None:
+                continue
             g = items[i].group
-            if g:
-                if g not in groups:
-                    groups[g] = []
-                    units.append(groups[g])
+            if not g:
+                units.append([i])
+            elif g in groups:
                 groups[g].append(i)
             else:
-                units.append([i])
-
-        def key(i: int) -> tuple[float, int]:
-            return score[i], items[i].pos
-
+                groups[g] = [i]
+                units.append(groups[g])
         for unit in units:
-            unit.sort(key=key)
+            unit.sort(key=lambda i: (score[i], items[i].pos))
         units.sort(key=lambda u: (sum(score[i] for i in u) / len(u), items[u[0]].pos))
         out: list[int] = []
         for unit in units:
             for i in unit:
+                side = self.attached.get(i, [])
+                # side points: the one whose edge climbs furthest sits furthest out
+                left = sorted((j for j in side if items[j].side < 0),
+                              key=lambda j: (score.get(j, 0.0), items[j].pos))
+                right = sorted((j for j in side if items[j].side > 0),
+                               key=lambda j: (score.get(j, 0.0), items[j].pos))
+                out.extend(left)
                 out.append(i)
-                out.extend(sorted(self.attached.get(i, []), key=lambda j: items[j].pos))
+                out.extend(right)
         for p, i in enumerate(out):
             items[i].pos = p
         return out
 
-    def _crossings(self) -> int:
+    def crossings(self) -> int:
         total = 0
         items = self.items
         for layer in self.layers[:-1]:
-            segs = [(items[a].pos, items[b].pos) for a in layer for b, _ in self.down[a]]
+            segs = sorted((items[a].pos, items[b].pos) for a in layer for b, _ in self.down[a])
             for k, (a1, b1) in enumerate(segs):
                 for a2, b2 in segs[k + 1:]:
-                    if (a1 - a2) * (b1 - b2) < 0:
+                    if a2 > a1 and b2 < b1:
                         total += 1
         return total
 
-    def order(self, initial: Mapping[int, float], sweeps: int = 12) -> None:
-        items = self.items
+    def order(self, initial: Mapping[int, float]) -> int:
+        """Barycenter sweeps, then each loop takes the side of its box its path runs
+        on, and sweeps again; returns the number of crossings."""
         self.layers = [self._arrange(layer, initial) for layer in self.layers]
-        best = self._crossings()
+        self._sweeps(16)
+        for _ in range(3):
+            if not self._choose_sides():
+                break
+            self.layers = [self._arrange(layer, {i: float(self.items[i].pos) for i in layer})
+                           for layer in self.layers]
+            self._sweeps(8)
+        self._transpose()
+        return self.crossings()
+
+    def _transpose(self, rounds: int = 6) -> None:
+        """Swap neighbouring boxes (with their side points) or dummies while that
+        removes crossings with the layers above and below."""
+        items = self.items
+
+        def unit_of(i: int) -> int:
+            owner = items[i].owner
+            return owner if owner is not None else i
+
+        def cross(a: list[int], b: list[int]) -> int:
+            """Crossings between a's and b's segments when a is left of b."""
+            n = 0
+            for nbrs in (self.up, self.down):
+                pa = [items[j].pos for i in a for j, _ in nbrs[i]]
+                pb = [items[j].pos for i in b for j, _ in nbrs[i]]
+                n += sum(1 for x in pa for y in pb if x > y)
+            return n
+
+        for _ in range(rounds):
+            improved = False
+            for layer in self.layers:
+                units: list[list[int]] = []
+                for i in layer:
+                    if units and unit_of(units[-1][0]) == unit_of(i):
+                        units[-1].append(i)
+                    else:
+                        units.append([i])
+                for k in range(len(units) - 1):
+                    a, b = units[k], units[k + 1]
+                    if items[unit_of(a[0])].group != items[unit_of(b[0])].group:
+                        continue
+                    if cross(a, b) > cross(b, a):
+                        units[k], units[k + 1] = b, a
+                        layer[:] = [i for u in units for i in u]
+                        for p, i in enumerate(layer):
+                            items[i].pos = p
+                        improved = True
+            if not improved:
+                break
+
+    def _choose_sides(self) -> bool:
+        """Put each side point on the side of its box where its path runs (compared with
+        the box's other edges in the same neighbouring layer); self-loops go on the
+        quieter side.  Returns whether anything moved."""
+        items = self.items
+        changed = False
+        for owner, attached in self.attached.items():
+            loops = []
+            for j in attached:
+                if self.up[j]:
+                    nb, ref = self.up[j][0][0], self.up[owner]
+                elif self.down[j]:
+                    nb, ref = self.down[j][0][0], self.down[owner]
+                else:
+                    loops.append(j)
+                    continue
+                if not ref:
+                    continue
+                bary = sum(items[k].pos for k, _ in ref) / len(ref)
+                side = items[j].side if items[nb].pos == bary else (
+                    -1 if items[nb].pos < bary else 1)
+                changed |= side != items[j].side
+                items[j].side = side
+            for j in loops:
+                right = sum(1 for k in attached if k not in loops and items[k].side > 0)
+                left = sum(1 for k in attached if k not in loops and items[k].side < 0)
+                side = -1 if right > left else 1
+                changed |= side != items[j].side
+                items[j].side = side
+        return changed
+
+    def _sweeps(self, sweeps: int) -> int:
+        """Alternating down and up barycenter sweeps from the current order; keeps the
+        order with the fewest crossings (returned)."""
+        items = self.items
+        best = self.crossings()
         best_layers = [list(layer) for layer in self.layers]
         for sweep in range(sweeps):
             downward = sweep % 2 == 0
             seq = range(1, len(self.layers)) if downward else range(len(self.layers) - 2, -1, -1)
+            nbrs = self.up if downward else self.down
             for li in seq:
-                nbrs = self.up if downward else self.down
                 score: dict[int, float] = {}
                 for i in self.layers[li]:
                     ns = nbrs[i]
                     score[i] = (sum(items[j].pos for j, _ in ns) / len(ns) if ns
                                 else float(items[i].pos))
                 self.layers[li] = self._arrange(self.layers[li], score)
-            c = self._crossings()
+            c = self.crossings()
             if c < best:
                 best = c
                 best_layers = [list(layer) for layer in self.layers]
@@ -674,24 +807,43 @@ class _Layered:
         for layer in self.layers:
             for p, i in enumerate(layer):
                 items[i].pos = p
+        return best
 
     # ---- x coordinates
 
     def _gap(self, a: _Item, b: _Item) -> float:
         real = (a.node is not None) + (b.node is not None)
-        if b.owner is not None and b.owner == a.id:
-            sep = 0.12
+        if b.owner == a.id or a.owner == b.id:
+            sep = _SIDE_SEP
         elif real == 2:
             sep = _NODE_SEP
         elif real == 1:
             sep = _MIXED_SEP
         else:
             sep = _DUMMY_SEP
-        if a.group != b.group and (a.node is not None or b.node is not None):
-            sep += _GROUP_SEP
+        ga = a.group if a.owner is None else self.items[a.owner].group
+        gb = b.group if b.owner is None else self.items[b.owner].group
+        if ga != gb and (ga or gb):
+            sep += self.group_sep
         return (a.width + b.width) / 2 + sep
 
-    def place_x(self, passes: int = 10) -> None:
+    def _snap(self, layer: list[int]) -> None:
+        """Side points sit right next to their box."""
+        items = self.items
+        for k, i in enumerate(layer):
+            it = items[i]
+            if it.owner is not None and it.side > 0:
+                prev = items[layer[k - 1]]
+                it.x = prev.x + self._gap(prev, it)
+        for k in range(len(layer) - 1, -1, -1):
+            it = items[layer[k]]
+            if it.owner is not None and it.side < 0:
+                nxt = items[layer[k + 1]]
+                it.x = nxt.x - self._gap(it, nxt)
+
+    def place_x(self, passes: int = 12, loose_last: bool = False) -> None:
+        """Least-squares fits to the neighbours, layer by layer, down and up; with
+        ``loose_last`` the last layer (unreachable boxes) is centred under the rest."""
         items = self.items
         for layer in self.layers:
             x = 0.0
@@ -699,45 +851,105 @@ class _Layered:
                 if k:
                     x += self._gap(items[layer[k - 1]], items[i])
                 items[i].x = x
-            shift = x / 2
             for i in layer:
-                items[i].x -= shift
+                items[i].x -= x / 2
 
-        def fit(li: int, both: bool, downward: bool) -> None:
+        def fit(li: int, up: bool, down: bool) -> None:
             layer = self.layers[li]
             desired: list[float] = []
             weights: list[float] = []
             for i in layer:
-                ns = (self.up[i] + self.down[i] if both
-                      else self.up[i] if downward else self.down[i])
+                it = items[i]
+                ns = (self.up[i] if up else []) + (self.down[i] if down else [])
                 w = sum(w for _, w in ns)
-                if w:
+                if it.owner is not None:  # follows its box (snapped below)
+                    desired.append(items[it.owner].x + it.side * (it.width / 2 + 0.3))
+                    weights.append(0.01)
+                elif w:
                     desired.append(sum(items[j].x * w for j, w in ns) / w)
                     weights.append(w)
                 else:
-                    desired.append(items[i].x)
+                    desired.append(it.x)
                     weights.append(0.25)
             gaps = [self._gap(items[a], items[b]) for a, b in pairwise(layer)]
             for i, x in zip(layer, _pava(desired, weights, gaps), strict=True):
                 items[i].x = x
+            self._snap(layer)
 
         n = len(self.layers)
         for _ in range(passes):
             for li in range(1, n):
-                fit(li, False, True)
+                fit(li, True, False)
             for li in range(n - 2, -1, -1):
-                fit(li, False, False)
+                fit(li, False, True)
         for li in range(n):
             fit(li, True, True)
+        for _ in range(2):
+            self._straighten()
+        if loose_last and n > 1:
+            rest = [items[i] for layer in self.layers[:-1] for i in layer]
+            last = [items[i] for i in self.layers[-1]]
+            lo = min(it.x - it.width / 2 for it in rest)
+            hi = max(it.x + it.width / 2 for it in rest)
+            a = min(it.x - it.width / 2 for it in last)
+            b = max(it.x + it.width / 2 for it in last)
+            shift = (lo - a) + max(0.0, ((hi - lo) - (b - a)) / 2)
+            for it in last:
+                it.x += shift
+
+    def _straighten(self) -> None:
+        """Line up each long edge's dummies on one x wherever their neighbours allow,
+        so long edges run straight instead of jogging at every layer."""
+        items = self.items
+        inf = float("inf")
+
+        def room(i: int) -> tuple[float, float]:
+            it = items[i]
+            layer = self.layers[it.layer]
+            lo, hi = -inf, inf
+            if it.pos > 0:
+                left = items[layer[it.pos - 1]]
+                lo = left.x + self._gap(left, it)
+            if it.pos < len(layer) - 1:
+                right = items[layer[it.pos + 1]]
+                hi = right.x - self._gap(it, right)
+            return lo, hi
+
+        def align(run: list[int], lo: float, hi: float, ends: list[float]) -> None:
+            xs = sorted([items[i].x for i in run] + ends)
+            x = min(hi, max(lo, xs[len(xs) // 2]))
+            for i in run:
+                items[i].x = x
+
+        for chain in sorted(self.chains, key=len, reverse=True):
+            run: list[int] = []
+            lo, hi = -inf, inf
+            for i in chain:
+                a, b = room(i)
+                if run and (max(lo, a) > min(hi, b)):
+                    align(run, lo, hi, [])
+                    run, lo, hi = [], -inf, inf
+                run.append(i)
+                lo, hi = max(lo, a), min(hi, b)
+            if run:
+                align(run, lo, hi, [])
 
 
 def layout(flow: Flow) -> Layout:
-    """A layered top-to-bottom layout of the flow (see the module's notes)."""
+    """A layered top-to-bottom layout of the flow (see the module's notes).
+
+    Deterministic: the same flow gives the same layout.
+    """
+    return _build(flow)
+
+
+def _build(flow: Flow) -> Layout:
     live = _reachable(flow)
     out = _merged_edges(flow)
     rank = _ranks(flow, out, live)
     pre = _preorder(flow, out)
     g = _Layered()
+    g.group_sep = _GROUP_SEP + 0.1 * max((n.count("/") for n in flow.nodes), default=0)
 
     box_text: dict[str, tuple[tuple[str, ...], int]] = {}
     node_item: dict[str, int] = {}
@@ -747,67 +959,83 @@ def layout(flow: Flow) -> Layout:
         lines, notes = _box_lines(node)
         box_text[name] = lines, notes
         w, h = _box_size(lines, notes, node_kind(node))
-        i = g.add(2 * rank[name], w, h, name, _cluster_of(name).split("/")[0])
+        i = g.add(2 * rank[name], w, h, name, _cluster_of(name).split("/")[0],
+                  cluster=_cluster_of(name))
         node_item[name] = i
         initial[i] = pre[name]
 
     all_edges = [e for name in sorted(flow.nodes, key=lambda n: pre[n]) for e in out[name]]
     for k, e in enumerate(all_edges):
-        label_lines = tuple(_wrap(", ".join(e.labels), 26, 3))
+        label_lines = _label_lines(e.labels)
         lw, lh = _label_size(label_lines)
         src, dst = node_item[e.source], node_item[e.target]
         cs, ct = _cluster_of(e.source), _cluster_of(e.target)
         group = cs.split("/")[0] if cs and cs.split("/")[0] == ct.split("/")[0] else ""
+        common = "/".join(a for a, b in zip(cs.split("/"), ct.split("/"), strict=False)
+                          if a == b) if cs and ct else ""
         key0 = pre[e.source] + (k + 1) / (len(all_edges) + 2)
         ls, lt = g.items[src].layer, g.items[dst].layer
         if e.kind == "forward":
             chain: list[int] = []
             for layer in range(ls + 1, lt):
-                first = layer == ls + 1
-                i = g.add(layer, max(lw, _DUMMY_W) if first else _DUMMY_W,
-                          lh if first else 0.0, None, group, label=first)
+                label = layer == ls + 1
+                i = g.add(layer, max(lw, _DUMMY_W) if label else _DUMMY_W,
+                          lh if label else 0.0, None, group, cluster=common)
                 initial[i] = key0
                 chain.append(i)
-            for a, b in zip([src, *chain], [*chain, dst], strict=True):
+            for a, b in pairwise([src, *chain, dst]):
                 g.link(a, b)
             e.chain = tuple(chain)
             e.label_item = chain[0] if chain else None
+            g.chains.append(chain)
         elif e.kind == "back":
-            # up on the right: a side dummy next to each end, a chain between
-            s_side = g.add(ls, _DUMMY_W, 0.0, None, group, owner=src)
-            mid = list(range(lt + 1, ls))  # bottom-up below
+            # up the side: a side point next to each box, dummies between
+            s_side = g.add(ls, _DUMMY_W, 0.0, None, group, owner=src, side=1,
+                           cluster=common)
+            mid = list(range(lt + 1, ls))
             odd = [layer for layer in mid if layer % 2 == 1] or mid
-            label_layer = odd[len(odd) // 2] if odd else None
+            label_layer = odd[(len(odd) - 1) // 2] if odd else None
             chain = [s_side]
             for layer in reversed(mid):
                 is_label = layer == label_layer
                 i = g.add(layer, max(lw, _DUMMY_W) if is_label else _DUMMY_W,
-                          lh if is_label else 0.0, None, group, label=is_label)
+                          lh if is_label else 0.0, None, group, cluster=common)
                 initial[i] = key0
                 chain.append(i)
                 if is_label:
                     e.label_item = i
-            t_side = g.add(lt, _DUMMY_W, 0.0, None, group, owner=dst)
-            chain.append(t_side)
+            chain.append(g.add(lt, _DUMMY_W, 0.0, None, group, owner=dst, side=1,
+                               cluster=common))
             for lower, upper in pairwise(chain):
                 g.link(upper, lower)
             e.chain = tuple(chain)
+            g.chains.append(chain[1:-1])
         elif e.kind == "self":
-            i = g.add(ls, _LOOP_W + lw, lh, None, group, owner=src, label=True)
+            i = g.add(ls, _LOOP_W + lw + (0.06 if lw else 0.0), lh, None, group, owner=src,
+                      side=1, cluster=common)
             e.chain = (i,)
             e.label_item = i
 
-    g.order(initial)
-    g.place_x()
-    return _finish(flow, g, out, all_edges, rank, live, box_text, node_item)
+    crossings = g.order(initial)
+    for e in all_edges:
+        if e.chain and e.kind in ("back", "self"):
+            e.sides = (g.items[e.chain[0]].side, g.items[e.chain[-1]].side)
+    g.place_x(loose_last=len(live) < len(flow.nodes))
+    return _finish(flow, g, all_edges, rank, live, box_text, node_item, crossings)
 
 
-def _finish(flow: Flow, g: _Layered, out: Mapping[str, list[_Edge]], all_edges: list[_Edge],
-            rank: Mapping[str, int], live: set[str],
-            box_text: Mapping[str, tuple[tuple[str, ...], int]],
-            node_item: Mapping[str, int]) -> Layout:
+def _vbez(a: Point, b: Point) -> list[Point]:
+    """A Bezier piece from a to b leaving and arriving vertically."""
+    h = (b[1] - a[1]) / 2
+    return [(a[0], a[1] + h), (b[0], b[1] - h), b]
+
+
+def _finish(flow: Flow, g: _Layered, all_edges: list[_Edge], rank: Mapping[str, int],
+            live: set[str], box_text: Mapping[str, tuple[tuple[str, ...], int]],
+            node_item: Mapping[str, int], crossings: int) -> Layout:
     items = g.items
-    # y: layer by layer; a sub-flow's first layer gets room for its title
+    # y, layer by layer: more room where edges run far sideways, and above the
+    # first layer of a sub-flow for its title
     cluster_first: dict[str, int] = {}
     for name, i in node_item.items():
         for p in _prefixes(_cluster_of(name)) if _cluster_of(name) else []:
@@ -816,32 +1044,36 @@ def _finish(flow: Flow, g: _Layered, out: Mapping[str, list[_Edge]], all_edges: 
     layer_y: list[float] = []
     layer_h: list[float] = []
     for li, layer in enumerate(g.layers):
+        if li:
+            spread = max([abs(items[a].x - items[b].x) for b in layer for a, _ in g.up[b]],
+                         default=0.0)
+            y += min(_MAX_GAP, max(_LAYER_GAP, _SLOPE * spread))
         h = max([items[i].height for i in layer], default=0.0)
         if li % 2 == 1:
             h = max(h, _EMPTY_LABEL_H)
-        titles = sum(1 for first in cluster_first.values() if first == li)
-        y += titles * _CLUSTER_TITLE
+        y += sum(1 for first in cluster_first.values() if first == li) * _CLUSTER_TITLE
         layer_y.append(y + h / 2)
         layer_h.append(h)
-        y += h + _LAYER_GAP
+        y += h
     bottom = y
 
     boxes: dict[str, Box] = {}
-    ranks: list[list[str]] = []
     for name, i in node_item.items():
         it = items[i]
         node = flow.nodes[name]
         lines, notes = box_text[name]
+        order = sum(1 for j in g.layers[it.layer][:it.pos] if items[j].node is not None)
         boxes[name] = Box(name, node.type, node_kind(node), lines, notes, it.x,
-                          layer_y[it.layer], it.width, it.height, rank[name], it.pos,
+                          layer_y[it.layer], it.width, it.height, rank[name], order,
                           name in live, name == flow.start, _cluster_of(name))
-    for layer in g.layers[::2]:
-        ranks.append([items[i].node or "" for i in layer if items[i].node is not None])
+    ranks = [tuple(items[i].node or "" for i in layer if items[i].node is not None)
+             for layer in g.layers[::2]]
 
     def at(i: int) -> Point:
         return items[i].x, layer_y[items[i].layer]
 
-    # ports: outgoing along the bottom, incoming along the top, back edges on the right
+    # ports: forward edges leave at the bottom and enter at the top, spread in the
+    # order of where they go; loops use the sides
     out_ports: dict[str, list[tuple[float, int]]] = {}
     in_ports: dict[str, list[tuple[float, int]]] = {}
     for k, e in enumerate(all_edges):
@@ -850,90 +1082,118 @@ def _finish(flow: Flow, g: _Layered, out: Mapping[str, list[_Edge]], all_edges: 
             last = items[e.chain[-1]].x if e.chain else boxes[e.source].x
             out_ports.setdefault(e.source, []).append((first, k))
             in_ports.setdefault(e.target, []).append((last, k))
+    for ports in (*out_ports.values(), *in_ports.values()):
+        ports.sort()
 
     def port_x(box: Box, ports: list[tuple[float, int]], k: int) -> float:
-        ports.sort()
         n = len(ports)
         idx = [p[1] for p in ports].index(k)
-        inner = box.width - 2 * (_HEX if box.kind == "logic" else 0.1)
-        return box.left + (box.width - inner) / 2 + inner * (idx + 1) / (n + 1)
+        inner = min(box.width - 2 * (_HEX + 0.06 if box.kind == "logic" else 0.12),
+                    0.28 * (n - 1))
+        return box.x - inner / 2 + (inner * idx / (n - 1) if n > 1 else 0.0)
 
-    side_ports: dict[str, list[int]] = {}  # node -> side dummy ids, top to bottom
-    for name, i in node_item.items():
-        side_ports[name] = sorted(g.attached.get(i, []), key=lambda j: -items[j].x)
+    loop_items = {e.chain[0] for e in all_edges if e.kind == "self"}
 
     def side_y(box: Box, dummy: int) -> float:
-        ids = side_ports[box.name]
-        n = len(ids)
-        return box.top + box.height * (ids.index(dummy) + 1) / (n + 1)
+        """Loops leave and enter at the side; the nearest side point sits highest."""
+        it = items[dummy]
+        same = [j for j in g.attached.get(node_item[box.name], []) if items[j].side == it.side]
+        others = sorted((j for j in same if j not in loop_items),
+                        key=lambda j: abs(items[j].x - box.x))
+        lo, hi = (0.2, 0.8) if len(others) == len(same) else (0.1, 0.2)
+        n = len(others)
+        frac = lo + (hi - lo) * (others.index(dummy) / (n - 1)) if n > 1 else (lo + hi) / 2
+        return box.top + box.height * frac
+
+    def band(i: int) -> tuple[float, float]:
+        it = items[i]
+        return layer_y[it.layer] - layer_h[it.layer] / 2, layer_y[it.layer] + layer_h[it.layer] / 2
 
     routes: list[Route] = []
     flat_depth = 0
     for k, e in enumerate(all_edges):
         sb, tb = boxes[e.source], boxes[e.target]
-        label_lines = tuple(_wrap(", ".join(e.labels), 26, 3))
+        label_lines = _label_lines(e.labels)
         lsize = _label_size(label_lines)
         label_at: Point | None = None
-        pts: list[Point]
+        curve: list[Point]
         if e.kind == "forward":
-            sx = port_x(sb, out_ports[e.source], k)
-            tx = port_x(tb, in_ports[e.target], k)
-            pts = [(sx, sb.bottom), (sx, sb.bottom + 0.08)]
-            pts += [at(i) for i in e.chain]
-            pts += [(tx, tb.top - 0.1), (tx, tb.top)]
+            # straight down through each layer, S-curves in the gaps between
+            pts = [(port_x(sb, out_ports[e.source], k), sb.bottom)]
+            for i in e.chain:
+                y0, y1 = band(i)
+                pts += [(items[i].x, y0), (items[i].x, y1)]
+            pts.append((port_x(tb, in_ports[e.target], k), tb.top))
+            curve = [pts[0]]
+            for a, b in pairwise(pts):
+                curve += _vbez(a, b)
         elif e.kind == "back":
-            s_side, t_side = e.chain[0], e.chain[-1]
-            sy, ty = side_y(sb, s_side), side_y(tb, t_side)
-            pts = [(sb.right, sy), (sb.right + 0.1, sy), (items[s_side].x, sy)]
-            pts += [at(i) for i in e.chain[1:-1]]
-            pts += [(items[t_side].x, ty), (tb.right + 0.12, ty), (tb.right, ty)]
+            # out at the side, turn up, climb through the dummies, turn in at the side
+            (ss, ts), s_side, t_side = e.sides, e.chain[0], e.chain[-1]
+            p0 = (sb.right if ss > 0 else sb.left, side_y(sb, s_side))
+            p1 = (tb.right if ts > 0 else tb.left, side_y(tb, t_side))
+            ax, bx = items[s_side].x, items[t_side].x
+            q0 = (ax, min(p0[1] - 0.03, max(band(s_side)[0], p0[1] - abs(ax - p0[0]))))
+            q1 = (bx, max(p1[1] + 0.03, min(band(t_side)[1], p1[1] + abs(bx - p1[0]))))
+            curve = [p0, (p0[0] + (ax - p0[0]) * 0.55, p0[1]), (ax, q0[1] + (p0[1] - q0[1]) * 0.45),
+                     q0]
+            pts = [q0]
+            for i in e.chain[1:-1]:
+                y0, y1 = band(i)
+                pts += [(items[i].x, y1), (items[i].x, y0)]
+            pts.append(q1)
+            for u, v in pairwise(pts):
+                curve += _vbez(u, v)
+            curve += [(bx, q1[1] - (q1[1] - p1[1]) * 0.55), (p1[0] + (bx - p1[0]) * 0.45, p1[1]),
+                      p1]
         elif e.kind == "self":
-            it = items[e.chain[0]]
-            loop_x = it.x - it.width / 2 + _LOOP_W - 0.04
-            y0, y1 = sb.y - sb.height * 0.25, sb.y + sb.height * 0.25
-            pts = [(sb.right, y0), (loop_x - 0.1, y0 - 0.05), (loop_x, sb.y),
-                   (loop_x - 0.1, y1 + 0.05), (sb.right, y1)]
+            it, side = items[e.chain[0]], e.sides[0]
+            edge_x = sb.right if side > 0 else sb.left
+            near = it.x - side * it.width / 2  # the loop's side of its room
+            reach = near + side * (_LOOP_W - 0.08)
+            y0, y1 = sb.y - sb.height * 0.22, sb.y + sb.height * 0.22
+            c = edge_x + (reach - edge_x) * 1.33
+            curve = [(edge_x, y0), (c, y0 - 0.12), (c, y1 + 0.12), (edge_x, y1)]
             if label_lines:
-                label_at = (loop_x + 0.04 + lsize[0] / 2, sb.y)
-        else:  # flat: an arc below the (last) rank
+                label_at = (reach + side * (0.06 + lsize[0] / 2), sb.y)
+        else:  # flat: an arc below the unreachable rank
             flat_depth += 1
-            depth = 0.25 + 0.18 * flat_depth
-            mx = (sb.x + tb.x) / 2
-            pts = [(sb.x, sb.bottom), (sb.x + (mx - sb.x) * 0.3, sb.bottom + depth * 0.8),
-                   (mx, max(sb.bottom, tb.bottom) + depth),
-                   (tb.x - (tb.x - mx) * 0.3, tb.bottom + depth * 0.8), (tb.x, tb.bottom)]
+            depth = 0.2 + 0.16 * flat_depth
+            low = max(sb.bottom, tb.bottom) + depth
+            curve = [(sb.x, sb.bottom), (sb.x, low + depth * 0.3), (tb.x, low + depth * 0.3),
+                     (tb.x, tb.bottom)]
             if label_lines:
-                label_at = (mx, max(sb.bottom, tb.bottom) + depth)
+                label_at = ((sb.x + tb.x) / 2, low)
         if e.label_item is not None and e.kind != "self" and label_lines:
             label_at = at(e.label_item)
-        routes.append(Route(e.source, e.target, ", ".join(e.labels), label_lines, e.kind,
-                            tuple(pts), label_at, lsize, e.source in live))
+        routes.append(Route(e.source, e.target, tuple(e.labels), label_lines, e.kind,
+                            tuple(curve), label_at, lsize, e.source in live))
     if flat_depth:
-        bottom += 0.35 + 0.18 * flat_depth
+        bottom += 0.3 + 0.16 * flat_depth
 
-    clusters = _clusters(flow, g, boxes, node_item, layer_y, layer_h)
+    clusters = _clusters(flow, g, boxes, node_item, layer_y, layer_h, routes)
 
     # shift everything so the picture starts at a small margin
-    xs = [b.left for b in boxes.values()] + [p[0] for r in routes for p in r.points]
+    xs = [b.left for b in boxes.values()] + [p[0] for r in routes for p in r.curve]
     xs += [r.label_at[0] - r.label_size[0] / 2 for r in routes if r.label_at]
     xs += [p[0] for c in clusters for p in c.outline]
-    xe = [b.right for b in boxes.values()] + [p[0] for r in routes for p in r.points]
+    xe = [b.right for b in boxes.values()] + [p[0] for r in routes for p in r.curve]
     xe += [r.label_at[0] + r.label_size[0] / 2 for r in routes if r.label_at]
     xe += [p[0] for c in clusters for p in c.outline]
-    margin = 0.25
+    margin = 0.3
     dx = margin - min(xs)
 
     def sh(p: Point) -> Point:
         return round(p[0] + dx, 4), round(p[1], 4)
 
     boxes = {n: _moved(b, dx) for n, b in boxes.items()}
-    routes = [Route(r.source, r.target, r.label, r.label_lines, r.kind,
-                    tuple(sh(p) for p in r.points), sh(r.label_at) if r.label_at else None,
+    routes = [Route(r.source, r.target, r.labels, r.label_lines, r.kind,
+                    tuple(sh(p) for p in r.curve), sh(r.label_at) if r.label_at else None,
                     r.label_size, r.live) for r in routes]
     clusters = [Cluster(c.name, c.title, tuple(sh(p) for p in c.outline), sh(c.title_at),
                         c.depth) for c in clusters]
-    return Layout(boxes, tuple(routes), tuple(clusters), tuple(tuple(r) for r in ranks),
-                  round(max(xe) + dx + margin, 4), round(bottom + 0.15, 4))
+    return Layout(boxes, tuple(routes), tuple(clusters), tuple(ranks),
+                  round(max(xe) + dx + margin, 4), round(bottom + 0.2, 4), crossings)
 
 
 def _moved(b: Box, dx: float) -> Box:
@@ -941,43 +1201,86 @@ def _moved(b: Box, dx: float) -> Box:
                b.width, b.height, b.rank, b.order, b.reachable, b.start, b.cluster)
 
 
+def _bezier_at_y(curve: Sequence[Point], y: float) -> list[float]:
+    """Where (x) a curve crosses the height y (sampled)."""
+    out: list[float] = []
+    for k in range(0, len(curve) - 3, 3):
+        p0, p1, p2, p3 = curve[k:k + 4]
+        prev: Point | None = None
+        for step in range(17):
+            t = step / 16
+            u = 1 - t
+            pt = (u**3 * p0[0] + 3 * u * u * t * p1[0] + 3 * u * t * t * p2[0] + t**3 * p3[0],
+                  u**3 * p0[1] + 3 * u * u * t * p1[1] + 3 * u * t * t * p2[1] + t**3 * p3[1])
+            if prev is not None and (prev[1] - y) * (pt[1] - y) <= 0 and prev[1] != pt[1]:
+                out.append(prev[0] + (pt[0] - prev[0]) * (y - prev[1]) / (pt[1] - prev[1]))
+            prev = pt
+    return out
+
+
 def _clusters(flow: Flow, g: _Layered, boxes: Mapping[str, Box], node_item: Mapping[str, int],
-              layer_y: Sequence[float], layer_h: Sequence[float]) -> list[Cluster]:
-    """A staircase outline around each sub-flow's boxes, layer by layer."""
+              layer_y: Sequence[float], layer_h: Sequence[float],
+              routes: Sequence[Route]) -> list[Cluster]:
+    """An outline around each sub-flow's boxes, following them layer by layer; the title
+    goes at the top, left or right, where fewer arrows cross it."""
     items = g.items
     names = sorted({p for b in boxes.values() if b.cluster for p in _prefixes(b.cluster)})
     deepest = max((n.count("/") for n in names), default=0)
     out: list[Cluster] = []
     for name in names:
-        members = [b for b in boxes.values() if b.cluster == name
-                   or b.cluster.startswith(name + "/")]
         depth = name.count("/")
         pad = _CLUSTER_PAD + 0.1 * (deepest - depth)
+
+        def inside(it: _Item, name: str = name) -> bool:
+            if it.owner is not None and it.node is None:
+                it = items[it.owner]  # a loop's side point goes with its box
+            return it.cluster == name or it.cluster.startswith(name + "/")
+
+        node_layers = [items[node_item[b.name]].layer for b in boxes.values()
+                       if b.cluster == name or b.cluster.startswith(name + "/")]
+        first, last = min(node_layers), max(node_layers)
         spans: dict[int, tuple[float, float]] = {}
-        for b in members:
-            it = items[node_item[b.name]]
-            lo, hi = b.left, b.right
-            for j in g.attached.get(it.id, []):
-                hi = max(hi, items[j].x + items[j].width / 2)
-            old = spans.get(it.layer)
-            spans[it.layer] = (min(lo, old[0]), max(hi, old[1])) if old else (lo, hi)
-        first, last = min(spans), max(spans)
-        bands: list[tuple[float, float, float, float]] = []  # y0, y1, left, right
-        prev = spans[first]
         for li in range(first, last + 1):
-            span = spans.get(li, prev)
-            prev = span
+            mine = [items[i] for i in g.layers[li] if inside(items[i])]
+            if mine:
+                spans[li] = (min(it.x - it.width / 2 for it in mine),
+                             max(it.x + it.width / 2 for it in mine))
+        box_l = min(a for a, _ in spans.values()) - pad
+        box_r = max(b for _, b in spans.values()) + pad
+        bands: list[tuple[float, float, float, float]] = []  # y0, y1, left, right
+        lo, hi = spans[first]
+        for li in range(first, last + 1):
+            lo, hi = spans.get(li, (lo, hi))
+            # as wide as the whole sub-flow, unless something else is in the way
+            others = [items[i] for i in g.layers[li] if not inside(items[i])]
+            room = 0.08 + 0.1 * (deepest - depth)  # nested outlines stay apart
+            wall_l = max([it.x + it.width / 2 + room for it in others if it.x < lo],
+                         default=box_l)
+            wall_r = min([it.x - it.width / 2 - room for it in others if it.x > hi],
+                         default=box_r)
             y0 = layer_y[li] - layer_h[li] / 2 - (_LAYER_GAP / 2 if li != first else pad)
             y1 = layer_y[li] + layer_h[li] / 2 + (_LAYER_GAP / 2 if li != last else pad)
             if li == first:
                 y0 -= _CLUSTER_TITLE * (1 + deepest - depth) - 0.04
-            bands.append((y0, y1, span[0] - pad, span[1] + pad))
+            if bands and li != first:  # meet the band above
+                y0 = bands[-1][1]
+            bands.append((y0, y1, min(lo - pad, max(box_l, wall_l)),
+                          max(hi + pad, min(box_r, wall_r))))
         left = [p for b in bands for p in ((b[2], b[0]), (b[2], b[1]))]
         right = [p for b in reversed(bands) for p in ((b[3], b[1]), (b[3], b[0]))]
-        outline = _simplify(left + right)
-        title = _cluster_title(flow, name)
-        out.append(Cluster(name, title, tuple(outline),
-                           (bands[0][2] + 0.08, bands[0][0] + _CLUSTER_TITLE / 2 + 0.02), depth))
+        # the title: in the widest stretch of the top that no arrow crosses
+        ty = bands[0][0] + _CLUSTER_TITLE / 2 + 0.03
+        x0, x1 = bands[0][2] + 0.1, bands[0][3] - 0.1
+        cuts = sorted(x for r in routes for x in _bezier_at_y(r.curve, ty) if x0 < x < x1)
+        free = [(a + 0.07, b - 0.07) for a, b in pairwise([x0 - 0.07, *cuts, x1 + 0.07])]
+        title, spot = _cluster_title(flow, name), x0
+        for text in (title, f"sub-flow {name}", name.rpartition("/")[2]):
+            tw = text_width(text) * _col_w(8, True)
+            fits = [a for a, b in free if b - a >= tw]
+            if fits:
+                title, spot = text, fits[0]
+                break
+        out.append(Cluster(name, title, tuple(_simplify(left + right)), (spot, ty), depth))
     return out
 
 
@@ -1006,7 +1309,7 @@ def _simplify(points: Sequence[Point]) -> list[Point]:
 def render(flow: Flow, path: str | Path, fmt: str | None = None) -> None:
     """Write the flow as ``.dot`` (DOT text), ``.svg`` or ``.png`` (drawn with matplotlib).
 
-    ``fmt`` overrides the file's extension.
+    ``fmt`` (``"dot"``, ``"svg"``, ``"png"``) overrides the file's extension.
     """
     p = Path(path)
     kind = (fmt if fmt is not None else p.suffix).lower().lstrip(".")
@@ -1033,37 +1336,23 @@ def _fonts() -> list[str]:
     return ["DejaVu Sans", *(f for f in _CJK_FONTS if f in have)]
 
 
-def _spline(points: Sequence[Point]) -> tuple[list[Point], list[int]]:
-    """A smooth curve (Catmull-Rom as cubic Bezier pieces) through the points."""
-    from matplotlib.path import Path as MPath
-
-    pts = list(points)
-    verts: list[Point] = [pts[0]]
-    codes: list[int] = [int(MPath.MOVETO)]
-    for i in range(len(pts) - 1):
-        p0 = pts[i - 1] if i > 0 else pts[i]
-        p1, p2 = pts[i], pts[i + 1]
-        p3 = pts[i + 2] if i + 2 < len(pts) else p2
-        c1 = (p1[0] + (p2[0] - p0[0]) / 6, p1[1] + (p2[1] - p0[1]) / 6)
-        c2 = (p2[0] - (p3[0] - p1[0]) / 6, p2[1] - (p3[1] - p1[1]) / 6)
-        verts += [c1, c2, p2]
-        codes += [int(MPath.CURVE4)] * 3
-    return verts, codes
-
-
 def _draw(flow: Flow, lay: Layout, path: Path, kind: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    header = 0.95 if flow.description else 0.8
-    legend_rows = _legend_rows(max(lay.width, 6.5) - 0.5)
-    header += 0.26 * len(legend_rows)
     width = max(lay.width, 6.5)
+    rows = _legend_rows(width - 0.6)
+    header = 0.62 + (0.2 if flow.description else 0.0) + 0.24 * len(rows) + 0.1
     height = lay.height + header
     dx = (width - lay.width) / 2
-    rc: dict[str, Any] = {"font.family": _fonts(), "svg.fonttype": "none",
+    fonts = _fonts()
+    if kind == "png" and len(fonts) == 1 and _has_wide(flow, lay):
+        warnings.warn("no font with Chinese characters is installed (e.g. Noto Sans CJK, "
+                      "WenQuanYi): they show as boxes in the PNG; the SVG keeps them as text",
+                      stacklevel=3)
+    rc: dict[str, Any] = {"font.family": fonts, "svg.fonttype": "none",
                           "svg.hashsalt": "acd-flow", "path.simplify": False}
     with matplotlib.rc_context(rc), warnings.catch_warnings():  # type: ignore[arg-type]
         warnings.filterwarnings("ignore", message=r".*Glyph .* missing from")
@@ -1072,7 +1361,7 @@ def _draw(flow: Flow, lay: Layout, path: Path, kind: str) -> None:
         ax.set_xlim(-dx, width - dx)
         ax.set_ylim(lay.height, -header)
         ax.set_axis_off()
-        _draw_header(ax, flow, lay, -dx + 0.3, -header, legend_rows)
+        _draw_header(ax, flow, lay, -dx + 0.3, -header, rows)
         for c in sorted(lay.clusters, key=lambda c: c.depth):
             _draw_cluster(ax, c)
         for r in lay.routes:
@@ -1082,6 +1371,13 @@ def _draw(flow: Flow, lay: Layout, path: Path, kind: str) -> None:
         meta: dict[str, str | None] = ({"Software": None} if kind == "png"
                                        else {"Date": None})
         fig.savefig(path, format=kind, dpi=110, facecolor="white", metadata=meta)
+
+
+def _has_wide(flow: Flow, lay: Layout) -> bool:
+    texts = [flow.name, flow.description, *(t for b in lay.boxes.values() for t in b.lines),
+             *(t for r in lay.routes for t in r.label_lines),
+             *(c.title for c in lay.clusters)]
+    return any(text_width(t) > len(t) for t in texts)
 
 
 def _legend_rows(room: float) -> list[list[tuple[str, str]]]:
@@ -1100,28 +1396,30 @@ def _legend_rows(room: float) -> list[list[tuple[str, str]]]:
 
 
 def _legend_w(text: str) -> float:
-    return 0.42 + text_width(text) * _col_w(7.5) + 0.2
+    return 0.38 + text_width(text) * 7.5 * _EM * 0.56 + 0.25
 
 
 def _draw_header(ax: Axes, flow: Flow, lay: Layout, x: float, top: float,
                  rows: list[list[tuple[str, str]]]) -> None:
     from matplotlib.patches import FancyBboxPatch
 
-    ax.text(x, top + 0.3, flow.name, fontsize=15, fontweight="bold", color=_TEXT,
-            va="baseline", ha="left")
+    y = top + 0.42
+    ax.text(x, y, flow.name, fontsize=15, fontweight="bold", color=_TEXT, va="baseline",
+            ha="left")
     live = sum(1 for b in lay.boxes.values() if b.reachable)
-    sub = [f"version {flow.version}" if flow.version else "", f"{len(lay.boxes)} nodes"
-           + (f" ({len(lay.boxes) - live} unreachable)" if live < len(lay.boxes) else ""),
-           Path(flow.file).name if flow.file else ""]
-    ax.text(x + text_width(flow.name) * _col_w(15, True) + 0.2, top + 0.3,
-            "  ·  ".join(s for s in sub if s), fontsize=9, color=_SUBTLE, va="baseline")
-    y = top + 0.5
+    facts = [f"version {flow.version}" if flow.version else "",
+             f"{len(lay.boxes)} nodes" + (f", {len(lay.boxes) - live} unreachable"
+                                          if live < len(lay.boxes) else ""),
+             Path(flow.file).name if flow.file else ""]
+    ax.text(x + text_width(flow.name) * _col_w(15, True) + 0.2, y,
+            "   ·   ".join(s for s in facts if s), fontsize=9, color=_SUBTLE, va="baseline")
     if flow.description:
-        ax.text(x, y + 0.06, _clip(flow.description, 140), fontsize=8.5, color=_SUBTLE,
-                va="center", style="italic")
-        y += 0.17
-    for row in rows:
         y += 0.22
+        ax.text(x, y, _clip(flow.description, 150), fontsize=8.5, color=_SUBTLE,
+                va="baseline", style="italic")
+    y += 0.08
+    for row in rows:
+        y += 0.24
         cx = x
         for key, text in row:
             rounded = "round,pad=0,rounding_size=0.04"
@@ -1136,22 +1434,23 @@ def _draw_header(ax: Axes, flow: Flow, lay: Layout, x: float, top: float,
                 ax.add_patch(FancyBboxPatch((cx, y - 0.07), 0.3, 0.14, boxstyle=rounded,
                                             fc="#f8fafc", ec="#64748b", ls=(0, (3, 2)), lw=1.0))
             else:
-                _arrow(ax, [(cx + 0.02, y + 0.05), (cx + 0.15, y - 0.09), (cx + 0.28, y + 0.05)],
-                       _BACK, "-")
+                _arrow(ax, [(cx + 0.3, y + 0.06), (cx + 0.3, y - 0.12), (cx, y - 0.12),
+                            (cx, y + 0.04)], _BACK, "-")
             ax.text(cx + 0.38, y, text, fontsize=7.5, color=_TEXT, va="center")
             cx += _legend_w(text)
 
 
-def _arrow(ax: Axes, points: Sequence[Point], color: str, ls: LineStyle,
-           lw: float = 1.0, head: bool = True) -> None:
+def _arrow(ax: Axes, curve: Sequence[Point], color: str, ls: LineStyle,
+           lw: float = 1.0) -> None:
     from matplotlib.patches import FancyArrowPatch
     from matplotlib.path import Path as MPath
 
-    verts, codes = _spline(points)
-    style = "-|>,head_length=0.55,head_width=0.28" if head else "-"
-    ax.add_patch(FancyArrowPatch(path=MPath(verts, codes), arrowstyle=style, mutation_scale=10,
-                                 color=color, lw=lw, linestyle=ls, shrinkA=0, shrinkB=0,
-                                 zorder=2, joinstyle="round", capstyle="round"))
+    codes = [MPath.MOVETO] + [MPath.CURVE4] * (len(curve) - 1)
+    ax.add_patch(FancyArrowPatch(path=MPath(curve, codes),
+                                 arrowstyle="-|>,head_length=0.55,head_width=0.28",
+                                 mutation_scale=10, color=color, lw=lw, linestyle=ls,
+                                 shrinkA=0, shrinkB=0, zorder=2, joinstyle="round",
+                                 capstyle="round"))
 
 
 def _draw_route(ax: Axes, r: Route) -> None:
@@ -1159,45 +1458,67 @@ def _draw_route(ax: Axes, r: Route) -> None:
     if not r.live:
         color = _DEAD
     ls: LineStyle = "-" if r.live else (0, (4, 3))
-    _arrow(ax, r.points, color, ls, 1.1 if r.kind == "forward" else 1.0)
+    _arrow(ax, r.curve, color, ls, 1.1 if r.kind == "forward" else 1.0)
     if r.label_at and r.label_lines:
         ax.text(r.label_at[0], r.label_at[1], "\n".join(r.label_lines), fontsize=_LABEL_PT,
-                color=color, ha="center", va="center", linespacing=1.1, zorder=4,
-                bbox={"boxstyle": "round,pad=0.18,rounding_size=0.3", "fc": "white",
-                      "ec": "none", "alpha": 0.92})
+                color=color, ha="center", va="center", linespacing=1.15, zorder=4,
+                bbox={"boxstyle": "round,pad=0.2,rounding_size=0.35", "fc": "white",
+                      "ec": "none", "alpha": 0.95})
+
+
+def _rounded(points: Sequence[Point], r: float) -> tuple[list[Point], list[int]]:
+    """A closed polygon with its corners rounded."""
+    from matplotlib.path import Path as MPath
+
+    verts: list[Point] = []
+    codes: list[int] = []
+    n = len(points)
+    for i in range(n):
+        a, b, c = points[i - 1], points[i], points[(i + 1) % n]
+        da, dc = math.dist(a, b), math.dist(b, c)
+        ra, rc = min(r, da / 2), min(r, dc / 2)
+        p = (b[0] + (a[0] - b[0]) * ra / da, b[1] + (a[1] - b[1]) * ra / da)
+        q = (b[0] + (c[0] - b[0]) * rc / dc, b[1] + (c[1] - b[1]) * rc / dc)
+        verts += [p, b, q]
+        codes += [int(MPath.MOVETO if i == 0 else MPath.LINETO), int(MPath.CURVE3),
+                  int(MPath.CURVE3)]
+    verts.append(verts[0])
+    codes.append(int(MPath.CLOSEPOLY))
+    return verts, codes
 
 
 def _draw_cluster(ax: Axes, c: Cluster) -> None:
-    from matplotlib.patches import Polygon
+    from matplotlib.patches import PathPatch
+    from matplotlib.path import Path as MPath
 
-    fill = ("#f1f5f9", "#e8edf3", "#dfe6ee")[min(c.depth, 2)]
-    ax.add_patch(Polygon(list(c.outline), closed=True, fc=fill, ec="#94a3b8", lw=0.9,
-                         joinstyle="round", zorder=0))
+    fill = ("#f1f5f9", "#e7ecf2", "#dde4ec")[min(c.depth, 2)]
+    verts, codes = _rounded(c.outline, 0.12)
+    ax.add_patch(PathPatch(MPath(verts, codes), fc=fill, ec="#94a3b8", lw=0.9, zorder=0))
     ax.text(c.title_at[0], c.title_at[1], c.title, fontsize=8, color=_SUBTLE,
             fontweight="bold", va="center", ha="left", zorder=1)
 
 
 def _draw_box(ax: Axes, b: Box) -> None:
-    from matplotlib.patches import FancyBboxPatch, Polygon
+    from matplotlib.patches import Circle, FancyBboxPatch, Polygon
 
     st = STYLES.get(b.kind, STYLES["logic"])
     ls: LineStyle = "-" if b.reachable else (0, (4, 2.5))
     lw = 2.4 if b.start else 1.2
     fill = st.fill if b.reachable else "#f8fafc"
-    edge = st.line
     if b.kind == "logic":
         h = _HEX
         pts = [(b.left, b.y), (b.left + h, b.top), (b.right - h, b.top), (b.right, b.y),
                (b.right - h, b.bottom), (b.left + h, b.bottom)]
-        ax.add_patch(Polygon(pts, closed=True, fc=fill, ec=edge, lw=lw, ls=ls, zorder=3,
+        ax.add_patch(Polygon(pts, closed=True, fc=fill, ec=st.line, lw=lw, ls=ls, zorder=3,
                              joinstyle="round"))
     else:
         ax.add_patch(FancyBboxPatch((b.left, b.top), b.width, b.height,
                                     boxstyle="round,pad=0,rounding_size=0.09", fc=fill,
-                                    ec=edge, lw=lw, ls=ls, zorder=3))
+                                    ec=st.line, lw=lw, ls=ls, zorder=3))
     if b.start:
-        ax.add_patch(_circle(b.x, b.top - 0.3, 0.065))
-        _arrow(ax, [(b.x, b.top - 0.23), (b.x, b.top - 0.01)], _TEXT, "-", 1.3)
+        ax.add_patch(Circle((b.x, b.top - 0.3), 0.065, fc=_TEXT, ec=_TEXT, zorder=3))
+        _arrow(ax, [(b.x, b.top - 0.23), (b.x, b.top - 0.15), (b.x, b.top - 0.09),
+                    (b.x, b.top - 0.01)], _TEXT, "-", 1.3)
     text = _TEXT if b.reachable else "#64748b"
     y = b.top + _PAD_Y
     body = b.lines[1:len(b.lines) - b.notes]
@@ -1208,17 +1529,12 @@ def _draw_box(ax: Axes, b: Box) -> None:
     y += lh
     for line in body:
         lh = _line_h(_TEXT_PT)
-        ax.text(b.x, y + lh / 2, line, fontsize=_TEXT_PT, color=_SUBTLE if b.reachable
-                else "#64748b", ha="center", va="center", zorder=4)
+        ax.text(b.x, y + lh / 2, line, fontsize=_TEXT_PT,
+                color=_SUBTLE if b.reachable else "#64748b", ha="center", va="center",
+                zorder=4)
         y += lh
     for line in note:
         lh = _line_h(_NOTE_PT)
         ax.text(b.x, y + lh / 2, line, fontsize=_NOTE_PT, color="#6b7280", style="italic",
                 ha="center", va="center", zorder=4)
         y += lh
-
-
-def _circle(x: float, y: float, r: float) -> Circle:
-    from matplotlib.patches import Circle
-
-    return Circle((x, y), r, fc=_TEXT, ec=_TEXT, zorder=3)

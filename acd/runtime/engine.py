@@ -68,7 +68,8 @@ from acd.runtime.http_lookup import HttpLookup
 from acd.runtime.ivr_agi import play, run_flow
 
 log = logging.getLogger(__name__)
-_NUMBER = re.compile(r"\+?[0-9*#]{1,32}")
+#: what acd-transfer's `_X.` pattern matches
+_NUMBER = re.compile(r"[0-9]{2,32}")
 _MAILBOX = re.compile(r"[A-Za-z0-9_.-]{1,64}(@[A-Za-z0-9_.-]{1,64})?")
 
 CONNECT_CONTEXT = "acd-connect"

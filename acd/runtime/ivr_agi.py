@@ -55,6 +55,9 @@ ProfileLookup = Callable[[], Awaitable[Mapping[str, str] | None]]
 HttpLookup = Callable[[str, float], Awaitable[Mapping[str, object] | None]]
 Clock = Callable[[], dt.datetime]
 
+ALL_KEYS = "0123456789*#"
+#: played by GET DATA when the caller is already typing (Asterisk core sounds)
+SILENCE = "silence/1"
 DATE_FORMATS = {"date": "ABdY", "time": "IMp", "datetime": "ABdY 'digits/at' IMp"}
 
 
@@ -72,11 +75,20 @@ async def run_flow(session: AgiSession, run: FlowRun, *, clock: Clock,
     return run.end
 
 
+async def alive(session: AgiSession) -> None:
+    """After a -1 reply: a hang-up, or only a failure (a missing file)?  A hang-up
+    is announced by an unsolicited HANGUP line that the next command meets, so
+    ask a NOOP now (raises AgiHangupError) while the flow is still at the node
+    where it happened."""
+    await session.command(agi.noop())
+
+
 async def play(session: AgiSession, prompts: tuple[str, ...], escape: str = "") -> str | None:
     """Play files in a row; the key that stopped them, if any."""
     for name in prompts:
         res = await session.stream_file(name, escape)
         if res.result < 0:
+            await alive(session)
             log.warning("sound file %r did not play (missing on the Asterisk server?)", name)
             continue
         if escape and res.digit:
@@ -95,14 +107,33 @@ async def _carry_out(session: AgiSession, run: FlowRun, step: Step,
                 digit = await say(session, step, run.flow.timezone)
             return Key(digit)
         case CollectDigit():
-            res = await session.get_data("&".join(step.prompts), int(step.timeout_s * 1000), 1)
+            # GET DATA plays one file (only Playback/Read split on '&'): the
+            # prompts before the last play with every key as escape digit
+            first = await play(session, step.prompts[:-1], ALL_KEYS)
+            if first is not None:
+                return Key(first)
+            res = await session.get_data(step.prompts[-1], int(step.timeout_s * 1000), 1)
+            if res.failed:
+                await alive(session)
             value = res.value if not res.failed else ""
             return Key(value[:1] or None)
         case CollectDigits():
-            res = await session.get_data("&".join(step.prompts), int(step.timeout_s * 1000),
-                                         max(1, step.max_digits - len(step.typed)))
-            value = "" if res.failed else res.value
-            return Digits(value, timed_out=res.timeout)
+            typed = step.typed
+            first = await play(session, step.prompts[:-1], ALL_KEYS) if not typed else None
+            prompt = step.prompts[-1]
+            if first is not None or typed:
+                typed += first or ""
+                prompt = SILENCE  # the caller is typing: no more prompt
+            if first == "#":
+                return Digits(typed[:-1] if typed.endswith("#") else typed)
+            left = step.max_digits - len(step.typed) - (1 if first else 0)
+            if left <= 0:
+                return Digits(first or "")
+            res = await session.get_data(prompt, int(step.timeout_s * 1000), left)
+            if res.failed:
+                await alive(session)
+            value = (first or "") + ("" if res.failed else res.value)
+            return Digits(value, timed_out=res.timeout and not value)
         case SetLanguage():
             await session.set_variable("CHANNEL(language)", step.language)
             return Ack()
@@ -112,7 +143,10 @@ async def _carry_out(session: AgiSession, run: FlowRun, step: Step,
             await play(session, step.prompts)
             res = await session.command(agi.record_file(
                 step.file, "wav", "#", step.max_s * 1000, step.beep, step.silence_s))
-            return Ack(ok=not res.failed)
+            if res.failed:
+                await alive(session)
+            # "(randomerror)": a key during the beep, or no beep file: nothing recorded
+            return Ack(ok=not res.failed and res.data != "randomerror")
     raise AssertionError(f"not an IVR step: {step!r}")  # pragma: no cover
 
 
@@ -176,6 +210,8 @@ async def say(session: AgiSession, step: SayValue, tz: str) -> str | None:
         log.warning("cannot say %r as %s; skipped", value, step.kind)
         return None
     res = await session.command(line)
+    if res.failed:
+        await alive(session)
     return res.digit if esc else None
 
 
