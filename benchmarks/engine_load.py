@@ -59,7 +59,7 @@ async def run_rate(rate: float, seconds: float, db_dir: str) -> dict[str, float 
     )
     assert proc.stdout is not None
     await proc.stdout.readline()  # {"ready": true}
-    flow = load_flow(ROOT / "ivr_flows" / "hotline.yaml")
+    flow = load_flow(ROOT / "ivr_flows" / "basic.yaml")
     policy = simple_policy({q: 10.0 for q in sorted(flow.queues)})
     cfg = EngineConfig(
         core=CoreConfig(policy=policy, wrap_up_s=0.1, agents=agents_for_queues(
