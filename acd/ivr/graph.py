@@ -18,17 +18,20 @@ The layout, in short:
    labels.  An edge spanning several layers becomes a chain of dummy points,
    one per layer, so it is routed around the boxes; its first dummy carries
    its label, which therefore takes room in the layout and never covers a box
-   or another label.  A back edge leaves its node on the right, climbs through
-   its own chain of dummies (a curve on the side) and enters its target on
-   the right.
+   or another label.  A back edge leaves its box at the side, climbs through
+   its own chain of dummies (a curve beside the forward edges) and enters
+   its target at the side; a self-loop is a small loop beside its box.
 3. *Order.*  Alternating downward and upward barycenter sweeps reorder each
-   layer (sub-flow members kept together); the order with the fewest
-   crossings wins.
+   layer, keeping a sub-flow's members together and the order with the
+   fewest crossings; then each loop moves to the side of its boxes that its
+   path runs on, more sweeps follow, and neighbours are swapped while that
+   removes crossings ("transpose").
 4. *Coordinates.*  Box sizes come from the label text (East-Asian wide
    characters count as two columns).  Each layer is placed by a weighted
    least-squares fit to its neighbours' positions under minimum-gap
    constraints (pool-adjacent-violators), sweeping down and up; long edges
-   weigh more, so they run straight.
+   weigh more, and a last pass lines up each long edge's dummies so it runs
+   straight.  Layers whose edges run far sideways get more room between them.
 """
 
 from __future__ import annotations
@@ -938,12 +941,9 @@ class _Layered:
 def layout(flow: Flow) -> Layout:
     """A layered top-to-bottom layout of the flow (see the module's notes).
 
+    Units are inches (the drawing uses them 1:1), y grows downward.
     Deterministic: the same flow gives the same layout.
     """
-    return _build(flow)
-
-
-def _build(flow: Flow) -> Layout:
     live = _reachable(flow)
     out = _merged_edges(flow)
     rank = _ranks(flow, out, live)
@@ -1022,6 +1022,12 @@ def _build(flow: Flow) -> Layout:
             e.sides = (g.items[e.chain[0]].side, g.items[e.chain[-1]].side)
     g.place_x(loose_last=len(live) < len(flow.nodes))
     return _finish(flow, g, all_edges, rank, live, box_text, node_item, crossings)
+
+
+def _side_point(box: Box, side: int, y: float) -> Point:
+    """The point of the box's outline on that side at height y (hexagons slant)."""
+    inset = _HEX * abs(y - box.y) / (box.height / 2) if box.kind == "logic" else 0.0
+    return (box.right - inset if side > 0 else box.left + inset), y
 
 
 def _vbez(a: Point, b: Point) -> list[Point]:
@@ -1130,8 +1136,8 @@ def _finish(flow: Flow, g: _Layered, all_edges: list[_Edge], rank: Mapping[str, 
         elif e.kind == "back":
             # out at the side, turn up, climb through the dummies, turn in at the side
             (ss, ts), s_side, t_side = e.sides, e.chain[0], e.chain[-1]
-            p0 = (sb.right if ss > 0 else sb.left, side_y(sb, s_side))
-            p1 = (tb.right if ts > 0 else tb.left, side_y(tb, t_side))
+            p0 = _side_point(sb, ss, side_y(sb, s_side))
+            p1 = _side_point(tb, ts, side_y(tb, t_side))
             ax, bx = items[s_side].x, items[t_side].x
             q0 = (ax, min(p0[1] - 0.03, max(band(s_side)[0], p0[1] - abs(ax - p0[0]))))
             q1 = (bx, max(p1[1] + 0.03, min(band(t_side)[1], p1[1] + abs(bx - p1[0]))))
@@ -1245,27 +1251,45 @@ def _clusters(flow: Flow, g: _Layered, boxes: Mapping[str, Box], node_item: Mapp
             if mine:
                 spans[li] = (min(it.x - it.width / 2 for it in mine),
                              max(it.x + it.width / 2 for it in mine))
-        box_l = min(a for a, _ in spans.values()) - pad
-        box_r = max(b for _, b in spans.values()) + pad
-        bands: list[tuple[float, float, float, float]] = []  # y0, y1, left, right
+        # each layer: the sub-flow's own span; then notches (a layer narrower than
+        # both its neighbours) are filled, unless something else is in the way
+        room = 0.08 + 0.1 * (deepest - depth)  # nested outlines stay apart
+        layers = range(first, last + 1)
+        lefts: list[float] = []
+        rights: list[float] = []
+        walls: list[tuple[float, float]] = []
         lo, hi = spans[first]
-        for li in range(first, last + 1):
+        for li in layers:
             lo, hi = spans.get(li, (lo, hi))
-            # as wide as the whole sub-flow, unless something else is in the way
             others = [items[i] for i in g.layers[li] if not inside(items[i])]
-            room = 0.08 + 0.1 * (deepest - depth)  # nested outlines stay apart
-            wall_l = max([it.x + it.width / 2 + room for it in others if it.x < lo],
-                         default=box_l)
-            wall_r = min([it.x - it.width / 2 - room for it in others if it.x > hi],
-                         default=box_r)
+            walls.append((max([it.x + it.width / 2 + room for it in others if it.x < lo],
+                              default=-math.inf),
+                          min([it.x - it.width / 2 - room for it in others if it.x > hi],
+                              default=math.inf)))
+            lefts.append(lo - pad)
+            rights.append(hi + pad)
+        for _ in range(len(lefts)):
+            changed = False
+            for k in range(1, len(lefts) - 1):
+                want_l = max(lefts[k - 1], lefts[k + 1])
+                if want_l < lefts[k] - 1e-6 and walls[k][0] < lefts[k]:
+                    lefts[k] = max(want_l, min(walls[k][0], lefts[k]))
+                    changed = True
+                want_r = min(rights[k - 1], rights[k + 1])
+                if want_r > rights[k] + 1e-6 and walls[k][1] > rights[k]:
+                    rights[k] = min(want_r, max(walls[k][1], rights[k]))
+                    changed = True
+            if not changed:
+                break
+        bands: list[tuple[float, float, float, float]] = []  # y0, y1, left, right
+        for k, li in enumerate(layers):
             y0 = layer_y[li] - layer_h[li] / 2 - (_LAYER_GAP / 2 if li != first else pad)
             y1 = layer_y[li] + layer_h[li] / 2 + (_LAYER_GAP / 2 if li != last else pad)
             if li == first:
                 y0 -= _CLUSTER_TITLE * (1 + deepest - depth) - 0.04
-            if bands and li != first:  # meet the band above
+            if bands:  # meet the band above
                 y0 = bands[-1][1]
-            bands.append((y0, y1, min(lo - pad, max(box_l, wall_l)),
-                          max(hi + pad, min(box_r, wall_r))))
+            bands.append((y0, y1, lefts[k], rights[k]))
         left = [p for b in bands for p in ((b[2], b[0]), (b[2], b[1]))]
         right = [p for b in reversed(bands) for p in ((b[3], b[1]), (b[3], b[0]))]
         # the title: in the widest stretch of the top that no arrow crosses
