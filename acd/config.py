@@ -27,7 +27,7 @@ from acd.core.policy import simple_policy
 from acd.core.profiles import AgentProfile
 from acd.ivr.flow import load_flow
 from acd.policy_file import load_policy
-from acd.runtime.engine import EngineConfig
+from acd.runtime.engine import EngineConfig, SmsConfig
 
 
 class ConfigError(Exception):
@@ -127,7 +127,7 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None) ->
     top = c.mapping(data, "top level")
     c.known(top, "", {"server", "ami", "agi", "database", "flow", "moh_class", "wrap_up_s",
                       "rona_pause_s", "queues", "agents", "routing", "api_port", "api_host",
-                      "login_agents", "flow_watch", "sounds", "transfer_context"})
+                      "login_agents", "flow_watch", "sounds", "transfer_context", "sms"})
     base = base or Path(".")
     ami_d = c.mapping(top.get("ami", {}), "ami")
     c.known(ami_d, "ami", {"host", "port", "username", "secret", "action_timeout_s",
@@ -192,8 +192,9 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None) ->
         sp = Path(c.text(top["sounds"], "sounds"))
         sounds = str(sp if sp.is_absolute() else base / sp)
     flow = load_flow(flow_path, known_queues=known, sounds=sounds)
+    sms = _sms(c, top["sms"], base, flow.nodes) if top.get("sms") is not None else None
     return EngineConfig(
-        core=core, flow=flow, ami=ami,
+        core=core, flow=flow, ami=ami, sms=sms,
         agi_host=c.text(agi_d.get("host", "127.0.0.1"), "agi.host"),
         agi_port=c.port(agi_d.get("port", 4573), "agi.port"),
         database_url=c.text(top.get("database", "sqlite+aiosqlite:///acd.db"), "database"),
@@ -221,3 +222,53 @@ def load_config(path: str | Path) -> EngineConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
     return parse_config(data, str(p), p.parent)
+
+
+def _sms(c: _Cfg, raw: Any, base: Path, nodes: Any) -> SmsConfig:
+    """``sms:`` -- the rules file, the transport and its settings."""
+    from acd.runtime.sms_sender import SenderConfig
+    from acd.sms.policy import SmsPolicyError, load_sms_policy
+
+    d = c.mapping(raw, "sms")
+    c.known(d, "sms", {"policy", "transport", "mqtt", "smpp", "max_age_h", "poll_s"})
+    ppath = Path(c.text(d.get("policy", "sms.example.yaml"), "sms.policy"))
+    try:
+        policy = load_sms_policy(ppath if ppath.is_absolute() else base / ppath,
+                                 known_nodes=list(nodes))
+    except SmsPolicyError as exc:
+        raise ConfigError(str(exc)) from None
+    from acd.ivr.flow import Sms
+    for node in nodes.values():
+        if isinstance(node.body, Sms) and node.body.template not in policy.templates:
+            raise ConfigError(f"{node.file}:{node.line}:{node.column}: node {node.name!r}: "
+                              f"SMS template {node.body.template!r} is not in {policy.file} "
+                              f"(templates: {', '.join(policy.templates)})")
+    transport = c.text(d.get("transport", "log"), "sms.transport")
+    if transport not in ("log", "mqtt", "smpp"):
+        raise c.err("sms.transport", f"{transport!r} is not one of: log, mqtt, smpp")
+    mqtt = smpp = None
+    if transport == "mqtt":
+        from acd.adapters.sms_mqtt import MqttConfig
+        m = c.mapping(d.get("mqtt", {}), "sms.mqtt")
+        c.known(m, "sms.mqtt", {"host", "port", "username", "password", "prefix", "client_id"})
+        mqtt = MqttConfig(host=c.text(m.get("host", "127.0.0.1"), "sms.mqtt.host"),
+                          port=c.port(m.get("port", 1883), "sms.mqtt.port"),
+                          username=m.get("username"), password=m.get("password"),
+                          prefix=c.text(m.get("prefix", "acd"), "sms.mqtt.prefix"),
+                          client_id=c.text(m.get("client_id", "acd-engine"),
+                                           "sms.mqtt.client_id"))
+    elif transport == "smpp":
+        from acd.adapters.sms_smpp import SmppConfig
+        m = c.mapping(d.get("smpp", {}), "sms.smpp")
+        c.known(m, "sms.smpp", {"host", "port", "system_id", "password", "system_type",
+                                "source_addr"})
+        smpp = SmppConfig(host=c.text(m.get("host", "127.0.0.1"), "sms.smpp.host"),
+                          port=c.port(m.get("port", 2775), "sms.smpp.port"),
+                          system_id=c.text(m.get("system_id", "acd"), "sms.smpp.system_id"),
+                          password=str(m.get("password", "")),
+                          system_type=str(m.get("system_type", "")),
+                          source_addr=str(m.get("source_addr", policy.sender)))
+    sender = SenderConfig(sender=policy.sender,
+                          max_age_h=c.number(d.get("max_age_h", 48), "sms.max_age_h", 1, 24 * 30),
+                          poll_s=c.number(d.get("poll_s", 1), "sms.poll_s", 0.05, 60))
+    return SmsConfig(policy=policy, transport=transport, mqtt=mqtt, smpp=smpp, sender=sender)

@@ -243,6 +243,11 @@ class ControlApi:
         app.router.add_get("/stats", self.stats)
         app.router.add_get("/flow", self.get_flow)
         app.router.add_post("/flow/reload", self.reload_flow)
+        app.router.add_get("/s/{token}", self.sms_link)
+        app.router.add_post("/sms/click/{token}", self.sms_click)
+        app.router.add_post("/sms/app-login", self.sms_app_login)
+        app.router.add_post("/sms/optout", self.sms_optout)
+        app.router.add_get("/sms/outbox", self.sms_outbox)
         return app
 
     async def start(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
@@ -622,3 +627,59 @@ class ControlApi:
         return _json({"ok": result.ok, "changed": result.changed, "version": result.version,
                       "problems": list(result.problems), "warnings": list(result.warnings),
                       "flow": self._flow_json()})
+
+    # -------------------------------------------------------------- SMS
+
+    def _sms_store(self) -> Any:
+        if self.engine.sms is None:
+            raise ApiError(404, "SMS diversion is off (no `sms:` in the configuration)")
+        return self.engine.sms_store
+
+    async def sms_click(self, request: web.Request) -> web.Response:
+        """A web front reports that the link with this token was opened."""
+        number = await self._sms_store().click(request.match_info["token"], self._now())
+        if number is None:
+            raise ApiError(404, "unknown token")
+        return _json({"ok": True})
+
+    async def sms_link(self, request: web.Request) -> web.StreamResponse:
+        """The SMS link itself, when this API is the link's host: count, then redirect."""
+        token = request.match_info["token"]
+        await self._sms_store().click(token, self._now())
+        target = request.query.get("to") or "/"
+        if not target.startswith(("https://", "/")):
+            target = "/"
+        raise web.HTTPFound(target)
+
+    async def sms_app_login(self, request: web.Request) -> web.Response:
+        """The app saw a login from this number (counts as diversion)."""
+        from acd.sms.policy import normalize_number
+
+        data = await _body(request, ["number"])
+        number = normalize_number(_str(data, "number")) if "number" in data else ""
+        if not number:
+            raise _bad("number", "must be a phone number")
+        await self._sms_store().app_login(number, self._now())
+        return _json({"ok": True, "number": number})
+
+    async def sms_optout(self, request: web.Request) -> web.Response:
+        from acd.sms.policy import normalize_number
+
+        data = await _body(request, ["number", "remove"])
+        number = normalize_number(_str(data, "number")) if "number" in data else ""
+        if not number:
+            raise _bad("number", "must be a phone number")
+        store = self._sms_store()
+        if data.get("remove"):
+            changed = await store.opt_in(number)
+        else:
+            changed = await store.opt_out(number, "api", self._now())
+        return _json({"ok": True, "number": number, "changed": changed})
+
+    async def sms_outbox(self, request: web.Request) -> web.Response:
+        state = request.query.get("state")
+        rows = await self._sms_store().rows(state, int(request.query.get("limit", "100")))
+        return _json([{"id": r.id, "call_id": r.call_id, "number": r.number, "rule": r.rule,
+                       "state": r.state, "reason": r.reason, "attempts": r.attempts,
+                       "created_at": r.created_at.isoformat(), "text": r.text}
+                      for r in rows])

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from acd.core.model import CallRecord, Explanation, Outcome
+from acd.sms.policy import PendingSms
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +155,12 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        #: SMS cap applied when the outbox takes an SMS: (per number, hours)
+        self.sms_cap: tuple[int, float] = (1, 24.0)
 
     async def create(self) -> None:
+        import acd.adapters.sms_store  # noqa: F401 - its tables join the metadata
+
         async with self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
 
@@ -169,15 +174,21 @@ class Database:
             await conn.execute(call_records.insert(), [_row(r) for r in records])
 
     async def write_batch(self, records: Sequence[CallRecord],
-                          items: Sequence[Explanation]) -> None:
-        """Call records and explanations in one transaction (all or none)."""
-        if not records and not items:
+                          items: Sequence[Explanation],
+                          sms: Sequence[PendingSms] = ()) -> None:
+        """Call records, explanations and the calls' SMS in one transaction
+        (all or none)."""
+        if not records and not items and not sms:
             return
         async with self.engine.begin() as conn:
             if records:
                 await conn.execute(call_records.insert(), [_row(r) for r in records])
             if items:
                 await conn.execute(explanations.insert(), [_explanation_row(e) for e in items])
+            if sms:
+                from acd.adapters.sms_store import insert_pending
+
+                await insert_pending(conn, sms, *self.sms_cap)
 
     async def explanations_for(self, call_id: str) -> list[dict[str, Any]]:
         q = select(explanations).where(explanations.c.call_id == call_id) \
@@ -242,7 +253,8 @@ class RecordWriter:
 
     def __init__(self, db: Database, batch: int = 500, linger_s: float = 0.25) -> None:
         self._db = db
-        self._queue: asyncio.Queue[CallRecord | Explanation | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[CallRecord | Explanation | PendingSms | None] = \
+            asyncio.Queue()
         self._batch = batch
         self._linger = linger_s
         self._task: asyncio.Task[None] | None = None
@@ -255,6 +267,12 @@ class RecordWriter:
         self._queue.put_nowait(rec)
 
     def put_explanation(self, item: Explanation) -> None:
+        self._accepted += 1
+        self._queue.put_nowait(item)
+
+    def put_sms(self, item: PendingSms) -> None:
+        """Queue after its call's record: both land in the same transaction
+        unless the batch boundary falls between them (then the record first)."""
         self._accepted += 1
         self._queue.put_nowait(item)
 
@@ -275,7 +293,7 @@ class RecordWriter:
             if first is None:
                 return
             await asyncio.sleep(self._linger)
-            batch: list[CallRecord | Explanation] = [first]
+            batch: list[CallRecord | Explanation | PendingSms] = [first]
             while len(batch) < self._batch and not self._queue.empty():
                 item = self._queue.get_nowait()
                 if item is None:
@@ -284,7 +302,7 @@ class RecordWriter:
                 batch.append(item)
             await self._write(batch)
 
-    async def _write(self, batch: list[CallRecord | Explanation]) -> None:
+    async def _write(self, batch: list[CallRecord | Explanation | PendingSms]) -> None:
         """Write a batch; while the database is down, retry with backoff
         (nothing accepted is dropped); a row the database refuses (e.g. a
         duplicate key) is logged and skipped, the rest written."""
@@ -293,7 +311,8 @@ class RecordWriter:
             try:
                 await self._db.write_batch(
                     [b for b in batch if isinstance(b, CallRecord)],
-                    [b for b in batch if isinstance(b, Explanation)])
+                    [b for b in batch if isinstance(b, Explanation)],
+                    [b for b in batch if isinstance(b, PendingSms)])
                 self.written += len(batch)
                 return
             except IntegrityError:

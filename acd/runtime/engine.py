@@ -42,6 +42,7 @@ from acd.core.model import (
     AgentStateChanged,
     CallerHungUp,
     CallQueued,
+    CallRecord,
     CallStarted,
     CallState,
     CancelTimer,
@@ -66,6 +67,8 @@ from acd.protocols.ami import AmiMessage
 from acd.runtime.flows import FlowRegistry
 from acd.runtime.http_lookup import HttpLookup
 from acd.runtime.ivr_agi import play, run_flow
+from acd.runtime.sms_sender import SenderConfig, SmsSender
+from acd.sms.policy import CallFacts, SmsPolicy
 
 log = logging.getLogger(__name__)
 #: what acd-transfer's `_X.` pattern matches
@@ -106,6 +109,28 @@ class EngineConfig:
     #: prompts are missing there are refused
     sounds: str | None = None
     transfer_context: str = "acd-transfer"
+    #: SMS diversion after hangup (None: off); see docs/sms.md
+    sms: SmsConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SmsConfig:
+    policy: SmsPolicy
+    transport: str = "log"  # log | mqtt | smpp
+    mqtt: Any = None  # acd.adapters.sms_mqtt.MqttConfig
+    smpp: Any = None  # acd.adapters.sms_smpp.SmppConfig
+    sender: SenderConfig = field(default_factory=SenderConfig)
+
+
+def make_transport(cfg: SmsConfig, on_app_login: Callable[[str], Any] | None = None) -> Any:
+    if cfg.transport == "mqtt":
+        from acd.adapters.sms_mqtt import MqttConfig, MqttTransport
+        return MqttTransport(cfg.mqtt or MqttConfig(), on_app_login)
+    if cfg.transport == "smpp":
+        from acd.adapters.sms_smpp import SmppTransport
+        return SmppTransport(cfg.smpp)
+    from acd.adapters.sms_log import LogTransport
+    return LogTransport()
 
 
 @dataclass(slots=True)
@@ -161,6 +186,18 @@ class Engine:
         self.db = Database(config.database_url)
         self.writer = RecordWriter(self.db)
         self.profiles = ProfileStore(self.db)
+        self.sms: SmsSender | None = None
+        if config.sms is not None:
+            from acd.adapters.sms_store import SmsStore
+
+            policy = config.sms.policy
+            self.db.sms_cap = (policy.cap_per_number, policy.cap_hours)
+            self.sms_store = SmsStore(self.db)
+            sender_cfg = dataclasses.replace(config.sms.sender,
+                                             sender=policy.sender or config.sms.sender.sender)
+            self.sms = SmsSender(self.sms_store,
+                                 make_transport(config.sms, self._app_login), sender_cfg,
+                                 clock)
         self.lookups = LookupBatcher(self.profiles.callers_context)
         self.api = ControlApi(self)
         self.agi = FastAgiServer(
@@ -195,6 +232,8 @@ class Engine:
             self.handle(AgentProfileChanged(profile))
         self.writer.start()
         self.lookups.start()
+        if self.sms is not None:
+            await self.sms.start()
         await self.agi.start()
         try:
             if self.config.api_port is not None:
@@ -203,6 +242,8 @@ class Engine:
         except BaseException:
             await self.api.stop()
             await self.agi.stop()
+            if self.sms is not None:
+                await self.sms.stop()
             await self.lookups.stop()
             await self.writer.stop()
             await self.db.dispose()
@@ -253,6 +294,8 @@ class Engine:
         for h in self._timers.values():
             h.cancel()
         self._timers.clear()
+        if self.sms is not None:
+            await self.sms.stop()
         await self.lookups.stop()
         await self.writer.stop()
         await self.db.dispose()
@@ -303,6 +346,7 @@ class Engine:
             case WriteCallRecord():
                 rec = action.record
                 done = self._sessions.get(rec.call_id)
+                self._queue_sms(rec, done)
                 if done is None or done.fallback is None:
                     self._sessions.pop(rec.call_id, None)
                 self._channels.pop(rec.call_id, None)
@@ -320,6 +364,29 @@ class Engine:
                 if sess is not None:
                     sess.fallback = action.kind
                     self._spawn(self._redirect_fallback(sess, action), f"fallback-{action.call_id}")
+
+    def _queue_sms(self, rec: CallRecord, sess: CallSession | None) -> None:
+        """The SMS rules look at the ended call; what they pick is written with
+        the call's record (same transaction)."""
+        if self.config.sms is None:
+            return
+        run = sess.run if sess is not None else None
+        attrs = sess.attrs if sess is not None else {}
+        facts = CallFacts(
+            call_id=rec.call_id, caller=rec.caller, caller_name=rec.caller_name,
+            outcome=rec.outcome.value, ended_at=rec.ended_at, wait_s=rec.wait_s,
+            ivr_path=rec.ivr_path, queue=rec.queue, agent_id=rec.agent_id,
+            intent=attrs.get("intent"),
+            language=run.language if run is not None else None,
+            marks=tuple(run.sms) if run is not None else ())
+        pending = self.config.sms.policy.decide(facts)
+        if pending is not None:
+            self.writer.put_sms(pending)
+
+    async def _app_login(self, number: str) -> None:
+        if self.config.sms is not None:
+            from acd.sms.policy import normalize_number
+            await self.sms_store.app_login(normalize_number(number), self.clock())
 
     def _cancel_timer(self, key: tuple[str, str]) -> None:
         h = self._timers.pop(key, None)

@@ -1,0 +1,214 @@
+"""``acd sms ...`` and ``acd report sms``: the SMS outbox, opt-outs and outcome.
+
+These work on the database directly (``--db``, default: ``database`` of
+./acd.yaml), so they work with or without a running engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import io
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+
+from acd.cli_profiles import _db_option, _safe, default_db
+
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+_R = TypeVar("_R")
+
+
+def _run(db_url: str | None, work: Callable[[Any], Coroutine[Any, Any, _R]]) -> _R:
+    from acd.adapters.sms_store import SmsStore
+    from acd.adapters.storage import Database
+
+    url = db_url or default_db()
+
+    async def go() -> _R:
+        db = Database(url)
+        try:
+            await db.create()
+            return await work(SmsStore(db))
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(go())
+    except (SQLAlchemyError, OSError) as exc:
+        err_console.print(f"[red]database error[/red] ({escape(_safe(url))}): "
+                          f"{escape(str(exc).splitlines()[0] if str(exc) else repr(exc))}")
+        sys.exit(3)
+
+
+def _number(value: str) -> str:
+    from acd.sms.policy import normalize_number
+
+    n = normalize_number(value)
+    if len(n) < 3:
+        raise click.BadParameter(f"{value!r} is not a phone number", param_hint="NUMBER")
+    return n
+
+
+@click.group("sms")
+def sms() -> None:
+    """SMS diversion: the outbox and the opt-out list."""
+
+
+@sms.group("optout")
+def optout() -> None:
+    """Numbers that get no SMS (callers who replied STOP/TD are added by themselves)."""
+
+
+@optout.command("add")
+@click.argument("numbers", nargs=-1, required=True)
+@_db_option
+def optout_add(numbers: tuple[str, ...], db_url: str | None) -> None:
+    """Stop sending SMS to NUMBERS (anything still queued for them is suppressed)."""
+    clean = [_number(n) for n in numbers]
+
+    async def work(store: Any) -> list[bool]:
+        return [await store.opt_out(n, "cli", time.time()) for n in clean]
+
+    for n, added in zip(clean, _run(db_url, work), strict=True):
+        console.print(f"{n}: " + ("opted out" if added else "already opted out"))
+
+
+@optout.command("remove")
+@click.argument("numbers", nargs=-1, required=True)
+@_db_option
+def optout_remove(numbers: tuple[str, ...], db_url: str | None) -> None:
+    """Send SMS to NUMBERS again."""
+    clean = [_number(n) for n in numbers]
+
+    async def work(store: Any) -> list[bool]:
+        return [await store.opt_in(n) for n in clean]
+
+    for n, removed in zip(clean, _run(db_url, work), strict=True):
+        console.print(f"{n}: " + ("removed" if removed else "was not on the list"))
+
+
+@optout.command("list")
+@_db_option
+def optout_list(db_url: str | None) -> None:
+    """The opt-out list."""
+    rows = _run(db_url, lambda store: store.opted_out())
+    table = Table("number", "since", "how", title=f"{len(rows)} opted out")
+    for r in rows:
+        table.add_row(r["number"], str(r["at"])[:19], r["source"])
+    console.print(table)
+
+
+@sms.command("outbox")
+@click.option("--state", type=click.Choice(["queued", "sent", "delivered", "failed",
+                                            "suppressed"]), help="Only this state.")
+@click.option("--limit", default=50, show_default=True)
+@_db_option
+def outbox(state: str | None, limit: int, db_url: str | None) -> None:
+    """The newest SMS in the outbox, with their state and reason."""
+    rows = _run(db_url, lambda store: store.rows(state, limit))
+    table = Table("id", "call", "number", "rule", "state", "reason", "tries", "created",
+                  title=f"SMS outbox ({len(rows)})")
+    for r in rows:
+        table.add_row(str(r.id), r.call_id, r.number, r.rule, r.state, r.reason,
+                      str(r.attempts), r.created_at.isoformat(timespec="minutes"))
+    console.print(table)
+
+
+# ------------------------------------------------------------------ report
+
+
+@click.group("report")
+def report() -> None:
+    """Reports from the database."""
+
+
+def _day(value: str | None, what: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2026-11-23",
+                                 param_hint=what) from None
+
+
+def _pct(n: int, d: int) -> str:
+    return f"{100 * n / d:.1f}%" if d else "-"
+
+
+@report.command("sms")
+@click.option("--since", help="First day (YYYY-MM-DD), in --tz.")
+@click.option("--until", help="Last day (YYYY-MM-DD), in --tz.")
+@click.option("--tz", default="Asia/Shanghai", show_default=True, help="Time zone of days.")
+@click.option("--by", type=click.Choice(["rule", "day", "both"]), default="both",
+              show_default=True)
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write CSV here ('-' for standard output) instead of a table.")
+@_db_option
+def report_sms(since: str | None, until: str | None, tz: str, by: str, csv_path: str | None,
+               db_url: str | None) -> None:
+    """SMS diversion outcome by rule and day: SMS sent and delivered, the
+    diversion rate (link opened or app login within 7 days), the return rate
+    (the number called again within 24 h / 7 days) and retention (diverted
+    and did not call again within 7 days); rates are over SMS sent."""
+    from acd.adapters.sms_store import ReportRow
+    from acd.ivr.hours import HoursError, zone
+
+    try:
+        tzinfo = zone(tz)
+    except HoursError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tz") from None
+    d0, d1 = _day(since, "--since"), _day(until, "--until")
+    t0 = dt.datetime.combine(d0, dt.time(), tzinfo) if d0 else None
+    t1 = dt.datetime.combine(d1 + dt.timedelta(days=1), dt.time(), tzinfo) if d1 else None
+    rows = _run(db_url, lambda store: store.report(t0, t1, tz))
+    groups: dict[tuple[str, str], ReportRow] = {}
+    for r in rows:
+        key = (r.rule if by != "day" else "all", r.day if by != "rule" else "all")
+        g = groups.setdefault(key, ReportRow(*key))
+        g.add(r)
+    total = ReportRow("total", "all")
+    for r in rows:
+        total.add(r)
+    out = [*sorted(groups.values(), key=lambda r: (r.day, r.rule)), total]
+    header = ["rule", "day", "wanted", "suppressed", "queued", "sent", "delivered", "failed",
+              "diverted", "diversion", "return_24h", "return_7d", "retention"]
+
+    def values(r: ReportRow) -> list[Any]:
+        return [r.rule, r.day, r.candidates, r.suppressed, r.queued, r.sent, r.delivered,
+                r.failed, r.diverted, _pct(r.diverted, r.sent), _pct(r.returned_24h, r.sent),
+                _pct(r.returned_7d, r.sent), _pct(r.retained, r.sent)]
+
+    if csv_path is not None:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(header)
+        for r in out:
+            row = values(r)
+            row[9:] = [f"{n / r.sent:.4f}" if r.sent else "" for n in
+                       (r.diverted, r.returned_24h, r.returned_7d, r.retained)]
+            w.writerow(row)
+        if csv_path == "-":
+            click.echo(buf.getvalue(), nl=False)
+        else:
+            with open(csv_path, "w", encoding="utf-8", newline="") as f:
+                f.write(buf.getvalue())
+            console.print(f"wrote {csv_path} ({len(out)} rows)")
+        return
+    table = Table("rule", "day", "wanted", "suppr.", "sent", "deliv.", "failed", "diversion",
+                  "return 24h", "return 7d", "retained", title="SMS diversion (rates over sent)")
+    for r in out:
+        v = values(r)
+        table.add_row(*(str(x) for x in (v[0], v[1], v[2], v[3], v[5], v[6], v[7], v[9], v[10],
+                                          v[11], v[12])), style="bold" if r is total else None)
+    console.print(table)

@@ -1,0 +1,155 @@
+"""Delivers the SMS outbox through a transport, with retries and backoff.
+
+One owned task.  It reads due rows (``queued``, past ``send_after`` and
+``next_attempt_at``) in id order, hands each to the transport, and records
+the outcome: ``sent`` with the gateway's message id; a retry later with
+exponential backoff (the gateway is down or busy); ``failed`` when refused
+for good or older than ``max_age_h``.  Everything lives in the database, so
+an engine restart resumes where it stopped and the gateway being down loses
+nothing.
+
+Exactly once: a row goes from ``queued`` to ``sent`` only once (the update
+is conditional on the state); the transport is given the row id as an
+idempotency key, so a gateway can drop a repeat if the engine died between
+the gateway's acceptance and the update (documented in docs/sms.md).
+
+Receipts and replies come back through the transport: a receipt marks the
+row ``delivered`` (or ``failed``); a reply STOP/TD/退订 puts the number on
+the opt-out list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from acd.adapters.sms_store import SmsStore
+from acd.sms.policy import is_opt_out, normalize_number
+from acd.sms.transport import (
+    DeliveryReceipt,
+    InboundSms,
+    OutgoingSms,
+    PermanentSmsError,
+    SmsTransport,
+    TransportError,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SenderConfig:
+    sender: str = ""
+    poll_s: float = 1.0
+    backoff_s: float = 1.0
+    backoff_max_s: float = 300.0
+    max_age_h: float = 48.0  # a queued SMS older than this is failed, not sent late
+    batch: int = 100
+
+
+@dataclass(slots=True)
+class SenderStats:
+    sent: int = 0
+    retries: int = 0
+    failed: int = 0
+    receipts: int = 0
+    opt_outs: int = 0
+
+
+class SmsSender:
+    def __init__(self, store: SmsStore, transport: SmsTransport,
+                 config: SenderConfig | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.transport = transport
+        self.config = config or SenderConfig()
+        self.clock = clock
+        self.stats = SenderStats()
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        #: receipts that arrived before their `sent` row was stored (the
+        #: gateway can be faster than our database): applied after mark_sent
+        self._early: dict[str, DeliveryReceipt] = {}
+
+    async def start(self) -> None:
+        await self.transport.start(self._on_receipt, self._on_inbound)
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="sms-sender")
+
+    def wake(self) -> None:
+        """Something was queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await self.transport.close()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                busy = await self.send_due()
+            except Exception:
+                log.exception("SMS sender: reading the outbox failed")
+                busy = False
+            if busy:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.config.poll_s)
+            except TimeoutError:
+                pass
+
+    async def send_due(self) -> bool:
+        """Send what is due now; True if a full batch was found (more may wait)."""
+        cfg = self.config
+        now = self.clock()
+        rows = await self.store.due(now, cfg.batch)
+        for row in rows:
+            attempts = row.attempts + 1
+            if now - row.created_at.timestamp() > cfg.max_age_h * 3600:
+                await self.store.mark_failed(row.id, f"expired after {cfg.max_age_h:g} h "
+                                             f"({row.reason or 'never sent'})", attempts)
+                self.stats.failed += 1
+                continue
+            try:
+                message_id = await self.transport.send(
+                    OutgoingSms(row.id, row.number, row.text, cfg.sender))
+            except PermanentSmsError as exc:
+                await self.store.mark_failed(row.id, f"refused: {exc}", attempts)
+                self.stats.failed += 1
+                log.warning("SMS %d to %s refused: %s", row.id, row.number, exc)
+            except TransportError as exc:
+                delay = min(cfg.backoff_s * 2 ** (attempts - 1), cfg.backoff_max_s)
+                await self.store.mark_retry(row.id, str(exc), self.clock() + delay, attempts)
+                self.stats.retries += 1
+                log.info("SMS %d to %s not sent (%s); retry in %.0f s", row.id, row.number,
+                         exc, delay)
+                return False  # the gateway is down: do not hammer it with the rest
+            else:
+                if await self.store.mark_sent(row.id, message_id, self.transport.name,
+                                              self.clock(), attempts):
+                    self.stats.sent += 1
+                    early = self._early.pop(message_id, None)
+                    if early is not None:
+                        await self._on_receipt(early)
+        return len(rows) == cfg.batch
+
+    async def _on_receipt(self, receipt: DeliveryReceipt) -> None:
+        if await self.store.mark_receipt(receipt.message_id, receipt.delivered,
+                                         receipt.status, self.clock()):
+            self.stats.receipts += 1
+        elif len(self._early) < 10_000:
+            self._early[receipt.message_id] = receipt
+
+    async def _on_inbound(self, msg: InboundSms) -> None:
+        if is_opt_out(msg.text):
+            if await self.store.opt_out(normalize_number(msg.sender), "reply", self.clock()):
+                self.stats.opt_outs += 1
+                log.info("%s replied %r: opted out of SMS", msg.sender, msg.text)
+        else:
+            log.info("SMS from %s ignored: %r", msg.sender, msg.text[:40])

@@ -1,0 +1,1 @@
+"""SMS diversion after hangup: rules, templates, the outbox and transports."""
