@@ -261,13 +261,16 @@ def _sms(c: _Cfg, raw: Any, base: Path, nodes: Any) -> SmsConfig:
         from acd.adapters.sms_smpp import SmppConfig
         m = c.mapping(d.get("smpp", {}), "sms.smpp")
         c.known(m, "sms.smpp", {"host", "port", "system_id", "password", "system_type",
-                                "source_addr"})
+                                "source_addr", "dest_ton", "dest_npi"})
         smpp = SmppConfig(host=c.text(m.get("host", "127.0.0.1"), "sms.smpp.host"),
                           port=c.port(m.get("port", 2775), "sms.smpp.port"),
                           system_id=c.text(m.get("system_id", "acd"), "sms.smpp.system_id"),
                           password=str(m.get("password", "")),
                           system_type=str(m.get("system_type", "")),
-                          source_addr=str(m.get("source_addr", policy.sender)))
+                          source_addr=str(m.get("source_addr", policy.sender)),
+                          # the outbox holds national numbers (13800138000): TON 0
+                          dest_ton=int(c.number(m.get("dest_ton", 0), "sms.smpp.dest_ton", 0, 6)),
+                          dest_npi=int(c.number(m.get("dest_npi", 1), "sms.smpp.dest_npi", 0, 18)))
     sender = SenderConfig(sender=policy.sender,
                           max_age_h=c.number(d.get("max_age_h", 48), "sms.max_age_h", 1, 24 * 30),
                           poll_s=c.number(d.get("poll_s", 1), "sms.poll_s", 0.05, 60))

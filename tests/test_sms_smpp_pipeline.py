@@ -1,0 +1,92 @@
+"""The outbox and sender over SMPP against the in-process SMSC: an abandoned
+call yields exactly one SMS (Chinese, UCS-2, concatenated), its receipt marks
+it delivered, a TD reply opts the number out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from acd.adapters.sms_smpp import SmppConfig, SmppTransport
+from acd.adapters.sms_store import SmsStore
+from acd.adapters.storage import Database
+from acd.core.model import CallRecord, Outcome
+from acd.runtime.sms_sender import SenderConfig, SmsSender
+from acd.sms.policy import CallFacts, parse_sms_policy
+from tests.smsc import FakeSmsc
+
+POLICY = parse_sms_policy("""
+sender: "10086"
+link: "https://m.example.cn/s/{token}"
+templates:
+  sorry:
+    zh: "{caller_name}您好，抱歉让您久等。话费、流量、账单、套餐变更、发票和积分兑换都可以在App里自助办理，无需排队等候人工服务，点击即可打开：{link} 如需人工服务，请在工作时间再次拨打客服热线，我们会尽快为您服务。回复TD退订"
+rules:
+  - {name: abandoned, when: {outcome: abandoned, min_wait_s: 20}, template: sorry}
+""", "sms.yaml")
+
+
+async def wait_for(cond, timeout: float = 10) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await cond():
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_abandoned_call_one_sms_over_smpp_receipt_and_td_reply(tmp_path: Path) -> None:
+    smsc = FakeSmsc(password="pw")
+    await smsc.start()
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'sms.db'}")
+    await db.create()
+    store = SmsStore(db)
+    transport = SmppTransport(SmppConfig(host="127.0.0.1", port=smsc.port, system_id="acd",
+                                         password="pw", dest_ton=0, reconnect_min_s=0.05,
+                                         reconnect_max_s=0.2, liveness_check_s=0.1))
+    sender = SmsSender(store, transport, SenderConfig(sender="10086", poll_s=0.05))
+    await sender.start()
+    try:
+        assert await transport.wait_bound(5)
+        t = time.time()
+        rec = CallRecord("c1", "+8613900001111", "王芳", t - 90, t, Outcome.ABANDONED, (),
+                         "billing", t - 80, 80.0, None, None, None, 0, "pbx1")
+        pending = POLICY.decide(CallFacts("c1", rec.caller, "王芳", "abandoned", t, 80.0))
+        assert pending is not None
+        await db.write_batch([rec], [], [pending])
+        parts = await smsc.wait_submits(3, timeout=10)
+        assert {p.destination for p in parts} == {"13900001111"}
+        assert all(p.data_coding == 0x08 for p in parts)
+        text = b"".join(p.short_message[6:] for p in parts).decode("utf-16-be")
+        assert text == pending.text and text.startswith("王芳您好")
+
+        async def sent() -> bool:
+            r = await store.get("c1")
+            return r is not None and r.state == "sent" and r.message_id == parts[0].message_id
+
+        assert await wait_for(sent)
+        for p in parts:  # the SMSC reports each part delivered
+            await smsc.deliver("13900001111", "10086",
+                               f"id:{p.message_id} sub:001 dlvrd:001 submit date:2611231000 "
+                               "done date:2611231000 stat:DELIVRD err:000 text:".encode(),
+                               esm_class=0x04)
+
+        async def delivered() -> bool:
+            r = await store.get("c1")
+            return r is not None and r.state == "delivered"
+
+        assert await wait_for(delivered)
+        # the caller replies TD (in UCS-2, as phones send Chinese)
+        await smsc.deliver("8613900001111", "10086", "TD".encode("utf-16-be"), data_coding=8)
+
+        async def opted() -> bool:
+            return [r["number"] for r in await store.opted_out()] == ["13900001111"]
+
+        assert await wait_for(opted)
+        await asyncio.sleep(0.3)
+        assert len(smsc.submits) == 3  # exactly one SMS (three parts), never resent
+    finally:
+        await sender.stop()
+        await db.dispose()
+        await smsc.stop()
