@@ -21,7 +21,10 @@ sender: "10086"
 link: "https://m.example.cn/s/{token}"
 templates:
   sorry:
-    zh: "{caller_name}您好，抱歉让您久等。话费、流量、账单、套餐变更、发票和积分兑换都可以在App里自助办理，无需排队等候人工服务，点击即可打开：{link} 如需人工服务，请在工作时间再次拨打客服热线，我们会尽快为您服务。回复TD退订"
+    zh: >-
+      {caller_name}您好，抱歉让您久等。话费、流量、账单、套餐变更、发票和积分兑换都可以在
+      App里自助办理，无需排队等候人工服务，点击即可打开：{link}
+      如需人工服务，请在工作时间再次拨打客服热线，我们会尽快为您服务。回复TD退订
 rules:
   - {name: abandoned, when: {outcome: abandoned, min_wait_s: 20}, template: sorry}
 """, "sms.yaml")
