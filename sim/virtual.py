@@ -390,7 +390,8 @@ def _run(sc: Scenario, seed: int, max_calls: int | None, trace: Sequence[TraceCa
         round(sc.expected_calls() or 0) or None)
 
     cc = ContactCenter(CoreConfig(policy=policy, agents=tuple(a.profile for a in sc.agents),
-                                  wrap_up_s=sc.wrap_up_s, rona_pause_s=sc.rona_pause_s))
+                                  wrap_up_s=sc.wrap_up_s, rona_pause_s=sc.rona_pause_s,
+                                  explain=False))
     handle = cc.handle
     queue_names = tuple(policy.queues)
     qindex = {q: i for i, q in enumerate(queue_names)}

@@ -225,3 +225,62 @@ def test_random_sequences_keep_invariants(seq: list[tuple[str, int]]) -> None:
         # FIFO: no waiting call arrived before a call that got offered later
         waiting = cc.waiting("q")
         assert waiting == sorted(waiting, key=lambda c: int(c[1:]))
+
+
+def test_without_explanations_the_decisions_are_the_same() -> None:
+    """`explain=False` (the virtual simulator) changes what is recorded, not who gets a call."""
+    import random
+
+    from acd.core.model import (
+        AgentLogin,
+        CallQueued,
+        CallStarted,
+        ConnectCall,
+        ConversationEnded,
+        CoreConfig,
+        OfferAnswered,
+        RecordExplanation,
+        TimerFired,
+    )
+
+    def run(explain: bool) -> tuple[list[tuple[str, str]], int]:
+        policy = simple_policy({"q": 20})
+        agents = agents_for_queues({f"a{i}": (str(1000 + i), ("q",)) for i in range(4)})
+        cc = ContactCenter(CoreConfig(policy, agents, wrap_up_s=1.0, explain=explain))
+        rng = random.Random(5)
+        offers: list[tuple[str, str]] = []
+        counts = [0]
+        events: list[tuple[float, int, object]] = []  # (time, seq, event)
+        seq = [0]
+
+        def later(t: float, ev: object) -> None:
+            seq[0] += 1
+            events.append((t, seq[0], ev))
+
+        def do(out: list[object], t: float) -> None:
+            for act in out:
+                counts[0] += isinstance(act, RecordExplanation)
+                if isinstance(act, ConnectCall):
+                    offers.append((act.call_id, act.agent_id))
+                    do(cc.handle(OfferAnswered(act.call_id, act.offer_id), t), t)
+                    later(t + rng.expovariate(0.3), ConversationEnded(act.call_id))
+                elif type(act).__name__ == "StartTimer":
+                    later(act.at, TimerFired(act.key))  # type: ignore[attr-defined]
+
+        t = 0.0
+        for a in agents:
+            do(cc.handle(AgentLogin(a.agent_id), t), t)  # type: ignore[arg-type]
+        for i in range(200):
+            t += rng.expovariate(1.0)
+            later(t, CallStarted(f"c{i}", "138"))
+            later(t, CallQueued(f"c{i}", "q"))
+        while events:
+            events.sort(key=lambda e: (e[0], e[1]))
+            when, _, ev = events.pop(0)
+            do(cc.handle(ev, when), when)  # type: ignore[arg-type]
+        return offers, counts[0]
+
+    with_explain, n = run(True)
+    without, m = run(False)
+    assert with_explain == without and len(without) == 200
+    assert n == len(with_explain) and m == 0

@@ -185,6 +185,7 @@ class ContactCenter:
 
     def __init__(self, config: CoreConfig) -> None:
         self._config = config
+        self._explain = config.explain
         self.policy: Policy = config.policy
         for qp in self.policy.queues.values():
             for step in qp.escalate:
@@ -767,6 +768,10 @@ class ContactCenter:
                 scored.append((total, -agent.ready_since, agent.agent_id, agent.shape))
         if not scored:
             return
+        if not self._explain:
+            best = max(scored)
+            self._offer(call, self._agents[best[2]], now, out, (), "")
+            return
         top = heapq.nlargest(EXPLAIN_TOP, scored)
         best = top[0]
         self._offer(call, self._agents[best[2]], now, out,
@@ -824,6 +829,9 @@ class ContactCenter:
         if best is None:
             return
         call = self._calls[best[2]]
+        if not self._explain:
+            self._offer(call, agent, now, out, (), "")
+            return
         self._offer(call, agent, now, out,
                     (Candidate(agent.agent_id, 0.0, ()),),
                     "agent became ready: first eligible waiting call by priority and arrival")
@@ -852,6 +860,8 @@ class ContactCenter:
             extension=agent.profile.extension, channel=call.channel, server=call.server,
             ring_timeout_s=qp.ring_timeout_s,
         ))
+        if not self._explain:
+            return
         out.append(RecordExplanation(Explanation(
             call_id=call.call_id, offer_id=call.offer_id, agent_id=agent.agent_id, at=now,
             queue=call.queue, customer_class=call.customer_class, priority=call.priority,

@@ -358,3 +358,6 @@ class CoreConfig:
     #: after a failed offer the agent is paused; back to ready after this many
     #: seconds (None: stays paused until someone sets it ready).
     rona_pause_s: float | None = 30.0
+    #: build an Explanation for every offer (`acd explain`); the virtual
+    #: simulator turns it off (nobody reads them there)
+    explain: bool = True
