@@ -105,3 +105,36 @@ def test_flow_run_shows_prompts_keys_and_path() -> None:
     assert "⌨ main_menu 7" in r.output and "acd/invalid-option" in r.output
     assert "path: welcome > main_menu > balance > goodbye" in r.output
     assert "✖ goodbye hang up" in r.output
+
+
+def test_the_sample_hotline_passes_validate_and_its_tests() -> None:
+    r = CliRunner().invoke(main, ["flow", "validate", str(ROOT / "ivr_flows" / "hotline.yaml"),
+                                  "--config", str(ROOT / "acd.example.yaml"), "--strict"])
+    assert r.exit_code == 0, r.output
+    assert "flow 'hotline' version 2026.11" in r.output
+    r = CliRunner().invoke(main, ["flow", "test", str(ROOT / "ivr_flows" / "hotline.yaml")])
+    assert r.exit_code == 0, r.output
+    assert "18 case(s) passed" in r.output
+
+
+def test_flow_test_reports_a_failing_case_with_its_line(tmp_path: Path) -> None:
+    text = (ROOT / "ivr_flows" / "hotline.tests.yaml").read_text()
+    bad = tmp_path / "hotline.tests.yaml"
+    flow = ROOT / "ivr_flows" / "hotline.yaml"
+    bad.write_text(text.replace("flow: hotline.yaml", f"flow: {flow}")
+                   .replace("priority: 60", "priority: 40"))
+    r = CliRunner().invoke(main, ["flow", "test", str(bad)])
+    assert r.exit_code == 1
+    assert "priority 60, expected 40" in r.output and "1 failed of 18" in r.output
+
+
+def test_flow_graph_writes_svg_png_and_dot(tmp_path: Path) -> None:
+    for ext in ("svg", "png", "dot"):
+        out = tmp_path / f"h.{ext}"
+        r = CliRunner().invoke(main, ["flow", "graph", str(ROOT / "ivr_flows" / "hotline.yaml"),
+                                      "-o", str(out)])
+        assert r.exit_code == 0, r.output
+        assert out.stat().st_size > 1000
+    r = CliRunner().invoke(main, ["flow", "graph", str(ROOT / "ivr_flows" / "hotline.yaml"),
+                                  "-o", str(tmp_path / "h.gif")])
+    assert r.exit_code == 2 and ".svg" in r.output

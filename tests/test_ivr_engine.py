@@ -51,8 +51,13 @@ nodes:
     retries: 1
     timeout_prompt: acd/no-input
     invalid_prompt: acd/invalid
-    options: {{"1": acct, "2": xfer, "3": rec, "9": vm}}
+    options: {{"1": acct, "2": xfer, "3": rec, "4": vipsub, "9": vm}}
     on_fail: bye
+  vipsub: {{type: subflow, flow: sub.yaml, next: subq}}
+  subq:
+    type: queue
+    queue: billing
+    priority: "int(tier) * 10"
   acct:
     type: input
     prompt: acd/enter-account
@@ -85,7 +90,8 @@ nodes:
   set:
     type: set
     vars: {{tier: "{{caller.vip}}"}}
-    next: route
+    next: jump
+  jump: {{type: goto, target: route}}
   route:
     type: branch
     cases:
@@ -112,6 +118,21 @@ nodes:
   vm: {{type: voicemail, mailbox: "1000@hotline"}}
   sorry: {{type: hangup, prompt: acd/sorry}}
   bye: {{type: hangup, prompt: acd/bye}}
+"""
+
+
+SUB = """
+flow: sub
+start: look
+variables: {tier: "0"}
+nodes:
+  look:
+    type: lookup
+    source: profile
+    save: {tier: vip}
+    next: done
+    on_error: done
+  done: {type: return}
 """
 
 
@@ -143,6 +164,7 @@ async def lookup_server(delay_s: float = 0.0) -> AsyncIterator[tuple[str, list[s
 async def system(tmp_path: Path, url: str, *, clock_at: float = MONDAY_10,
                  version: str = "1", profiles: dict[str, dict[str, str]] | None = None,
                  ) -> AsyncIterator[tuple[SimPBX, Engine, Path]]:
+    (tmp_path / "sub.yaml").write_text(SUB)
     flow_file = tmp_path / "every.yaml"
     flow_file.write_text(FLOW.format(url=url, version=version))
     pbx = SimPBX(SimConfig(users={"acd": SECRET}, prompt_s=0.05, say_word_s=0.05,
@@ -214,7 +236,8 @@ async def test_input_lookup_say_set_branch_and_queue(tmp_path: Path) -> None:
                                  f'SAY DATETIME {DUE} "" "ABdY" "Asia/Shanghai"']
     assert rec["queue"] == "billing" and rec["outcome"] == "answered"
     assert rec["ivr_path"].split(">") == ["hours", "lang", "greet", "menu", "acct", "fetch",
-                                          "say", "say_date", "mark", "set", "route", "q"]
+                                          "say", "say_date", "mark", "set", "jump", "route",
+                                          "q"]
 
 
 async def test_a_key_interrupts_the_prompts_and_answers_the_menu(tmp_path: Path) -> None:
@@ -268,6 +291,20 @@ async def test_vip_profile_branches_to_the_vip_queue(tmp_path: Path) -> None:
         res = await call(pbx, ["", "", "1", "5555#", ""], number="13900000000")
         rec = await record(engine, res.uniqueid)
     assert rec["queue"] == "vip" and rec["priority"] == 40
+
+
+async def test_subflow_with_a_profile_lookup_returns_to_the_main_flow(tmp_path: Path) -> None:
+    profiles = {"13900000001": {"vip": "3"}}
+    async with lookup_server() as (url, _), \
+            system(tmp_path, url, profiles=profiles) as (pbx, engine, _):
+        vip = await call(pbx, ["", "", "4"], number="13900000001")
+        plain = await call(pbx, ["", "", "4"], number="13900000002")  # no profile: on_error
+        rec_vip = await record(engine, vip.uniqueid)
+        rec_plain = await record(engine, plain.uniqueid)
+    assert rec_vip["ivr_path"].endswith("menu>vipsub>vipsub/look>vipsub/done>subq")
+    assert (rec_vip["queue"], rec_vip["priority"]) == ("billing", 30)
+    assert rec_plain["ivr_path"].endswith("vipsub/look>vipsub/done>subq")
+    assert rec_plain["priority"] == 0
 
 
 async def test_record_stops_on_hash(tmp_path: Path) -> None:
@@ -332,8 +369,9 @@ async def test_reload_new_calls_take_the_new_version_old_calls_finish(tmp_path: 
                                                   patience_s=5, key_delay_s=0.02))
         await asyncio.sleep(0.15)
         new = FLOW.format(url=url, version="2").replace(
-            'options: {"1": acct, "2": xfer, "3": rec, "9": vm}',
-            'options: {"1": xfer, "2": xfer, "3": rec, "9": vm}')
+            'options: {"1": acct, "2": xfer, "3": rec, "4": vipsub, "9": vm}',
+            'options: {"1": xfer, "2": xfer, "3": rec, "4": vipsub, "9": vm}')
+        assert new != FLOW.format(url=url, version="2")
         flow_file.write_text(new)
         result = engine.flows.reload()
         assert result.ok and result.version == "2" and result.changed
