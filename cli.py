@@ -173,12 +173,14 @@ main.add_command(explain)
 
 from acd.cli_flow import flow  # noqa: E402
 from acd.cli_planning import staffing  # noqa: E402
+from acd.cli_sim import sim_group  # noqa: E402
 from acd.cli_sms import report, sms  # noqa: E402
 
 main.add_command(flow)
 main.add_command(staffing)
 main.add_command(sms)
 main.add_command(report)
+main.add_command(sim_group)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,27 @@
     acd staffing ... --max-abandon 0.05                          also cap the abandon share
     acd staffing ... --agents 12                                 evaluate 12 agents, no search
     acd staffing ... --json                                      figures as JSON
+    acd staffing --scenario sim/scenarios/erlang_a.yaml [--target-sl 0.8] [--max-abandon X]
+                 [--seed N] [--calls N] [--queue Q] [--interval HH:MM] [--pool SKILL]
+                                                                 by simulation (see below)
 
 The table shows the agent counts around the answer (needed − 2 … needed + 3)
 with the share of callers who wait, who abandon, the mean wait (over all
 callers, abandoners included), the service level (share of all callers
 answered within --answer-within seconds) and agent occupancy.  The formulas
 are in :mod:`acd.planning.erlang`.
+
+With ``--scenario`` the counts are tried in the virtual simulator (the
+production router; :mod:`sim.staffing`): the scenario's roster scaled
+uniformly (or, with ``--pool``, the agents whose only skill is that one),
+starting from the Erlang estimate and searching up or down until the
+smallest count that meets the target sits next to one that does not; every
+count with the same seed.  The service-level thresholds are the scenario's
+(``sl_seconds``, the routing file's classes).  The table shows each count
+tried: simulated service level, abandonment, mean wait and occupancy, and
+the Erlang C/A service level and abandonment of the scope as one queue
+beside them.  ``--queue`` measures one queue, ``--interval`` one interval
+of the day (a stationary run at its rate, with the agents on shift then).
 
 Exit codes: 0 done; 2 a bad option value (the message names the option).
 """
@@ -20,17 +35,26 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Sequence
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
+from click.core import ParameterSource
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from acd.planning.erlang import agents_needed, check_targets, evaluate, offered_load
 
+if TYPE_CHECKING:
+    from sim.staffing import StaffingSearch
+
 console = Console()
+err_console = Console(stderr=True, soft_wrap=True)  # never wrap file:line: messages
+#: arrivals per count for a constant-rate scenario or an interval (sim.staffing.DEFAULT_CALLS)
+DEFAULT_CALLS = 20_000
 
 #: rows shown below and above the answer
 ROWS_BELOW, ROWS_ABOVE = 2, 3
@@ -42,9 +66,9 @@ _PARAM_RE = re.compile(r"\b(" + "|".join(OPTION_OF) + r")\b")
 
 
 class Figures(Protocol):
-    """What one table row needs.  The Erlang results have it; a
-    simulator-based evaluation (a future ``--scenario``) can provide the
-    same attributes and reuse :func:`staffing_table` and :func:`as_json`."""
+    """What one table row needs.  The Erlang results have it.  The
+    simulator-based search (``--scenario``) shows Erlang's figures beside
+    its own, so it has a table of its own (:func:`scenario_table`)."""
 
     @property
     def agents(self) -> int: ...
@@ -115,9 +139,11 @@ def _row_json(r: Figures, target_sl: float, max_abandon: float | None) -> dict[s
 
 
 @click.command()
-@click.option("--calls-per-hour", type=float, required=True, help="Arriving calls per hour.")
-@click.option("--aht", "aht_s", type=float, required=True,
-              help="Average handling time, seconds (talk + wrap-up).")
+@click.option("--calls-per-hour", type=float, default=None,
+              help="Arriving calls per hour (required without --scenario).")
+@click.option("--aht", "aht_s", type=float, default=None,
+              help="Average handling time, seconds (talk + wrap-up; required without "
+                   "--scenario).")
 @click.option("--patience", "patience_s", type=float, default=None,
               help="Callers' mean patience, seconds (exponential): Erlang A.  "
                    "Omitted: Erlang C, nobody abandons.")
@@ -131,11 +157,49 @@ def _row_json(r: Figures, target_sl: float, max_abandon: float | None) -> dict[s
 @click.option("--agents", type=int, default=None,
               help="Evaluate this many agents instead of searching for the number needed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def staffing(calls_per_hour: float, aht_s: float, patience_s: float | None, target_sl: float,
-             answer_within_s: float, max_abandon: float | None, agents: int | None,
-             as_json: bool) -> None:
+@click.option("--scenario", "scenario_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None,
+              help="Search by simulation on this load-simulator scenario (sim/scenarios/) "
+                   "instead of the Erlang formulas.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="With --scenario: the random seed (the same for every count).")
+@click.option("--calls", type=click.IntRange(min=100), default=None,
+              help="With --scenario: arrivals per count (default: the scenario's day, or "
+                   f"{DEFAULT_CALLS:,} for a constant rate or an interval).")
+@click.option("--queue", default=None, help="With --scenario: meet the target in this queue.")
+@click.option("--interval", default=None,
+              help="With --scenario: meet the target in this interval of the day (HH:MM).")
+@click.option("--pool", default=None,
+              help="With --scenario: scale the agents whose only skill is this one (default: "
+                   "the whole roster, uniformly).")
+@click.pass_context
+def staffing(ctx: click.Context, calls_per_hour: float | None, aht_s: float | None,
+             patience_s: float | None, target_sl: float, answer_within_s: float,
+             max_abandon: float | None, agents: int | None, as_json: bool,
+             scenario_path: Path | None, seed: int, calls: int | None, queue: str | None,
+             interval: str | None, pool: str | None) -> None:
     """How many agents a queue needs to answer --target-sl of all calls within
-    --answer-within seconds: Erlang C, or Erlang A with --patience."""
+    --answer-within seconds: Erlang C, or Erlang A with --patience; or, with
+    --scenario, by simulating a scenario with more or fewer agents."""
+    if scenario_path is not None:
+        given = [OPTION_OF.get(name, f"--{name}") for name in
+                 ("calls_per_hour", "aht_s", "patience_s", "answer_within_s")
+                 if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+        if given:
+            raise click.UsageError(f"{', '.join(given)}: not with --scenario (the scenario "
+                                   f"gives the load, handle times, patience and thresholds)")
+        _scenario_staffing(scenario_path, target_sl=target_sl, max_abandon=max_abandon,
+                           agents=agents, seed=seed, calls=calls, queue=queue,
+                           interval=interval, pool=pool, as_json=as_json)
+        return
+    extra = [f"--{name}" for name in ("seed", "calls", "queue", "interval", "pool")
+             if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+    if extra:
+        raise click.UsageError(f"{', '.join(extra)}: only with --scenario")
+    if calls_per_hour is None:
+        raise click.UsageError("Missing option '--calls-per-hour' (or give --scenario).")
+    if aht_s is None:
+        raise click.UsageError("Missing option '--aht' (or give --scenario).")
     try:
         load = offered_load(calls_per_hour, aht_s)
         if agents is None:
@@ -148,8 +212,7 @@ def staffing(calls_per_hour: float, aht_s: float, patience_s: float | None, targ
             evaluate(calls_per_hour, aht_s, agents, answer_within_s, patience_s)
             check_targets(target_sl, patience_s, max_abandon)  # the ✓/✗ column uses them
         counts = range(max(1, mark - ROWS_BELOW), mark + ROWS_ABOVE + 1)
-        # hook: a simulator-based search (a future --scenario option) replaces the two
-        # calls above and this list with its own Figures; the rendering below stays as is
+        # the simulator-based search (--scenario) is _scenario_staffing below
         rows = [evaluate(calls_per_hour, aht_s, n, answer_within_s, patience_s) for n in counts]
     except ValueError as exc:
         raise click.UsageError(_option_names(str(exc))) from exc
@@ -180,3 +243,114 @@ def staffing(calls_per_hour: float, aht_s: float, patience_s: float | None, targ
     console.print(staffing_table(rows, mark=mark, mark_label=label, title=title, caption=caption,
                                  answer_within_s=answer_within_s, target_sl=target_sl,
                                  max_abandon=max_abandon, show_abandon=patience_s is not None))
+
+
+# ------------------------------------------------------------------ --scenario
+
+
+def _opt_pct(x: float | None) -> str:
+    return "-" if x is None else _pct(x)
+
+
+def scenario_table(search: StaffingSearch) -> Table:
+    """One row per count tried: simulated figures, then Erlang's beside them."""
+    e = search.erlang
+    model = f"Erlang {e.model}" if e is not None else "Erlang"
+    what = "roster" if search.pool is None else f"{search.pool} agents"
+    scope = search.scope + (f", queue {search.queue}" if search.queue else "")
+    notes = [f"{scope}; {what} scaled; seed {search.seed}"
+             + (f", {search.calls:,} arrivals per count" if search.calls else "")]
+    target = f"target SL ≥ {100 * search.target_sl:g} %"
+    if search.max_abandon is not None:
+        target += f", abandon ≤ {100 * search.max_abandon:g} %"
+    notes.append(target)
+    if e is not None:
+        pat = "no abandonment" if e.patience_s is None else f"patience {e.patience_s:.0f} s"
+        est = "" if search.erlang_estimate is None else f" → estimate {search.erlang_estimate}"
+        notes.append(f"{model} as one queue: {e.calls_per_hour:.0f} calls/h, AHT "
+                     f"{e.aht_s:.0f} s, {pat}, SL within {e.t_s:g} s{est}")
+    if search.needed is not None:
+        notes.append(f"→ {search.needed} agents needed")
+    elif len(search.tried) == 1:  # --agents: one count, no search
+        c = search.tried[0]
+        notes.append(f"→ {c.agents} agents given: {'meets' if c.meets else 'misses'} the target")
+    else:
+        notes.append("→ no count tried meets the target")
+    table = Table(title=f"staffing by simulation: {search.scenario}",
+                  caption="\n".join(notes), box=box.SIMPLE_HEAD, padding=(0, 1),
+                  pad_edge=False)
+    table.add_column("", no_wrap=True)
+    for head in ("agents", "SL", "abandon", "wait", "occup.", "Erl. SL", "Erl. ab."):
+        table.add_column(head, justify="right", no_wrap=True)
+    table.add_column("target", justify="center", no_wrap=True)
+    for c in search.tried:
+        mark = c.agents == search.needed
+        er = c.erlang
+        table.add_row(
+            "→" if mark else "", str(c.agents), _opt_pct(c.service_level),
+            _opt_pct(c.abandon_rate),
+            "-" if c.mean_wait_s is None else _seconds(c.mean_wait_s), _opt_pct(c.occupancy),
+            "-" if er is None else _pct(er.sl), "-" if er is None else _pct(er.pab),
+            "[green]✓[/green]" if c.meets else "[red]✗[/red]",
+            style="bold" if mark else None)
+    return table
+
+
+def _scenario_staffing(path: Path, *, target_sl: float, max_abandon: float | None,
+                       agents: int | None, seed: int, calls: int | None, queue: str | None,
+                       interval: str | None, pool: str | None, as_json: bool) -> None:
+    from acd.yamlpos import YamlError
+    from sim.scenario import load_scenario
+    from sim.staffing import (
+        StaffingSearch,
+        erlang_estimate,
+        erlang_inputs,
+        evaluate_count,
+        scope_scenario,
+        search_agents,
+    )
+    from sim.virtual import SimError
+
+    try:
+        check_targets(target_sl, 1.0, max_abandon)
+    except ValueError as exc:
+        raise click.UsageError(_option_names(str(exc))) from exc
+    try:
+        sc = load_scenario(path)
+    except YamlError as exc:
+        err_console.print(str(exc), markup=False, highlight=False)
+        sys.exit(2)
+    status = err_console.status("simulating ...")
+    if not as_json:
+        status.start()
+
+    def tried(c: Any) -> None:
+        sl = "-" if c.service_level is None else f"{100 * c.service_level:.1f} %"
+        status.update(f"simulating ... {c.agents} agents: SL {sl}")
+
+    try:
+        if agents is not None:
+            if agents < 1:
+                raise click.UsageError("--agents must be >= 1")
+            scoped, n_calls, warmup, label = scope_scenario(sc, interval, calls)
+            inputs = erlang_inputs(scoped, queue, pool, seed)
+            row = evaluate_count(scoped, agents, target_sl=target_sl, max_abandon=max_abandon,
+                                 seed=seed, calls=n_calls, warmup_calls=warmup, queue=queue,
+                                 pool=pool, erlang=inputs)
+            search = StaffingSearch(
+                scenario=sc.name, scope=label, queue=queue, pool=pool, target_sl=target_sl,
+                max_abandon=max_abandon, seed=seed, calls=n_calls, base_agents=len(sc.agents),
+                erlang=inputs, erlang_estimate=erlang_estimate(inputs, target_sl, max_abandon),
+                needed=None, tried=[row])
+        else:
+            search = search_agents(sc, target_sl, max_abandon, seed=seed, calls=calls,
+                                   queue=queue, interval=interval, pool=pool, progress=tried)
+    except SimError as exc:
+        raise click.UsageError(f"{path}: {exc}") from exc
+    finally:
+        status.stop()
+    if as_json:
+        doc = {"model": "simulation", **search.to_dict()}
+        click.echo(json.dumps(doc, indent=2))
+        return
+    console.print(scenario_table(search))

@@ -1,0 +1,140 @@
+"""Staffing by simulation (sim/staffing.py) and `acd staffing --scenario`.
+
+The Erlang A scenario (sim/scenarios/erlang_a.yaml: 200 calls/h, handle 180 s,
+patience 360 s, SL 20 s) needs 13 agents for 80 % by Erlang A (12 give
+0.762, 13 give 0.852); the simulated search must land next to it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from acd.cli_planning import staffing
+from sim.scenario import load_scenario
+from sim.staffing import evaluate_count, scale_roster, search_agents
+from sim.virtual import SimError
+
+ROOT = Path(__file__).resolve().parent.parent
+ERLANG_A = ROOT / "sim" / "scenarios" / "erlang_a.yaml"
+MONDAY = ROOT / "sim" / "scenarios" / "monday.yaml"
+CALLS = 8000  # per count: 2,000 of warm-up (the scenario's 600 minutes), 6,000 counted
+
+cli = click.Group()
+cli.add_command(staffing)
+
+
+def test_search_finds_the_smallest_count_meeting_the_target() -> None:
+    sc = load_scenario(ERLANG_A)
+    seen: list[int] = []
+    res = search_agents(sc, 0.8, seed=4, calls=CALLS, progress=lambda c: seen.append(c.agents))
+    n = res.needed
+    assert n is not None
+    assert seen[0] == res.erlang_estimate == 13  # the search starts from Erlang A
+    assert abs(n - res.erlang_estimate) <= 2
+    tried = {c.agents: c for c in res.tried}
+    assert tried[n].meets and not tried[n - 1].meets
+    assert [c.agents for c in res.tried] == sorted(tried)
+    # checked independently, same seed: n meets, n - 1 does not
+    again = evaluate_count(sc, n, target_sl=0.8, seed=4, calls=CALLS)
+    below = evaluate_count(sc, n - 1, target_sl=0.8, seed=4, calls=CALLS)
+    assert again.meets and again.service_level == tried[n].service_level
+    assert not below.meets and below.service_level is not None and below.service_level < 0.8
+    # Erlang's figures beside the simulated ones
+    assert res.erlang is not None and res.erlang.model == "A"
+    assert res.erlang.calls_per_hour == pytest.approx(200) and res.erlang.aht_s == 180
+    e = tried[n].erlang
+    assert e is not None and e.agents == n
+    assert tried[n].service_level == pytest.approx(e.sl, abs=0.05)
+    assert tried[n].occupancy is not None and 0.6 < tried[n].occupancy < 0.9
+
+
+def test_abandon_cap_needs_more_agents() -> None:
+    sc = load_scenario(ERLANG_A)
+    loose = search_agents(sc, 0.5, seed=1, calls=5000)
+    capped = search_agents(sc, 0.5, max_abandon=0.02, seed=1, calls=5000)
+    assert loose.needed is not None and capped.needed is not None
+    assert capped.needed > loose.needed
+    by_n = {c.agents: c for c in capped.tried}
+    assert by_n[capped.needed].abandon_rate <= 0.02 < by_n[capped.needed - 1].abandon_rate
+
+
+def test_roster_scaling_keeps_the_mix() -> None:
+    sc = load_scenario(MONDAY)
+    n0 = len(sc.agents)
+    double = scale_roster(sc, 2 * n0)
+    assert len(double.agents) == 2 * n0
+    assert len({a.profile.agent_id for a in double.agents}) == 2 * n0
+    base = Counter(a.profile.agent_id.rstrip("0123456789") for a in sc.agents)
+    twice = Counter(a.profile.agent_id.split("~")[0].rstrip("0123456789")
+                    for a in double.agents)
+    assert twice == Counter({k: 2 * v for k, v in base.items()})
+    # fewer: every shift group keeps about its share
+    half = scale_roster(sc, n0 // 2)
+    assert len(half.agents) == n0 // 2
+    groups = Counter(a.profile.groups for a in half.agents)
+    full = Counter(a.profile.groups for a in sc.agents)
+    for g, k in full.items():
+        assert abs(groups[g] - k / 2) <= 1.5
+    # one pool: only the agents whose only skill it is
+    sc_a = load_scenario(ERLANG_A)
+    assert len(scale_roster(sc_a, 5, pool="q").agents) == 5
+    with pytest.raises(SimError, match="only skill"):
+        search_agents(sc, 0.8, pool="tech")
+
+
+def test_one_interval_of_the_day() -> None:
+    sc = load_scenario(MONDAY)
+    res = search_agents(sc, 0.8, seed=1, calls=2000, interval="19:45")
+    assert res.scope == "interval 19:45" and res.needed is not None
+    by_n = {c.agents: c for c in res.tried}
+    assert by_n[res.needed].meets and not by_n[res.needed - 1].meets
+    with pytest.raises(SimError, match="not one of"):
+        search_agents(sc, 0.8, interval="23:00")
+
+
+def test_cli_staffing_with_a_scenario() -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["staffing", "--scenario", str(ERLANG_A), "--seed", "4",
+                                 "--calls", str(CALLS), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["model"] == "simulation" and data["erlang"]["estimate"] == 13
+    n = data["agents_needed"]
+    rows = {r["agents"]: r for r in data["results"]}
+    assert rows[n]["meets"]
+    assert not rows[n - 1]["meets"]
+    assert rows[n]["erlang"]["model"] == "A"
+
+    table = runner.invoke(cli, ["staffing", "--scenario", str(ERLANG_A), "--seed", "4",
+                                "--calls", str(CALLS), "--target-sl", "0.8"])
+    assert table.exit_code == 0, table.output
+    assert f"→ {n} agents needed" in table.output
+    assert "Erl. SL" in table.output and "Erlang A as one queue" in table.output
+    lines = [ln.split() for ln in table.output.splitlines() if ln.split()
+             and ln.split()[-1] in ("✓", "✗")]
+    marks = {ln[1] if ln[0] == "→" else ln[0]: ln[-1] for ln in lines}
+    assert marks[str(n)] == "✓" and marks[str(n - 1)] == "✗"
+
+    given = runner.invoke(cli, ["staffing", "--scenario", str(ERLANG_A), "--calls", "3000",
+                                "--agents", "16"])
+    assert given.exit_code == 0, given.output
+    assert "16 agents given: meets the target" in given.output
+
+
+def test_cli_staffing_scenario_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    clash = runner.invoke(cli, ["staffing", "--scenario", str(ERLANG_A), "--aht", "180"])
+    assert clash.exit_code == 2 and "--aht" in clash.output
+    alone = runner.invoke(cli, ["staffing", "--calls-per-hour", "200", "--aht", "180",
+                                "--pool", "q"])
+    assert alone.exit_code == 2 and "only with --scenario" in alone.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nagents: {counts: {q: 1}}\nwrap_up_s: -3\n", encoding="utf-8")
+    res = runner.invoke(cli, ["staffing", "--scenario", str(bad)])
+    assert res.exit_code == 2 and f"{bad}:" in res.output
