@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from acd.adapters.ami import AmiConfig
 from acd.adapters.http_api import ControlApi
@@ -48,7 +49,7 @@ def db_url_for(tmp_path: Path) -> str:
 async def system(tmp_path: Path, phones: Mapping[str, PhoneBehaviour],
                  skills: Mapping[str, Mapping[str, int]] | None = None, *,
                  ring_timeout_s: float = 5, wrap_up_s: float = 0.05,
-                 login_agents: bool = True) -> AsyncIterator[System]:
+                 login_agents: bool = True, sms: Any = None) -> AsyncIterator[System]:
     """Agents ``a<ext>`` on phones ``<ext>``; ``skills``: {ext: {skill: level}}
     (default: every queue at level 5)."""
     pbx = SimPBX(SimConfig(users={"acd": SECRET}, prompt_s=0.05))
@@ -64,7 +65,7 @@ async def system(tmp_path: Path, phones: Mapping[str, PhoneBehaviour],
     cfg = EngineConfig(
         core=CoreConfig(policy=policy, agents=agents, wrap_up_s=wrap_up_s, rona_pause_s=None),
         flow=FLOW, ami=AmiConfig(port=pbx.ami_port, username="acd", secret=SECRET),
-        agi_port=0, database_url=url, login_agents=login_agents, api_port=0,
+        agi_port=0, database_url=url, login_agents=login_agents, api_port=0, sms=sms,
     )
     engine = Engine(cfg)
     own: ControlApi | None = None

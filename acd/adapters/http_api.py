@@ -646,10 +646,9 @@ class ControlApi:
         """The SMS link itself, when this API is the link's host: count, then redirect."""
         token = request.match_info["token"]
         await self._sms_store().click(token, self._now())
-        target = request.query.get("to") or "/"
-        if not target.startswith(("https://", "/")):
-            target = "/"
-        raise web.HTTPFound(target)
+        # the configured page only: a target taken from the request would be an open redirect
+        cfg = self.engine.config.sms
+        raise web.HTTPFound(cfg.policy.app_url if cfg is not None else "/")
 
     async def sms_app_login(self, request: web.Request) -> web.Response:
         """The app saw a login from this number (counts as diversion)."""

@@ -150,6 +150,8 @@ class SmsPolicy:
     link: str = ""
     default_language: str = "zh"
     file: str = ""
+    #: where the SMS link sends the caller after counting the click (GET /s/<token>)
+    app_url: str = "/"
     _mobile: re.Pattern[str] = field(default=re.compile(""), repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -208,7 +210,7 @@ def parse_sms_policy(text: str, file: str = "<sms>",
     root = r.compose(text)
     top = r.mapping(root, "the SMS file")
     r.known(top, "the SMS file", {"sender", "mobile_pattern", "cap", "quiet_hours", "link",
-                                  "default_language", "templates", "rules"},
+                                  "default_language", "templates", "rules", "app_url"},
             {"templates"}, root)
     sender = r.string(top["sender"][1], "sender") if "sender" in top else ""
     pattern = r"1[3-9][0-9]{9}"
@@ -293,8 +295,13 @@ def parse_sms_policy(text: str, file: str = "<sms>",
                                               f"(templates: {', '.join(templates)})")
             rules.append(Rule(name, _when(r, f["when"][1], f"rule {name!r}: when",
                                           known_nodes), template))
+    app_url = "/"
+    if "app_url" in top:
+        app_url = r.string(top["app_url"][1], "app_url")
+        if not app_url.startswith(("https://", "http://", "/")):
+            raise r.err(top["app_url"][1], "app_url must be an http(s) address or a path")
     return SmsPolicy(tuple(rules), templates, sender, pattern, per, hours, quiet, link,
-                     default_language, file)
+                     default_language, file, app_url=app_url)
 
 
 def _names(r: Reader, node: Any, what: str) -> frozenset[str]:
