@@ -90,13 +90,18 @@ def _safe(url: str) -> str:
 def _run(db_url: str | None, work: Callable[[ProfileStore], Coroutine[Any, Any, _R]]) -> _R:
     """Open the database (creating missing tables), run ``work``, close it.
     A database failure ends the command with exit code 3."""
+    return run_db(db_url, lambda db: work(ProfileStore(db)))
+
+
+def run_db(db_url: str | None, work: Callable[[Database], Coroutine[Any, Any, _R]]) -> _R:
+    """``_run`` for any store: ``work`` gets the open database."""
     url = db_url or default_db()
 
     async def go() -> _R:
         db = Database(url)
         try:
             await db.create()
-            return await work(ProfileStore(db))
+            return await work(db)
         finally:
             await db.dispose()
 

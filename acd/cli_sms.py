@@ -6,22 +6,18 @@ These work on the database directly (``--db``, default: ``database`` of
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import datetime as dt
 import io
-import sys
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
-from acd.cli_profiles import _db_option, _safe, default_db
+from acd.cli_profiles import _db_option, run_db
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
@@ -29,25 +25,11 @@ _R = TypeVar("_R")
 
 
 def _run(db_url: str | None, work: Callable[[Any], Coroutine[Any, Any, _R]]) -> _R:
+    """Open the database, run ``work`` with the SMS store, close it (exit 3 on a
+    database failure, as every database command)."""
     from acd.adapters.sms_store import SmsStore
-    from acd.adapters.storage import Database
 
-    url = db_url or default_db()
-
-    async def go() -> _R:
-        db = Database(url)
-        try:
-            await db.create()
-            return await work(SmsStore(db))
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(go())
-    except (SQLAlchemyError, OSError) as exc:
-        err_console.print(f"[red]database error[/red] ({escape(_safe(url))}): "
-                          f"{escape(str(exc).splitlines()[0] if str(exc) else repr(exc))}")
-        sys.exit(3)
+    return run_db(db_url, lambda db: work(SmsStore(db)))
 
 
 def _number(value: str) -> str:

@@ -23,12 +23,10 @@ from acd.ivr.flow import (
     TERMINAL,
     Branch,
     Flow,
-    Hangup,
     Input,
     Lookup,
     Menu,
     Node,
-    Play,
     Prompt,
     QueueNode,
     Record,
@@ -317,5 +315,3 @@ def _sounds(flow: Flow, sounds: Path) -> Iterator[Problem]:
                                             f"found in {sounds} for language(s) "
                                             f"{', '.join(missing)}", key)
 
-
-__all__ = ["Hangup", "Play", "Problem", "check_flow", "reachable"]

@@ -42,7 +42,7 @@ from typing import Any
 import yaml
 
 from acd.ivr.dryrun import DryRun, dry_run
-from acd.ivr.flow import Flow, FlowError, load_flow
+from acd.ivr.flow import Flow, load_flow
 from acd.ivr.interpreter import EndCall, EnterQueue, TransferCall, VoicemailCall
 from acd.yamlpos import Reader, YamlError, read_text
 
@@ -251,10 +251,7 @@ def check_case(flow: Flow, case: Case) -> CaseResult:
 
 def run_tests(tests: TestFile, flow: Flow | None = None) -> Iterator[CaseResult]:
     if flow is None:
-        try:
-            flow = load_flow(tests.flow_file)
-        except FlowError:
-            raise
+        flow = load_flow(tests.flow_file)
     for case in tests.cases:
         yield check_case(flow, case)
 

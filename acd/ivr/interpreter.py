@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from acd.ivr.expr import Value, env_from
 from acd.ivr.flow import (
@@ -253,6 +253,7 @@ class FlowRun:
         self._steps = 0
         self._typeahead: str | None = None
         self._typed = ""
+        self._language_chosen = False  # a language node was passed
         self.done = False
         self.end: Terminal | None = None
 
@@ -434,6 +435,7 @@ class FlowRun:
                 return self._enter(body.when_open if body.hours.is_open(self.now)
                                    else body.when_closed)
             case Language():
+                self._language_chosen = True
                 self.variables["language"] = body.language
                 if body.dialect is not None:
                     self.variables["dialect"] = body.dialect
@@ -479,19 +481,16 @@ class FlowRun:
                 priority = 0
             priority = max(0, min(100, priority))
         attrs: dict[str, str] = {}
-        for k in ("language", "dialect"):
-            v = self.variables.get(k)
-            if v and not (k == "language" and "language" not in self._set_by_flow()):
-                attrs[k] = str(v)
+        # the language is a routing attribute only once the caller chose it
+        if self._language_chosen:
+            attrs["language"] = self.language
+        dialect = self.variables.get("dialect")
+        if dialect:
+            attrs["dialect"] = str(dialect)
         for k, t in body.attributes.items():
             attrs[k] = t.render(env)
         return EnterQueue(body.queue, priority, tuple(self.path), tuple(attrs.items()),
                           body.moh, body.announce_every_s, self._prompts(body.prompt))
-
-    def _set_by_flow(self) -> set[str]:
-        """Variables a language node has set on this call's path."""
-        return {"language"} if any(self.flow.nodes[n].type == "language"
-                                   for n in self.path) else set()
 
     def _ask(self) -> Step:
         body = self.flow.nodes[self._node].body
@@ -515,13 +514,3 @@ class FlowRun:
 
     def _end(self, prompts: tuple[str, ...], reason: str = "flow") -> Step:
         return self._finish(EndCall(tuple(self.path), prompts, reason))
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What a finished run amounts to (for tests and reports)."""
-
-    end: Terminal
-    path: tuple[str, ...]
-    variables: dict[str, Value] = field(default_factory=dict)
-    sms: tuple[str, ...] = ()

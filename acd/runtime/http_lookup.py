@@ -8,6 +8,7 @@ node's timeout.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 
@@ -39,7 +40,6 @@ class HttpLookup:
                 body = await resp.content.read(MAX_BODY + 1)
                 if len(body) > MAX_BODY:
                     raise HttpLookupError(f"{url}: answer over {MAX_BODY} bytes")
-                import json
                 try:
                     data = json.loads(body)
                 except ValueError as exc:
