@@ -139,7 +139,7 @@ from acd.runtime.engine import Engine, EngineConfig
 from sim.config import CallerScript, Outcome, PhoneBehaviour, SimConfig
 from sim.pbx import SimPBX
 from sim.phones import Phone
-from sim.scenario import Dist, Scenario, TraceCall, day_start
+from sim.scenario import Dist, Scenario, TraceCall, _pick, day_start, walk
 from sim.virtual import SAMPLE_S, CallOutcome, SimError, VirtualResult
 
 __all__ = [
@@ -190,69 +190,12 @@ class PlannedCall:
     counted: bool  # after the warm-up
 
 
-def _pick(pairs: Sequence[tuple[Any, float]], u: float) -> Any:
-    acc = 0.0
-    for value, p in pairs:
-        acc += p
-        if u < acc:
-            return value
-    return pairs[-1][0]
-
-
-def _entries(step: Any, digit: str | None) -> list[str]:
-    """The caller's key-script entries for one IVR step: one per input prompt
-    the engine plays for it (see acd/runtime/ivr_agi.py), the key on the last."""
-    kind = type(step).__name__
-    prompts = tuple(getattr(step, "prompts", ()))
-    if kind == "PlayPrompt":
-        return [""] * len(prompts) if step.escape_digits else []
-    if kind == "SayValue":
-        return [""] * (len(prompts) + 1) if step.escape_digits else []
-    if kind == "CollectDigit":
-        return [""] * max(0, len(prompts) - 1) + [digit or ""]
-    if kind == "CollectDigits":
-        return [""] * (1 if step.typed else max(1, len(prompts)))
-    if kind == "RecordFile":
-        return [""]
-    return []
-
-
 def walk_keys(flow: Any, keys: Any, rng: random.Random, attributes: dict[str, str],
               now: dt.datetime) -> tuple[str | None, tuple[str, ...],
                                          tuple[tuple[str, str], ...]]:
-    """Walk one caller through ``flow`` exactly as :func:`sim.scenario.walk_ivr`
-    does (same random draws), and also return the caller's key script.
-    Returns (queue or None, key script, attributes the flow set)."""
-    from acd.ivr import interpreter as ivr
-
-    flow_run: Any = ivr.FlowRun
-    try:
-        run = flow_run(flow, caller=dict(attributes), now=now)
-    except TypeError:
-        run = flow_run(flow)
-    script: list[str] = []
-    step: Any = run.start()
-    for _ in range(10_000):
-        kind = type(step).__name__
-        if kind == "EnterQueue":
-            return step.queue, tuple(script), tuple(getattr(step, "attributes", ()))
-        if kind in ("EndCall", "TransferCall", "VoicemailCall") or getattr(run, "done", False):
-            return None, tuple(script), ()
-        digit: str | None = None
-        if kind == "CollectDigit":
-            node = getattr(run, "node", None) or (run.path[-1] if run.path else "")
-            choices = keys.get(node)
-            if choices:
-                u = rng.random()
-                acc = 0.0
-                for key, p in choices:
-                    acc += p
-                    if u < acc:
-                        digit = key
-                        break
-        script.extend(_entries(step, digit))
-        step = run.resume(ivr.Key(digit))
-    return None, tuple(script), ()
+    """:func:`sim.scenario.walk` as (queue or None, key script, attributes the flow set)."""
+    w = walk(flow, keys, rng, attributes, now)
+    return w.queue, w.script, w.attributes
 
 
 def live_flow(sc: Scenario) -> tuple[Flow, dict[str, str]]:

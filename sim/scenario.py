@@ -98,6 +98,7 @@ __all__ = [
     "CallerMix",
     "Dist",
     "IvrSpec",
+    "IvrWalk",
     "QueueSpec",
     "Scenario",
     "ScenarioError",
@@ -109,6 +110,7 @@ __all__ = [
     "load_trace",
     "parse_scenario",
     "parse_trace",
+    "walk",
     "walk_ivr",
 ]
 
@@ -311,39 +313,61 @@ def clock(t: float, start_s: float = 0.0) -> str:
 # ------------------------------------------------------------------ IVR walk
 
 
-def walk_ivr(flow: Any, keys: Mapping[str, Sequence[tuple[str | None, float]]],
-             rng: random.Random, attributes: Mapping[str, str] | None = None,
-             now: dt.datetime | None = None
-             ) -> tuple[str | None, int, tuple[str, ...], tuple[tuple[str, str], ...]]:
+@dataclass(frozen=True, slots=True)
+class IvrWalk:
+    """Where one simulated caller's walk through a flow ended."""
+
+    queue: str | None  # None: the call ended in the IVR
+    priority: int
+    path: tuple[str, ...]
+    attributes: tuple[tuple[str, str], ...]  # set by the flow (language, dialect, ...)
+    #: the caller's key script for the live simulator: one entry per input
+    #: prompt the engine plays (see acd/runtime/ivr_agi.py), the key on the last
+    script: tuple[str, ...]
+
+
+def _entries(step: Any, digit: str | None) -> list[str]:
+    """The key-script entries for one IVR step: one per input prompt the engine
+    plays for it (acd/runtime/ivr_agi.py), the key on the last."""
+    kind = type(step).__name__
+    prompts = tuple(getattr(step, "prompts", ()))
+    if kind == "PlayPrompt":
+        return [""] * len(prompts) if step.escape_digits else []
+    if kind == "SayValue":
+        return [""] * (len(prompts) + 1) if step.escape_digits else []
+    if kind == "CollectDigit":
+        return [""] * max(0, len(prompts) - 1) + [digit or ""]
+    if kind == "CollectDigits":
+        return [""] * (1 if step.typed else max(1, len(prompts)))
+    if kind == "RecordFile":
+        return [""]
+    return []
+
+
+def walk(flow: Any, keys: Mapping[str, Sequence[tuple[str | None, float]]],
+         rng: random.Random, attributes: Mapping[str, str] | None = None,
+         now: dt.datetime | None = None) -> IvrWalk:
     """Walk one caller through ``flow``: at a menu node the key is drawn from
     ``keys[node]`` (no entry: no key); every other step is answered with "no
     key".  ``attributes``: the caller's profile; ``now``: the simulated time
-    (for opening hours).  Returns (queue or None when the call ended in the
-    IVR, priority, path, attributes the flow set).
-
-    The one place that knows the IVR interpreter's API (it is being
-    rewritten): swap this function to follow it.
-    """
+    (for opening hours).  The virtual and the live simulator both walk callers
+    here, so the same seed draws the same keys in both."""
     from acd.ivr import interpreter as ivr
 
-    flow_run: Any = ivr.FlowRun
-    try:
-        run = flow_run(flow, caller=dict(attributes or {}), now=now)
-    except TypeError:  # the interpreter without caller data and clock
-        run = flow_run(flow)
+    run = ivr.FlowRun(flow, caller=dict(attributes or {}), now=now)
+    script: list[str] = []
     step: Any = run.start()
     for _ in range(10_000):
-        kind = type(step).__name__
-        if kind == "EnterQueue":
-            return (step.queue, int(step.priority), tuple(step.path),
-                    tuple(getattr(step, "attributes", ())))
-        if kind in ("EndCall", "TransferCall", "VoicemailCall") or getattr(run, "done", False):
-            return None, 0, tuple(getattr(step, "path", run.path)), ()
+        if isinstance(step, ivr.EnterQueue):
+            return IvrWalk(step.queue, int(step.priority), tuple(step.path),
+                           tuple(step.attributes), tuple(script))
+        if isinstance(step, ivr.EndCall | ivr.TransferCall | ivr.VoicemailCall) or run.done:
+            return IvrWalk(None, 0, tuple(getattr(step, "path", run.path)), (),
+                           tuple(script))
         digit: str | None = None
-        if kind == "CollectDigit":
-            node = getattr(run, "node", None) or (run.path[-1] if run.path else "")
-            choices = keys.get(node)
-            if choices:
+        if isinstance(step, ivr.CollectDigit):
+            choices = keys.get(run.node)
+            if choices:  # probabilities may sum to less than 1: the rest is no key
                 u = rng.random()
                 acc = 0.0
                 for key, p in choices:
@@ -351,8 +375,28 @@ def walk_ivr(flow: Any, keys: Mapping[str, Sequence[tuple[str | None, float]]],
                     if u < acc:
                         digit = key
                         break
+        script.extend(_entries(step, digit))
         step = run.resume(ivr.Key(digit))
-    return None, 0, tuple(run.path), ()
+    return IvrWalk(None, 0, tuple(run.path), (), tuple(script))
+
+
+def walk_ivr(flow: Any, keys: Mapping[str, Sequence[tuple[str | None, float]]],
+             rng: random.Random, attributes: Mapping[str, str] | None = None,
+             now: dt.datetime | None = None
+             ) -> tuple[str | None, int, tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """:func:`walk` as (queue or None, priority, path, attributes the flow set)."""
+    w = walk(flow, keys, rng, attributes, now)
+    return w.queue, w.priority, w.path, w.attributes
+
+
+def _pick(pairs: Sequence[tuple[Any, float]], u: float) -> Any:
+    """The value whose cumulative probability first exceeds ``u``."""
+    acc = 0.0
+    for value, p in pairs:
+        acc += p
+        if u < acc:
+            return value
+    return pairs[-1][0]
 
 
 # ------------------------------------------------------------------ parsing

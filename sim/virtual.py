@@ -78,7 +78,7 @@ from acd.core.model import (
     TimerFired,
     WriteCallRecord,
 )
-from sim.scenario import Dist, Scenario, TraceCall, clock, day_start, walk_ivr
+from sim.scenario import Dist, Scenario, TraceCall, _pick, clock, day_start, walk_ivr
 
 __all__ = ["CallOutcome", "Row", "SimError", "VirtualResult", "plot", "run_virtual"]
 
@@ -337,15 +337,6 @@ class _Live:
         self.first_offer = -1.0
         self.answered = False
         self.qi = -1  # index of the queue it is counted waiting in (-1: not waiting)
-
-
-def _pick(pairs: Sequence[tuple[Any, float]], u: float) -> Any:
-    acc = 0.0
-    for value, p in pairs:
-        acc += p
-        if u < acc:
-            return value
-    return pairs[-1][0]
 
 
 def run_virtual(scenario: Scenario, seed: int = 0, calls: int | None = None, *,
