@@ -28,7 +28,7 @@ How the scenario becomes a live run
       the lag is reported (``arrival_lag``).
     * IVR: with an ``ivr:`` the engine runs that flow over FastAGI; the
       caller's key script is derived by walking the flow with the
-      scenario's key probabilities (:func:`walk_keys`: the draws of
+      scenario's key probabilities (:func:`sim.scenario.walk`: the draws of
       :func:`sim.scenario.walk_ivr`, one script entry per input prompt the
       engine will play: a barge-in prompt, each prompt of a menu).  Without
       one, a flow is generated: one queue node (one queue), or a menu whose
@@ -137,9 +137,10 @@ from acd.core.model import (
 from acd.ivr.flow import Flow, parse_flow
 from acd.runtime.engine import Engine, EngineConfig
 from sim.config import CallerScript, Outcome, PhoneBehaviour, SimConfig
+from sim.draws import draw_calls
 from sim.pbx import SimPBX
 from sim.phones import Phone
-from sim.scenario import Dist, Scenario, TraceCall, _pick, day_start, walk
+from sim.scenario import Dist, Scenario, TraceCall, day_start
 from sim.virtual import SAMPLE_S, CallOutcome, SimError, VirtualResult
 
 __all__ = [
@@ -190,14 +191,6 @@ class PlannedCall:
     counted: bool  # after the warm-up
 
 
-def walk_keys(flow: Any, keys: Any, rng: random.Random, attributes: dict[str, str],
-              now: dt.datetime) -> tuple[str | None, tuple[str, ...],
-                                         tuple[tuple[str, str], ...]]:
-    """:func:`sim.scenario.walk` as (queue or None, key script, attributes the flow set)."""
-    w = walk(flow, keys, rng, attributes, now)
-    return w.queue, w.script, w.attributes
-
-
 def live_flow(sc: Scenario) -> tuple[Flow, dict[str, str]]:
     """The flow the engine runs, and the key that picks each queue (generated
     menu only; empty otherwise)."""
@@ -233,129 +226,21 @@ def _yaml_str(text: str) -> str:
 def plan_calls(sc: Scenario, seed: int = 0, calls: int | None = None, *,
                trace: Sequence[TraceCall] | None = None, warmup_calls: int = 0,
                key_of: dict[str, str] | None = None) -> list[PlannedCall]:
-    """Every caller of the run, in order of arrival, drawn from the same random
-    streams in the same order as :func:`sim.virtual.run_virtual` (same seed,
-    same calls).  ``key_of``: queue -> menu key of the generated flow."""
+    """Every caller of the run, in order of arrival: the same draws as
+    :func:`sim.virtual.run_virtual` (:func:`sim.draws.draw_calls`).  ``key_of``:
+    queue -> menu key of the generated flow (scenarios without an IVR)."""
     key_of = key_of or {}
     trace = trace if trace is not None else sc.trace
     max_calls = calls if calls is not None else sc.calls
-    if trace is not None:
-        max_calls = len(trace) if max_calls is None else min(max_calls, len(trace))
-    horizon = sc.day_end_s
-    if max_calls is None and horizon is None:
+    if max_calls is None and trace is None and sc.day_end_s is None:
         raise SimError("the scenario has a constant rate and no end: give calls or hours")
-
-    def stream(name: str) -> random.Random:
-        return random.Random(f"{seed}:{name}")
-
-    rng_arr, rng_caller, rng_ivr = stream("arrivals"), stream("callers"), stream("ivr")
-    rng_handle, rng_patience = stream("handle"), stream("patience")
-    expo = rng_arr.expovariate
-
-    def sampler(d: Dist | None, rng: random.Random) -> Callable[[], float] | None:
-        return d.sampler(rng) if d is not None else None
-
-    default_handle = sc.handle.sampler(rng_handle)
-    default_patience = sampler(sc.patience, rng_patience)
-    by_queue: dict[str, tuple[Callable[[], float], Callable[[], float] | None]] = {}
-    for q, spec in sc.queues.items():
-        by_queue[q] = (sampler(spec.handle, rng_handle) or default_handle,
-                       sampler(spec.patience, rng_patience) if spec.patience_set
-                       else default_patience)
-    mix = sc.callers
-    vip_handle = sampler(mix.vip_handle, rng_handle)
-    vip_patience = sampler(mix.vip_patience, rng_patience)
-    queue_shares = tuple((q, s.share) for q, s in sc.queues.items() if s.share > 0)
-    ivr = sc.ivr
-    ivr_midnight = day_start(sc.day, getattr(ivr.flow, "timezone", None) if ivr else None)
-    profiles: dict[str, tuple[tuple[str, str], ...]] = {}
-    pool, prefix = mix.pool, mix.number_prefix
-    has_mix = mix.vip_share > 0 or bool(mix.dialects) or bool(mix.segments)
-
-    def caller_attrs() -> tuple[tuple[str, str], ...]:
-        rnd = rng_caller.random
-        attrs: list[tuple[str, str]] = []
-        if mix.vip_share > 0 and rnd() < mix.vip_share:
-            attrs.append(("vip_level", str(_pick(mix.vip_levels, rnd()))))
-        if mix.dialects:
-            attrs.append(("dialect", _pick(mix.dialects, rnd())))
-        if mix.segments:
-            attrs.append(("segment", _pick(mix.segments, rnd())))
-        return tuple(attrs)
-
-    rates, interval, open_ended = sc.rates, sc.interval_s, sc.open_ended
-    n_rates = len(rates)
-    rate0 = rates[0] if rates else 0.0
-    arr_end = horizon if horizon is not None else math.inf
-
-    def next_arrival(t: float) -> float | None:
-        while True:
-            if t >= arr_end:
-                return None
-            if open_ended:
-                return t + expo(rates[0])
-            i = int(t // interval)
-            if i >= n_rates:
-                return None
-            rate = rates[i]
-            end = (i + 1) * interval
-            if rate > 0:
-                t2 = t + expo(rate)
-                if t2 < end:
-                    return t2 if t2 < arr_end else None
-            t = end
-
-    def menu_keys(queue: str | None) -> tuple[str, ...]:
-        return (key_of[queue],) if queue is not None and queue in key_of else ()
-
     out: list[PlannedCall] = []
-    warmup_s = sc.warmup_s
-    if trace is not None:
-        for i, tc in enumerate(trace[:max_calls]):
-            counted = i + 1 > warmup_calls and tc.arrival_s >= warmup_s
-            out.append(PlannedCall(i + 1, tc.arrival_s, tc.number, tc.attributes, tc.queue,
-                                   menu_keys(tc.queue), tc.handle_s, tc.patience_s, counted))
-        return out
-    t_next = next_arrival(0.0) if max_calls is None or max_calls > 0 else None
-    arrived = 0
-    while t_next is not None:
-        t = t_next
-        arrived += 1
-        counted = arrived > warmup_calls and t >= warmup_s
-        if pool is not None:
-            number = f"{prefix}{rng_caller.randrange(pool):08d}"
-            got = profiles.get(number)
-            if got is None:
-                got = profiles[number] = caller_attrs() if has_mix else ()
-            attrs = got
-        else:
-            number = f"{prefix}{arrived:08d}"
-            attrs = caller_attrs() if has_mix else ()
-        queue: str | None
-        if ivr is not None:
-            queue, script, extra = walk_keys(
-                ivr.flow, ivr.keys, rng_ivr, dict(attrs),
-                ivr_midnight + dt.timedelta(seconds=sc.start_s + t))
-            if extra:
-                attrs = tuple({**dict(attrs), **dict(extra)}.items())
-        else:
-            queue = _pick(queue_shares, rng_arr.random()) \
-                if len(queue_shares) > 1 else queue_shares[0][0]
-            script = menu_keys(queue)
-        hs, ps = by_queue.get(queue or "", (default_handle, default_patience))
-        vip = bool(attrs) and attrs[0][0] == "vip_level"
-        hold = (vip_handle if vip and vip_handle is not None else hs)()
-        if vip and mix.vip_patience_set:
-            ps = vip_patience
-        patience = ps() if ps is not None else None
-        out.append(PlannedCall(arrived, t, number, attrs, queue, script, hold, patience,
-                               counted))
-        if max_calls is not None and arrived >= max_calls:
-            break
-        if open_ended and arr_end == math.inf:
-            t_next = t + expo(rate0)
-        else:
-            t_next = next_arrival(t)
+    for d in draw_calls(sc, seed, max_calls, trace):
+        script = d.script if sc.ivr is not None and trace is None else (
+            (key_of[d.queue],) if d.queue is not None and d.queue in key_of else ())
+        counted = d.index > warmup_calls and d.arrival_s >= sc.warmup_s
+        out.append(PlannedCall(d.index, d.arrival_s, d.number, d.attributes, d.queue, script,
+                               d.handle_s, d.patience_s, counted))
     return out
 
 

@@ -44,12 +44,10 @@ Calls arriving before the warm-up ends count nowhere.
 
 from __future__ import annotations
 
-import datetime as dt
 import gc
 import heapq
 import json
 import math
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
@@ -78,7 +76,8 @@ from acd.core.model import (
     TimerFired,
     WriteCallRecord,
 )
-from sim.scenario import Dist, Scenario, TraceCall, _pick, clock, day_start, walk_ivr
+from sim.draws import DrawnCall, draw_calls, stream
+from sim.scenario import Scenario, TraceCall, clock
 
 __all__ = ["CallOutcome", "Row", "SimError", "VirtualResult", "plot", "run_virtual"]
 
@@ -391,48 +390,12 @@ def _run(sc: Scenario, seed: int, max_calls: int | None, trace: Sequence[TraceCa
     routed = {t_value for rule in policy.routes for t in rule.when.tests
               if t.attr == "ivr_queue" and not t.negate for t_value in t.values}
 
-    # ---- random streams (one per purpose: a change in one leaves the others alone)
-    def stream(name: str) -> random.Random:
-        return random.Random(f"{seed}:{name}")
-
-    rng_arr, rng_caller, rng_ivr = stream("arrivals"), stream("callers"), stream("ivr")
-    rng_handle, rng_patience, rng_rona = stream("handle"), stream("patience"), stream("rona")
-    expo = rng_arr.expovariate
+    # ---- random streams: the callers (sim.draws) and ring-no-answer
+    calls_iter = draw_calls(sc, seed, max_calls, trace)
+    interval = sc.interval_s
     rona_p = sc.ring_no_answer
-    rona_draw = rng_rona.random
+    rona_draw = stream(seed, "rona").random
     ring_delay = sc.ring_delay_s
-
-    def sampler(d: Dist | None, rng: random.Random) -> Callable[[], float] | None:
-        return d.sampler(rng) if d is not None else None
-
-    default_handle = sc.handle.sampler(rng_handle)
-    default_patience = sampler(sc.patience, rng_patience)
-    # requested queue -> (handle sampler, patience sampler or None)
-    by_queue: dict[str, tuple[Callable[[], float], Callable[[], float] | None]] = {}
-    for q, spec in sc.queues.items():
-        by_queue[q] = (sampler(spec.handle, rng_handle) or default_handle,
-                       sampler(spec.patience, rng_patience) if spec.patience_set
-                       else default_patience)
-    mix = sc.callers
-    vip_handle = sampler(mix.vip_handle, rng_handle)
-    vip_patience = sampler(mix.vip_patience, rng_patience)
-    queue_shares = tuple((q, s.share) for q, s in sc.queues.items() if s.share > 0)
-    ivr = sc.ivr
-    ivr_midnight = day_start(sc.day, getattr(ivr.flow, "timezone", None) if ivr else None)
-    profiles: dict[str, tuple[tuple[str, str], ...]] = {}
-    pool, prefix = mix.pool, mix.number_prefix
-    has_mix = mix.vip_share > 0 or bool(mix.dialects) or bool(mix.segments)
-
-    def caller_attrs() -> tuple[tuple[str, str], ...]:
-        rnd = rng_caller.random
-        attrs: list[tuple[str, str]] = []
-        if mix.vip_share > 0 and rnd() < mix.vip_share:
-            attrs.append(("vip_level", str(_pick(mix.vip_levels, rnd()))))
-        if mix.dialects:
-            attrs.append(("dialect", _pick(mix.dialects, rnd())))
-        if mix.segments:
-            attrs.append(("segment", _pick(mix.segments, rnd())))
-        return tuple(attrs)
 
     # ---- event heap
     heap: list[tuple[float, int, int, Any, Any]] = []
@@ -452,39 +415,11 @@ def _run(sc: Scenario, seed: int, max_calls: int | None, trace: Sequence[TraceCa
             heap.append((b, seq, _LOGOUT, aid, None))
     heapq.heapify(heap)
 
-    # ---- arrivals: piecewise-constant rate (exact: exponential gaps,
-    # restarted at each interval boundary, memoryless)
-    rates, interval, open_ended = sc.rates, sc.interval_s, sc.open_ended
-    n_rates = len(rates)
-    rate0 = rates[0] if rates else 0.0
-    arr_end = horizon if horizon is not None else math.inf
-
-    def next_arrival(t: float) -> float | None:
-        while True:
-            if t >= arr_end:
-                return None
-            if open_ended:
-                return t + expo(rates[0])
-            i = int(t // interval)
-            if i >= n_rates:
-                return None
-            rate = rates[i]
-            end = (i + 1) * interval
-            if rate > 0:
-                t2 = t + expo(rate)
-                if t2 < end:
-                    return t2 if t2 < arr_end else None
-            t = end
-
-    if trace is not None:
-        if max_calls:
-            seq += 1
-            push(heap, (trace[0].arrival_s, seq, _ARRIVE, 0, None))
-    elif max_calls is None or max_calls > 0:
-        first = next_arrival(0.0)
-        if first is not None:
-            seq += 1
-            push(heap, (first, seq, _ARRIVE, 0, None))
+    # ---- arrivals: pulled one ahead, so the next arrival is always on the heap
+    upcoming = next(calls_iter, None)
+    if upcoming is not None:
+        seq += 1
+        push(heap, (upcoming.arrival_s, seq, _ARRIVE, upcoming, None))
 
     # ---- state
     live: dict[str, _Live] = {}
@@ -622,55 +557,15 @@ def _run(sc: Scenario, seed: int, max_calls: int | None, trace: Sequence[TraceCa
             last_arrival = t
             cid = f"c{arrived}"
             counted = arrived > warmup_calls and t >= warmup_s
-            priority = 0
-            path: tuple[str, ...] = ()
-            queue: str | None
-            if trace is not None:
-                tc = trace[a]
-                number, queue, attrs = tc.number, tc.queue, tc.attributes
-                hold, patience = tc.handle_s, tc.patience_s
-                if a + 1 < max_calls:
-                    seq += 1
-                    push(heap, (trace[a + 1].arrival_s, seq, _ARRIVE, a + 1, None))
-                else:
-                    arrivals_done = True
+            d: DrawnCall = a
+            number, attrs, queue = d.number, d.attributes, d.queue
+            priority, path, hold, patience = d.priority, d.path, d.handle_s, d.patience_s
+            upcoming = next(calls_iter, None)
+            if upcoming is None:
+                arrivals_done = True
             else:
-                if pool is not None:
-                    number = f"{prefix}{rng_caller.randrange(pool):08d}"
-                    attrs_got = profiles.get(number)
-                    if attrs_got is None:
-                        attrs_got = profiles[number] = caller_attrs() if has_mix else ()
-                    attrs = attrs_got
-                else:
-                    number = f"{prefix}{arrived:08d}"
-                    attrs = caller_attrs() if has_mix else ()
-                if ivr is not None:
-                    queue, priority, path, extra = walk_ivr(
-                        ivr.flow, ivr.keys, rng_ivr, dict(attrs),
-                        ivr_midnight + dt.timedelta(seconds=sc.start_s + t))
-                    if extra:
-                        attrs = tuple({**dict(attrs), **dict(extra)}.items())
-                else:
-                    queue = _pick(queue_shares, rng_arr.random()) \
-                        if len(queue_shares) > 1 else queue_shares[0][0]
-                hs, ps = by_queue.get(queue or "", (default_handle, default_patience))
-                vip = bool(attrs) and attrs[0][0] == "vip_level"
-                hold = (vip_handle if vip and vip_handle is not None else hs)()
-                if vip and mix.vip_patience_set:
-                    ps = vip_patience
-                patience = ps() if ps is not None else None
-                if max_calls is not None and arrived >= max_calls:
-                    arrivals_done = True
-                elif open_ended and arr_end == math.inf:
-                    seq += 1
-                    push(heap, (t + expo(rate0), seq, _ARRIVE, 0, None))
-                else:
-                    nxt = next_arrival(t)
-                    if nxt is None:
-                        arrivals_done = True
-                    else:
-                        seq += 1
-                        push(heap, (nxt, seq, _ARRIVE, 0, None))
+                seq += 1
+                push(heap, (upcoming.arrival_s, seq, _ARRIVE, upcoming, None))
             core_events += 2
             handle(CallStarted(cid, number), t)
             if queue is None:  # ended in the IVR
