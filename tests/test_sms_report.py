@@ -158,3 +158,15 @@ def test_report_over_a_simulated_day(tmp_path: Path) -> None:
         assert word in r.output
     r = CliRunner().invoke(main, ["report", "sms", "--db", url, "--since", "23-11-2026"])
     assert r.exit_code == 2 and "is not a date like" in r.output
+
+
+def test_optout_cli_refuses_a_bad_number_and_keeps_the_list(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'o.db'}"
+    r = CliRunner().invoke(main, ["sms", "optout", "add", "+86 138 0013 8000", "--db", url])
+    assert r.exit_code == 0 and "13800138000: opted out" in r.output
+    r = CliRunner().invoke(main, ["sms", "optout", "add", "13900000000", "x", "--db", url])
+    assert r.exit_code == 2 and "'x' is not a phone number" in r.output
+    r = CliRunner().invoke(main, ["sms", "optout", "list", "--db", url])
+    assert "13800138000" in r.output and "13900000000" not in r.output
+    r = CliRunner().invoke(main, ["sms", "optout", "remove", "13800138000", "--db", url])
+    assert r.exit_code == 0 and "removed" in r.output

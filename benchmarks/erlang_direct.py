@@ -1,0 +1,77 @@
+"""The virtual simulator's own figures against the Erlang C/A vectors, run
+directly (no reference recursion): one long run per row, fixed seed.
+
+    .venv/bin/python benchmarks/erlang_direct.py [--calls 200000] [--seed 20261123]
+
+Prints P(wait), SL, P(abandon) and the mean wait of each row beside the
+exact figures, and whether the row is within 0.01 / 3 %.  Heavily loaded
+Erlang C rows need millions of calls to settle (tests/test_sim_virtual.py
+checks them through the identical textbook sample path instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sim.scenario import parse_scenario  # noqa: E402
+from sim.virtual import run_virtual  # noqa: E402
+
+VECTORS = ROOT.parent / "shared" / "erlang-vectors.csv"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=200_000)
+    ap.add_argument("--seed", type=int, default=20261123)
+    ap.add_argument("--warmup-calls", type=int, default=5_000)
+    args = ap.parse_args()
+    if not VECTORS.is_file():
+        sys.exit(f"no vectors at {VECTORS}")
+    with VECTORS.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    ok_rows = 0
+    for row in rows:
+        patience = f"{{dist: exponential, mean: {row['patience_s']}}}" \
+            if row["patience_s"] else "none"
+        sc = parse_scenario(textwrap.dedent(f"""\
+            name: erlang-{row['model']}
+            interval_minutes: 60
+            arrivals: {{calls_per_hour: {row['calls_per_hour']}}}
+            calls: {args.calls}
+            queues: {{q: {{share: 1, sl_seconds: {row['t_s']}}}}}
+            handle: {{dist: exponential, mean: {row['aht_s']}}}
+            patience: {patience}
+            wrap_up_s: 0
+            ring_no_answer: 0
+            agents: {{counts: {{q: {row['agents']}}}}}
+            """), "erlang.yaml")
+        t0 = time.perf_counter()
+        tot = run_virtual(sc, seed=args.seed, warmup_calls=args.warmup_calls).totals("total", "")
+        w_ref = float(row["wait_mean_s"])
+        assert tot.pwait is not None and tot.service_level is not None \
+            and tot.abandon_rate is not None and tot.mean_wait_s is not None
+        ok = (abs(tot.pwait - float(row["pwait"])) <= 0.01
+              and abs(tot.service_level - float(row["sl"])) <= 0.01
+              and abs(tot.abandon_rate - float(row["pab"])) <= 0.01
+              and abs(tot.mean_wait_s / w_ref - 1) <= 0.03)
+        ok_rows += ok
+        dev = 100 * (tot.mean_wait_s / w_ref - 1)
+        print(f"{row['model']} {row['calls_per_hour']:>5}/h {row['agents']:>3} agents  "
+              f"pwait {tot.pwait:.4f}/{float(row['pwait']):.4f}  "
+              f"sl {tot.service_level:.4f}/{float(row['sl']):.4f}  "
+              f"pab {tot.abandon_rate:.4f}/{float(row['pab']):.4f}  "
+              f"wait {tot.mean_wait_s:7.2f}/{w_ref:7.2f} ({dev:+.1f} %)"
+              f"  {'ok' if ok else 'MISS'}  {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"{ok_rows} of {len(rows)} rows within 0.01 (P(wait), SL, P(abandon)) and 3 % (wait)")
+
+
+if __name__ == "__main__":
+    main()
