@@ -340,7 +340,9 @@ def _changed(a: dict[str, Any]) -> None:
     reason = f" ({escape(a['reason'])})" if a["reason"] else ""
     name = f" ({escape(a['name'])})" if a["name"] else ""
     call = f", call {escape(a['call_id'])}" if a["call_id"] else ""
-    console.print(f"agent {escape(a['id'])}{name}: ", _state(a["state"]), reason, call, sep="")
+    leaving = ", logs out when the call ends" if a.get("logout_after_call") else ""
+    console.print(f"agent {escape(a['id'])}{name}: ", _state(a["state"]), reason, call, leaving,
+                  sep="")
 
 
 @agent.command("login")
@@ -357,7 +359,7 @@ def agent_login(agent_id: str, paused: bool, api: str | None) -> None:
 @click.argument("agent_id")
 @_api_option
 def agent_logout(agent_id: str, api: str | None) -> None:
-    """Log AGENT_ID out (not while ringing or on a call)."""
+    """Log AGENT_ID out (ringing or on a call: as soon as that call ends)."""
     _changed(_call(api, lambda c: c.post(f"/agents/{_q(agent_id)}/logout")))
 
 

@@ -168,7 +168,6 @@ KEY_DELAY_S = 0.3
 FIRST_EXTENSION = 20001
 #: keys of the generated menu (several queues, no IVR in the scenario)
 MENU_KEYS = "1234567890*#"
-_CAN_LOG_OUT = frozenset({AgentState.READY, AgentState.PAUSED, AgentState.WRAP_UP})
 _OCC = {AgentState.LOGGED_OUT: 0, AgentState.PAUSED: 0, AgentState.READY: 1,
         AgentState.RESERVED: 2, AgentState.ON_CALL: 2, AgentState.WRAP_UP: 2}
 
@@ -272,7 +271,7 @@ class SimClock:
 
 
 class _Observer:
-    """The engine side's watch: offers, agent states (occupancy), logouts due."""
+    """The engine side's watch: offers, agent states (occupancy); shifts."""
 
     def __init__(self, clock: SimClock, warmup_s: float, interval_s: float) -> None:
         self.clock = clock
@@ -280,7 +279,6 @@ class _Observer:
         self.connects: dict[str, list[int]] = {}
         #: call id -> monotonic ns of CallQueued, for calls offered in that decision
         self.queued: dict[str, int] = {}
-        self.pending_logout: set[str] = set()
         self.engine: LiveEngine | None = None
         self.warmup_s = warmup_s
         self.interval_s = interval_s
@@ -317,8 +315,6 @@ class _Observer:
                 self.add_span(st[0], t, st[1] == 2, st[2])
             st[0] = t
             st[1] = code
-        if act.agent_id in self.pending_logout and act.new in _CAN_LOG_OUT:
-            self.clock.loop.call_soon(self.logout_if_due, act.agent_id)
 
     def close_spans(self, end_s: float) -> None:
         for st in self.agents.values():
@@ -330,26 +326,16 @@ class _Observer:
     def login(self, aid: str) -> None:
         eng = self.engine
         assert eng is not None
-        if aid in self.pending_logout:  # back-to-back shifts: stays logged in
-            self.pending_logout.discard(aid)
-        elif eng.core.agent(aid).state is AgentState.LOGGED_OUT:
+        agent = eng.core.agent(aid)
+        # logged out; or asked out at the end of its call (back-to-back shifts: stays)
+        if agent.state is AgentState.LOGGED_OUT or agent.logout_after_call:
             eng.handle(AgentLogin(aid, ready=True))
 
     def logout(self, aid: str) -> None:
         eng = self.engine
         assert eng is not None
-        state = eng.core.agent(aid).state
-        if state in _CAN_LOG_OUT:
-            eng.handle(AgentLogout(aid))
-        elif state is not AgentState.LOGGED_OUT:
-            self.pending_logout.add(aid)  # on a call: out when it ends
-
-    def logout_if_due(self, aid: str) -> None:
-        eng = self.engine
-        if eng is not None and aid in self.pending_logout \
-                and eng.core.agent(aid).state in _CAN_LOG_OUT:
-            self.pending_logout.discard(aid)
-            eng.handle(AgentLogout(aid))
+        if eng.core.agent(aid).state is not AgentState.LOGGED_OUT:
+            eng.handle(AgentLogout(aid))  # on a call: the core logs it out when it ends
 
 
 class LiveEngine(Engine):

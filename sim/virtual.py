@@ -88,7 +88,6 @@ _ARRIVE, _PATIENCE, _ANSWER, _RONA, _END, _TIMER, _LOGIN, _LOGOUT = range(8)
 #: agent state -> 0 not available (logged out, paused), 1 idle (ready), 2 busy
 _OCC = {AgentState.LOGGED_OUT: 0, AgentState.PAUSED: 0, AgentState.READY: 1,
         AgentState.RESERVED: 2, AgentState.ON_CALL: 2, AgentState.WRAP_UP: 2}
-_CAN_LOG_OUT = frozenset({AgentState.READY, AgentState.PAUSED, AgentState.WRAP_UP})
 _OUTCOME_TEXT = {Outcome.ANSWERED: "answered", Outcome.ABANDONED: "abandoned",
                  Outcome.FALLBACK: "fallback", Outcome.IVR: "ivr"}
 SAMPLE_S = 60.0
@@ -432,8 +431,6 @@ def _run(sc: Scenario, seed: int, max_calls: int | None, trace: Sequence[TraceCa
     arrivals_done = False
     core_events = 0
     warmup_s = sc.warmup_s
-    pending_logout: set[str] = set()
-    check_logout: list[str] = []
     instant: list[tuple[str, int]] = []  # offers answered at once, in order
     wrap_keys: dict[str, TimerFired] = {}
 
@@ -480,8 +477,6 @@ def _run(sc: Scenario, seed: int, max_calls: int | None, trace: Sequence[TraceCa
                         add_span(st[0], t, st[1] == 2, st[2])
                     st[0] = t
                     st[1] = code
-                if pending_logout and aid in pending_logout and new in _CAN_LOG_OUT:
-                    check_logout.append(aid)
             elif tp is RecordExplanation:
                 pass
             elif tp is ConnectCall:
@@ -531,15 +526,6 @@ def _run(sc: Scenario, seed: int, max_calls: int | None, trace: Sequence[TraceCa
         seq += 1
         push(heap, (t + lc.handle, seq, _END, cid, None))
         apply(out, t)
-
-    def logouts(t: float) -> None:
-        nonlocal core_events
-        while check_logout:
-            aid = check_logout.pop()
-            if aid in pending_logout and cc.agent(aid).state in _CAN_LOG_OUT:
-                pending_logout.discard(aid)
-                core_events += 1
-                apply(handle(AgentLogout(aid), t), t)
 
     stop_after = horizon if horizon is not None else -math.inf
     last_t = last_arrival = 0.0
@@ -619,22 +605,17 @@ def _run(sc: Scenario, seed: int, max_calls: int | None, trace: Sequence[TraceCa
             core_events += 1
             apply(handle(OfferFailed(a, b, "NOANSWER"), t), t)
         elif kind == _LOGIN:
-            if a in pending_logout:  # back-to-back shifts: stays logged in
-                pending_logout.discard(a)
-            elif cc.agent(a).state is AgentState.LOGGED_OUT:
+            ag = cc.agent(a)
+            # logged out; or asked out at the end of its call (back-to-back shifts: stays)
+            if ag.state is AgentState.LOGGED_OUT or ag.logout_after_call:
                 core_events += 1
                 apply(handle(AgentLogin(a), t), t)
         elif kind == _LOGOUT:
-            state = cc.agent(a).state
-            if state in _CAN_LOG_OUT:
-                core_events += 1
+            if cc.agent(a).state is not AgentState.LOGGED_OUT:
+                core_events += 1  # on a call: the core logs it out when the call ends
                 apply(handle(AgentLogout(a), t), t)
-            elif state is not AgentState.LOGGED_OUT:
-                pending_logout.add(a)  # on a call: out when it ends
         while instant:
             answer(*instant.pop(0), t)
-        if check_logout:
-            logouts(t)
 
     end_s = last_t if horizon is None else max(last_t, horizon)
     # calls nobody will ever take (no agent left, a caller who never hangs

@@ -15,10 +15,12 @@ from acd.core.model import (
     AgentPause,
     AgentReady,
     AgentState,
+    AgentStateChanged,
     AgentTrigger,
     CallerHungUp,
     CallQueued,
     CallStarted,
+    CallState,
     ConnectCall,
     ConversationEnded,
     CoreConfig,
@@ -130,14 +132,74 @@ def test_illegal_transitions_raise() -> None:
         cc.handle(AgentReady("a0"), 0.0)
     cc.handle(AgentLogin("a0"), 0.0)
     [_o] = connects(start(cc, "c1", 1.0))
-    with pytest.raises(IllegalTransition):
-        cc.handle(AgentLogout("a0"), 2.0)  # cannot log out while the phone rings
+    with pytest.raises(IllegalTransition, match="'pause' is not allowed in state 'reserved'"):
+        cc.handle(AgentPause("a0"), 2.0)  # cannot pause while the phone rings
     with pytest.raises(UnknownSubject):
         cc.handle(AgentPause("nobody"), 2.0)
     with pytest.raises(DuplicateCall):
         cc.handle(CallStarted("c1", "x"), 2.0)
     with pytest.raises(UnknownSubject, match="unknown queue"):
         cc.handle(CallStarted("c9", "x"), 2.0) or cc.handle(CallQueued("c9", "nope"), 2.0)
+
+
+def test_logout_on_a_call_waits_for_the_call_to_end() -> None:
+    cc = make(1, wrap_up_s=5.0)
+    cc.handle(AgentLogin("a0"), 0.0)
+    [offer] = connects(start(cc, "c1", 1.0))
+    assert cc.handle(AgentLogout("a0"), 2.0) == []  # ringing: nothing changes yet
+    agent = cc.agent("a0")
+    assert agent.state is AgentState.RESERVED and agent.logout_after_call
+    cc.handle(OfferAnswered("c1", offer.offer_id), 3.0)
+    assert agent.state is AgentState.ON_CALL
+    assert connects(start(cc, "c2", 4.0)) == []  # c2 waits
+    out = cc.handle(ConversationEnded("c1"), 10.0)
+    # the call is recorded, the agent goes out through wrap-up, no wrap-up timer,
+    # and the waiting call is not offered to it
+    assert [(a.old, a.new) for a in out if isinstance(a, AgentStateChanged)] == [
+        (AgentState.ON_CALL, AgentState.WRAP_UP), (AgentState.WRAP_UP, AgentState.LOGGED_OUT)]
+    assert records(out) and connects(out) == []
+    assert not any(isinstance(a, StartTimer) for a in out)
+    assert agent.state is AgentState.LOGGED_OUT and not agent.logout_after_call
+    assert cc.call("c2") is not None and cc.call("c2").state is CallState.WAITING
+
+
+def test_logout_while_ringing_then_no_answer_logs_out_and_requeues() -> None:
+    cc = make(2)
+    cc.handle(AgentLogin("a0"), 0.0)
+    [offer] = connects(start(cc, "c1", 1.0))
+    cc.handle(AgentLogout("a0"), 2.0)
+    cc.handle(AgentLogin("a1"), 3.0)  # a1 is ready, but c1 still rings a0
+    out = cc.handle(OfferFailed("c1", offer.offer_id, "NOANSWER"), 21.0)
+    assert cc.agent("a0").state is AgentState.LOGGED_OUT
+    assert not any(isinstance(a, StartTimer) and a.key == ("ready", "a0") for a in out)
+    [again] = connects(out)
+    assert again.agent_id == "a1"
+
+
+def test_logout_while_ringing_then_caller_hangs_up() -> None:
+    cc = make(1)
+    cc.handle(AgentLogin("a0"), 0.0)
+    connects(start(cc, "c1", 1.0))
+    cc.handle(AgentLogout("a0"), 2.0)
+    start(cc, "c2", 2.5)
+    out = cc.handle(CallerHungUp("c1"), 3.0)
+    assert cc.agent("a0").state is AgentState.LOGGED_OUT
+    assert connects(out) == []  # c2 is not offered to the agent on its way out
+
+
+def test_login_before_the_call_ends_cancels_the_logout() -> None:
+    cc = make(1, wrap_up_s=0.0)
+    cc.handle(AgentLogin("a0"), 0.0)
+    [offer] = connects(start(cc, "c1", 1.0))
+    cc.handle(OfferAnswered("c1", offer.offer_id), 2.0)
+    cc.handle(AgentLogout("a0"), 3.0)
+    assert cc.handle(AgentLogin("a0"), 4.0) == []  # back-to-back shifts: stays
+    start(cc, "c2", 5.0)
+    out = cc.handle(ConversationEnded("c1"), 9.0)
+    # no wrap-up: ready at once (no zero-length timer) and takes the waiting call
+    assert not any(isinstance(a, StartTimer) for a in out)
+    [nxt] = connects(out)
+    assert nxt.call_id == "c2" and cc.agent("a0").state is AgentState.RESERVED
 
 
 def test_agent_table_has_no_implicit_rows() -> None:

@@ -81,25 +81,23 @@ async def test_pause_ready_logout_login_round_trip(tmp_path: Path) -> None:
         assert s.engine.stats.errors == 0  # nothing illegal ever reached the core
 
 
-async def test_logout_of_an_agent_on_a_call_is_409(tmp_path: Path) -> None:
+async def test_logout_of_an_agent_on_a_call_waits_for_the_call(tmp_path: Path) -> None:
     phones = {"1001": PhoneBehaviour(answer_after_s=0.05, talk_s=1.5)}
     async with system(tmp_path, phones) as s:
         h = await s.pbx.place_call(CallerScript(keys=BILLING, key_delay_s=0.02))
         agent = s.engine.core.agent("a1001")
         await until(lambda: agent.state is AgentState.ON_CALL, what="the agent on the call")
-        status, err = await call(s, "POST", "/agents/a1001/logout")
-        assert status == 409
-        assert err == {"error": "agent a1001: 'logout' is not allowed in state 'on_call'"}
-        shown = await get(s, "/agents/a1001")
-        assert shown["state"] == "on_call" and shown["call_id"] == h.uniqueid
         status, err = await call(s, "POST", "/agents/a1001/pause")
         assert status == 409 and "'pause' is not allowed in state 'on_call'" in err["error"]
+        status, shown = await call(s, "POST", "/agents/a1001/logout")
+        assert status == 200
+        assert shown["state"] == "on_call" and shown["call_id"] == h.uniqueid
+        assert shown["logout_after_call"] is True
         res = await asyncio.wait_for(h.done, 10)
-        assert res.outcome is Outcome.TALKED
-        await until(lambda: agent.state is AgentState.READY, what="wrap-up to end")
-        assert (await get(s, "/agents/a1001"))["calls_handled"] == 1
-        status, a = await call(s, "POST", "/agents/a1001/logout")
-        assert status == 200 and a["state"] == "logged_out"
+        assert res.outcome is Outcome.TALKED  # the call was not cut
+        await until(lambda: agent.state is AgentState.LOGGED_OUT, what="logged out after the call")
+        shown = await get(s, "/agents/a1001")
+        assert shown["calls_handled"] == 1 and shown["logout_after_call"] is False
         assert s.engine.stats.errors == 0
 
 

@@ -321,6 +321,7 @@ class ControlApi:
             "languages": sorted(p.languages), "gender": p.gender, "age_band": p.age_band,
             "groups": sorted(p.groups), "vip_qualified": p.vip_qualified,
             "calls_handled": agent.calls_handled, "occupancy": occupancy,
+            "logout_after_call": agent.logout_after_call,
         }
 
     def _one_agent(self, agent: Agent) -> dict[str, Any]:
@@ -377,7 +378,10 @@ class ControlApi:
     async def logout(self, request: web.Request) -> web.Response:
         agent = self._agent(request.match_info["id"])
         await _body(request, ())
-        self._feed(agent, (AgentTrigger.LOGOUT,), AgentLogout(agent.agent_id))
+        # ringing or on a call: the core logs the agent out when the call ends
+        on_call = agent.state in (AgentState.RESERVED, AgentState.ON_CALL)
+        self._feed(agent, () if on_call else (AgentTrigger.LOGOUT,),
+                   AgentLogout(agent.agent_id))
         return _json(self._one_agent(agent))
 
     async def ready(self, request: web.Request) -> web.Response:

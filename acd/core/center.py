@@ -92,6 +92,16 @@ LAST_AGENT_MEMORY = 200_000
 
 HeapEntry = tuple[float, int, str]  # (virtual arrival, seq, call id)
 _UNSTAFFED = frozenset({AgentState.LOGGED_OUT, AgentState.PAUSED})
+_READY = AgentState.READY
+_ON_A_CALL = frozenset({AgentState.RESERVED, AgentState.ON_CALL})
+#: AGENT_TABLE with what each transition does to the indexes, worked out once:
+#: (state, trigger) -> (new state, leaves ready, enters ready, staffed delta)
+_AGENT_STEPS: dict[tuple[AgentState, AgentTrigger], tuple[AgentState, bool, bool, int]] = {
+    (old, trigger): (new, old is _READY and new is not _READY,
+                     new is _READY and old is not _READY,
+                     int(new not in _UNSTAFFED) - int(old not in _UNSTAFFED))
+    for (old, trigger), new in AGENT_TABLE.rows().items()
+}
 
 
 class UnknownSubject(Exception):
@@ -130,6 +140,7 @@ class Part:
 
 @dataclass(slots=True)
 class Agent:
+    agent_id: str  # = profile.agent_id (a field: read on every routing step)
     profile: AgentProfile
     shape: int  # interned shape id: agents of one shape are alike for routing
     state: AgentState = AgentState.LOGGED_OUT
@@ -138,10 +149,8 @@ class Agent:
     reason: str = ""
     call_id: str | None = None
     calls_handled: int = 0
-
-    @property
-    def agent_id(self) -> str:
-        return self.profile.agent_id
+    #: asked to log out while on a call: logged out as soon as it ends
+    logout_after_call: bool = False
 
     @property
     def staffed(self) -> bool:
@@ -202,7 +211,10 @@ class ContactCenter:
         self._shape_profile: list[AgentProfile] = []
         # waiting calls: queue -> signature id -> partition; queue -> sorted entries
         self._parts: dict[str, dict[int, Part]] = {q: {} for q in self.policy.queues}
-        self._ordered: dict[str, SortedList] = {q: SortedList() for q in self.policy.queues}
+        # queue -> its waiting calls in service order: built the first time
+        # position() or waiting() asks about the queue, kept from then on (the
+        # engine asks for announcements and the wallboard; the simulator never)
+        self._ordered: dict[str, SortedList] = {}
         self._queues_by_skill: dict[str, list[str]] = {}
         for qp in self.policy.queues.values():
             self._queues_by_skill.setdefault(qp.require.skill, []).append(qp.name)
@@ -259,7 +271,7 @@ class ContactCenter:
 
     def waiting(self, queue: str) -> list[str]:
         """Waiting call ids of a queue in service order (offered calls excluded)."""
-        return [cid for _, _, cid in self._ordered[queue]
+        return [cid for _, _, cid in self._order(queue)
                 if self._calls[cid].state is CallState.WAITING]
 
     def position(self, call_id: str) -> tuple[int, float] | None:
@@ -268,13 +280,20 @@ class ContactCenter:
         call = self._calls.get(call_id)
         if call is None or call.queue is None or call.state is not CallState.WAITING:
             return None
-        pos = self._ordered[call.queue].bisect_left(call.entry()) + 1
+        pos = self._order(call.queue).bisect_left(call.entry()) + 1
         qp = self.policy.queues[call.queue]
         staffed = max(1, self._staffed.get(qp.require.skill, 0))
         return pos, pos * self._aht[call.queue] / staffed
 
     def staffed(self, skill: str) -> int:
         return self._staffed.get(skill, 0)
+
+    def _order(self, queue: str) -> SortedList:
+        order = self._ordered.get(queue)
+        if order is None:
+            order = self._ordered[queue] = SortedList(
+                entry for part in self._parts[queue].values() for entry in part.live.values())
+        return order
 
     # ------------------------------------------------------------ write side
 
@@ -290,6 +309,9 @@ class ContactCenter:
 
     def _agent_login(self, ev: AgentLogin, now: float, out: list[Action]) -> None:
         agent = self.agent(ev.agent_id)
+        if agent.logout_after_call:  # logged in again before the call ended: stays
+            agent.logout_after_call = False
+            return
         self._agent_move(agent, AgentTrigger.LOGIN, now, out)
         if ev.ready:
             self._agent_move(agent, AgentTrigger.READY, now, out)
@@ -297,6 +319,13 @@ class ContactCenter:
 
     def _agent_logout(self, ev: AgentLogout, now: float, out: list[Action]) -> None:
         agent = self.agent(ev.agent_id)
+        if agent.state in _ON_A_CALL:
+            agent.logout_after_call = True  # out when the call ends (or the offer does)
+            return
+        self._log_out(agent, now, out)
+
+    def _log_out(self, agent: Agent, now: float, out: list[Action]) -> None:
+        agent.logout_after_call = False
         self._agent_move(agent, AgentTrigger.LOGOUT, now, out)
         out.append(CancelTimer(("ready", agent.agent_id)))  # no stale return to ready
 
@@ -409,14 +438,18 @@ class ContactCenter:
         if part is None:
             part = parts[call.sig_id] = Part(self._sigs[call.sig_id])
         part.push(entry)
-        self._ordered[call.queue].add(entry)
+        order = self._ordered.get(call.queue)
+        if order is not None:
+            order.add(entry)
         call.in_queue = True
 
     def _leave(self, call: Call) -> None:
         """Take a call out of its queue's order and partition."""
         if call.in_queue and call.queue is not None:
             call.in_queue = False
-            self._ordered[call.queue].discard(call.entry())
+            order = self._ordered.get(call.queue)
+            if order is not None:
+                order.discard(call.entry())
             part = self._parts[call.queue].get(call.sig_id)
             if part is not None:
                 part.live.pop(call.call_id, None)
@@ -462,7 +495,10 @@ class ContactCenter:
             self._agent_move(agent, AgentTrigger.OFFER_WITHDRAWN, now, out)
             agent.call_id = None
             call.agent_id = None
-            self._dispatch_agent(agent, now, out)
+            if agent.logout_after_call:
+                self._log_out(agent, now, out)
+            else:
+                self._dispatch_agent(agent, now, out)
         outcome = Outcome.IVR if state is CallState.IVR else Outcome.ABANDONED
         self._finish(call, now, outcome, out)
 
@@ -494,10 +530,12 @@ class ContactCenter:
         call.agent_id = None
         if ev.agent_fault:
             self._agent_move(agent, AgentTrigger.OFFER_FAILED, now, out, f"offer {ev.reason}")
-            if self._config.rona_pause_s is not None:
+            if self._config.rona_pause_s is not None and not agent.logout_after_call:
                 out.append(StartTimer(("ready", agent.agent_id), now + self._config.rona_pause_s))
         else:
             self._agent_move(agent, AgentTrigger.OFFER_WITHDRAWN, now, out)
+        if agent.logout_after_call:  # before the call is offered again (not to this agent)
+            self._log_out(agent, now, out)
         assert call.queue is not None and call.queued_at is not None
         qp = self.policy.queues[call.queue]
         if qp.max_wait_s is not None and now >= call.queued_at + qp.max_wait_s:
@@ -518,12 +556,20 @@ class ContactCenter:
         self._agent_move(agent, AgentTrigger.CALL_ENDED, now, out)
         agent.call_id = None
         agent.calls_handled += 1
-        out.append(StartTimer(("wrap_up", agent.agent_id), now + self._config.wrap_up_s))
+        wrap_up_s = self._config.wrap_up_s
+        leaving = agent.logout_after_call
+        if wrap_up_s > 0 and not leaving:
+            out.append(StartTimer(("wrap_up", agent.agent_id), now + wrap_up_s))
         if call.queue is not None and call.answered_at is not None:
-            handle = now - call.answered_at + self._config.wrap_up_s
+            handle = now - call.answered_at + wrap_up_s
             self._aht[call.queue] = 0.9 * self._aht[call.queue] + 0.1 * handle
         self._remember_agent(call.caller, agent.agent_id)
         self._finish(call, now, Outcome.ANSWERED, out)
+        if leaving:  # asked to log out during the call: out now, from wrap-up
+            self._log_out(agent, now, out)
+        elif wrap_up_s <= 0:  # no wrap-up: ready now, not through a zero-length timer
+            self._agent_move(agent, AgentTrigger.WRAP_UP_DONE, now, out)
+            self._dispatch_agent(agent, now, out)
 
     def _priority_changed(self, ev: CallPriorityChanged, now: float, out: list[Action]) -> None:
         call = self._get_call(ev.call_id)
@@ -567,7 +613,7 @@ class ContactCenter:
     def _add_agent(self, profile: AgentProfile) -> None:
         if profile.agent_id in self._agents:
             raise DuplicateCall(f"agent {profile.agent_id!r} defined twice")
-        self._agents[profile.agent_id] = Agent(profile, self._shape_id(profile))
+        self._agents[profile.agent_id] = Agent(profile.agent_id, profile, self._shape_id(profile))
 
     def _shape_id(self, profile: AgentProfile) -> int:
         shape = profile.shape()
@@ -618,16 +664,19 @@ class ContactCenter:
     def _agent_move(self, agent: Agent, trigger: AgentTrigger, now: float,
                     out: list[Action], reason: str = "") -> None:
         old = agent.state
-        new = AGENT_TABLE.next(agent.agent_id, old, trigger)
-        if old is AgentState.READY and new is not AgentState.READY:
+        step = _AGENT_STEPS.get((old, trigger))
+        if step is None:
+            AGENT_TABLE.next(agent.agent_id, old, trigger)  # raises IllegalTransition
+            raise AssertionError("unreachable: _AGENT_STEPS mirrors AGENT_TABLE")
+        new, leaves_ready, enters_ready, staffed_delta = step
+        if leaves_ready:
             self._unindex_ready(agent)
         agent.state = new
-        if new is AgentState.READY and old is not AgentState.READY:
+        if enters_ready:
             agent.ready_since = now
             self._index_ready(agent)
-        was_staffed = old not in _UNSTAFFED
-        if (new not in _UNSTAFFED) != was_staffed:
-            self._count_staffed(agent, -1 if was_staffed else +1)
+        if staffed_delta:
+            self._count_staffed(agent, staffed_delta)
         agent.reason = reason if new is AgentState.PAUSED else ""
         if new is not old:
             agent.since = now

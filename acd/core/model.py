@@ -202,6 +202,10 @@ class AgentLogin:
 
 @dataclass(slots=True)
 class AgentLogout:
+    """Log the agent out; one ringing or on a call is logged out as soon as
+    that call ends (``Agent.logout_after_call``; an ``AgentLogin`` before then
+    cancels it)."""
+
     agent_id: str
 
 
