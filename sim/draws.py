@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from sim.scenario import Dist, Scenario, TraceCall, _pick, day_start, walk
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False)
 class DrawnCall:
     index: int  # 1-based arrival number
     arrival_s: float  # simulated seconds from the start
@@ -34,6 +34,21 @@ class DrawnCall:
     script: tuple[str, ...]  # the caller's key script (IVR scenarios)
     handle_s: float
     patience_s: float | None  # None: never hangs up
+
+    def __init__(self, index: int, arrival_s: float, number: str,
+                 attributes: tuple[tuple[str, str], ...], queue: str | None, priority: int,
+                 path: tuple[str, ...], script: tuple[str, ...], handle_s: float,
+                 patience_s: float | None) -> None:
+        self.index = index
+        self.arrival_s = arrival_s
+        self.number = number
+        self.attributes = attributes
+        self.queue = queue
+        self.priority = priority
+        self.path = path
+        self.script = script
+        self.handle_s = handle_s
+        self.patience_s = patience_s
 
 
 def stream(seed: int, name: str) -> random.Random:

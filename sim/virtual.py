@@ -56,12 +56,14 @@ from typing import Any, NamedTuple
 
 from acd.core.center import ContactCenter
 from acd.core.model import (
+    Action,
     AgentLogin,
     AgentLogout,
     AgentState,
     AgentStateChanged,
     CallerHungUp,
     CallQueued,
+    CallRecord,
     CallStarted,
     CancelTimer,
     ConnectCall,
@@ -71,7 +73,6 @@ from acd.core.model import (
     OfferAnswered,
     OfferFailed,
     Outcome,
-    RecordExplanation,
     StartTimer,
     TimerFired,
     WriteCallRecord,
@@ -211,43 +212,69 @@ class VirtualResult:
 
     def _aggregate(self) -> list[Row]:
         interval = self.interval_s
+        queue_sl, class_sl, default_sl = self.queue_sl, self.class_sl, self.default_sl
+        # one pass over the calls, grouped by (interval, queue, class): [offered,
+        #   answered, abandoned, other, within the call's / the queue's / the
+        #   class's threshold, waited, wait_sum, answered_wait_sum, longest]
+        groups: dict[tuple[int, str, str], list[float]] = {}
+        limits: dict[tuple[str, str], tuple[float, float, float]] = {}
+        for c in self.calls:
+            queue = c.queue
+            if not c.counted or queue is None:
+                continue
+            cls = c.customer_class
+            lim = limits.get((queue, cls))
+            if lim is None:
+                lim = limits[(queue, cls)] = (
+                    self._threshold(c), queue_sl.get(queue, default_sl),
+                    class_sl.get(cls, default_sl))
+            k = (int(c.arrival_s // interval), queue, cls)
+            g = groups.get(k)
+            if g is None:
+                g = groups[k] = [0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0]
+            wait = c.wait_s or 0.0
+            g[0] += 1
+            if c.outcome == "answered":
+                g[1] += 1
+                g[9] += wait
+                if wait <= lim[0]:
+                    g[4] += 1
+                if wait <= lim[1]:
+                    g[5] += 1
+                if wait <= lim[2]:
+                    g[6] += 1
+            elif c.outcome == "abandoned":
+                g[2] += 1
+            else:
+                g[3] += 1
+            if c.waited:
+                g[7] += 1
+            g[8] += wait
+            if wait > g[10]:
+                g[10] = wait
         # (scope, key, interval index or -1) -> [offered, answered, abandoned, other,
         #   within_sl, waited, wait_sum, answered_wait_sum, longest]
         agg: dict[tuple[str, str, int], list[float]] = {}
         thresholds: dict[tuple[str, str], set[float]] = {}
-        queue_sl, class_sl, default_sl = self.queue_sl, self.class_sl, self.default_sl
-        for c in self.calls:
-            if not c.counted or c.queue is None:
-                continue
-            i = int(c.arrival_s // interval)
-            wait = c.wait_s or 0.0
-            answered = c.outcome == "answered"
-            t_call = self._threshold(c)
-            t_queue = queue_sl.get(c.queue, default_sl)
-            t_class = class_sl.get(c.customer_class, default_sl)
-            for scope, key, t_s in (("total", "", t_call), ("queue", c.queue, t_queue),
-                                    ("class", c.customer_class, t_class)):
+        for (i, queue, cls), g in groups.items():
+            lim = limits[(queue, cls)]
+            for scope, key, t_s, w in (("total", "", lim[0], 4), ("queue", queue, lim[1], 5),
+                                       ("class", cls, lim[2], 6)):
                 thresholds.setdefault((scope, key), set()).add(t_s)
-                within = answered and wait <= t_s
-                for k in ((scope, key, i), (scope, key, -1)):
-                    a = agg.get(k)
+                for k2 in ((scope, key, i), (scope, key, -1)):
+                    a = agg.get(k2)
                     if a is None:
-                        a = agg[k] = [0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0]
-                    a[0] += 1
-                    if answered:
-                        a[1] += 1
-                        a[7] += wait
-                    elif c.outcome == "abandoned":
-                        a[2] += 1
-                    else:
-                        a[3] += 1
-                    if within:
-                        a[4] += 1
-                    if c.waited:
-                        a[5] += 1
-                    a[6] += wait
-                    if wait > a[8]:
-                        a[8] = wait
+                        a = agg[k2] = [0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0]
+                    a[0] += g[0]
+                    a[1] += g[1]
+                    a[2] += g[2]
+                    a[3] += g[3]
+                    a[4] += g[w]
+                    a[5] += g[7]
+                    a[6] += g[8]
+                    a[7] += g[9]
+                    if g[10] > a[8]:
+                        a[8] = g[10]
         # every interval of the run appears for the total and each queue
         # (zero rows where no call arrived)
         first = int(self.warmup_s // interval)
@@ -356,102 +383,97 @@ def run_virtual(scenario: Scenario, seed: int = 0, calls: int | None = None, *,
     if not keep_gc:
         gc.disable()
     try:
-        return _run(scenario, seed, calls, trace, warmup_calls, progress)
+        return _Loop(scenario, seed, calls, trace, warmup_calls, progress).run()
     finally:
         if gc_was and not keep_gc:
             gc.enable()
 
 
-def _run(sc: Scenario, seed: int, max_calls: int | None, trace: Sequence[TraceCall] | None,
-         warmup_calls: int, progress: Callable[[int, int | None, float], None] | None
-         ) -> VirtualResult:
-    wall0 = time.perf_counter()
-    policy = sc.policy
-    trace = trace if trace is not None else sc.trace
-    if max_calls is None:
-        max_calls = sc.calls
-    if trace is not None:
-        max_calls = len(trace) if max_calls is None else min(max_calls, len(trace))
-    horizon = sc.day_end_s
-    if max_calls is None and horizon is None:
-        raise SimError("the scenario has a constant rate and no end: give calls or hours")
-    expected = max_calls if max_calls is not None else (
-        round(sc.expected_calls() or 0) or None)
+#: a heap entry: (time, seq, kind, subject, number).  subject: the call or
+#: agent id ("" for an arrival: the one pending arrival is ``_Loop.upcoming``);
+#: number: the offer id (_ANSWER, _RONA), the timer's seq (_TIMER), else 0
+_Entry = tuple[float, int, int, str, int]
 
-    cc = ContactCenter(CoreConfig(policy=policy, agents=tuple(a.profile for a in sc.agents),
-                                  wrap_up_s=sc.wrap_up_s, rona_pause_s=sc.rona_pause_s,
-                                  explain=False))
-    handle = cc.handle
-    queue_names = tuple(policy.queues)
-    qindex = {q: i for i, q in enumerate(queue_names)}
-    known_queue = set(queue_names)
-    reroutes = bool(policy.routes)
-    routed = {t_value for rule in policy.routes for t in rule.when.tests
-              if t.attr == "ivr_queue" and not t.negate for t_value in t.values}
 
-    # ---- random streams: the callers (sim.draws) and ring-no-answer
-    calls_iter = draw_calls(sc, seed, max_calls, trace)
-    interval = sc.interval_s
-    rona_p = sc.ring_no_answer
-    rona_draw = stream(seed, "rona").random
-    ring_delay = sc.ring_delay_s
+class _Loop:
+    """One run: the event heap, the core, and what the figures need.
 
-    # ---- event heap
-    heap: list[tuple[float, int, int, Any, Any]] = []
-    push, pop = heapq.heappush, heapq.heappop
-    seq = 0
-    for agent_spec in sc.agents:
-        aid = agent_spec.profile.agent_id
-        if not agent_spec.shifts:
-            seq += 1
-            heap.append((0.0, seq, _LOGIN, aid, None))
-        for a, b in agent_spec.shifts:
-            if b <= 0:
-                continue
-            seq += 1
-            heap.append((max(a, 0.0), seq, _LOGIN, aid, None))
-            seq += 1
-            heap.append((b, seq, _LOGOUT, aid, None))
-    heapq.heapify(heap)
+    Plain typed attributes and methods, no closures: the same code runs as
+    Python or compiled with mypyc (``ACD_COMPILE=1``, see docs/simulator.md)."""
 
-    # ---- arrivals: pulled one ahead, so the next arrival is always on the heap
-    upcoming = next(calls_iter, None)
-    if upcoming is not None:
-        seq += 1
-        push(heap, (upcoming.arrival_s, seq, _ARRIVE, upcoming, None))
+    def __init__(self, sc: Scenario, seed: int, max_calls: int | None,
+                 trace: Sequence[TraceCall] | None, warmup_calls: int,
+                 progress: Callable[[int, int | None, float], None] | None) -> None:
+        self.wall0 = time.perf_counter()
+        self.sc = sc
+        self.seed = seed
+        self.progress = progress
+        policy = sc.policy
+        trace = trace if trace is not None else sc.trace
+        if max_calls is None:
+            max_calls = sc.calls
+        if trace is not None:
+            max_calls = len(trace) if max_calls is None else min(max_calls, len(trace))
+        self.horizon = sc.day_end_s
+        if max_calls is None and self.horizon is None:
+            raise SimError("the scenario has a constant rate and no end: give calls or hours")
+        self.expected = max_calls if max_calls is not None else (
+            round(sc.expected_calls() or 0) or None)
+        self.warmup_calls = warmup_calls
+        self.cc = ContactCenter(CoreConfig(
+            policy=policy, agents=tuple(a.profile for a in sc.agents), wrap_up_s=sc.wrap_up_s,
+            rona_pause_s=sc.rona_pause_s, explain=False))
+        self.queue_names = tuple(policy.queues)
+        self.qindex = {q: i for i, q in enumerate(self.queue_names)}
+        self.reroutes = bool(policy.routes)
+        self.routed = {t_value for rule in policy.routes for t in rule.when.tests
+                       if t.attr == "ivr_queue" and not t.negate for t_value in t.values}
+        # random streams: the callers (sim.draws) and ring-no-answer
+        self.calls_iter = draw_calls(sc, seed, max_calls, trace)
+        self.interval = sc.interval_s
+        self.rona_p = sc.ring_no_answer
+        self.rona_draw = stream(seed, "rona").random
+        self.ring_delay = sc.ring_delay_s
+        self.warmup_s = sc.warmup_s
 
-    # ---- state
-    live: dict[str, _Live] = {}
-    timers: dict[tuple[str, str], int] = {}
-    outcomes: list[CallOutcome] = []
-    waiting = [0] * len(queue_names)
-    samples: list[tuple[int, ...]] = []
-    next_sample = 0.0
-    arrived = 0
-    arrivals_done = False
-    core_events = 0
-    warmup_s = sc.warmup_s
-    instant: list[tuple[str, int]] = []  # offers answered at once, in order
-    wrap_keys: dict[str, TimerFired] = {}
+        self.heap: list[_Entry] = []
+        self.seq = 0
+        self.upcoming: DrawnCall | None = None
+        self.live: dict[str, _Live] = {}
+        #: timer key -> seq of its live heap entry; seq -> key
+        self.timers: dict[tuple[str, str], int] = {}
+        self.timer_keys: dict[int, tuple[str, str]] = {}
+        self.outcomes: list[CallOutcome] = []
+        self.waiting = [0] * len(self.queue_names)
+        self.instant: list[tuple[str, int]] = []  # offers answered at once, in order
+        self.core_events = 0
+        # occupancy: agent -> [since, occupancy code (_OCC), skill keys]; a span
+        # is closed only when the code changes (reserved -> on call -> wrap-up
+        # is one busy span)
+        self.ag_since: dict[str, float] = {}
+        self.ag_code: dict[str, int] = {}
+        self.ag_keys: dict[str, tuple[str, ...]] = {}
+        for spec in sc.agents:
+            aid = spec.profile.agent_id
+            self.ag_since[aid] = 0.0
+            self.ag_code[aid] = 0
+            self.ag_keys[aid] = ("", *sorted(spec.profile.skills))
+        self.agent_time: dict[int, dict[str, list[float]]] = {}
 
-    # occupancy: agent -> [since, occupancy code (_OCC), skill keys]; a span
-    # is closed only when the code changes (reserved -> on call -> wrap-up
-    # is one busy span)
-    skill_keys: dict[str, tuple[str, ...]] = {
-        s.profile.agent_id: ("", *sorted(s.profile.skills)) for s in sc.agents}
-    ag_time: dict[str, list[Any]] = {aid: [0.0, 0, keys] for aid, keys in skill_keys.items()}
-    agent_time: dict[int, dict[str, list[float]]] = {}
-    occ_code = _OCC
+    def push(self, at: float, kind: int, subject: str, number: int) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (at, self.seq, kind, subject, number))
 
-    def add_span(a: float, b: float, busy: bool, keys: tuple[str, ...]) -> None:
-        if a < warmup_s:
-            a = warmup_s
+    def add_span(self, a: float, b: float, busy: bool, keys: tuple[str, ...]) -> None:
+        if a < self.warmup_s:
+            a = self.warmup_s
+        interval = self.interval
         while a < b:
             i = int(a // interval)
             seg = min(b, (i + 1) * interval)
-            per = agent_time.get(i)
+            per = self.agent_time.get(i)
             if per is None:
-                per = agent_time[i] = {}
+                per = self.agent_time[i] = {}
             d = seg - a
             for k in keys:
                 ba = per.get(k)
@@ -462,191 +484,237 @@ def _run(sc: Scenario, seed: int, max_calls: int | None, trace: Sequence[TraceCa
                     ba[0] += d
             a = seg
 
-    def apply(out: list[Any], t: float) -> None:
+    def apply(self, out: list[Action], t: float) -> None:
         """Carry out the core's actions."""
-        nonlocal seq
         for act in out:
-            tp = type(act)
-            if tp is AgentStateChanged:
+            if isinstance(act, AgentStateChanged):
                 aid = act.agent_id
-                st = ag_time[aid]
-                new = act.new
-                code = occ_code[new]
-                if code != st[1]:
-                    if st[1] and t > st[0]:
-                        add_span(st[0], t, st[1] == 2, st[2])
-                    st[0] = t
-                    st[1] = code
-            elif tp is RecordExplanation:
-                pass
-            elif tp is ConnectCall:
+                code = _OCC[act.new]
+                old = self.ag_code[aid]
+                if code != old:
+                    since = self.ag_since[aid]
+                    if old and t > since:
+                        self.add_span(since, t, old == 2, self.ag_keys[aid])
+                    self.ag_since[aid] = t
+                    self.ag_code[aid] = code
+            elif isinstance(act, ConnectCall):
                 cid = act.call_id
-                c = live[cid]
+                c = self.live[cid]
                 c.offer = oid = act.offer_id
                 if c.first_offer < 0:
                     c.first_offer = t
-                if rona_p and rona_draw() < rona_p:
-                    seq += 1
-                    push(heap, (t + act.ring_timeout_s, seq, _RONA, cid, oid))
-                elif ring_delay:
-                    seq += 1
-                    push(heap, (t + ring_delay, seq, _ANSWER, cid, oid))
+                if self.rona_p and self.rona_draw() < self.rona_p:
+                    self.push(t + act.ring_timeout_s, _RONA, cid, oid)
+                elif self.ring_delay:
+                    self.push(t + self.ring_delay, _ANSWER, cid, oid)
                 else:  # answered at once: right after these actions, before
-                    instant.append((cid, oid))  # anything else at this time
-            elif tp is StartTimer:
-                seq += 1
-                timers[act.key] = seq
-                push(heap, (act.at, seq, _TIMER, act.key, seq))
-            elif tp is WriteCallRecord:
-                rec = act.record
-                c = live.pop(rec.call_id)
-                if c.qi >= 0:
-                    waiting[c.qi] -= 1
-                q_at = rec.queued_at
-                outcomes.append(CallOutcome(
-                    rec.call_id, rec.caller, rec.queue, rec.first_queue or rec.queue,
-                    rec.customer_class, q_at if q_at is not None else rec.started_at,
-                    rec.wait_s, _OUTCOME_TEXT[rec.outcome], rec.agent_id, rec.offers,
-                    not (0 <= c.first_offer <= c.queued_at), c.counted, rec.answered_at,
-                    rec.ended_at, rec.priority))
-            elif tp is CancelTimer:
-                timers.pop(act.key, None)
+                    self.instant.append((cid, oid))  # anything else at this time
+            elif isinstance(act, StartTimer):
+                key = act.key
+                old_seq = self.timers.get(key)
+                if old_seq is not None:
+                    del self.timer_keys[old_seq]
+                self.seq += 1
+                self.timers[key] = self.seq
+                self.timer_keys[self.seq] = key
+                heapq.heappush(self.heap, (act.at, self.seq, _TIMER, key[1], self.seq))
+            elif isinstance(act, WriteCallRecord):
+                self.record(act.record)
+            elif isinstance(act, CancelTimer):
+                gone = self.timers.pop(act.key, None)
+                if gone is not None:
+                    del self.timer_keys[gone]
+            # FallbackCall, RecordExplanation: nothing to do (the record follows)
 
-    def answer(cid: str, oid: int, t: float) -> None:
-        nonlocal seq, core_events
-        lc = live.get(cid)
+    def record(self, rec: CallRecord) -> None:
+        c = self.live.pop(rec.call_id)
+        if c.qi >= 0:
+            self.waiting[c.qi] -= 1
+        q_at = rec.queued_at
+        self.outcomes.append(CallOutcome(
+            rec.call_id, rec.caller, rec.queue, rec.first_queue or rec.queue,
+            rec.customer_class, q_at if q_at is not None else rec.started_at,
+            rec.wait_s, _OUTCOME_TEXT[rec.outcome], rec.agent_id, rec.offers,
+            not (0 <= c.first_offer <= c.queued_at), c.counted, rec.answered_at,
+            rec.ended_at, rec.priority))
+
+    def answer(self, cid: str, oid: int, t: float) -> None:
+        lc = self.live.get(cid)
         if lc is None or lc.offer != oid:
             return  # the caller left, or the offer is not current
-        core_events += 1
-        out = handle(OfferAnswered(cid, oid), t)
+        self.core_events += 1
+        out = self.cc.handle(OfferAnswered(cid, oid), t)
         lc.answered = True
         if lc.qi >= 0:
-            waiting[lc.qi] -= 1
+            self.waiting[lc.qi] -= 1
             lc.qi = -1
-        seq += 1
-        push(heap, (t + lc.handle, seq, _END, cid, None))
-        apply(out, t)
+        self.push(t + lc.handle, _END, cid, 0)
+        self.apply(out, t)
 
-    stop_after = horizon if horizon is not None else -math.inf
-    last_t = last_arrival = 0.0
-    while heap:
-        t, _, kind, a, b = pop(heap)
-        if arrivals_done and not live and t > stop_after:
-            break
-        last_t = t
-        if t >= next_sample:
-            while next_sample <= t:
-                samples.append(tuple(waiting))
-                next_sample += SAMPLE_S
-        if kind == _ARRIVE:
-            arrived += 1
-            last_arrival = t
-            cid = f"c{arrived}"
-            counted = arrived > warmup_calls and t >= warmup_s
-            d: DrawnCall = a
-            number, attrs, queue = d.number, d.attributes, d.queue
-            priority, path, hold, patience = d.priority, d.path, d.handle_s, d.patience_s
-            upcoming = next(calls_iter, None)
-            if upcoming is None:
-                arrivals_done = True
-            else:
-                seq += 1
-                push(heap, (upcoming.arrival_s, seq, _ARRIVE, upcoming, None))
-            core_events += 2
-            handle(CallStarted(cid, number), t)
-            if queue is None:  # ended in the IVR
-                live[cid] = _Live(0.0, t, counted)
-                apply(handle(IvrEnded(cid, path, "ivr"), t), t)
-            else:
-                if queue not in known_queue and queue not in routed:
-                    raise SimError(f"call {cid}: queue {queue!r} is not a queue of the "
-                                   f"routing policy (queues: {', '.join(queue_names)})")
-                c = live[cid] = _Live(hold, t, counted)
-                out = handle(CallQueued(cid, queue, path, priority, attrs), t)
-                if reroutes:  # the policy may put it in another queue
-                    call = cc.call(cid)
-                    if call is not None and call.queue is not None:
-                        queue = call.queue
-                c.qi = qi = qindex[queue]
-                waiting[qi] += 1
-                apply(out, t)
-                if patience is not None and cid in live and (
-                        c.first_offer < 0 or rona_p or ring_delay):
-                    seq += 1
-                    push(heap, (t + patience, seq, _PATIENCE, cid, None))
-            if progress is not None and arrived % PROGRESS_EVERY == 0:
-                progress(arrived, expected, t)
-        elif kind == _ANSWER:
-            answer(a, b, t)
-        elif kind == _TIMER:
-            if timers.get(a) != b:
-                continue  # cancelled or restarted
-            del timers[a]
-            core_events += 1
-            ev = wrap_keys.get(a[1]) if a[0] == "wrap_up" else None
-            if ev is None:
-                ev = TimerFired(a)
-                if a[0] == "wrap_up":
-                    wrap_keys[a[1]] = ev
-            apply(handle(ev, t), t)
-        elif kind == _END:
-            core_events += 1
-            apply(handle(ConversationEnded(a, "caller"), t), t)
-        elif kind == _PATIENCE:
-            lc = live.get(a)
-            if lc is None or lc.answered:
+    def arrive(self, d: DrawnCall, t: float, arrived: int) -> None:
+        cid = f"c{arrived}"
+        counted = arrived > self.warmup_calls and t >= self.warmup_s
+        queue = d.queue
+        cc = self.cc
+        self.core_events += 2
+        cc.handle(CallStarted(cid, d.number), t)
+        if queue is None:  # ended in the IVR
+            self.live[cid] = _Live(0.0, t, counted)
+            self.apply(cc.handle(IvrEnded(cid, d.path, "ivr"), t), t)
+            return
+        if queue not in self.qindex and queue not in self.routed:
+            raise SimError(f"call {cid}: queue {queue!r} is not a queue of the "
+                           f"routing policy (queues: {', '.join(self.queue_names)})")
+        c = self.live[cid] = _Live(d.handle_s, t, counted)
+        out = cc.handle(CallQueued(cid, queue, d.path, d.priority, d.attributes), t)
+        if self.reroutes:  # the policy may put it in another queue
+            call = cc.call(cid)
+            if call is not None and call.queue is not None:
+                queue = call.queue
+        c.qi = qi = self.qindex[queue]
+        self.waiting[qi] += 1
+        self.apply(out, t)
+        patience = d.patience_s
+        if patience is not None and cid in self.live and (
+                c.first_offer < 0 or self.rona_p or self.ring_delay):
+            self.push(t + patience, _PATIENCE, cid, 0)
+
+    def run(self) -> VirtualResult:
+        sc = self.sc
+        heap = self.heap
+        pop = heapq.heappop
+        for spec in sc.agents:
+            aid = spec.profile.agent_id
+            if not spec.shifts:
+                self.seq += 1
+                heap.append((0.0, self.seq, _LOGIN, aid, 0))
+            for on_s, off_s in spec.shifts:
+                if off_s <= 0:
+                    continue
+                self.seq += 1
+                heap.append((max(on_s, 0.0), self.seq, _LOGIN, aid, 0))
+                self.seq += 1
+                heap.append((off_s, self.seq, _LOGOUT, aid, 0))
+        heapq.heapify(heap)
+        # arrivals: pulled one ahead, so the next arrival is always on the heap
+        calls_iter = self.calls_iter
+        self.upcoming = next(calls_iter, None)
+        if self.upcoming is not None:
+            self.push(self.upcoming.arrival_s, _ARRIVE, "", 0)
+
+        cc = self.cc
+        handle = cc.handle
+        live = self.live
+        waiting = self.waiting
+        instant = self.instant
+        samples: list[tuple[int, ...]] = []
+        next_sample = 0.0
+        arrived = 0
+        arrivals_done = False
+        horizon = self.horizon
+        stop_after = horizon if horizon is not None else -math.inf
+        progress = self.progress
+        last_t = last_arrival = 0.0
+        while heap:
+            t, _, kind, subject, number = pop(heap)
+            if arrivals_done and not live and t > stop_after:
+                break
+            last_t = t
+            if t >= next_sample:
+                while next_sample <= t:
+                    samples.append(tuple(waiting))
+                    next_sample += SAMPLE_S
+            if kind == _ARRIVE:
+                d = self.upcoming
+                assert d is not None
+                arrived += 1
+                last_arrival = t
+                self.upcoming = nxt = next(calls_iter, None)
+                if nxt is None:
+                    arrivals_done = True
+                else:
+                    self.push(nxt.arrival_s, _ARRIVE, "", 0)
+                self.arrive(d, t, arrived)
+                if progress is not None and arrived % PROGRESS_EVERY == 0:
+                    progress(arrived, self.expected, t)
+            elif kind == _END:
+                self.core_events += 1
+                self.apply(handle(ConversationEnded(subject, "caller"), t), t)
+            elif kind == _PATIENCE:
+                lc = live.get(subject)
+                if lc is None or lc.answered:
+                    continue
+                self.core_events += 1
+                self.apply(handle(CallerHungUp(subject), t), t)
+            elif kind == _TIMER:
+                key = self.timer_keys.pop(number, None)
+                if key is None:
+                    continue  # cancelled or restarted
+                del self.timers[key]
+                self.core_events += 1
+                self.apply(handle(TimerFired(key), t), t)
+            elif kind == _ANSWER:
+                self.answer(subject, number, t)
+            elif kind == _RONA:
+                lc = live.get(subject)
+                if lc is None or lc.offer != number:
+                    continue
+                self.core_events += 1
+                self.apply(handle(OfferFailed(subject, number, "NOANSWER"), t), t)
+            elif kind == _LOGIN:
+                ag = cc.agent(subject)
+                # logged out; or asked out at the end of its call (back-to-back shifts: stays)
+                if ag.state is AgentState.LOGGED_OUT or ag.logout_after_call:
+                    self.core_events += 1
+                    self.apply(handle(AgentLogin(subject), t), t)
+            elif kind == _LOGOUT:
+                if cc.agent(subject).state is not AgentState.LOGGED_OUT:
+                    self.core_events += 1  # on a call: the core logs it out when it ends
+                    self.apply(handle(AgentLogout(subject), t), t)
+            while instant:
+                cid, oid = instant.pop(0)
+                self.answer(cid, oid, t)
+        return self.result(samples, arrived, last_t, last_arrival)
+
+    def result(self, samples: list[tuple[int, ...]], arrived: int, last_t: float,
+               last_arrival: float) -> VirtualResult:
+        sc, cc, horizon = self.sc, self.cc, self.horizon
+        policy = sc.policy
+        end_s = last_t if horizon is None else max(last_t, horizon)
+        outcomes = self.outcomes
+        # calls nobody will ever take (no agent left, a caller who never hangs
+        # up): recorded as "unfinished", waiting until the end
+        for cid, lc in self.live.items():
+            call = cc.call(cid)
+            if call is None:
                 continue
-            core_events += 1
-            apply(handle(CallerHungUp(a), t), t)
-        elif kind == _RONA:
-            lc = live.get(a)
-            if lc is None or lc.offer != b:
-                continue
-            core_events += 1
-            apply(handle(OfferFailed(a, b, "NOANSWER"), t), t)
-        elif kind == _LOGIN:
-            ag = cc.agent(a)
-            # logged out; or asked out at the end of its call (back-to-back shifts: stays)
-            if ag.state is AgentState.LOGGED_OUT or ag.logout_after_call:
-                core_events += 1
-                apply(handle(AgentLogin(a), t), t)
-        elif kind == _LOGOUT:
-            if cc.agent(a).state is not AgentState.LOGGED_OUT:
-                core_events += 1  # on a call: the core logs it out when the call ends
-                apply(handle(AgentLogout(a), t), t)
-        while instant:
-            answer(*instant.pop(0), t)
+            queued = call.queued_at if call.queued_at is not None else call.started_at
+            outcomes.append(CallOutcome(
+                cid, call.caller, call.queue, call.first_queue, call.customer_class, queued,
+                end_s - queued, "unfinished", None, call.offers, lc.first_offer < 0 or
+                lc.first_offer > lc.queued_at, lc.counted, None, end_s, call.priority))
+        for aid, code in self.ag_code.items():
+            since = self.ag_since[aid]
+            if code and end_s > since:
+                self.add_span(since, end_s, code == 2, self.ag_keys[aid])
+        if self.progress is not None:
+            self.progress(arrived, self.expected, last_t)
 
-    end_s = last_t if horizon is None else max(last_t, horizon)
-    # calls nobody will ever take (no agent left, a caller who never hangs
-    # up): recorded as "unfinished", waiting until the end
-    for cid, lc in live.items():
-        call = cc.call(cid)
-        if call is None:
-            continue
-        queued = call.queued_at if call.queued_at is not None else call.started_at
-        outcomes.append(CallOutcome(
-            cid, call.caller, call.queue, call.first_queue, call.customer_class, queued,
-            end_s - queued, "unfinished", None, call.offers, lc.first_offer < 0 or
-            lc.first_offer > lc.queued_at, lc.counted, None, end_s, call.priority))
-    for st in ag_time.values():
-        if st[1] and end_s > st[0]:
-            add_span(st[0], end_s, st[1] == 2, st[2])
-    if progress is not None:
-        progress(arrived, expected, last_t)
-
-    classes = sorted({c.customer_class for c in outcomes if c.queue is not None})
-    queue_skill = {q: qp.require.skill for q, qp in policy.queues.items()}
-    return VirtualResult(
-        scenario=sc.name, seed=seed, start_s=sc.start_s, interval_s=interval,
-        queues=queue_names, classes=tuple(classes), calls=outcomes, waiting=samples,
-        agent_time=agent_time, queue_skill=queue_skill,
-        queue_sl={q: sc.queue_sl(q) for q in queue_names},
-        class_sl={c: cl.sl_threshold_s for c, cl in policy.classes.items()},
-        default_sl=sc.sl_seconds, warmup_s=warmup_s, end_s=end_s,
-        wall_s=time.perf_counter() - wall0, core_events=core_events, arrivals=arrived,
-        n_intervals=math.ceil((horizon if horizon is not None else last_arrival) / interval),
-    )
+        classes = sorted({c.customer_class for c in outcomes if c.queue is not None})
+        queue_skill = {q: qp.require.skill for q, qp in policy.queues.items()}
+        queue_names = self.queue_names
+        return VirtualResult(
+            scenario=sc.name, seed=self.seed, start_s=sc.start_s, interval_s=self.interval,
+            queues=queue_names, classes=tuple(classes), calls=outcomes, waiting=samples,
+            agent_time=self.agent_time, queue_skill=queue_skill,
+            queue_sl={q: sc.queue_sl(q) for q in queue_names},
+            class_sl={c: cl.sl_threshold_s for c, cl in policy.classes.items()},
+            default_sl=sc.sl_seconds, warmup_s=self.warmup_s, end_s=end_s,
+            wall_s=time.perf_counter() - self.wall0, core_events=self.core_events,
+            arrivals=arrived,
+            n_intervals=math.ceil((horizon if horizon is not None else last_arrival)
+                                  / self.interval),
+        )
 
 
 # ---------------------------------------------------------------- plots

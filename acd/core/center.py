@@ -115,7 +115,9 @@ class DuplicateCall(Exception):
 class Part:
     """One partition of a queue: waiting calls with one signature, as a heap
     by virtual arrival.  ``live`` maps each call still in it to its entry;
-    heap entries not in ``live`` are stale and dropped when they surface."""
+    heap entries not in ``live`` are stale and dropped when they surface.
+    Entries are compared by value: a stale entry equal to a live one (a call
+    put back keeps its key and seq) stands for that same call."""
 
     __slots__ = ("heap", "live", "sig")
 
@@ -132,13 +134,13 @@ class Part:
         heap, live = self.heap, self.live
         while heap:
             entry = heap[0]
-            if live.get(entry[2]) is entry:
+            if live.get(entry[2]) == entry:  # ==, not is: mypyc boxes tuples anew
                 return entry
             heapq.heappop(heap)
         return None
 
 
-@dataclass(slots=True)
+@dataclass
 class Agent:
     agent_id: str  # = profile.agent_id (a field: read on every routing step)
     profile: AgentProfile
@@ -157,7 +159,7 @@ class Agent:
         return self.state not in _UNSTAFFED
 
 
-@dataclass(slots=True)
+@dataclass(init=False)
 class Call:
     call_id: str
     caller: str
@@ -184,6 +186,34 @@ class Call:
     offer_id: int = 0
     offers: int = 0
     answered_at: float | None = None
+
+    def __init__(self, call_id: str, caller: str, caller_name: str, channel: str, server: str,
+                 started_at: float) -> None:
+        self.call_id = call_id
+        self.caller = caller
+        self.caller_name = caller_name
+        self.channel = channel
+        self.server = server
+        self.started_at = started_at
+        self.state = CallState.IVR
+        self.attrs = {}
+        self.in_queue = False
+        self.timers = False
+        self.sig_id = -1
+        self.pref_id = -1
+        self.customer_class = ""
+        self.queue = None
+        self.first_queue = None
+        self.priority = 0
+        self.key = 0.0
+        self.seq = 0
+        self.queued_at = None
+        self.stage = None
+        self.ivr_path = ()
+        self.agent_id = None
+        self.offer_id = 0
+        self.offers = 0
+        self.answered_at = None
 
     def entry(self) -> HeapEntry:
         return (self.key, self.seq, self.call_id)
@@ -350,8 +380,7 @@ class ContactCenter:
         if ev.call_id in self._calls:
             raise DuplicateCall(f"call {ev.call_id!r} started twice")
         self._calls[ev.call_id] = Call(
-            ev.call_id, ev.caller, ev.caller_name, ev.channel, ev.server, started_at=now
-        )
+            ev.call_id, ev.caller, ev.caller_name, ev.channel, ev.server, now)
 
     # ------------------------------------------------------------ call events
 
@@ -861,7 +890,7 @@ class ContactCenter:
                 empty: list[int] = []
                 for sig_id, part in parts.items():
                     heap, live = part.heap, part.live
-                    while heap and live.get(heap[0][2]) is not heap[0]:
+                    while heap and live.get(heap[0][2]) != heap[0]:
                         heapq.heappop(heap)
                     if not heap:
                         empty.append(sig_id)

@@ -129,7 +129,7 @@ class Outcome(Enum):
 # builds about ten per call (the virtual simulator: +40 % calls per second).
 
 
-@dataclass(slots=True)
+@dataclass(init=False)
 class CallStarted:
     """A caller reached the engine (the hotline AGI started)."""
 
@@ -139,8 +139,16 @@ class CallStarted:
     channel: str = ""
     server: str = ""
 
+    def __init__(self, call_id: str, caller: str, caller_name: str = "", channel: str = "",
+                 server: str = "") -> None:
+        self.call_id = call_id
+        self.caller = caller
+        self.caller_name = caller_name
+        self.channel = channel
+        self.server = server
 
-@dataclass(slots=True)
+
+@dataclass(init=False)
 class CallQueued:
     """The IVR handed the call to a queue."""
 
@@ -150,8 +158,16 @@ class CallQueued:
     priority: int = 0
     attributes: tuple[tuple[str, str], ...] = ()
 
+    def __init__(self, call_id: str, queue: str, ivr_path: tuple[str, ...] = (), priority: int = 0,
+                 attributes: tuple[tuple[str, str], ...] = ()) -> None:
+        self.call_id = call_id
+        self.queue = queue
+        self.ivr_path = ivr_path
+        self.priority = priority
+        self.attributes = attributes
 
-@dataclass(slots=True)
+
+@dataclass(init=False)
 class IvrEnded:
     """The call ended inside the IVR (flow hung up, or the caller did)."""
 
@@ -159,22 +175,36 @@ class IvrEnded:
     ivr_path: tuple[str, ...] = ()
     reason: str = "hangup"
 
+    def __init__(self, call_id: str, ivr_path: tuple[str, ...] = (),
+                 reason: str = "hangup") -> None:
+        self.call_id = call_id
+        self.ivr_path = ivr_path
+        self.reason = reason
 
-@dataclass(slots=True)
+
+@dataclass(init=False)
 class CallerHungUp:
     """The caller's channel is gone (AMI Hangup, or AGI saw the hangup)."""
 
     call_id: str
     cause: int = 16
 
+    def __init__(self, call_id: str, cause: int = 16) -> None:
+        self.call_id = call_id
+        self.cause = cause
 
-@dataclass(slots=True)
+
+@dataclass(init=False)
 class OfferAnswered:
     call_id: str
     offer_id: int
 
+    def __init__(self, call_id: str, offer_id: int) -> None:
+        self.call_id = call_id
+        self.offer_id = offer_id
 
-@dataclass(slots=True)
+
+@dataclass(init=False)
 class OfferFailed:
     """The offer did not connect; ``reason`` e.g. NOANSWER, BUSY, CHANUNAVAIL, ERROR."""
 
@@ -185,22 +215,32 @@ class OfferFailed:
     #: redirect was refused): the agent goes back to ready, not paused.
     agent_fault: bool = True
 
+    def __init__(self, call_id: str, offer_id: int, reason: str, agent_fault: bool = True) -> None:
+        self.call_id = call_id
+        self.offer_id = offer_id
+        self.reason = reason
+        self.agent_fault = agent_fault
 
-@dataclass(slots=True)
+
+@dataclass(init=False)
 class ConversationEnded:
     """Either party of a connected call hung up."""
 
     call_id: str
     by: str = "caller"  # "caller" | "agent"
 
+    def __init__(self, call_id: str, by: str = "caller") -> None:
+        self.call_id = call_id
+        self.by = by
 
-@dataclass(slots=True)
+
+@dataclass
 class AgentLogin:
     agent_id: str
     ready: bool = True
 
 
-@dataclass(slots=True)
+@dataclass
 class AgentLogout:
     """Log the agent out; one ringing or on a call is logged out as soon as
     that call ends (``Agent.logout_after_call``; an ``AgentLogin`` before then
@@ -209,33 +249,36 @@ class AgentLogout:
     agent_id: str
 
 
-@dataclass(slots=True)
+@dataclass
 class AgentReady:
     agent_id: str
 
 
-@dataclass(slots=True)
+@dataclass
 class AgentPause:
     agent_id: str
     reason: str = ""
 
 
-@dataclass(slots=True)
+@dataclass
 class AgentProfileChanged:
     """A new or edited agent profile (skills, dialects...)."""
 
     profile: AgentProfile
 
 
-@dataclass(slots=True)
+@dataclass
 class CallPriorityChanged:
     call_id: str
     priority: int
 
 
-@dataclass(slots=True)
+@dataclass(init=False)
 class TimerFired:
     key: tuple[str, str]
+
+    def __init__(self, key: tuple[str, str]) -> None:
+        self.key = key
 
 
 Event = (
@@ -247,7 +290,7 @@ Event = (
 # --------------------------------------------------------------------- actions
 
 
-@dataclass(slots=True)
+@dataclass(init=False)
 class ConnectCall:
     """Ring ``extension`` and connect the waiting caller to it."""
 
@@ -259,19 +302,36 @@ class ConnectCall:
     server: str
     ring_timeout_s: float
 
+    def __init__(self, call_id: str, offer_id: int, agent_id: str, extension: str, channel: str,
+                 server: str, ring_timeout_s: float) -> None:
+        self.call_id = call_id
+        self.offer_id = offer_id
+        self.agent_id = agent_id
+        self.extension = extension
+        self.channel = channel
+        self.server = server
+        self.ring_timeout_s = ring_timeout_s
 
-@dataclass(slots=True)
+
+@dataclass(init=False)
 class StartTimer:
     key: tuple[str, str]
     at: float
 
+    def __init__(self, key: tuple[str, str], at: float) -> None:
+        self.key = key
+        self.at = at
 
-@dataclass(slots=True)
+
+@dataclass(init=False)
 class CancelTimer:
     key: tuple[str, str]
 
+    def __init__(self, key: tuple[str, str]) -> None:
+        self.key = key
 
-@dataclass(slots=True)
+
+@dataclass(init=False)
 class CallRecord:
     """One per call, written when the call ends."""
 
@@ -295,13 +355,41 @@ class CallRecord:
     #: the queue the call was first put in, when it overflowed elsewhere
     first_queue: str | None = None
 
+    def __init__(self, call_id: str, caller: str, caller_name: str, started_at: float,
+                 ended_at: float, outcome: Outcome, ivr_path: tuple[str, ...], queue: str | None,
+                 queued_at: float | None, wait_s: float | None, agent_id: str | None,
+                 answered_at: float | None, talk_s: float | None, offers: int, server: str,
+                 customer_class: str = "", priority: int = 0,
+                 first_queue: str | None = None) -> None:
+        self.call_id = call_id
+        self.caller = caller
+        self.caller_name = caller_name
+        self.started_at = started_at
+        self.ended_at = ended_at
+        self.outcome = outcome
+        self.ivr_path = ivr_path
+        self.queue = queue
+        self.queued_at = queued_at
+        self.wait_s = wait_s
+        self.agent_id = agent_id
+        self.answered_at = answered_at
+        self.talk_s = talk_s
+        self.offers = offers
+        self.server = server
+        self.customer_class = customer_class
+        self.priority = priority
+        self.first_queue = first_queue
 
-@dataclass(slots=True)
+
+@dataclass(init=False)
 class WriteCallRecord:
     record: CallRecord
 
+    def __init__(self, record: CallRecord) -> None:
+        self.record = record
 
-@dataclass(slots=True)
+
+@dataclass(init=False)
 class AgentStateChanged:
     """Published for wallboards and the CLI."""
 
@@ -311,8 +399,16 @@ class AgentStateChanged:
     at: float
     reason: str = ""
 
+    def __init__(self, agent_id: str, old: AgentState, new: AgentState, at: float,
+                 reason: str = "") -> None:
+        self.agent_id = agent_id
+        self.old = old
+        self.new = new
+        self.at = at
+        self.reason = reason
 
-@dataclass(slots=True)
+
+@dataclass
 class FallbackCall:
     """The call waited its queue's maximum: do ``kind`` (callback,
     voicemail, sms, message) and release it."""
@@ -322,14 +418,14 @@ class FallbackCall:
     queue: str
 
 
-@dataclass(slots=True)
+@dataclass
 class Candidate:
     agent_id: str
     score: float
     terms: tuple[tuple[str, float], ...]
 
 
-@dataclass(slots=True)
+@dataclass
 class Explanation:
     """Why a call was offered to an agent (``acd explain``)."""
 
@@ -346,7 +442,7 @@ class Explanation:
     candidates: tuple[Candidate, ...]
 
 
-@dataclass(slots=True)
+@dataclass
 class RecordExplanation:
     explanation: Explanation
 
@@ -360,7 +456,7 @@ Action = (
 # ------------------------------------------------------------------ configuration
 
 
-@dataclass(slots=True)
+@dataclass
 class CoreConfig:
     policy: Policy
     agents: tuple[AgentProfile, ...] = ()

@@ -15,7 +15,7 @@ from acd.core.profiles import AgentProfile
 # ------------------------------------------------------------------ conditions
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Test:
     """One attribute test.  ``values``: equals any; ``lo``/``hi``: numeric
     range; ``present``: the attribute is set (or not, with negate)."""
@@ -47,7 +47,7 @@ class Test:
         return ok != self.negate
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class When:
     """All tests must match; an empty When matches every call."""
 
@@ -60,27 +60,27 @@ class When:
 # --------------------------------------------------------------------- policy
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CustomerClass:
     name: str
     sl_threshold_s: float = 20.0
     sl_target: float = 0.8
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ClassRule:
     when: When
     customer_class: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RouteRule:
     when: When
     queue: str
     priority: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Requirements:
     """Hard requirements: an agent who fails one is not offered the call."""
 
@@ -97,7 +97,7 @@ class Requirements:
     groups: frozenset[str] = frozenset()  # belongs to one of these
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Preferences:
     """Soft preferences: weights of score terms, each term in [0, 1]."""
 
@@ -117,7 +117,7 @@ PREFERENCE_NAMES = ("dialect", "skill_level", "language", "gender", "age_band", 
                     "idle")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Step:
     """One escalation step, ``after_s`` seconds after the call was queued.
     Exactly one of the change fields is set."""
@@ -139,7 +139,7 @@ class Step:
         return f"after {self.after_s:g}s overflow to {self.overflow}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class QueuePolicy:
     name: str
     require: Requirements
@@ -153,7 +153,7 @@ class QueuePolicy:
     handle_time_s: float = 180.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Policy:
     queues: Mapping[str, QueuePolicy]
     classes: Mapping[str, CustomerClass] = field(default_factory=dict)
@@ -190,7 +190,7 @@ def simple_policy(queues: Mapping[str, float], aging_s_per_level: float = 60.0) 
 # ------------------------------------------------------------ applying steps
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Stage:
     """What applies to one call now: its queue's policy after the steps
     already due.  ``signature`` identifies the hard requirements as they
@@ -252,7 +252,7 @@ def _dialects(require: Requirements, attrs: Mapping[str, str]) -> tuple[str, ...
     return (d, *require.accept_dialects.get(d, ()))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Signature:
     """The hard requirements as they bind one caller (hashable): calls with
     equal signatures are eligible for exactly the same agents."""
@@ -280,7 +280,7 @@ def signature(require: Requirements, attrs: Mapping[str, str]) -> Signature:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PrefKey:
     """What the static score terms depend on, for one caller."""
 

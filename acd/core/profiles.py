@@ -16,7 +16,7 @@ def _frozen(m: Mapping[str, int] | None) -> Mapping[str, int]:
     return MappingProxyType(dict(m or {}))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CustomerProfile:
     """A known caller, keyed by phone number (the ``customers`` table)."""
 
@@ -45,7 +45,7 @@ class CustomerProfile:
         return {k: v for k, v in out.items() if v != ""}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AgentProfile:
     """What the router knows about an agent."""
 
