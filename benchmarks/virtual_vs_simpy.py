@@ -1,7 +1,13 @@
 """Virtual-time mode (the production router) against a SimPy model of the same system.
 
     .venv/bin/python benchmarks/virtual_vs_simpy.py [--calls 200000] [--seed 1]
-        [--repeat 1] [--gc]
+        [--repeat 1] [--gc] [--core both|pure|compiled]
+
+``--core`` (default ``both``): the router as pure Python (the sources, as an
+editable install runs them), compiled with mypyc (as ``ACD_COMPILE=1 pip
+install .`` installs it; built here by :func:`acd.compiled.build_site` into
+``build/compiled/``, about 40 s the first time), or one after the other,
+each beside its own SimPy run.
 
 The system is ``sim/scenarios/erlang_a.yaml``: one FCFS queue, 11 agents,
 200 calls/h, exponential handle time (mean 180 s) and patience (mean 360 s),
@@ -31,7 +37,9 @@ from __future__ import annotations
 import argparse
 import gc
 import math
+import os
 import random
+import subprocess
 import sys
 import time
 from collections import deque
@@ -40,7 +48,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if os.environ.get("ACD_SITE"):  # a compiled build (--core compiled): first on the path
+    sys.path.insert(0, os.environ["ACD_SITE"])
 
+from acd.compiled import build_site, describe
 from sim.scenario import load_scenario
 from sim.virtual import run_virtual
 
@@ -175,7 +186,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=1, help="best of N runs of each")
     ap.add_argument("--gc", action="store_true", help="keep the garbage collector on")
+    ap.add_argument("--core", choices=("both", "pure", "compiled", "here"), default="both",
+                    help="the router as pure Python, compiled (mypyc), or both (default); "
+                         "'here': whatever this interpreter imports")
     args = ap.parse_args(argv)
+    if args.core in ("both", "compiled"):
+        own = ["--calls", str(args.calls), "--seed", str(args.seed), "--repeat",
+               str(args.repeat), *(["--gc"] if args.gc else [])]
+        if args.core == "both":
+            measure(args)
+            print()
+        print("building the compiled core (mypyc)...", flush=True)
+        site = build_site()
+        child = [sys.executable, __file__, *own, "--core", "here"]
+        return subprocess.run(child, env={**os.environ, "ACD_SITE": str(site)},
+                              check=False).returncode
+    measure(args)
+    return 0
+
+
+def measure(args: argparse.Namespace) -> None:
 
     sc = load_scenario(SCENARIO)
     spec = sc.queues["q"]
@@ -211,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                 best[name] = got
     exact = erlang_a(cph / 3600.0, 1.0 / handle_s, 1.0 / patience_s, agents, t_s)
 
+    print(f"router: {describe()}")
     print(f"Erlang A: {agents} agents, {cph:g} calls/h, handle {handle_s:g} s, patience "
           f"{patience_s:g} s (exponential); {args.calls:,} calls, first "
           f"{sc.warmup_s / 3600:g} h not counted; seed {args.seed}; best of {args.repeat}; "
@@ -230,7 +261,6 @@ def main(argv: list[str] | None = None) -> int:
     same = all(abs(v[0][k] - s[0][k]) < 1e-9 for k in ("sl", "pab", "wait_mean_s", "pwait"))
     print("same sample path: figures identical" if same else
           "figures differ between the models (not the same sample path)")
-    return 0
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ shared ``test`` database or another test run.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import uuid
@@ -145,7 +146,7 @@ async def test_upsert_limited_to_fields_keeps_the_other_columns(store: ProfileSt
 
 
 def _fields(c: CustomerProfile) -> dict[str, Any]:
-    return {k: getattr(c, k) for k in CustomerProfile.__slots__}
+    return {f.name: getattr(c, f.name) for f in dataclasses.fields(CustomerProfile)}
 
 
 async def test_customers_by_number_in_chunks_leaves_out_unknowns(store: ProfileStore) -> None:

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from acd.compiled import is_compiled
 from acd.core.center import ContactCenter, agents_for_queues
 from acd.core.model import (
     AgentLogin,
@@ -43,6 +44,9 @@ class _Future(Enum):
 
 
 FUTURE = cast(Outcome, _Future.CALLBACK_LATER)  # an outcome the module does not know yet
+#: compiled (mypyc), a CallRecord holds an Outcome or nothing: an outcome the
+#: statistics do not know cannot reach them, so those cases are not run
+COMPILED = is_compiled()
 
 _ids = iter(range(10**9))
 
@@ -160,6 +164,7 @@ def test_unknown_class_uses_the_default_service_level() -> None:
     assert Statistics().service_level_for("x") == DEFAULT_SL == ServiceLevel(20, 0.8)
 
 
+@pytest.mark.skipif(COMPILED, reason="compiled: a CallRecord cannot hold an unknown outcome")
 def test_asa_abandon_rate_and_unknown_outcomes() -> None:
     stats = Statistics({}, ServiceLevel(20, 0.8))
     feed(stats,
@@ -416,7 +421,7 @@ def test_fed_by_the_core() -> None:
 
 # ------------------------------------------------------------------- properties
 
-_outcomes = st.sampled_from([*Outcome, FUTURE])
+_outcomes = st.sampled_from([*Outcome] if COMPILED else [*Outcome, FUTURE])
 _records = st.lists(st.builds(
     rec,
     queue=st.sampled_from([None, "q1", "q2"]),
