@@ -92,6 +92,7 @@ _OCC = {AgentState.LOGGED_OUT: 0, AgentState.PAUSED: 0, AgentState.READY: 1,
 _OUTCOME_TEXT = {Outcome.ANSWERED: "answered", Outcome.ABANDONED: "abandoned",
                  Outcome.FALLBACK: "fallback", Outcome.IVR: "ivr"}
 SAMPLE_S = 60.0
+_new_tuple = tuple.__new__
 PROGRESS_EVERY = 10_000
 
 
@@ -389,6 +390,18 @@ def run_virtual(scenario: Scenario, seed: int = 0, calls: int | None = None, *,
             gc.enable()
 
 
+class _Span:
+    """An agent's current occupancy span: since when, its code (_OCC), and
+    the keys its time counts under ("" = all agents, then each skill)."""
+
+    __slots__ = ("code", "keys", "since")
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self.since = 0.0
+        self.code = 0
+        self.keys = keys
+
+
 #: a heap entry: (time, seq, kind, subject, number).  subject: the call or
 #: agent id ("" for an arrival: the one pending arrival is ``_Loop.upcoming``);
 #: number: the offer id (_ANSWER, _RONA), the timer's seq (_TIMER), else 0
@@ -447,17 +460,10 @@ class _Loop:
         self.waiting = [0] * len(self.queue_names)
         self.instant: list[tuple[str, int]] = []  # offers answered at once, in order
         self.core_events = 0
-        # occupancy: agent -> [since, occupancy code (_OCC), skill keys]; a span
-        # is closed only when the code changes (reserved -> on call -> wrap-up
-        # is one busy span)
-        self.ag_since: dict[str, float] = {}
-        self.ag_code: dict[str, int] = {}
-        self.ag_keys: dict[str, tuple[str, ...]] = {}
-        for spec in sc.agents:
-            aid = spec.profile.agent_id
-            self.ag_since[aid] = 0.0
-            self.ag_code[aid] = 0
-            self.ag_keys[aid] = ("", *sorted(spec.profile.skills))
+        # occupancy: a span is closed only when the agent's code changes
+        # (reserved -> on call -> wrap-up is one busy span)
+        self.spans = {spec.profile.agent_id: _Span(("", *sorted(spec.profile.skills)))
+                      for spec in sc.agents}
         self.agent_time: dict[int, dict[str, list[float]]] = {}
 
     def push(self, at: float, kind: int, subject: str, number: int) -> None:
@@ -488,15 +494,14 @@ class _Loop:
         """Carry out the core's actions."""
         for act in out:
             if isinstance(act, AgentStateChanged):
-                aid = act.agent_id
+                span = self.spans[act.agent_id]
                 code = _OCC[act.new]
-                old = self.ag_code[aid]
+                old = span.code
                 if code != old:
-                    since = self.ag_since[aid]
-                    if old and t > since:
-                        self.add_span(since, t, old == 2, self.ag_keys[aid])
-                    self.ag_since[aid] = t
-                    self.ag_code[aid] = code
+                    if old and t > span.since:
+                        self.add_span(span.since, t, old == 2, span.keys)
+                    span.since = t
+                    span.code = code
             elif isinstance(act, ConnectCall):
                 cid = act.call_id
                 c = self.live[cid]
@@ -531,12 +536,13 @@ class _Loop:
         if c.qi >= 0:
             self.waiting[c.qi] -= 1
         q_at = rec.queued_at
-        self.outcomes.append(CallOutcome(
+        # tuple.__new__: a CallOutcome without running the namedtuple's __new__
+        self.outcomes.append(_new_tuple(CallOutcome, (
             rec.call_id, rec.caller, rec.queue, rec.first_queue or rec.queue,
             rec.customer_class, q_at if q_at is not None else rec.started_at,
             rec.wait_s, _OUTCOME_TEXT[rec.outcome], rec.agent_id, rec.offers,
             not (0 <= c.first_offer <= c.queued_at), c.counted, rec.answered_at,
-            rec.ended_at, rec.priority))
+            rec.ended_at, rec.priority)))
 
     def answer(self, cid: str, oid: int, t: float) -> None:
         lc = self.live.get(cid)
@@ -693,10 +699,9 @@ class _Loop:
                 cid, call.caller, call.queue, call.first_queue, call.customer_class, queued,
                 end_s - queued, "unfinished", None, call.offers, lc.first_offer < 0 or
                 lc.first_offer > lc.queued_at, lc.counted, None, end_s, call.priority))
-        for aid, code in self.ag_code.items():
-            since = self.ag_since[aid]
-            if code and end_s > since:
-                self.add_span(since, end_s, code == 2, self.ag_keys[aid])
+        for span in self.spans.values():
+            if span.code and end_s > span.since:
+                self.add_span(span.since, end_s, span.code == 2, span.keys)
         if self.progress is not None:
             self.progress(arrived, self.expected, last_t)
 
