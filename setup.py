@@ -1,20 +1,32 @@
-"""Build hook: the optional compiled core.
+"""Build hook: the routing core compiled with mypyc.
 
-Metadata lives in pyproject.toml.  With ``ACD_COMPILE=1`` the routing core
-(``acd.core``) and the virtual simulator's loop (``sim.virtual``,
-``sim.draws``) are compiled to C extensions with mypyc, from the same
-type-checked sources; without it (the default, and what an editable install
-for development should be) everything stays pure Python.  See
-docs/decisions.md ("A compiled core, optional").
+Metadata lives in pyproject.toml.  A wheel or a regular install (``pip
+install .``) compiles the routing core (``acd.core``) and the virtual
+simulator's loop (``sim.virtual``, ``sim.draws``) to C extensions with mypyc,
+from the same type-checked sources; an editable install (``pip install -e``,
+for development) never does: an extension module next to its ``.py`` would
+shadow every later edit.  ``ACD_COMPILE``:
+
+* ``auto`` (the default): compile; if that is impossible here (no C
+  compiler, no mypy), say so and install pure Python;
+* ``1``: compile, and fail if that is impossible;
+* ``0``: pure Python.
+
+See docs/decisions.md ("The router compiled with mypyc").
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
+from typing import Any
 
 from setuptools import setup
+from setuptools.command.build_ext import build_ext
+from setuptools.errors import CCompilerError, ExecError, PlatformError
 
-#: compiled with ACD_COMPILE=1; everything else is always pure Python
+#: compiled; everything else is always pure Python
 COMPILED = [
     "acd/core/fsm.py",
     "acd/core/profiles.py",
@@ -25,13 +37,44 @@ COMPILED = [
     "sim/virtual.py",
 ]
 
+MODE = os.environ.get("ACD_COMPILE", "auto").strip().lower() or "auto"
+if MODE not in ("auto", "0", "1"):
+    sys.exit(f"ACD_COMPILE={MODE!r}: expected auto, 1 or 0")
+#: only a wheel (or install) build compiles; metadata and editable builds never do
+BUILDING = any(cmd in sys.argv for cmd in ("bdist_wheel", "build", "build_ext", "install"))
 
-def ext_modules() -> list[object]:
-    if os.environ.get("ACD_COMPILE", "") != "1":
+
+def _say(message: str) -> None:
+    print(f"acd setup: {message}", file=sys.stderr)
+
+
+class BuildExt(build_ext):
+    """``build_ext`` that falls back to pure Python in ``auto`` mode."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except (CCompilerError, ExecError, PlatformError, OSError) as exc:  # no/failing cc
+            if MODE == "1":
+                raise
+            for ext in self.extensions:  # leave no half of the compiled modules
+                Path(self.get_ext_fullpath(ext.name)).unlink(missing_ok=True)
+            _say(f"could not compile the core ({exc}); installing pure Python "
+                 "(ACD_COMPILE=1 makes this an error)")
+
+
+def ext_modules() -> list[Any]:
+    if MODE == "0" or not BUILDING:
         return []
-    from mypyc.build import mypycify
+    try:
+        from mypyc.build import mypycify
 
-    return list(mypycify(COMPILED, opt_level="3"))
+        return list(mypycify(COMPILED, opt_level="3"))
+    except ImportError as exc:  # no mypy; a type error in the sources still stops the build
+        if MODE == "1":
+            raise
+        _say(f"mypyc is not installed ({exc}); installing pure Python")
+        return []
 
 
-setup(ext_modules=ext_modules())
+setup(ext_modules=ext_modules(), cmdclass={"build_ext": BuildExt})

@@ -42,6 +42,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from acd.compiled import describe as describe_router
 from acd.yamlpos import YamlError
 
 err_console = Console(stderr=True, soft_wrap=True)  # never wrap file:line: messages
@@ -267,7 +268,7 @@ def run(ctx: click.Context, scenario: Path, virtual: bool, seed: int, calls: int
         notes.append("warm-up left out")
     if virtual:
         notes.append(f"{figures.wall_s:.2f} s wall, {figures.calls_per_second():,.0f} "
-                     f"simulated calls/s")
+                     f"simulated calls/s (router: {describe_router()})")
         console.print("; ".join(notes))
     else:
         assert live_facts is not None
