@@ -54,9 +54,10 @@ class BuildError(Exception):
 
 def build_site(dest: Path | None = None, root: Path = ROOT) -> Path:
     """A directory holding this checkout's packages with the core compiled:
-    put it first on ``PYTHONPATH`` to run them.  Built with ``pip wheel``
-    (``ACD_COMPILE=1``, no build isolation: the mypy installed here compiles)
-    and unpacked; reused while the sources are unchanged."""
+    put it first on ``PYTHONPATH`` to run them.  Built as ``pip install .``
+    builds (``pip wheel`` in an isolated build environment, which fetches
+    setuptools and mypy) with ``ACD_COMPILE=1`` (no silent fallback), then
+    unpacked; reused while the sources are unchanged."""
     dest = dest or root / "build" / "compiled"
     site = dest / f"site-{_sources_digest(root)}"
     if (site / ".complete").exists():
@@ -69,8 +70,8 @@ def build_site(dest: Path | None = None, root: Path = ROOT) -> Path:
         old.unlink()
     env = {**os.environ, "ACD_COMPILE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         "-w", str(wheels), str(root)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels),
+         str(root)],
         env=env, capture_output=True, text=True, check=False)
     built = list(wheels.glob("*.whl"))
     if proc.returncode != 0 or not built:

@@ -101,6 +101,22 @@ async def test_logout_of_an_agent_on_a_call_waits_for_the_call(tmp_path: Path) -
         assert s.engine.stats.errors == 0
 
 
+async def test_login_during_the_call_takes_back_the_logout(tmp_path: Path) -> None:
+    phones = {"1001": PhoneBehaviour(answer_after_s=0.05, talk_s=1.0)}
+    async with system(tmp_path, phones) as s:
+        h = await s.pbx.place_call(CallerScript(keys=BILLING, key_delay_s=0.02))
+        agent = s.engine.core.agent("a1001")
+        await until(lambda: agent.state is AgentState.ON_CALL, what="the agent on the call")
+        status, shown = await call(s, "POST", "/agents/a1001/logout")
+        assert status == 200 and shown["logout_after_call"] is True
+        status, shown = await call(s, "POST", "/agents/a1001/login")
+        assert status == 200 and shown["state"] == "on_call"
+        assert shown["logout_after_call"] is False
+        await asyncio.wait_for(h.done, 10)
+        await until(lambda: agent.state is AgentState.READY, what="ready after wrap-up")
+        assert s.engine.stats.errors == 0
+
+
 async def test_unknown_subjects_and_bad_requests(tmp_path: Path) -> None:
     async with system(tmp_path, {"1001": PhoneBehaviour()}) as s:
         for method, path in (("GET", "/agents/zz"), ("POST", "/agents/zz/login"),
