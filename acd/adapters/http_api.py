@@ -371,7 +371,8 @@ class ControlApi:
         agent = self._agent(request.match_info["id"])
         body = await _body(request, ("ready",))
         ready = _bool(body, "ready") if "ready" in body else True
-        triggers = (AgentTrigger.LOGIN, AgentTrigger.READY) if ready else (AgentTrigger.LOGIN,)
+        triggers: tuple[AgentTrigger, ...] = (
+            (AgentTrigger.LOGIN, AgentTrigger.READY) if ready else (AgentTrigger.LOGIN,))
         if agent.logout_after_call:  # takes back a logout asked during the call
             triggers = ()
         self._feed(agent, triggers, AgentLogin(agent.agent_id, ready=ready))
