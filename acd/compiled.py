@@ -81,3 +81,13 @@ def build_site(dest: Path | None = None, root: Path = ROOT) -> Path:
         whl.extractall(site)
     (site / ".complete").write_text(built[0].name + "\n")
     return site
+
+
+def rerun_compiled(script: str, argv: list[str], root: Path = ROOT) -> int:
+    """Run ``script argv`` again in a child Python with the compiled build
+    first on the path (``ACD_SITE``; the benchmarks put it before the
+    checkout).  Returns the child's exit status."""
+    site = build_site(root=root)
+    return subprocess.run([sys.executable, script, *argv],
+                          env={**os.environ, "ACD_SITE": str(site)}, check=False).returncode
+

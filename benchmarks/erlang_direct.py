@@ -2,6 +2,7 @@
 directly (no reference recursion): one long run per row, fixed seed.
 
     .venv/bin/python benchmarks/erlang_direct.py [--calls 200000] [--seed 20261123]
+        [--only C/1200/65,...] [--core here|compiled]
 
 Prints P(wait), SL, P(abandon) and the mean wait of each row beside the
 exact figures, and whether the row is within 0.01 / 3 %.  Heavily loaded
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 import textwrap
 import time
@@ -20,7 +22,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+if os.environ.get("ACD_SITE"):  # a compiled build (--core compiled): first on the path
+    sys.path.insert(0, os.environ["ACD_SITE"])
 
+from acd.compiled import describe, rerun_compiled  # noqa: E402
 from sim.scenario import parse_scenario  # noqa: E402
 from sim.virtual import run_virtual  # noqa: E402
 
@@ -32,11 +37,25 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=200_000)
     ap.add_argument("--seed", type=int, default=20261123)
     ap.add_argument("--warmup-calls", type=int, default=5_000)
+    ap.add_argument("--only", default="",
+                    help="rows to run, as MODEL/CALLS_PER_HOUR/AGENTS, comma-separated")
+    ap.add_argument("--core", choices=("here", "compiled"), default="here",
+                    help="the router this interpreter imports (default), or the mypyc build")
     args = ap.parse_args()
+    if args.core == "compiled":
+        own = [a for a in sys.argv[1:] if a not in ("--core", "compiled", "--core=compiled")]
+        sys.exit(rerun_compiled(__file__, own))
     if not VECTORS.is_file():
         sys.exit(f"no vectors at {VECTORS}")
     with VECTORS.open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
+    if args.only:
+        wanted = set(args.only.split(","))
+        rows = [r for r in rows
+                if f"{r['model']}/{r['calls_per_hour']}/{r['agents']}" in wanted]
+        if not rows:
+            sys.exit(f"--only {args.only}: no such rows (MODEL/CALLS_PER_HOUR/AGENTS)")
+    print(f"router: {describe()}; {args.calls:,} calls per row, seed {args.seed}")
     ok_rows = 0
     for row in rows:
         patience = f"{{dist: exponential, mean: {row['patience_s']}}}" \

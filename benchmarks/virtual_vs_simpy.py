@@ -39,7 +39,6 @@ import gc
 import math
 import os
 import random
-import subprocess
 import sys
 import time
 from collections import deque
@@ -51,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 if os.environ.get("ACD_SITE"):  # a compiled build (--core compiled): first on the path
     sys.path.insert(0, os.environ["ACD_SITE"])
 
-from acd.compiled import build_site, describe
+from acd.compiled import describe, rerun_compiled
 from sim.scenario import load_scenario
 from sim.virtual import run_virtual
 
@@ -197,10 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             measure(args)
             print()
         print("building the compiled core (mypyc)...", flush=True)
-        site = build_site()
-        child = [sys.executable, __file__, *own, "--core", "here"]
-        return subprocess.run(child, env={**os.environ, "ACD_SITE": str(site)},
-                              check=False).returncode
+        return rerun_compiled(__file__, [*own, "--core", "here"])
     measure(args)
     return 0
 
