@@ -14,6 +14,7 @@ extension module next to its ``.py`` would shadow later edits).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.machinery
 import os
 import shutil
@@ -27,8 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def is_compiled(module: str = "acd.core.center") -> bool:
     """Is ``module`` (by default the router) a compiled extension here?"""
-    mod = sys.modules.get(module) or __import__(module, fromlist=["_"])
-    origin = getattr(mod, "__file__", "") or ""
+    origin = getattr(importlib.import_module(module), "__file__", "") or ""
     return origin.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
 
 

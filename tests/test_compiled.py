@@ -71,3 +71,12 @@ def test_build_site_is_reused_while_the_sources_are_unchanged(tmp_path: Path) ->
     done.mkdir()
     (done / ".complete").write_text("x.whl\n")
     assert build_site(tmp_path, root=REPO) == done
+
+
+def test_a_bad_acd_compile_value_is_refused_by_name() -> None:
+    proc = subprocess.run([sys.executable, "setup.py", "--name"], cwd=REPO,
+                          env={**os.environ, "ACD_COMPILE": "yes"},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode != 0
+    assert "ACD_COMPILE='yes': expected auto, 1 or 0" in proc.stderr
+
