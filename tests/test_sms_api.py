@@ -58,6 +58,13 @@ async def test_click_app_login_opt_out_and_outbox(tmp_path: Path) -> None:
             rows = await r.json()
         assert [(x["call_id"], x["state"], x["rule"]) for x in rows] == [
             (res.uniqueid, "delivered", "abandoned")]
+        for bad in ("abc", "0", "-5"):
+            async with http.get(f"{s.url}/sms/outbox", params={"limit": bad}) as r:
+                assert r.status == 400
+                assert (await r.json())["error"] == \
+                    f"limit: must be a whole number 1-10000, not {bad!r}"
+        async with http.get(f"{s.url}/sms/outbox", params={"limit": "1"}) as r:
+            assert len(await r.json()) == 1  # nothing was lost by the refusals
         report = await s.engine.sms_store.report()
     assert [(r.rule, r.sent, r.delivered, r.diverted) for r in report] == [
         ("abandoned", 1, 1, 1)]

@@ -684,7 +684,10 @@ class ControlApi:
 
     async def sms_outbox(self, request: web.Request) -> web.Response:
         state = request.query.get("state")
-        rows = await self._sms_store().rows(state, int(request.query.get("limit", "100")))
+        limit = request.query.get("limit", "100")
+        if not limit.isdigit() or not 1 <= int(limit) <= 10_000:
+            raise _bad("limit", f"must be a whole number 1-10000, not {limit!r}")
+        rows = await self._sms_store().rows(state, int(limit))
         return _json([{"id": r.id, "call_id": r.call_id, "number": r.number, "rule": r.rule,
                        "state": r.state, "reason": r.reason, "attempts": r.attempts,
                        "created_at": r.created_at.isoformat(), "text": r.text}

@@ -39,7 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row as SaRow
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from acd.adapters.storage import Database, StorageError, call_records, metadata
+from acd.adapters.storage import Database, StorageError, aware, call_records, metadata
 from acd.core.profiles import AgentProfile, CustomerProfile
 from acd.profiles_io import (
     AGENT_COLUMNS,
@@ -109,11 +109,6 @@ class UnknownAgentError(ProfileStoreError, LookupError):
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _aware(ts: dt.datetime) -> dt.datetime:
-    # SQLite hands back naive datetimes; they were written as UTC.
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=dt.UTC)
 
 
 def _join(items: Iterable[str]) -> str:
@@ -311,7 +306,7 @@ class ProfileStore:
         q = select(customers_table.c.updated_at).where(customers_table.c.number == number)
         async with self.db.engine.connect() as conn:
             ts = (await conn.execute(q)).scalar_one_or_none()
-        return _aware(ts) if ts is not None else None
+        return aware(ts) if ts is not None else None
 
     # ------------------------------------------------------------- agents
 

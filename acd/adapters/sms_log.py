@@ -21,7 +21,6 @@ class LogTransport:
     def __init__(self, receipts: bool = True) -> None:
         self._receipts = receipts
         self._on_receipt: OnReceipt | None = None
-        self.sent: list[OutgoingSms] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, on_receipt: OnReceipt, on_inbound: OnInbound) -> None:
@@ -29,7 +28,6 @@ class LogTransport:
 
     async def send(self, msg: OutgoingSms) -> str:
         log.info("SMS %d to %s: %s", msg.sms_id, msg.to, msg.text)
-        self.sent.append(msg)
         message_id = f"log-{msg.sms_id}"
         if self._receipts and self._on_receipt is not None:
             task: asyncio.Task[None] = asyncio.get_running_loop().create_task(

@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from acd.adapters.storage import Database, call_records, metadata
+from acd.adapters.storage import Database, aware, call_records, metadata, utc
 from acd.sms.policy import PendingSms
 
 QUEUED, SENT, DELIVERED, FAILED, SUPPRESSED = "queued", "sent", "delivered", "failed", "suppressed"
@@ -83,17 +83,6 @@ sms_events = Table(
 )
 
 
-def utc(ts: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ts, dt.UTC)
-
-
-def _aware(t: dt.datetime | None) -> dt.datetime | None:
-    """SQLite gives naive datetimes back; they are UTC."""
-    if t is None:
-        return None
-    return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
-
-
 async def insert_pending(conn: AsyncConnection, pending: Sequence[PendingSms],
                          cap_per_number: int, cap_hours: float) -> None:
     """Queue (or suppress, with the reason) each SMS, inside the caller's transaction."""
@@ -136,7 +125,7 @@ class OutboxRow:
 
 def _row(r: Row[Any]) -> OutboxRow:
     m = r._mapping
-    created = _aware(m["created_at"])
+    created = aware(m["created_at"])
     assert created is not None
     return OutboxRow(m["id"], m["call_id"], m["number"], m["text"], m["attempts"],
                      created, m["state"], m["reason"], m["rule"], m["message_id"], m["token"])
@@ -157,7 +146,8 @@ class SmsStore:
         o = sms_outbox.c
         q = select(func.min(o.next_attempt_at)).where(o.state == QUEUED)
         async with self.db.engine.connect() as conn:
-            return _aware((await conn.execute(q)).scalar_one_or_none())
+            first: dt.datetime | None = (await conn.execute(q)).scalar_one_or_none()
+        return aware(first)
 
     async def _update(self, sms_id: int, only_if: str, **values: Any) -> bool:
         o = sms_outbox.c
@@ -276,13 +266,13 @@ class SmsStore:
                 cq = select(call_records.c.caller, call_records.c.started_at).where(
                     call_records.c.caller.in_(chunk))
                 for caller, started in (await conn.execute(cq)).all():
-                    t = _aware(started)
+                    t = aware(started)
                     assert t is not None
                     calls[caller].append(t.timestamp())
                 eq = select(sms_events.c.number, sms_events.c.at, sms_events.c.kind,
                             sms_events.c.token).where(sms_events.c.number.in_(chunk))
                 for number, at, kind, token in (await conn.execute(eq)).all():
-                    t = _aware(at)
+                    t = aware(at)
                     assert t is not None
                     events[number].append((t.timestamp(), kind, token))
         for lst in calls.values():
@@ -301,7 +291,7 @@ class SmsStore:
         tzinfo = zone(tz)
         acc: dict[tuple[str, str], ReportRow] = {}
         for rule, number, token, created, sent, state, reason in rows:
-            created_at = _aware(created)
+            created_at = aware(created)
             assert created_at is not None
             day = created_at.astimezone(tzinfo).date().isoformat()
             r = acc.setdefault((rule, day), ReportRow(rule, day))
@@ -315,7 +305,7 @@ class SmsStore:
             if state == FAILED and not _was_sent(reason):
                 r.failed += 1
                 continue
-            t0 = (_aware(sent) or created_at).timestamp()
+            t0 = (aware(sent) or created_at).timestamp()
             r.sent += 1
             r.delivered += state == DELIVERED
             r.failed += state == FAILED

@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import (
     Column,
@@ -83,7 +83,7 @@ _LIMITS = {"call_id": 64, "caller": 64, "caller_name": 128, "server": 64,
 
 def _explanation_row(e: Explanation) -> dict[str, Any]:
     return {
-        "call_id": e.call_id, "offer_id": e.offer_id, "agent_id": e.agent_id, "at": _utc(e.at),
+        "call_id": e.call_id, "offer_id": e.offer_id, "agent_id": e.agent_id, "at": utc(e.at),
         "queue": e.queue, "customer_class": e.customer_class, "priority": e.priority,
         "waited_s": e.waited_s, "stage": json.dumps(list(e.stage), ensure_ascii=False)[:1024],
         "reason": e.reason[:256],
@@ -96,14 +96,26 @@ class StorageError(Exception):
     pass
 
 
-def _utc(ts: float) -> dt.datetime:
+def utc(ts: float) -> dt.datetime:
+    """A clock reading (seconds since the epoch) as an aware UTC datetime."""
     return dt.datetime.fromtimestamp(ts, tz=dt.UTC)
+
+
+@overload
+def aware(ts: dt.datetime) -> dt.datetime: ...
+@overload
+def aware(ts: None) -> None: ...
+def aware(ts: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back naive datetimes; they were written as UTC."""
+    if ts is None:
+        return None
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=dt.UTC)
 
 
 def _row(rec: CallRecord) -> dict[str, Any]:
     row: dict[str, Any] = {
         "call_id": rec.call_id, "caller": rec.caller, "caller_name": rec.caller_name,
-        "server": rec.server, "started_at": _utc(rec.started_at), "ended_at": _utc(rec.ended_at),
+        "server": rec.server, "started_at": utc(rec.started_at), "ended_at": utc(rec.ended_at),
         "outcome": rec.outcome.value, "ivr_path": ">".join(rec.ivr_path), "queue": rec.queue,
         "wait_s": rec.wait_s, "agent_id": rec.agent_id, "talk_s": rec.talk_s,
         "offers": rec.offers, "customer_class": rec.customer_class,

@@ -158,8 +158,6 @@ class CallSession:
     #: per-call hold settings from the flow's queue node
     moh: str | None = None
     announce_every_s: float | None = None
-    #: SMS templates the flow marked (sms nodes), sent after hangup
-    sms: list[str] = field(default_factory=list)
     profile_merged: bool = False
 
 
@@ -660,7 +658,6 @@ class Engine:
         end = await run_flow(session, run, clock=self._now,
                              profile=lambda: self._profile_for(sess), http=self.http.get,
                              before_step=lambda: self._merge_profile(sess))
-        sess.sms = list(run.sms)
         await play(session, end.prompts)
         match end:
             case EnterQueue():

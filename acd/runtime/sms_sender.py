@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,6 +38,8 @@ from acd.sms.transport import (
     TransportError,
 )
 
+#: receipts kept while their SMS is not yet marked sent (the newest)
+EARLY_RECEIPTS = 10_000
 log = logging.getLogger(__name__)
 
 
@@ -69,18 +72,14 @@ class SmsSender:
         self.clock = clock
         self.stats = SenderStats()
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
         #: receipts that arrived before their `sent` row was stored (the
-        #: gateway can be faster than our database): applied after mark_sent
-        self._early: dict[str, DeliveryReceipt] = {}
+        #: gateway can be faster than our database): applied after mark_sent.
+        #: Duplicates and unknown ids land here too: the oldest go first.
+        self._early: OrderedDict[str, DeliveryReceipt] = OrderedDict()
 
     async def start(self) -> None:
         await self.transport.start(self._on_receipt, self._on_inbound)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="sms-sender")
-
-    def wake(self) -> None:
-        """Something was queued: look now rather than at the next poll."""
-        self._wake.set()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -96,13 +95,8 @@ class SmsSender:
             except Exception:
                 log.exception("SMS sender: reading the outbox failed")
                 busy = False
-            if busy:
-                continue
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.config.poll_s)
-            except TimeoutError:
-                pass
+            if not busy:
+                await asyncio.sleep(self.config.poll_s)
 
     async def send_due(self) -> bool:
         """Send what is due now; True if a full batch was found (more may wait)."""
@@ -143,8 +137,11 @@ class SmsSender:
         if await self.store.mark_receipt(receipt.message_id, receipt.delivered,
                                          receipt.status, self.clock()):
             self.stats.receipts += 1
-        elif len(self._early) < 10_000:
+        else:
             self._early[receipt.message_id] = receipt
+            self._early.move_to_end(receipt.message_id)
+            if len(self._early) > EARLY_RECEIPTS:
+                self._early.popitem(last=False)
 
     async def _on_inbound(self, msg: InboundSms) -> None:
         if is_opt_out(msg.text):
