@@ -27,7 +27,7 @@ path: their figures agree to the last digit (a check that the two models
 are one system).  Printed: simulated calls per second of each (wall clock
 and CPU time of the run plus its figures), the ratio, and SL (20 s), P(abandon),
 mean wait and P(wait > 0) of both beside the exact Erlang A values
-(computed here: birth-death stationary distribution; SL by uniformisation).
+(``acd.planning.erlang.erlang_a``, the calculator ``acd staffing`` uses).
 The cyclic garbage collector is off during both runs (``run_virtual``'s
 default) unless ``--gc``.
 """
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import math
 import os
 import random
 import sys
@@ -51,74 +50,11 @@ if os.environ.get("ACD_SITE"):  # a compiled build (--core compiled): first on t
     sys.path.insert(0, os.environ["ACD_SITE"])
 
 from acd.compiled import describe, rerun_compiled
+from acd.planning.erlang import erlang_a
 from sim.scenario import load_scenario
 from sim.virtual import run_virtual
 
 SCENARIO = Path(__file__).resolve().parent.parent / "sim" / "scenarios" / "erlang_a.yaml"
-
-
-# ------------------------------------------------------------------ Erlang A
-
-
-def erlang_a(lam: float, mu: float, theta: float, c: int, t_s: float) -> dict[str, float]:
-    """M/M/c+M (FCFS, exponential patience), all figures over all arrivals:
-    P(wait > 0), P(abandon), mean wait (abandoners' time included), and SL =
-    P(answered within t_s)."""
-    # stationary distribution of the number in system (birth-death)
-    pi = [1.0]
-    n = 0
-    while True:
-        death = min(n + 1, c) * mu + max(0, n + 1 - c) * theta
-        nxt = pi[-1] * lam / death
-        pi.append(nxt)
-        n += 1
-        if n > c and nxt < 1e-16 * sum(pi):
-            break
-    total = sum(pi)
-    pi = [p / total for p in pi]
-    pwait = sum(pi[c:])
-    queue_mean = sum((k - c) * p for k, p in enumerate(pi) if k > c)
-    served = 0.0  # P(served) over arrivals that find j = n - c waiting ahead
-    within = sum(pi[:c])  # answered at once
-    for j in range(len(pi) - c):
-        p_arr = pi[c + j]
-        if p_arr < 1e-18:
-            continue
-        # the tagged caller passes phases k = j .. 0 (k callers ahead); a phase
-        # ends at rate c*mu + k*theta + theta, and not by the caller's own
-        # abandonment with probability (c*mu + k*theta) / (that rate)
-        rates = [c * mu + (k + 1) * theta for k in range(j, -1, -1)]
-        p_served = math.prod((r - theta) / r for r in rates)
-        served += p_arr * p_served
-        within += p_arr * p_served * _hypoexp_cdf(rates, t_s)
-    return {"pwait": pwait, "pab": 1.0 - sum(pi[:c]) - served,
-            "wait_mean_s": queue_mean / lam, "sl": within}
-
-
-def _hypoexp_cdf(rates: list[float], t: float) -> float:
-    """P(sum of exponential phases <= t), phases in order (uniformisation)."""
-    big = max(rates)
-    probs = [1.0] + [0.0] * len(rates)  # probs[k]: k phases done
-    weight = math.exp(-big * t)
-    done = weight * probs[-1]
-    m = 0
-    limit = big * t + 12 * math.sqrt(big * t + 1) + len(rates) + 10
-    while m < limit:
-        m += 1
-        new = [0.0] * len(probs)
-        for k, p in enumerate(probs):
-            if p == 0.0:
-                continue
-            if k == len(rates):
-                new[k] += p
-                continue
-            step = rates[k] / big
-            new[k + 1] += p * step
-            new[k] += p * (1.0 - step)
-        probs = new
-        weight *= big * t / m
-        done += weight * probs[-1]
-    return min(1.0, done)
 
 
 # ------------------------------------------------------------------ SimPy model
@@ -235,7 +171,8 @@ def measure(args: argparse.Namespace) -> None:
             got = timed(fn)
             if name not in best or got[2] < best[name][2]:
                 best[name] = got
-    exact = erlang_a(cph / 3600.0, 1.0 / handle_s, 1.0 / patience_s, agents, t_s)
+    ea = erlang_a(cph, handle_s, patience_s, agents, t_s)
+    exact = {"sl": ea.sl, "pab": ea.pab, "wait_mean_s": ea.wait_mean_s, "pwait": ea.pwait}
 
     print(f"router: {describe()}")
     print(f"Erlang A: {agents} agents, {cph:g} calls/h, handle {handle_s:g} s, patience "

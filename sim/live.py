@@ -141,7 +141,7 @@ from sim.draws import draw_calls
 from sim.pbx import SimPBX
 from sim.phones import Phone
 from sim.scenario import Dist, Scenario, TraceCall, day_start
-from sim.virtual import SAMPLE_S, CallOutcome, SimError, VirtualResult
+from sim.virtual import SAMPLE_S, CallOutcome, Occupancy, SimError, VirtualResult
 
 __all__ = [
     "LiveEngine",
@@ -168,8 +168,6 @@ KEY_DELAY_S = 0.3
 FIRST_EXTENSION = 20001
 #: keys of the generated menu (several queues, no IVR in the scenario)
 MENU_KEYS = "1234567890*#"
-_OCC = {AgentState.LOGGED_OUT: 0, AgentState.PAUSED: 0, AgentState.READY: 1,
-        AgentState.RESERVED: 2, AgentState.ON_CALL: 2, AgentState.WRAP_UP: 2}
 
 
 # ------------------------------------------------------------------ the plan
@@ -273,54 +271,17 @@ class SimClock:
 class _Observer:
     """The engine side's watch: offers, agent states (occupancy); shifts."""
 
-    def __init__(self, clock: SimClock, warmup_s: float, interval_s: float) -> None:
+    def __init__(self, clock: SimClock, occupancy: Occupancy) -> None:
         self.clock = clock
+        self.occupancy = occupancy
         #: call id -> monotonic ns of each ConnectCall
         self.connects: dict[str, list[int]] = {}
         #: call id -> monotonic ns of CallQueued, for calls offered in that decision
         self.queued: dict[str, int] = {}
         self.engine: LiveEngine | None = None
-        self.warmup_s = warmup_s
-        self.interval_s = interval_s
-        #: agent -> [since (sim s), occupancy code, skill keys]
-        self.agents: dict[str, list[Any]] = {}
-        self.agent_time: dict[int, dict[str, list[float]]] = {}
-
-    # --- occupancy, as in sim.virtual
-    def add_span(self, a: float, b: float, busy: bool, keys: tuple[str, ...]) -> None:
-        a = max(a, self.warmup_s)
-        interval = self.interval_s
-        while a < b:
-            i = int(a // interval)
-            seg = min(b, (i + 1) * interval)
-            per = self.agent_time.setdefault(i, {})
-            d = seg - a
-            for k in keys:
-                ba = per.get(k)
-                if ba is None:
-                    ba = per[k] = [0.0, 0.0]
-                ba[1] += d
-                if busy:
-                    ba[0] += d
-            a = seg
 
     def on_agent(self, act: AgentStateChanged) -> None:
-        st = self.agents.get(act.agent_id)
-        if st is None:
-            return
-        t = act.at - self.clock.epoch0
-        code = _OCC[act.new]
-        if code != st[1]:
-            if st[1] and t > st[0]:
-                self.add_span(st[0], t, st[1] == 2, st[2])
-            st[0] = t
-            st[1] = code
-
-    def close_spans(self, end_s: float) -> None:
-        for st in self.agents.values():
-            if st[1] and end_s > st[0]:
-                self.add_span(st[0], end_s, st[1] == 2, st[2])
-            st[0] = end_s
+        self.occupancy.change(act.agent_id, act.new, act.at - self.clock.epoch0)
 
     # --- shifts
     def login(self, aid: str) -> None:
@@ -801,7 +762,6 @@ async def _run(sc: Scenario, seed: int, plan: list[PlannedCall], flow: Flow, spe
     loop = asyncio.get_running_loop()
     tz = getattr(flow, "timezone", None) if sc.ivr is not None else None
     clock = SimClock(day_start(sc.day, tz).timestamp() + sc.start_s, speed, loop)
-    obs = _Observer(clock, sc.warmup_s, sc.interval_s)
     attrs_of = {pc.number: dict(pc.attributes) for pc in plan}
 
     async def lookup(number: str) -> dict[str, str]:
@@ -812,7 +772,8 @@ async def _run(sc: Scenario, seed: int, plan: list[PlannedCall], flow: Flow, spe
     for i, spec in enumerate(sc.agents):
         prof = dataclasses.replace(spec.profile, extension=str(FIRST_EXTENSION + i))
         profiles.append(prof)
-        obs.agents[prof.agent_id] = [0.0, 0, ("", *sorted(prof.skills))]
+    obs = _Observer(clock, Occupancy({p.agent_id: tuple(p.skills) for p in profiles},
+                                     sc.warmup_s, sc.interval_s))
     h = sc.handle
     setup = PbxSetup(tuple(p.extension for p in profiles), speed, prompt_s, sc.ring_delay_s,
                      sc.ring_no_answer, (h.kind, h.mean, h.sd), seed, drain_timeout_s)
@@ -955,14 +916,14 @@ async def _run(sc: Scenario, seed: int, plan: list[PlannedCall], flow: Flow, spe
 
     horizon = sc.day_end_s
     end_s = max(end_s, end_sim if horizon is None else min(end_sim, max(horizon, end_s)))
-    obs.close_spans(end_s)
+    obs.occupancy.close(end_s)
     last_arrival = plan[-1].arrival_s if plan else 0.0
     policy = sc.policy
     classes = sorted({c.customer_class for c in outcomes if c.queue is not None})
     figures = VirtualResult(
         scenario=sc.name, seed=seed, start_s=sc.start_s, interval_s=sc.interval_s,
         queues=queue_names, classes=tuple(classes), calls=outcomes, waiting=samples,
-        agent_time=obs.agent_time,
+        agent_time=obs.occupancy.agent_time,
         queue_skill={q: qp.require.skill for q, qp in policy.queues.items()},
         queue_sl={q: sc.queue_sl(q) for q in queue_names},
         class_sl={c: cl.sl_threshold_s for c, cl in policy.classes.items()},

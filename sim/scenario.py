@@ -67,6 +67,7 @@ exactly: no random draws for arrivals, handle times or patience.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import math
 import random
@@ -77,15 +78,7 @@ from typing import Any
 
 import yaml
 
-from acd.core.policy import (
-    ClassRule,
-    Policy,
-    Preferences,
-    QueuePolicy,
-    Requirements,
-    Test,
-    When,
-)
+from acd.core.policy import ClassRule, Policy, Test, When, simple_policy
 from acd.core.profiles import AGE_BANDS, GENDERS, AgentProfile
 from acd.yamlpos import Reader, YamlError, read_text
 
@@ -162,8 +155,6 @@ class Dist:
             else f"exponential mean {self.mean:g} s"
 
 
-#: patience "none": the caller never hangs up
-NO_PATIENCE: Dist | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,8 +420,7 @@ def _parse_tod(text: str) -> float | None:
     return float(h * 3600 + m * 60 + s)
 
 
-def _shares(r: Reader, node: yaml.Node, what: str, key_kind: str = "name"
-            ) -> tuple[tuple[str, float], ...]:
+def _shares(r: Reader, node: yaml.Node, what: str) -> tuple[tuple[str, float], ...]:
     """A mapping of names to probabilities that add up to 1."""
     fields = r.mapping(node, what)
     if not fields:
@@ -563,14 +553,12 @@ def _shifts(r: Reader, f: dict[str, tuple[yaml.Node, yaml.Node]], w: str,
 def _simple_policy(queues: Mapping[str, QueueSpec], vip: bool) -> Policy:
     """FIFO queues (queue = skill); VIP callers form the class 'vip' (for the
     figures only: no priority)."""
-    qps = {q: QueuePolicy(q, Requirements(skill=q), Preferences(idle=1.0),
-                          ring_timeout_s=spec.ring_timeout_s)
-           for q, spec in queues.items()}
+    policy = simple_policy({q: spec.ring_timeout_s for q, spec in queues.items()})
     if not vip:
-        return Policy(queues=qps)
+        return policy
     # no class definitions: service levels are the queues' (sl_seconds)
-    rule = ClassRule(When((Test("vip_level", lo=1.0),)), "vip")
-    return Policy(queues=qps, class_rules=(rule,), default_class="standard")
+    return dataclasses.replace(
+        policy, class_rules=(ClassRule(When((Test("vip_level", lo=1.0),)), "vip"),))
 
 
 def parse_scenario(text: str, file: str = "<scenario>", base_dir: str | Path | None = None
@@ -789,13 +777,15 @@ def parse_scenario(text: str, file: str = "<scenario>", base_dir: str | Path | N
     )
 
 
+def routed_queues(policy: Policy) -> frozenset[str]:
+    """The queue names the IVR may send calls to because a route rule catches
+    them (``ivr_queue`` tests) and puts them in one of the policy's queues."""
+    return frozenset(v for rule in policy.routes for t in rule.when.tests
+                     if t.attr == "ivr_queue" and not t.negate for v in t.values)
+
+
 def _routed(policy: Policy, queue: str) -> bool:
-    """Does a route rule catch calls the IVR sends to ``queue`` (by ivr_queue)?"""
-    for rule in policy.routes:
-        for t in rule.when.tests:
-            if t.attr == "ivr_queue" and not t.negate and queue in t.values:
-                return True
-    return False
+    return queue in routed_queues(policy)
 
 
 def _callers(r: Reader, node: yaml.Node) -> CallerMix:

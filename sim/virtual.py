@@ -78,9 +78,9 @@ from acd.core.model import (
     WriteCallRecord,
 )
 from sim.draws import DrawnCall, draw_calls, stream
-from sim.scenario import Scenario, TraceCall, clock
+from sim.scenario import Scenario, TraceCall, clock, routed_queues
 
-__all__ = ["CallOutcome", "Row", "SimError", "VirtualResult", "plot", "run_virtual"]
+__all__ = ["CallOutcome", "Occupancy", "Row", "SimError", "VirtualResult", "plot", "run_virtual"]
 
 # event kinds (ints: cheap to compare, never compared across heap entries
 # because seq is unique)
@@ -402,6 +402,61 @@ class _Span:
         self.keys = keys
 
 
+class Occupancy:
+    """Agent time for occupancy, from agent state changes (both modes):
+    ``agent_time[interval][key] = [busy s, available s]``, key "" for all
+    agents and each skill; busy = reserved + on a call + wrap-up, available =
+    logged in minus paused; split at interval boundaries, nothing before
+    ``warmup_s``.  A span is closed only when the agent's code changes
+    (reserved -> on call -> wrap-up is one busy span)."""
+
+    def __init__(self, skills: dict[str, tuple[str, ...]], warmup_s: float,
+                 interval_s: float) -> None:
+        self.spans = {aid: _Span(("", *sorted(sk))) for aid, sk in skills.items()}
+        self.warmup_s = warmup_s
+        self.interval_s = interval_s
+        self.agent_time: dict[int, dict[str, list[float]]] = {}
+
+    def change(self, agent_id: str, new: AgentState, t: float) -> None:
+        span = self.spans.get(agent_id)
+        if span is None:
+            return
+        code = _OCC[new]
+        old = span.code
+        if code != old:
+            if old and t > span.since:
+                self._add(span.since, t, old == 2, span.keys)
+            span.since = t
+            span.code = code
+
+    def close(self, end_s: float) -> None:
+        """Count every open span up to ``end_s`` (the end of the run)."""
+        for span in self.spans.values():
+            if span.code and end_s > span.since:
+                self._add(span.since, end_s, span.code == 2, span.keys)
+            span.since = end_s
+
+    def _add(self, a: float, b: float, busy: bool, keys: tuple[str, ...]) -> None:
+        if a < self.warmup_s:
+            a = self.warmup_s
+        interval = self.interval_s
+        while a < b:
+            i = int(a // interval)
+            seg = min(b, (i + 1) * interval)
+            per = self.agent_time.get(i)
+            if per is None:
+                per = self.agent_time[i] = {}
+            d = seg - a
+            for k in keys:
+                ba = per.get(k)
+                if ba is None:
+                    ba = per[k] = [0.0, 0.0]
+                ba[1] += d
+                if busy:
+                    ba[0] += d
+            a = seg
+
+
 #: a heap entry: (time, seq, kind, subject, number).  subject: the call or
 #: agent id ("" for an arrival: the one pending arrival is ``_Loop.upcoming``);
 #: number: the offer id (_ANSWER, _RONA), the timer's seq (_TIMER), else 0
@@ -439,8 +494,7 @@ class _Loop:
         self.queue_names = tuple(policy.queues)
         self.qindex = {q: i for i, q in enumerate(self.queue_names)}
         self.reroutes = bool(policy.routes)
-        self.routed = {t_value for rule in policy.routes for t in rule.when.tests
-                       if t.attr == "ivr_queue" and not t.negate for t_value in t.values}
+        self.routed = routed_queues(policy)
         # random streams: the callers (sim.draws) and ring-no-answer
         self.calls_iter = draw_calls(sc, seed, max_calls, trace)
         self.interval = sc.interval_s
@@ -460,48 +514,18 @@ class _Loop:
         self.waiting = [0] * len(self.queue_names)
         self.instant: list[tuple[str, int]] = []  # offers answered at once, in order
         self.core_events = 0
-        # occupancy: a span is closed only when the agent's code changes
-        # (reserved -> on call -> wrap-up is one busy span)
-        self.spans = {spec.profile.agent_id: _Span(("", *sorted(spec.profile.skills)))
-                      for spec in sc.agents}
-        self.agent_time: dict[int, dict[str, list[float]]] = {}
+        self.occupancy = Occupancy({s.profile.agent_id: tuple(s.profile.skills)
+                                    for s in sc.agents}, sc.warmup_s, sc.interval_s)
 
     def push(self, at: float, kind: int, subject: str, number: int) -> None:
         self.seq += 1
         heapq.heappush(self.heap, (at, self.seq, kind, subject, number))
 
-    def add_span(self, a: float, b: float, busy: bool, keys: tuple[str, ...]) -> None:
-        if a < self.warmup_s:
-            a = self.warmup_s
-        interval = self.interval
-        while a < b:
-            i = int(a // interval)
-            seg = min(b, (i + 1) * interval)
-            per = self.agent_time.get(i)
-            if per is None:
-                per = self.agent_time[i] = {}
-            d = seg - a
-            for k in keys:
-                ba = per.get(k)
-                if ba is None:
-                    ba = per[k] = [0.0, 0.0]
-                ba[1] += d
-                if busy:
-                    ba[0] += d
-            a = seg
-
     def apply(self, out: list[Action], t: float) -> None:
         """Carry out the core's actions."""
         for act in out:
             if isinstance(act, AgentStateChanged):
-                span = self.spans[act.agent_id]
-                code = _OCC[act.new]
-                old = span.code
-                if code != old:
-                    if old and t > span.since:
-                        self.add_span(span.since, t, old == 2, span.keys)
-                    span.since = t
-                    span.code = code
+                self.occupancy.change(act.agent_id, act.new, t)
             elif isinstance(act, ConnectCall):
                 cid = act.call_id
                 c = self.live[cid]
@@ -699,9 +723,7 @@ class _Loop:
                 cid, call.caller, call.queue, call.first_queue, call.customer_class, queued,
                 end_s - queued, "unfinished", None, call.offers, lc.first_offer < 0 or
                 lc.first_offer > lc.queued_at, lc.counted, None, end_s, call.priority))
-        for span in self.spans.values():
-            if span.code and end_s > span.since:
-                self.add_span(span.since, end_s, span.code == 2, span.keys)
+        self.occupancy.close(end_s)
         if self.progress is not None:
             self.progress(arrived, self.expected, last_t)
 
@@ -711,7 +733,7 @@ class _Loop:
         return VirtualResult(
             scenario=sc.name, seed=self.seed, start_s=sc.start_s, interval_s=self.interval,
             queues=queue_names, classes=tuple(classes), calls=outcomes, waiting=samples,
-            agent_time=self.agent_time, queue_skill=queue_skill,
+            agent_time=self.occupancy.agent_time, queue_skill=queue_skill,
             queue_sl={q: sc.queue_sl(q) for q in queue_names},
             class_sl={c: cl.sl_threshold_s for c, cl in policy.classes.items()},
             default_sl=sc.sl_seconds, warmup_s=self.warmup_s, end_s=end_s,
