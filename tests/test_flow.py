@@ -524,3 +524,22 @@ def test_schema_file_is_current_and_accepts_the_sample_flows() -> None:
     assert list(validator.iter_errors(data))
     data = yaml.safe_load((BAD / "unknown_type.yaml").read_text())
     assert list(validator.iter_errors(data))
+
+
+@pytest.mark.parametrize("vip", ["inf", "-inf", "nan", "1e999", "x"])
+def test_non_finite_caller_data_is_not_a_number(vip: str) -> None:
+    # "inf"/"nan" from a profile or a lookup used to crash the walk
+    # (OverflowError / ValueError); they count as no number, like "x" (0 in sums)
+    flow = parse_flow("""\
+flow: f
+start: q
+nodes:
+  q: {type: queue, queue: billing, priority: "caller.vip * 10 + 5"}
+""")
+    step = FlowRun(flow, {"number": "138", "vip": vip}).start()
+    assert isinstance(step, EnterQueue) and step.priority == 5
+    as_number = env(x=vip)
+    assert parse_expr("int(x)").evaluate(as_number) is None  # type: ignore[arg-type]
+    assert parse_expr("x > 3").evaluate(as_number) is False  # type: ignore[arg-type]
+    good = FlowRun(flow, {"number": "138", "vip": "2"}).start()
+    assert isinstance(good, EnterQueue) and good.priority == 25

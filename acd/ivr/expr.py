@@ -35,6 +35,7 @@ literal braces.
 from __future__ import annotations
 
 import ast
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -59,14 +60,14 @@ class ExprError(ValueError):
 
 
 def _num(v: Value) -> float | None:
+    """A finite number, or None ("inf" and "nan" from caller data are not numbers)."""
     if isinstance(v, bool) or v is None:
         return None
-    if isinstance(v, int | float):
-        return float(v)
     try:
-        return float(v)
+        n = float(v)
     except ValueError:
         return None
+    return n if math.isfinite(n) else None
 
 
 def _matches(text: Value, pattern: Value) -> bool:
@@ -82,14 +83,15 @@ def _len(v: Value) -> int:
     return 0 if v is None else len(str(v))
 
 
-def _int(v: Value) -> int | None:
+def to_int(v: Value) -> int | None:
+    """``int()`` of the flow language: a whole number, or None for non-numbers."""
     n = _num(v)
     return None if n is None else int(n)
 
 
 FUNCTIONS: dict[str, tuple[int, Callable[..., Value]]] = {
     "len": (1, _len),
-    "int": (1, _int),
+    "int": (1, to_int),
     "matches": (2, _matches),
     "lower": (1, lambda v: None if v is None else str(v).lower()),
     "startswith": (2, lambda v, p: v is not None and str(v).startswith(str(p))),

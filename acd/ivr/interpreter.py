@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from acd.ivr.expr import Value, env_from
+from acd.ivr.expr import Value, env_from, to_int
 from acd.ivr.flow import (
     Branch,
     Flow,
@@ -474,12 +474,7 @@ class FlowRun:
         env = self._env()
         priority = body.priority
         if body.priority_expr is not None:
-            v = body.priority_expr.evaluate(env)
-            try:
-                priority = int(float(v)) if v is not None and not isinstance(v, bool) else 0
-            except ValueError:
-                priority = 0
-            priority = max(0, min(100, priority))
+            priority = max(0, min(100, to_int(body.priority_expr.evaluate(env)) or 0))
         attrs: dict[str, str] = {}
         # the language is a routing attribute only once the caller chose it
         if self._language_chosen:
