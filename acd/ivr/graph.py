@@ -45,6 +45,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from acd.ivr.checks import reachable
 from acd.ivr.flow import (
     Branch,
     Flow,
@@ -172,17 +173,6 @@ def _cluster_of(name: str) -> str:
     return name.rpartition("/")[0]
 
 
-def _reachable(flow: Flow) -> set[str]:
-    seen = {flow.start}
-    todo = [flow.start]
-    while todo:
-        for _, nxt in edges(flow.nodes[todo.pop()].body):
-            if nxt in flow.nodes and nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
-    return seen
-
-
 # ------------------------------------------------------------------------ DOT
 
 
@@ -207,7 +197,7 @@ def _clip(text: str, width: int) -> str:
 
 def to_dot(flow: Flow) -> str:
     """The flow as Graphviz DOT text."""
-    live = _reachable(flow)
+    live = reachable(flow)
     lines = [
         f"digraph {_dot_str(flow.name)} {{",
         f"  graph [rankdir=TB, label={_dot_str(_title(flow))}, labelloc=t, fontsize=16, "
@@ -944,7 +934,7 @@ def layout(flow: Flow) -> Layout:
     Units are inches (the drawing uses them 1:1), y grows downward.
     Deterministic: the same flow gives the same layout.
     """
-    live = _reachable(flow)
+    live = reachable(flow)
     out = _merged_edges(flow)
     rank = _ranks(flow, out, live)
     pre = _preorder(flow, out)

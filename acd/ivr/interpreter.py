@@ -167,7 +167,6 @@ class VoicemailCall:
 Step = (PlayPrompt | SayValue | CollectDigit | CollectDigits | SetLanguage | LookupData
         | RecordFile | EnterQueue | EndCall | TransferCall | VoicemailCall)
 Terminal = EnterQueue | EndCall | TransferCall | VoicemailCall
-TERMINAL_STEPS = (EnterQueue, EndCall, TransferCall, VoicemailCall)
 
 # ----------------------------------------------------------------- replies
 

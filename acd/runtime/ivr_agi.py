@@ -31,6 +31,7 @@ from decimal import Decimal, InvalidOperation
 from acd.adapters.fastagi import AgiSession
 from acd.ivr.hours import zone
 from acd.ivr.interpreter import (
+    ALL_KEYS,
     Ack,
     CollectDigit,
     CollectDigits,
@@ -55,7 +56,6 @@ ProfileLookup = Callable[[], Awaitable[Mapping[str, str] | None]]
 HttpLookup = Callable[[str, float], Awaitable[Mapping[str, object] | None]]
 Clock = Callable[[], dt.datetime]
 
-ALL_KEYS = "0123456789*#"
 #: played by GET DATA when the caller is already typing (Asterisk core sounds)
 SILENCE = "silence/1"
 DATE_FORMATS = {"date": "ABdY", "time": "IMp", "datetime": "ABdY 'digits/at' IMp"}
