@@ -104,7 +104,7 @@ async def _carry_out(session: AgiSession, run: FlowRun, step: Step,
         case SayValue():
             digit = await play(session, step.prompts, step.escape_digits)
             if digit is None:
-                digit = await say(session, step, run.flow.timezone)
+                digit = await say(session, step, run.flow.timezone, run.now)
             return Key(digit)
         case CollectDigit():
             # GET DATA plays one file (only Playback/Read split on '&'): the
@@ -164,15 +164,16 @@ async def _lookup(step: LookupData, profile: ProfileLookup,
     return None
 
 
-def _epoch(kind: str, value: str, tz: str) -> int | None:
-    """'2026-11-23', '14:30', '2026-11-23 14:30' or epoch seconds -> epoch seconds."""
+def _epoch(kind: str, value: str, tz: str, now: dt.datetime) -> int | None:
+    """'2026-11-23', '14:30', '2026-11-23 14:30' or epoch seconds -> epoch
+    seconds; a time of day is taken on ``now``'s date (the run's clock)."""
     value = value.strip()
     if value.isdigit() and len(value) > 6:
         return int(value)
     try:
         if kind == "time":
             t = dt.time.fromisoformat(value)
-            today = dt.datetime.now(zone(tz)).date()
+            today = now.astimezone(zone(tz)).date()
             when = dt.datetime.combine(today, t, zone(tz))
         elif kind == "date":
             when = dt.datetime.combine(dt.date.fromisoformat(value), dt.time(12), zone(tz))
@@ -185,7 +186,8 @@ def _epoch(kind: str, value: str, tz: str) -> int | None:
     return int(when.timestamp())
 
 
-async def say(session: AgiSession, step: SayValue, tz: str) -> str | None:
+async def say(session: AgiSession, step: SayValue, tz: str,
+              now: dt.datetime) -> str | None:
     """SAY the value; the key that interrupted it, if any."""
     value, esc = step.value.strip(), step.escape_digits
     line: bytes | None = None
@@ -203,7 +205,7 @@ async def say(session: AgiSession, step: SayValue, tz: str) -> str | None:
     elif step.kind == "money":
         return await _say_money(session, step, value)
     else:
-        epoch = _epoch(step.kind, value, tz)
+        epoch = _epoch(step.kind, value, tz, now)
         line = None if epoch is None else agi.say_datetime(epoch, esc,
                                                            DATE_FORMATS[step.kind], tz)
     if line is None:
