@@ -36,6 +36,7 @@ the IVR's mark first, else the first rule that matches.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -43,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from acd.ivr.expr import ExprError, parse_template
+from acd.ivr.expr import ExprError, Template, parse_template
 from acd.ivr.hours import HoursError, zone
 from acd.yamlpos import Reader, YamlError, read_text
 
@@ -184,13 +185,19 @@ class SmsPolicy:
         values = {"caller_name": call.caller_name, "caller": call.caller,
                   "queue": call.queue or "", "link": link, "token": token,
                   "agent": call.agent_id or ""}
-        text = parse_template(texts[language]).render(lambda n: values.get(n))
+        text = _template(texts[language]).render(lambda n: values.get(n))
         now = dt.datetime.fromtimestamp(call.ended_at, dt.UTC)
         release = self.quiet.release(now) if self.quiet is not None else None
         suppressed = None if self.is_mobile(call.caller) else "not-mobile"
         send_after = release.timestamp() if release else call.ended_at
         return PendingSms(call.call_id, normalize_number(call.caller), rule, template,
                           language, text, token, call.ended_at, send_after, suppressed)
+
+
+@functools.lru_cache(maxsize=1024)
+def _template(text: str) -> Template:
+    """A template's text, parsed once (the loader has checked it)."""
+    return parse_template(text)
 
 
 # ------------------------------------------------------------------ loading
