@@ -302,11 +302,6 @@ def _scenario_staffing(path: Path, *, target_sl: float, max_abandon: float | Non
     from acd.yamlpos import YamlError
     from sim.scenario import load_scenario
     from sim.staffing import (
-        StaffingSearch,
-        erlang_estimate,
-        erlang_inputs,
-        evaluate_count,
-        scope_scenario,
         search_agents,
     )
     from sim.virtual import SimError
@@ -329,22 +324,11 @@ def _scenario_staffing(path: Path, *, target_sl: float, max_abandon: float | Non
         status.update(f"simulating ... {c.agents} agents: SL {sl}")
 
     try:
-        if agents is not None:
-            if agents < 1:
-                raise click.UsageError("--agents must be >= 1")
-            scoped, n_calls, warmup, label = scope_scenario(sc, interval, calls)
-            inputs = erlang_inputs(scoped, queue, pool, seed)
-            row = evaluate_count(scoped, agents, target_sl=target_sl, max_abandon=max_abandon,
-                                 seed=seed, calls=n_calls, warmup_calls=warmup, queue=queue,
-                                 pool=pool, erlang=inputs)
-            search = StaffingSearch(
-                scenario=sc.name, scope=label, queue=queue, pool=pool, target_sl=target_sl,
-                max_abandon=max_abandon, seed=seed, calls=n_calls, base_agents=len(sc.agents),
-                erlang=inputs, erlang_estimate=erlang_estimate(inputs, target_sl, max_abandon),
-                needed=None, tried=[row])
-        else:
-            search = search_agents(sc, target_sl, max_abandon, seed=seed, calls=calls,
-                                   queue=queue, interval=interval, pool=pool, progress=tried)
+        if agents is not None and agents < 1:
+            raise click.UsageError("--agents must be >= 1")
+        search = search_agents(sc, target_sl, max_abandon, seed=seed, calls=calls,
+                               queue=queue, interval=interval, pool=pool, progress=tried,
+                               only=agents)
     except SimError as exc:
         raise click.UsageError(f"{path}: {exc}") from exc
     finally:

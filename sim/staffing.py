@@ -395,12 +395,13 @@ def search_agents(scenario: Scenario, target_sl: float = 0.8, max_abandon: float
                   *, seed: int = 0, calls: int | None = None, queue: str | None = None,
                   interval: int | str | None = None, pool: str | None = None,
                   start: int | None = None, max_agents: int = MAX_AGENTS,
-                  progress: Callable[[CountFigures], None] | None = None
-                  ) -> StaffingSearch:
+                  progress: Callable[[CountFigures], None] | None = None,
+                  only: int | None = None) -> StaffingSearch:
     """The smallest agent count meeting ``target_sl`` (and ``max_abandon``);
     see the module docstring.  ``start``: the first count tried (default: the
     Erlang estimate, else the scenario's count).  ``progress`` is called with
-    each count's figures."""
+    each count's figures.  ``only``: no search, just this count's figures
+    (``needed`` is then None)."""
     if not 0 <= target_sl < 1:
         raise ValueError(f"target_sl must be in [0, 1), got {target_sl!r}")
     if max_abandon is not None and not 0 < max_abandon <= 1:
@@ -432,8 +433,14 @@ def search_agents(scenario: Scenario, target_sl: float = 0.8, max_abandon: float
                 progress(got)
         return got.meets
 
+    needed: int | None = None
+    if only is not None:
+        ok(only)
+        return StaffingSearch(
+            scenario=scenario.name, scope=label, queue=queue, pool=pool, target_sl=target_sl,
+            max_abandon=max_abandon, seed=seed, calls=n_calls, base_agents=base, erlang=inputs,
+            erlang_estimate=estimate, needed=None, tried=[tried[only]])
     n0 = min(max(1, start or estimate or base or 1), max_agents)
-    needed: int | None
     if ok(n0):
         hi, step, lo = n0, 1, 0  # hi meets; find a failing lo below it
         while hi > 1:
