@@ -22,13 +22,16 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from acd.ivr.expr import NAME_RE, Expr, ExprError, Template, parse_expr, parse_template
 from acd.ivr.hours import DAYS, Hours, HoursError, parse_date, parse_days, parse_ranges, zone
 from acd.yamlpos import Reader, YamlError, read_text
+
+if TYPE_CHECKING:
+    from acd.ivr.checks import Problem
 
 DIGITS = "0123456789*#"
 SAY_KINDS = ("digits", "number", "date", "time", "datetime", "money", "alpha")
@@ -1063,13 +1066,20 @@ def load_flow(path: str | Path, known_queues: set[str] | None = None,
     """Read, parse and check a flow; raises FlowError for the first error.
 
     Warnings (unreachable nodes, variables set on some paths only) do not
-    stop loading; :func:`acd.ivr.checks.check_flow` lists them.
+    stop loading; :func:`load_flow_and_warnings` returns them too.
     """
+    return load_flow_and_warnings(path, known_queues, sounds)[0]
+
+
+def load_flow_and_warnings(path: str | Path, known_queues: set[str] | None = None,
+                           sounds: str | Path | None = None) -> tuple[Flow, list[Problem]]:
+    """:func:`load_flow`, and the warnings of the same checks."""
     from acd.ivr.checks import check_flow
 
     text, file = read_text(path, FlowError, "flow file")
     flow = parse_flow(text, file)
-    for problem in check_flow(flow, known_queues, sounds):
+    problems = check_flow(flow, known_queues, sounds)
+    for problem in problems:
         if problem.severity == "error":
             raise FlowError(problem.file, problem.line, problem.column, problem.message)
-    return flow
+    return flow, [p for p in problems if p.severity == "warning"]

@@ -17,8 +17,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from acd.ivr.checks import Problem, check_flow
-from acd.ivr.flow import Flow, FlowError, load_flow
+from acd.ivr.flow import Flow, FlowError, load_flow_and_warnings
 
 log = logging.getLogger(__name__)
 
@@ -43,25 +42,17 @@ class FlowRegistry:
         self._mtimes = self._stat()
 
     def _stat(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for f in self.current.files or (str(self.path),):
-            try:
-                out[f] = os.stat(f).st_mtime
-            except OSError:
-                out[f] = -1.0
-        return out
+        """The current flow's files (the flow file first, then its sub-flows)."""
+        return self._stat_files(list(self.current.files))
 
     def reload(self) -> ReloadResult:
         try:
-            flow = load_flow(self.path, self.known_queues, self.sounds)
+            flow, warnings = load_flow_and_warnings(self.path, self.known_queues, self.sounds)
         except FlowError as exc:
             log.error("flow reload refused, keeping version %r: %s",
                       self.current.version, exc)
             self._mtimes = self._stat()  # do not retry the same broken file
-            self._mtimes.update(self._stat_files([str(self.path)]))
             return ReloadResult(False, False, self.current.version, (str(exc),))
-        warnings: list[Problem] = [p for p in check_flow(flow, self.known_queues, self.sounds)
-                                   if p.severity == "warning"]
         for w in warnings:
             log.warning("flow %s: %s", flow.name, w)
         old = self.current
