@@ -128,7 +128,6 @@ def record(call_id: str, number: str = "13800138000", outcome: Outcome = Outcome
 async def db(tmp_path: Path):  # type: ignore[no-untyped-def]
     d = Database(f"sqlite+aiosqlite:///{tmp_path / 'sms.db'}")
     await d.create()
-    d.sms_cap = (POLICY.cap_per_number, POLICY.cap_hours)
     yield d
     await d.dispose()
 

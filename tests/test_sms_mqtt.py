@@ -96,7 +96,6 @@ async def outbox(tmp_path: Path, port: int) -> AsyncIterator[tuple[Database, Sms
                                                                    SmsSender]]:
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'sms.db'}")
     await db.create()
-    db.sms_cap = (POLICY.cap_per_number, POLICY.cap_hours)
     store = SmsStore(db)
     transport = MqttTransport(MqttConfig(port=port, client_id="engine-test",
                                          reconnect_max_s=1.0, publish_timeout_s=2))

@@ -48,7 +48,6 @@ async def simulate_day(db_url: str, seed: int = 3) -> dict[str, dict[str, int]]:
     rng = random.Random(seed)
     db = Database(db_url)
     await db.create()
-    db.sms_cap = (POLICY.cap_per_number, POLICY.cap_hours)
     store = SmsStore(db)
     clock = [DAY.timestamp()]
     gw = Gateway()

@@ -83,9 +83,9 @@ sms_events = Table(
 )
 
 
-async def insert_pending(conn: AsyncConnection, pending: Sequence[PendingSms],
-                         cap_per_number: int, cap_hours: float) -> None:
-    """Queue (or suppress, with the reason) each SMS, inside the caller's transaction."""
+async def insert_pending(conn: AsyncConnection, pending: Sequence[PendingSms]) -> None:
+    """Queue (or suppress, with the reason: opted out, over its policy's cap)
+    each SMS, inside the caller's transaction."""
     o = sms_outbox.c
     for p in pending:
         reason = p.suppressed
@@ -95,11 +95,11 @@ async def insert_pending(conn: AsyncConnection, pending: Sequence[PendingSms],
             if opted is not None:
                 reason = "opted-out"
         if reason is None:
-            since = utc(p.created_at - cap_hours * 3600)
+            since = utc(p.created_at - p.cap_hours * 3600)
             n = (await conn.execute(select(func.count()).select_from(sms_outbox).where(
                 o.number == p.number, o.state.in_(COUNTED), o.created_at > since))).scalar_one()
-            if n >= cap_per_number:
-                reason = f"cap: {n} in {cap_hours:g} h"
+            if n >= p.cap_per_number:
+                reason = f"cap: {n} in {p.cap_hours:g} h"
         await conn.execute(sms_outbox.insert().values(
             call_id=p.call_id, number=p.number, rule=p.rule[:64], template=p.template[:64],
             language=p.language[:16], text=p.text[:2000], token=p.token,

@@ -167,8 +167,6 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        #: SMS cap applied when the outbox takes an SMS: (per number, hours)
-        self.sms_cap: tuple[int, float] = (1, 24.0)
 
     async def create(self) -> None:
         import acd.adapters.sms_store  # noqa: F401 - its tables join the metadata
@@ -200,7 +198,7 @@ class Database:
             if sms:
                 from acd.adapters.sms_store import insert_pending
 
-                await insert_pending(conn, sms, *self.sms_cap)
+                await insert_pending(conn, sms)
 
     async def explanations_for(self, call_id: str) -> list[dict[str, Any]]:
         q = select(explanations).where(explanations.c.call_id == call_id) \

@@ -189,7 +189,6 @@ class Engine:
             from acd.adapters.sms_store import SmsStore
 
             policy = config.sms.policy
-            self.db.sms_cap = (policy.cap_per_number, policy.cap_hours)
             self.sms_store = SmsStore(self.db)
             sender_cfg = dataclasses.replace(config.sms.sender,
                                              sender=policy.sender or config.sms.sender.sender)

@@ -137,6 +137,10 @@ class PendingSms:
     created_at: float
     send_after: float  # = created_at unless deferred by quiet hours
     suppressed: str | None = None  # reason, when the policy already knows
+    #: the policy's cap, applied by the outbox: at most this many per number...
+    cap_per_number: int = 1
+    #: ... within this many hours
+    cap_hours: float = 24.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +195,8 @@ class SmsPolicy:
         suppressed = None if self.is_mobile(call.caller) else "not-mobile"
         send_after = release.timestamp() if release else call.ended_at
         return PendingSms(call.call_id, normalize_number(call.caller), rule, template,
-                          language, text, token, call.ended_at, send_after, suppressed)
+                          language, text, token, call.ended_at, send_after, suppressed,
+                          self.cap_per_number, self.cap_hours)
 
 
 @functools.lru_cache(maxsize=1024)
