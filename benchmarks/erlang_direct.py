@@ -16,7 +16,6 @@ import argparse
 import csv
 import os
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ if os.environ.get("ACD_SITE"):  # a compiled build (--core compiled): first on t
     sys.path.insert(0, os.environ["ACD_SITE"])
 
 from acd.compiled import describe, rerun_compiled  # noqa: E402
-from sim.scenario import parse_scenario  # noqa: E402
+from sim.scenario import erlang_scenario  # noqa: E402
 from sim.virtual import run_virtual  # noqa: E402
 
 VECTORS = ROOT.parent / "shared" / "erlang-vectors.csv"
@@ -58,20 +57,7 @@ def main() -> None:
     print(f"router: {describe()}; {args.calls:,} calls per row, seed {args.seed}")
     ok_rows = 0
     for row in rows:
-        patience = f"{{dist: exponential, mean: {row['patience_s']}}}" \
-            if row["patience_s"] else "none"
-        sc = parse_scenario(textwrap.dedent(f"""\
-            name: erlang-{row['model']}
-            interval_minutes: 60
-            arrivals: {{calls_per_hour: {row['calls_per_hour']}}}
-            calls: {args.calls}
-            queues: {{q: {{share: 1, sl_seconds: {row['t_s']}}}}}
-            handle: {{dist: exponential, mean: {row['aht_s']}}}
-            patience: {patience}
-            wrap_up_s: 0
-            ring_no_answer: 0
-            agents: {{counts: {{q: {row['agents']}}}}}
-            """), "erlang.yaml")
+        sc = erlang_scenario(row, args.calls)
         t0 = time.perf_counter()
         tot = run_virtual(sc, seed=args.seed, warmup_calls=args.warmup_calls).totals("total", "")
         w_ref = float(row["wait_mean_s"])

@@ -71,6 +71,7 @@ import dataclasses
 import datetime as dt
 import math
 import random
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -943,3 +944,24 @@ def _trace_seconds(file: str, line: int, name: str, text: str, required: bool) -
 def load_trace(path: str | Path, start_s: float = 0.0) -> tuple[TraceCall, ...]:
     text, file = read_text(path, ScenarioError, "trace file")
     return parse_trace(text, file, start_s)
+
+
+def erlang_scenario(row: Mapping[str, str], calls: int) -> Scenario:
+    """The textbook system of one row of the Erlang vectors (columns model,
+    calls_per_hour, aht_s, patience_s (empty: none), agents, t_s): one FCFS
+    queue, exponential times, no wrap-up, every offer answered."""
+    patience = f"{{dist: exponential, mean: {row['patience_s']}}}" if row["patience_s"] \
+        else "none"
+    return parse_scenario(textwrap.dedent(f"""\
+        name: erlang-{row['model']}
+        interval_minutes: 60
+        arrivals: {{calls_per_hour: {row['calls_per_hour']}}}
+        calls: {calls}
+        queues: {{q: {{share: 1, sl_seconds: {row['t_s']}}}}}
+        handle: {{dist: exponential, mean: {row['aht_s']}}}
+        patience: {patience}
+        wrap_up_s: 0
+        ring_no_answer: 0
+        agents: {{counts: {{q: {row['agents']}}}}}
+        """), "erlang.yaml")
+

@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from sim.scenario import Scenario, TraceCall, load_scenario, parse_scenario
+from sim.scenario import TraceCall, erlang_scenario, load_scenario, parse_scenario
 from sim.virtual import SimError, plot, run_virtual
 
 VECTORS = Path(__file__).resolve().parents[2] / "shared" / "erlang-vectors.csv"
@@ -64,23 +64,6 @@ needs_vectors = pytest.mark.skipif(not ROWS, reason=f"Erlang vectors not found: 
 ROW_IDS = [f"{r['model']}-{r['calls_per_hour']}cph-{r['aht_s']}s-"
            f"{r['patience_s'] or 'inf'}p-{r['agents']}ag" for r in ROWS] or ["none"]
 ROW_INDEXES = list(range(len(ROWS))) or [-1]
-
-
-def erlang_scenario(row: dict[str, str], calls: int) -> Scenario:
-    patience = f"{{dist: exponential, mean: {row['patience_s']}}}" if row["patience_s"] \
-        else "none"
-    return parse_scenario(textwrap.dedent(f"""\
-        name: erlang-{row['model']}
-        interval_minutes: 60
-        arrivals: {{calls_per_hour: {row['calls_per_hour']}}}
-        calls: {calls}
-        queues: {{q: {{share: 1, sl_seconds: {row['t_s']}}}}}
-        handle: {{dist: exponential, mean: {row['aht_s']}}}
-        patience: {patience}
-        wrap_up_s: 0
-        ring_no_answer: 0
-        agents: {{counts: {{q: {row['agents']}}}}}
-        """), "erlang.yaml")
 
 
 # ------------------------------------------------------------ the reference
