@@ -141,7 +141,14 @@ from sim.draws import draw_calls
 from sim.pbx import SimPBX
 from sim.phones import Phone
 from sim.scenario import Dist, Scenario, TraceCall, day_start
-from sim.virtual import SAMPLE_S, CallOutcome, Occupancy, SimError, VirtualResult
+from sim.virtual import (
+    SAMPLE_S,
+    CallOutcome,
+    Occupancy,
+    SimError,
+    VirtualResult,
+    result_of,
+)
 
 __all__ = [
     "LiveEngine",
@@ -918,20 +925,8 @@ async def _run(sc: Scenario, seed: int, plan: list[PlannedCall], flow: Flow, spe
     end_s = max(end_s, end_sim if horizon is None else min(end_sim, max(horizon, end_s)))
     obs.occupancy.close(end_s)
     last_arrival = plan[-1].arrival_s if plan else 0.0
-    policy = sc.policy
-    classes = sorted({c.customer_class for c in outcomes if c.queue is not None})
-    figures = VirtualResult(
-        scenario=sc.name, seed=seed, start_s=sc.start_s, interval_s=sc.interval_s,
-        queues=queue_names, classes=tuple(classes), calls=outcomes, waiting=samples,
-        agent_time=obs.occupancy.agent_time,
-        queue_skill={q: qp.require.skill for q, qp in policy.queues.items()},
-        queue_sl={q: sc.queue_sl(q) for q in queue_names},
-        class_sl={c: cl.sl_threshold_s for c, cl in policy.classes.items()},
-        default_sl=sc.sl_seconds, warmup_s=sc.warmup_s, end_s=end_s, wall_s=wall,
-        core_events=len(latencies), arrivals=len(index_of),
-        n_intervals=math.ceil((horizon if horizon is not None else last_arrival)
-                              / sc.interval_s),
-    )
+    figures = result_of(sc, seed, outcomes, samples, obs.occupancy.agent_time, end_s, wall,
+                        len(latencies), len(index_of), last_arrival)
     return LiveResult(
         figures=figures, speed=speed, split=split, wall_s=wall, cpu_s=cpu,
         sim_cpu_s=float(pbx_result["cpu_s"]) if split else None, placed=len(index_of),

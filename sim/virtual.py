@@ -709,7 +709,6 @@ class _Loop:
     def result(self, samples: list[tuple[int, ...]], arrived: int, last_t: float,
                last_arrival: float) -> VirtualResult:
         sc, cc, horizon = self.sc, self.cc, self.horizon
-        policy = sc.policy
         end_s = last_t if horizon is None else max(last_t, horizon)
         outcomes = self.outcomes
         # calls nobody will ever take (no agent left, a caller who never hangs
@@ -727,21 +726,32 @@ class _Loop:
         if self.progress is not None:
             self.progress(arrived, self.expected, last_t)
 
-        classes = sorted({c.customer_class for c in outcomes if c.queue is not None})
-        queue_skill = {q: qp.require.skill for q, qp in policy.queues.items()}
-        queue_names = self.queue_names
-        return VirtualResult(
-            scenario=sc.name, seed=self.seed, start_s=sc.start_s, interval_s=self.interval,
-            queues=queue_names, classes=tuple(classes), calls=outcomes, waiting=samples,
-            agent_time=self.occupancy.agent_time, queue_skill=queue_skill,
-            queue_sl={q: sc.queue_sl(q) for q in queue_names},
-            class_sl={c: cl.sl_threshold_s for c, cl in policy.classes.items()},
-            default_sl=sc.sl_seconds, warmup_s=self.warmup_s, end_s=end_s,
-            wall_s=time.perf_counter() - self.wall0, core_events=self.core_events,
-            arrivals=arrived,
-            n_intervals=math.ceil((horizon if horizon is not None else last_arrival)
-                                  / self.interval),
-        )
+        return result_of(sc, self.seed, outcomes, samples, self.occupancy.agent_time, end_s,
+                         time.perf_counter() - self.wall0, self.core_events, arrived,
+                         last_arrival)
+
+
+def result_of(sc: Scenario, seed: int, calls: list[CallOutcome],
+              waiting: list[tuple[int, ...]], agent_time: dict[int, dict[str, list[float]]],
+              end_s: float, wall_s: float, core_events: int, arrivals: int,
+              last_arrival: float) -> VirtualResult:
+    """A run's figures (virtual or live), with what they need from ``sc``."""
+    policy = sc.policy
+    queue_names = tuple(policy.queues)
+    horizon = sc.day_end_s
+    return VirtualResult(
+        scenario=sc.name, seed=seed, start_s=sc.start_s, interval_s=sc.interval_s,
+        queues=queue_names,
+        classes=tuple(sorted({c.customer_class for c in calls if c.queue is not None})),
+        calls=calls, waiting=waiting, agent_time=agent_time,
+        queue_skill={q: qp.require.skill for q, qp in policy.queues.items()},
+        queue_sl={q: sc.queue_sl(q) for q in queue_names},
+        class_sl={c: cl.sl_threshold_s for c, cl in policy.classes.items()},
+        default_sl=sc.sl_seconds, warmup_s=sc.warmup_s, end_s=end_s, wall_s=wall_s,
+        core_events=core_events, arrivals=arrivals,
+        n_intervals=math.ceil((horizon if horizon is not None else last_arrival)
+                              / sc.interval_s),
+    )
 
 
 # ---------------------------------------------------------------- plots
