@@ -124,10 +124,6 @@ def _day(value: str | None, what: str) -> dt.date | None:
                                  param_hint=what) from None
 
 
-def _pct(n: int, d: int) -> str:
-    return f"{100 * n / d:.1f}%" if d else "-"
-
-
 @report.command("sms")
 @click.option("--since", help="First day (YYYY-MM-DD), in --tz.")
 @click.option("--until", help="Last day (YYYY-MM-DD), in --tz.")
@@ -155,31 +151,28 @@ def report_sms(since: str | None, until: str | None, tz: str, by: str, csv_path:
     t1 = dt.datetime.combine(d1 + dt.timedelta(days=1), dt.time(), tzinfo) if d1 else None
     rows = _run(db_url, lambda store: store.report(t0, t1, tz))
     groups: dict[tuple[str, str], ReportRow] = {}
-    for r in rows:
-        key = (r.rule if by != "day" else "all", r.day if by != "rule" else "all")
-        g = groups.setdefault(key, ReportRow(*key))
-        g.add(r)
     total = ReportRow("total", "all")
     for r in rows:
+        key = (r.rule if by != "day" else "all", r.day if by != "rule" else "all")
+        groups.setdefault(key, ReportRow(*key)).add(r)
         total.add(r)
     out = [*sorted(groups.values(), key=lambda r: (r.day, r.rule)), total]
     header = ["rule", "day", "wanted", "suppressed", "queued", "sent", "delivered", "failed",
               "diverted", "diversion", "return_24h", "return_7d", "retention"]
 
-    def values(r: ReportRow) -> list[Any]:
+    def counts(r: ReportRow) -> list[Any]:
         return [r.rule, r.day, r.candidates, r.suppressed, r.queued, r.sent, r.delivered,
-                r.failed, r.diverted, _pct(r.diverted, r.sent), _pct(r.returned_24h, r.sent),
-                _pct(r.returned_7d, r.sent), _pct(r.retained, r.sent)]
+                r.failed, r.diverted]
+
+    def rates(r: ReportRow) -> list[float | None]:  # over sent
+        return [r.rate(n) for n in (r.diverted, r.returned_24h, r.returned_7d, r.retained)]
 
     if csv_path is not None:
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(header)
         for r in out:
-            row = values(r)
-            row[9:] = [f"{n / r.sent:.4f}" if r.sent else "" for n in
-                       (r.diverted, r.returned_24h, r.returned_7d, r.retained)]
-            w.writerow(row)
+            w.writerow([*counts(r), *("" if x is None else f"{x:.4f}" for x in rates(r))])
         if csv_path == "-":
             click.echo(buf.getvalue(), nl=False)
         else:
@@ -190,7 +183,8 @@ def report_sms(since: str | None, until: str | None, tz: str, by: str, csv_path:
     table = Table("rule", "day", "wanted", "suppr.", "sent", "deliv.", "failed", "diversion",
                   "return 24h", "return 7d", "retained", title="SMS diversion (rates over sent)")
     for r in out:
-        v = values(r)
-        table.add_row(*(str(x) for x in (v[0], v[1], v[2], v[3], v[5], v[6], v[7], v[9], v[10],
-                                          v[11], v[12])), style="bold" if r is total else None)
+        c = counts(r)
+        table.add_row(*(str(x) for x in (*c[:4], *c[5:8])),
+                      *("-" if x is None else f"{100 * x:.1f}%" for x in rates(r)),
+                      style="bold" if r is total else None)
     console.print(table)
