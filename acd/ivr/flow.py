@@ -764,33 +764,16 @@ def _hours(p: _NodeParser) -> Hours:
 
 def successors(body: NodeBody) -> list[str]:
     """The nodes a node can lead to, in a stable order."""
-    match body:
-        case Play() | Say() | SetVars() | Language() | Sms() | Record():
-            return [body.next]
-        case Menu():
-            return [*body.options.values(),
-                    *(t for t in (body.on_invalid, body.on_timeout, body.on_fail) if t)]
-        case Input():
-            return [body.next, *([body.on_fail] if body.on_fail else [])]
-        case Branch():
-            return [c.target for c in body.cases] + ([body.otherwise] if body.otherwise else [])
-        case Lookup():
-            return [body.next, *([body.on_error] if body.on_error else [])]
-        case HoursNode():
-            return [body.when_open, body.when_closed]
-        case Goto():
-            return [body.target]
-        case SubFlow():
-            return [body.entry] if body.entry else []
-        case Return():
-            return [body.target] if body.target else []
-        case _:
-            return []
+    return [target for _, target in edges(body)]
 
 
 def edges(body: NodeBody) -> list[tuple[str, str]]:
     """(label, target) for every way out of a node (the graph's arrows)."""
     match body:
+        case Play() | Say() | SetVars() | Language() | Sms() | Record():
+            return [("", body.next)]
+        case Goto():
+            return [("", body.target)]
         case Menu():
             out = [(f"key {k}", t) for k, t in body.options.items()]
             out += [(lbl, t) for lbl, t in (("wrong key", body.on_invalid),
@@ -813,7 +796,7 @@ def edges(body: NodeBody) -> list[tuple[str, str]]:
         case Return():
             return [("return", body.target)] if body.target else []
         case _:
-            return [("", t) for t in successors(body)]
+            return []
 
 
 def _map_refs(body: NodeBody, f: Callable[[str], str]) -> NodeBody:
