@@ -124,8 +124,9 @@ def check_flow(flow: Flow, known_queues: set[str] | frozenset[str] | None = None
     for node in nodes.values():
         out.extend(_dead_ends(node))
 
-    out.extend(_loops(flow, live))
-    out.extend(_variables(flow, live))
+    preds = predecessors(flow)
+    out.extend(_loops(flow, live, preds))
+    out.extend(_variables(flow, live, preds))
     if known_queues is not None:
         for node in nodes.values():
             b = node.body
@@ -213,13 +214,18 @@ def _sccs(graph: Mapping[str, list[str]]) -> list[list[str]]:
     return out
 
 
-def _loops(flow: Flow, live: set[str]) -> Iterator[Problem]:
-    nodes = flow.nodes
-    # nodes from which the call can leave the IVR
-    preds: dict[str, list[str]] = {n: [] for n in nodes}
-    for n, node in nodes.items():
+def predecessors(flow: Flow) -> dict[str, list[str]]:
+    """node -> the nodes that lead to it."""
+    preds: dict[str, list[str]] = {n: [] for n in flow.nodes}
+    for n, node in flow.nodes.items():
         for s in successors(node.body):
             preds[s].append(n)
+    return preds
+
+
+def _loops(flow: Flow, live: set[str], preds: dict[str, list[str]]) -> Iterator[Problem]:
+    nodes = flow.nodes
+    # nodes from which the call can leave the IVR
     exits = [n for n, node in nodes.items() if isinstance(node.body, TERMINAL)]
     can_exit = set(exits)
     todo = list(exits)
@@ -246,7 +252,8 @@ def _loops(flow: Flow, live: set[str]) -> Iterator[Problem]:
                                      "prompt or menu in it")
 
 
-def _variables(flow: Flow, live: set[str]) -> Iterator[Problem]:
+def _variables(flow: Flow, live: set[str], preds: dict[str, list[str]]
+               ) -> Iterator[Problem]:
     nodes = flow.nodes
     initial = set(flow.variables) | set(BUILTIN_VARIABLES)
     anywhere = initial.union(*(defines(n) for n in nodes.values()))
@@ -254,10 +261,6 @@ def _variables(flow: Flow, live: set[str]) -> Iterator[Problem]:
     everything = frozenset(anywhere)
     on_entry: dict[str, frozenset[str]] = {n: everything for n in nodes}
     on_entry[flow.start] = frozenset(initial)
-    preds: dict[str, list[str]] = {n: [] for n in nodes}
-    for n, node in nodes.items():
-        for s in successors(node.body):
-            preds[s].append(n)
     changed = True
     order = [n for n in nodes if n in live]
     while changed:
