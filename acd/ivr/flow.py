@@ -844,12 +844,11 @@ def _ref_marks(node: Node) -> dict[str, tuple[int, int]]:
 # ----------------------------------------------------------------- loading
 
 
-def parse_flow(text: str, file: str = "<flow>", known_queues: set[str] | None = None,
-               _stack: tuple[str, ...] = ()) -> Flow:
+def parse_flow(text: str, file: str = "<flow>", _stack: tuple[str, ...] = ()) -> Flow:
     """Parse a flow (and its sub-flows); raises FlowError naming file, line and column.
 
-    ``known_queues`` is accepted for compatibility; unknown queues are a
-    check (:func:`acd.ivr.checks.check_flow`), reported by :func:`load_flow`.
+    Unknown queues are a check (:func:`acd.ivr.checks.check_flow`), reported
+    by :func:`load_flow`.
     """
     r = _Reader(file)
     root = r.compose(text)
@@ -1022,7 +1021,7 @@ def _inline_subflows(file: str, nodes: dict[str, Node], variables: dict[str, str
         except FlowError as exc:
             raise FlowError(file, line, col, f"node {node.name!r}: sub-flow {body.flow!r}: "
                             f"{exc.problem}") from None
-        sub = parse_flow(text, sub_file, None, stack)
+        sub = parse_flow(text, sub_file, stack)
         prefix = f"{node.name}/"
         for lang in sub.languages:
             if sub.languages != ("en",) and lang not in languages:
