@@ -2,7 +2,7 @@
 
 Metadata lives in pyproject.toml.  A wheel or a regular install (``pip
 install .``) compiles the routing core (``acd.core``) and the virtual
-simulator's loop (``sim.virtual``, ``sim.draws``) to C extensions with mypyc,
+simulator's loop (``acd.loadsim.virtual``, ``acd.loadsim.draws``) to C extensions with mypyc,
 from the same type-checked sources; an editable install (``pip install -e``,
 for development) never does: an extension module next to its ``.py`` would
 shadow every later edit.  ``ACD_COMPILE``:
@@ -33,8 +33,8 @@ COMPILED = [
     "acd/core/policy.py",
     "acd/core/model.py",
     "acd/core/center.py",
-    "sim/draws.py",
-    "sim/virtual.py",
+    "acd/loadsim/draws.py",
+    "acd/loadsim/virtual.py",
 ]
 
 MODE = os.environ.get("ACD_COMPILE", "auto").strip().lower() or "auto"

@@ -1,8 +1,8 @@
 """The optional compiled build (mypyc): is it in use, and build one to try.
 
 ``ACD_COMPILE=1 pip install .`` compiles the routing core (``acd.core``
-except ``stats``) and the virtual simulator's loop (``sim.virtual``,
-``sim.draws``) to C extensions from the same sources (``setup.py`` lists
+except ``stats``) and the virtual simulator's loop (``acd.loadsim.virtual``,
+``acd.loadsim.draws``) to C extensions from the same sources (``setup.py`` lists
 them).  Everything else, and every editable install, stays pure Python.
 
 :func:`build_site` makes a compiled copy of this checkout in a directory of

@@ -25,8 +25,8 @@ if os.environ.get("ACD_SITE"):  # a compiled build (--core compiled): first on t
     sys.path.insert(0, os.environ["ACD_SITE"])
 
 from acd.compiled import describe, rerun_compiled  # noqa: E402
-from sim.scenario import erlang_scenario  # noqa: E402
-from sim.virtual import run_virtual  # noqa: E402
+from acd.loadsim.scenario import erlang_scenario  # noqa: E402
+from acd.loadsim.virtual import run_virtual  # noqa: E402
 
 VECTORS = ROOT.parent / "shared" / "erlang-vectors.csv"
 

@@ -14,7 +14,7 @@ The system is ``sim/scenarios/erlang_a.yaml``: one FCFS queue, 11 agents,
 no wrap-up, every offer answered at once; the first 10 simulated hours are a
 warm-up.  Both models run in this process:
 
-* **virtual**: :func:`sim.virtual.run_virtual`, i.e. the production
+* **virtual**: :func:`acd.loadsim.virtual.run_virtual`, i.e. the production
   ``ContactCenter`` (state tables, routing indexes, call records,
   explanations) driven by a heap of events;
 * **SimPy**: ``simpy.Resource(capacity=11)``, a caller process per call
@@ -50,9 +50,9 @@ if os.environ.get("ACD_SITE"):  # a compiled build (--core compiled): first on t
     sys.path.insert(0, os.environ["ACD_SITE"])
 
 from acd.compiled import describe, rerun_compiled
+from acd.loadsim.scenario import load_scenario
+from acd.loadsim.virtual import run_virtual
 from acd.planning.erlang import erlang_a
-from sim.scenario import load_scenario
-from sim.virtual import run_virtual
 
 SCENARIO = Path(__file__).resolve().parent.parent / "sim" / "scenarios" / "erlang_a.yaml"
 

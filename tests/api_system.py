@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from acd.adapters.ami import AmiConfig
-from acd.adapters.http_api import ControlApi
+from acd.api.control import ControlApi
 from acd.core.model import CoreConfig
 from acd.core.policy import simple_policy
 from acd.core.profiles import AgentProfile
 from acd.ivr.flow import load_flow
-from acd.runtime.engine import Engine, EngineConfig
+from acd.runtime.engine import Engine
+from acd.runtime.settings import EngineConfig
 from sim.config import PhoneBehaviour, SimConfig
 from sim.pbx import SimPBX
 

@@ -19,7 +19,7 @@ import pytest
 from api_system import System, system, until
 from click.testing import CliRunner, Result
 
-from acd import cli_ops
+from acd.cli import control as cli_ops
 from acd.core.model import AgentState
 from cli import main
 from sim.config import CallerScript, CallResult, PhoneBehaviour

@@ -16,7 +16,7 @@ from typing import Any
 import click
 from click.testing import CliRunner, Result
 
-from acd.cli_sim import sim_group
+from acd.cli.loadsim import sim_group
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACE = ROOT / "sim" / "scenarios" / "trace_small.yaml"

@@ -15,7 +15,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from acd.cli_planning import staffing
+from acd.cli.planning import staffing
 
 cli = click.Group()
 cli.add_command(staffing)

@@ -11,8 +11,9 @@ from acd.adapters.ami import AmiConfig
 from acd.core.model import AgentPause, AgentReady, CoreConfig
 from acd.core.profiles import AgentProfile, CustomerProfile
 from acd.ivr.flow import load_flow
-from acd.policy_file import parse_policy
-from acd.runtime.engine import Engine, EngineConfig
+from acd.loaders.routing import parse_policy
+from acd.runtime.engine import Engine
+from acd.runtime.settings import EngineConfig
 from sim.config import CallerScript, Outcome, PhoneBehaviour, SimConfig
 from sim.pbx import SimPBX
 

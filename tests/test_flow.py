@@ -99,7 +99,7 @@ def test_bad_flow_names_file_line_and_problem(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_a_bad_flow_is_refused_by_the_engine_configuration(name: str, tmp_path: Path) -> None:
     """`acd serve` loads the flow through the configuration: a clean error, never a crash."""
-    from acd.config import parse_config
+    from acd.runtime.settings import parse_config
 
     with pytest.raises(FlowError):
         parse_config({"queues": [{"name": "billing"}], "flow": str(BAD / name)}, "acd.yaml",

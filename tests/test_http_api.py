@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from api_system import System, system, until
 
-from acd.adapters.http_api import ControlApi
+from acd.api.control import ControlApi
 from acd.core.model import AgentState, CallState
 from acd.core.profiles import CustomerProfile
 from sim.callers import CallHandle

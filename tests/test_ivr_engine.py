@@ -19,7 +19,8 @@ from acd.core.center import agents_for_queues
 from acd.core.model import CoreConfig
 from acd.core.policy import simple_policy
 from acd.ivr.flow import load_flow
-from acd.runtime.engine import Engine, EngineConfig
+from acd.runtime.engine import Engine
+from acd.runtime.settings import EngineConfig
 from sim.config import CallerScript, CallResult, Outcome, PhoneBehaviour, SimConfig
 from sim.pbx import SimPBX
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from acd.core.profiles import AgentProfile, CustomerProfile
-from acd.profiles_io import (
+from acd.loaders.profiles import (
     Issue,
     ProfileFileError,
     agent_problems,

@@ -29,7 +29,7 @@ from acd.core.model import (
     WriteCallRecord,
 )
 from acd.core.profiles import AgentProfile
-from acd.policy_file import PolicyError, parse_policy
+from acd.loaders.routing import PolicyError, parse_policy
 
 POLICY = """
 classes:

@@ -35,7 +35,7 @@ from acd.core.model import (
 )
 from acd.core.policy import eligible, stage_for
 from acd.core.profiles import AgentProfile
-from acd.policy_file import parse_policy
+from acd.loaders.routing import parse_policy
 
 POLICY = parse_policy("""
 routes:

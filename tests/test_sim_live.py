@@ -1,5 +1,5 @@
 """Live load simulation: the real engine against the PBX simulator over AMI
-and FastAGI, from a scenario file, sped up (sim/live.py)."""
+and FastAGI, from a scenario file, sped up (acd/loadsim/live.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sim.live import LiveResult, live_flow, max_sustained_rate, plan_calls, run_live
-from sim.scenario import load_scenario, parse_scenario
-from sim.virtual import run_virtual
+from acd.loadsim.live import LiveResult, live_flow, max_sustained_rate, plan_calls, run_live
+from acd.loadsim.scenario import load_scenario, parse_scenario
+from acd.loadsim.virtual import run_virtual
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = """\

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.scenario import (
+from acd.loadsim.scenario import (
     Dist,
     ScenarioError,
     TraceError,

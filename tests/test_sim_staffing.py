@@ -1,4 +1,4 @@
-"""Staffing by simulation (sim/staffing.py) and `acd staffing --scenario`.
+"""Staffing by simulation (acd/loadsim/staffing.py) and `acd staffing --scenario`.
 
 The Erlang A scenario (sim/scenarios/erlang_a.yaml: 200 calls/h, handle 180 s,
 patience 360 s, SL 20 s) needs 13 agents for 80 % by Erlang A (12 give
@@ -15,10 +15,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from acd.cli_planning import staffing
-from sim.scenario import load_scenario
-from sim.staffing import evaluate_count, scale_roster, search_agents
-from sim.virtual import SimError
+from acd.cli.planning import staffing
+from acd.loadsim.scenario import load_scenario
+from acd.loadsim.staffing import evaluate_count, scale_roster, search_agents
+from acd.loadsim.virtual import SimError
 
 ROOT = Path(__file__).resolve().parent.parent
 ERLANG_A = ROOT / "sim" / "scenarios" / "erlang_a.yaml"

@@ -1,4 +1,4 @@
-"""Virtual-time simulation of the production router (sim/virtual.py).
+"""Virtual-time simulation of the production router (acd/loadsim/virtual.py).
 
 Erlang checks (``/work/shared/erlang-vectors.csv``, one FCFS queue,
 exponential inter-arrival, handle and patience times):
@@ -34,8 +34,8 @@ from typing import Any
 
 import pytest
 
-from sim.scenario import TraceCall, erlang_scenario, load_scenario, parse_scenario
-from sim.virtual import SimError, plot, run_virtual
+from acd.loadsim.scenario import TraceCall, erlang_scenario, load_scenario, parse_scenario
+from acd.loadsim.virtual import SimError, plot, run_virtual
 
 VECTORS = Path(__file__).resolve().parents[2] / "shared" / "erlang-vectors.csv"
 SCENARIOS = Path(__file__).resolve().parents[1] / "sim" / "scenarios"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
-from acd.runtime.engine import SmsConfig
+from acd.runtime.settings import SmsConfig
 from acd.runtime.sms_sender import SenderConfig
 from acd.sms.policy import parse_sms_policy
 from sim.config import CallerScript, Outcome, PhoneBehaviour

@@ -204,7 +204,8 @@ async def test_an_abandoned_call_yields_exactly_one_sms(tmp_path: Path) -> None:
     from acd.core.model import CoreConfig
     from acd.core.policy import simple_policy
     from acd.ivr.flow import load_flow
-    from acd.runtime.engine import Engine, EngineConfig, SmsConfig
+    from acd.runtime.engine import Engine
+    from acd.runtime.settings import EngineConfig, SmsConfig
     from sim.config import CallerScript, SimConfig
     from sim.config import Outcome as SimOutcome
     from sim.pbx import SimPBX

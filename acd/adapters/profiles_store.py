@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from acd.adapters.storage import Database, StorageError, aware, call_records, metadata
 from acd.core.profiles import AgentProfile, CustomerProfile
-from acd.profiles_io import (
+from acd.loaders.profiles import (
     AGENT_COLUMNS,
     AGENT_ID_MAX,
     CUSTOMER_COLUMNS,

@@ -28,7 +28,7 @@ import yaml
 
 from acd.ivr.expr import NAME_RE, Expr, ExprError, Template, parse_expr, parse_template
 from acd.ivr.hours import DAYS, Hours, HoursError, parse_date, parse_days, parse_ranges, zone
-from acd.yamlpos import Reader, YamlError, read_text
+from acd.loaders.yamlpos import Reader, YamlError, read_text
 
 if TYPE_CHECKING:
     from acd.ivr.checks import Problem

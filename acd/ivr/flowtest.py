@@ -44,7 +44,7 @@ import yaml
 from acd.ivr.dryrun import DryRun, dry_run
 from acd.ivr.flow import Flow, load_flow
 from acd.ivr.interpreter import EndCall, EnterQueue, TransferCall, VoicemailCall
-from acd.yamlpos import Reader, YamlError, read_text
+from acd.loaders.yamlpos import Reader, YamlError, read_text
 
 EXPECT_KEYS = {"end", "queue", "priority", "attributes", "transfer", "voicemail", "reason",
                "path", "visits", "not_visits", "variables", "sms", "prompts", "keys_left",

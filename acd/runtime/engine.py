@@ -27,12 +27,12 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from acd.adapters.ami import AmiActionFailed, AmiClient, AmiConfig, AmiError
+from acd.adapters.ami import AmiActionFailed, AmiClient, AmiError
 from acd.adapters.fastagi import AgiHangupError, AgiSession, FastAgiServer
-from acd.adapters.http_api import ControlApi
 from acd.adapters.lookup import LookupBatcher
 from acd.adapters.profiles_store import ProfileStore
 from acd.adapters.storage import Database, RecordWriter
+from acd.api.control import ControlApi
 from acd.core.center import ContactCenter, DuplicateCall, UnknownSubject
 from acd.core.fsm import IllegalTransition
 from acd.core.model import (
@@ -48,7 +48,6 @@ from acd.core.model import (
     CancelTimer,
     ConnectCall,
     ConversationEnded,
-    CoreConfig,
     Event,
     FallbackCall,
     IvrEnded,
@@ -67,59 +66,22 @@ from acd.protocols.ami import AmiMessage
 from acd.runtime.flows import FlowRegistry
 from acd.runtime.http_lookup import HttpLookup
 from acd.runtime.ivr_agi import play, run_flow
-from acd.runtime.sms_sender import SenderConfig, SmsSender
-from acd.sms.policy import CallFacts, SmsPolicy
+from acd.runtime.settings import EngineConfig, SmsConfig
+from acd.runtime.sms_sender import SmsSender
+from acd.sms.policy import CallFacts
 
 log = logging.getLogger(__name__)
 #: what acd-transfer's `_X.` pattern matches
 _NUMBER = re.compile(r"[0-9]{2,32}")
 _MAILBOX = re.compile(r"[A-Za-z0-9_.-]{1,64}(@[A-Za-z0-9_.-]{1,64})?")
 
-CONNECT_CONTEXT = "acd-connect"
+
 HOLD_CHUNK_S = 120  # MusicOnHold per EXEC: between chunks the hold loop re-checks the call
 #: the AMI events the engine acts on; the rest are dropped before parsing
 AMI_EVENTS = frozenset({"Hangup", "DialBegin", "DialEnd", "Rename", "FullyBooted", "Shutdown"})
 REDIRECT_RETRY_S = 1.0
 FALLBACK_CONTEXT = "acd-fallback"
 LOOKUP_TIMEOUT_S = 2.0  # pause before re-offering after the PBX link failed a redirect
-
-
-@dataclass(frozen=True, slots=True)
-class EngineConfig:
-    core: CoreConfig
-    flow: Flow
-    ami: AmiConfig = field(default_factory=AmiConfig)
-    agi_host: str = "127.0.0.1"
-    agi_port: int = 4573
-    database_url: str = "sqlite+aiosqlite:///acd.db"
-    moh_class: str = "default"
-    server: str = "pbx1"
-    #: log every agent in (ready) at start; otherwise agents log in through
-    #: the control API (`acd agent login`)
-    login_agents: bool = True
-    #: control API (HTTP) for the CLI: `acd agent ...`, `acd queue show`; None = off
-    api_host: str = "127.0.0.1"
-    api_port: int | None = None
-    connect_context: str = CONNECT_CONTEXT
-    #: reload the flow when its file changes (else: `acd flow reload`)
-    flow_watch: bool = False
-    #: queues the flow may use (checked on load and reload); None = any
-    known_queues: frozenset[str] | None = None
-    #: the Asterisk sounds folder, if this machine has it: flows whose
-    #: prompts are missing there are refused
-    sounds: str | None = None
-    transfer_context: str = "acd-transfer"
-    #: SMS diversion after hangup (None: off); see docs/sms.md
-    sms: SmsConfig | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SmsConfig:
-    policy: SmsPolicy
-    transport: str = "log"  # log | mqtt | smpp
-    mqtt: Any = None  # acd.adapters.sms_mqtt.MqttConfig
-    smpp: Any = None  # acd.adapters.sms_smpp.SmppConfig
-    sender: SenderConfig = field(default_factory=SenderConfig)
 
 
 def make_transport(cfg: SmsConfig, on_app_login: Callable[[str], Any] | None = None) -> Any:

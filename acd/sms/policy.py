@@ -46,7 +46,7 @@ from typing import Any
 
 from acd.ivr.expr import ExprError, Template, parse_template
 from acd.ivr.hours import HoursError, zone
-from acd.yamlpos import Reader, YamlError, read_text
+from acd.loaders.yamlpos import Reader, YamlError, read_text
 
 OUTCOMES = ("answered", "abandoned", "ivr", "fallback")
 TEMPLATE_NAMES = {"caller_name", "caller", "queue", "link", "token", "agent"}

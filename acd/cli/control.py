@@ -11,7 +11,7 @@
 
 ``acd agent`` and ``acd queue`` talk to ``acd serve`` over its control API
 (``api_port`` in acd.yaml; see docs/operations.md).  ``acd agents ...``
-(plural, :mod:`acd.cli_profiles`) edits the stored profiles in the database
+(plural, :mod:`acd.cli.profiles`) edits the stored profiles in the database
 instead, without a running engine.
 
 Exit codes: 0 done; 1 the engine refused (unknown agent or queue, not
@@ -45,7 +45,7 @@ from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
 from acd.adapters.storage import Database
-from acd.cli_profiles import default_db, profile_options
+from acd.cli.profiles import default_db, profile_options
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # never wrap file:line: messages

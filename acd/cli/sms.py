@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from acd.cli_profiles import _db_option, run_db
+from acd.cli.profiles import _db_option, run_db
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)

@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from sim.scenario import Dist, Scenario, TraceCall, _pick, day_start, walk
+from acd.loadsim.scenario import Dist, Scenario, TraceCall, _pick, day_start, walk
 
 
 @dataclass(init=False)

@@ -77,8 +77,8 @@ from acd.core.model import (
     TimerFired,
     WriteCallRecord,
 )
-from sim.draws import DrawnCall, draw_calls, stream
-from sim.scenario import Scenario, TraceCall, clock, routed_queues
+from acd.loadsim.draws import DrawnCall, draw_calls, stream
+from acd.loadsim.scenario import Scenario, TraceCall, clock, routed_queues
 
 __all__ = ["CallOutcome", "Occupancy", "Row", "SimError", "VirtualResult", "plot", "run_virtual"]
 
@@ -495,7 +495,7 @@ class _Loop:
         self.qindex = {q: i for i, q in enumerate(self.queue_names)}
         self.reroutes = bool(policy.routes)
         self.routed = routed_queues(policy)
-        # random streams: the callers (sim.draws) and ring-no-answer
+        # random streams: the callers (acd.loadsim.draws) and ring-no-answer
         self.calls_iter = draw_calls(sc, seed, max_calls, trace)
         self.interval = sc.interval_s
         self.rona_p = sc.ring_no_answer

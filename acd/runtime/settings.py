@@ -16,6 +16,7 @@ Example (see ``acd.example.yaml``)::
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,49 @@ from acd.adapters.ami import AmiConfig
 from acd.core.model import CoreConfig
 from acd.core.policy import simple_policy
 from acd.core.profiles import AgentProfile
-from acd.ivr.flow import load_flow
-from acd.policy_file import load_policy
-from acd.runtime.engine import EngineConfig, SmsConfig
+from acd.ivr.flow import Flow, load_flow
+from acd.loaders.routing import load_policy
+from acd.runtime.sms_sender import SenderConfig
+from acd.sms.policy import SmsPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    core: CoreConfig
+    flow: Flow
+    ami: AmiConfig = field(default_factory=AmiConfig)
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    database_url: str = "sqlite+aiosqlite:///acd.db"
+    moh_class: str = "default"
+    server: str = "pbx1"
+    #: log every agent in (ready) at start; otherwise agents log in through
+    #: the control API (`acd agent login`)
+    login_agents: bool = True
+    #: control API (HTTP) for the CLI: `acd agent ...`, `acd queue show`; None = off
+    api_host: str = "127.0.0.1"
+    api_port: int | None = None
+    connect_context: str = "acd-connect"
+    #: reload the flow when its file changes (else: `acd flow reload`)
+    flow_watch: bool = False
+    #: queues the flow may use (checked on load and reload); None = any
+    known_queues: frozenset[str] | None = None
+    #: the Asterisk sounds folder, if this machine has it: flows whose
+    #: prompts are missing there are refused
+    sounds: str | None = None
+    transfer_context: str = "acd-transfer"
+    #: SMS diversion after hangup (None: off); see docs/sms.md
+    sms: SmsConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SmsConfig:
+    policy: SmsPolicy
+    transport: str = "log"  # log | mqtt | smpp
+    mqtt: Any = None  # acd.adapters.sms_mqtt.MqttConfig
+    smpp: Any = None  # acd.adapters.sms_smpp.SmppConfig
+    sender: SenderConfig = field(default_factory=SenderConfig)
+
 
 
 class ConfigError(Exception):

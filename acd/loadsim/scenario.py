@@ -4,7 +4,7 @@ A scenario describes one day (or a stationary stretch) of a contact center:
 when calls arrive, who calls, which queue they want, how patient they are,
 how long they talk, which agents are logged in when, and how calls are
 routed.  :func:`load_scenario` reads a file; every mistake is reported as
-``file:line:column: problem`` (positions from :mod:`acd.yamlpos`, like the
+``file:line:column: problem`` (positions from :mod:`acd.loaders.yamlpos`, like the
 routing policy).  Nothing in the file is evaluated as code.
 
 ::
@@ -81,7 +81,7 @@ import yaml
 
 from acd.core.policy import ClassRule, Policy, Test, When, simple_policy
 from acd.core.profiles import AGE_BANDS, GENDERS, AgentProfile
-from acd.yamlpos import Reader, YamlError, read_text
+from acd.loaders.yamlpos import Reader, YamlError, read_text
 
 INTERVAL_MINUTES = (15, 30, 60)
 DISTRIBUTIONS = ("exponential", "lognormal", "fixed")
@@ -679,7 +679,7 @@ def parse_scenario(text: str, file: str = "<scenario>", base_dir: str | Path | N
     # ---- routing policy
     routing: Path | None = None
     if "routing" in top:
-        from acd.policy_file import PolicyError, load_policy
+        from acd.loaders.routing import PolicyError, load_policy
 
         routing = base / r.string(top["routing"][1], "routing")
         try:

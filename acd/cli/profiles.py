@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from acd.adapters.profiles_store import ProfileStore, ProfileStoreError, UnknownAgentError
 from acd.adapters.storage import Database
 from acd.core.profiles import AGE_BANDS, AgentProfile, CustomerProfile
-from acd.profiles_io import (
+from acd.loaders.profiles import (
     FieldError,
     Issue,
     ParseResult,

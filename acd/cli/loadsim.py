@@ -8,7 +8,7 @@
     acd sim run ... --plot day.png            service level and waiting calls across the day
     acd sim run ... --json                    the figures as JSON (nothing else on stdout)
 
-Scenarios are described in :mod:`sim.scenario` (``sim/scenarios/`` has
+Scenarios are described in :mod:`acd.loadsim.scenario` (``sim/scenarios/`` has
 examples).  The tables: per queue and customer class, offered, answered,
 abandoned, other (fallback or unfinished), service level (share of *all*
 arrivals answered within the threshold ``t``), P(wait > 0), mean wait
@@ -43,7 +43,7 @@ from rich.progress import (
 from rich.table import Table
 
 from acd.compiled import describe as describe_router
-from acd.yamlpos import YamlError
+from acd.loaders.yamlpos import YamlError
 
 err_console = Console(stderr=True, soft_wrap=True)  # never wrap file:line: messages
 
@@ -173,8 +173,8 @@ def run(ctx: click.Context, scenario: Path, virtual: bool, seed: int, calls: int
         warmup_calls: int, speed: float, split: bool, plot_path: Path | None, intervals: str,
         as_json: bool, with_calls: bool) -> None:
     """Play SCENARIO and print per-queue, per-class and per-interval figures."""
-    from sim.scenario import load_scenario
-    from sim.virtual import SimError, plot, run_virtual
+    from acd.loadsim.scenario import load_scenario
+    from acd.loadsim.virtual import SimError, plot, run_virtual
 
     if virtual:
         live_only = [f"--{n}" for n in ("speed", "split")
@@ -225,7 +225,7 @@ def run(ctx: click.Context, scenario: Path, virtual: bool, seed: int, calls: int
                                      progress=advance)
                 figures = result
             else:
-                from sim.live import run_live_sync
+                from acd.loadsim.live import run_live_sync
 
                 live = run_live_sync(sc, seed, calls, speed=speed, warmup_calls=warmup_calls,
                                      split=split, progress=advance)

@@ -21,7 +21,7 @@ from rich.console import Console
 
 from acd.ivr.checks import check_flow
 from acd.ivr.flow import Flow, FlowError, load_flow, parse_flow
-from acd.yamlpos import read_text
+from acd.loaders.yamlpos import read_text
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # never wrap file:line: messages
@@ -32,7 +32,7 @@ def _known_queues(routing: Path | None, config: Path | None,
     if queues:
         return {q.strip() for q in queues.split(",") if q.strip()}
     if routing is not None:
-        from acd.policy_file import PolicyError, load_policy
+        from acd.loaders.routing import PolicyError, load_policy
         try:
             policy = load_policy(routing)
         except PolicyError as exc:
@@ -42,7 +42,7 @@ def _known_queues(routing: Path | None, config: Path | None,
                    for v in t.values}
         return set(policy.queues) | targets
     if config is not None:
-        from acd.config import ConfigError, load_config
+        from acd.runtime.settings import ConfigError, load_config
         try:
             cfg = load_config(config)
         except (ConfigError, FlowError) as exc:
@@ -261,7 +261,7 @@ def flow_reload(api: str | None) -> None:
     """Ask the running engine to reload its flow.  New calls take the new
     version; calls in progress finish on theirs; a flow that fails the
     checks is refused and the old one stays."""
-    from acd.cli_ops import _call
+    from acd.cli.control import _call
 
     result = _call(api, lambda c: c.post("/flow/reload"))
     if result.get("ok"):

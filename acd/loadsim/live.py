@@ -1,16 +1,16 @@
 """Live load simulation: the real engine against the PBX simulator, over sockets.
 
-:func:`run_live` takes the same scenario file as :func:`sim.virtual.run_virtual`
+:func:`run_live` takes the same scenario file as :func:`acd.loadsim.virtual.run_virtual`
 and plays it against a real :class:`acd.runtime.engine.Engine` and a
 :class:`sim.pbx.SimPBX` talking AMI and FastAGI on loopback, sped up
 ``speed`` times (``SimConfig.time_scale = 1 / speed``; a 14 h day at speed
 600 takes about 85 s of wall time).  By default both run in this process and
 one asyncio loop; ``split=True`` runs the simulator (phones and callers) in
-a child process (``python -m sim.live --pbx``, driven over its stdin and
+a child process (``python -m acd.loadsim.live --pbx``, driven over its stdin and
 stdout), so the engine has a core to itself.  Figures come from the engine's
 call records (its SQLite database in a temporary folder), converted to
 simulated seconds, and are computed by the same code as the virtual run's (a
-:class:`~sim.virtual.VirtualResult` is built from them), so the two modes
+:class:`~acd.loadsim.virtual.VirtualResult` is built from them), so the two modes
 print the same tables.  On top of them: the engine's latency, in real time.
 
 What is the same as in the virtual run
@@ -28,8 +28,8 @@ How the scenario becomes a live run
       the lag is reported (``arrival_lag``).
     * IVR: with an ``ivr:`` the engine runs that flow over FastAGI; the
       caller's key script is derived by walking the flow with the
-      scenario's key probabilities (:func:`sim.scenario.walk`: the draws of
-      :func:`sim.scenario.walk_ivr`, one script entry per input prompt the
+      scenario's key probabilities (:func:`acd.loadsim.scenario.walk`: the draws of
+      :func:`acd.loadsim.scenario.walk_ivr`, one script entry per input prompt the
       engine will play: a barge-in prompt, each prompt of a menu).  Without
       one, a flow is generated: one queue node (one queue), or a menu whose
       key ``1``, ``2`` ... picks the call's queue (several queues, a trace).
@@ -135,13 +135,9 @@ from acd.core.model import (
     StartTimer,
 )
 from acd.ivr.flow import Flow, parse_flow
-from acd.runtime.engine import Engine, EngineConfig
-from sim.config import CallerScript, Outcome, PhoneBehaviour, SimConfig
-from sim.draws import draw_calls
-from sim.pbx import SimPBX
-from sim.phones import Phone
-from sim.scenario import Dist, Scenario, TraceCall, day_start
-from sim.virtual import (
+from acd.loadsim.draws import draw_calls
+from acd.loadsim.scenario import Dist, Scenario, TraceCall, day_start
+from acd.loadsim.virtual import (
     SAMPLE_S,
     CallOutcome,
     Occupancy,
@@ -149,6 +145,11 @@ from sim.virtual import (
     VirtualResult,
     result_of,
 )
+from acd.runtime.engine import Engine
+from acd.runtime.settings import EngineConfig
+from sim.config import CallerScript, Outcome, PhoneBehaviour, SimConfig
+from sim.pbx import SimPBX
+from sim.phones import Phone
 
 __all__ = [
     "LiveEngine",
@@ -166,7 +167,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 SECRET = "live-secret"
 #: simulated seconds between an input prompt's start and the caller's key
@@ -231,7 +232,7 @@ def plan_calls(sc: Scenario, seed: int = 0, calls: int | None = None, *,
                trace: Sequence[TraceCall] | None = None, warmup_calls: int = 0,
                key_of: dict[str, str] | None = None) -> list[PlannedCall]:
     """Every caller of the run, in order of arrival: the same draws as
-    :func:`sim.virtual.run_virtual` (:func:`sim.draws.draw_calls`).  ``key_of``:
+    :func:`acd.loadsim.virtual.run_virtual` (:func:`acd.loadsim.draws.draw_calls`).  ``key_of``:
     queue -> menu key of the generated flow (scenarios without an IVR)."""
     key_of = key_of or {}
     trace = trace if trace is not None else sc.trace
@@ -411,7 +412,7 @@ class PbxSetup:
 class PbxSide:
     """The callers' side of a live run: the PBX simulator, the agents' phones
     and the planned callers.  Runs in the engine's process or in a child
-    (``python -m sim.live --pbx``)."""
+    (``python -m acd.loadsim.live --pbx``)."""
 
     def __init__(self, plan: Sequence[PlannedCall], setup: PbxSetup) -> None:
         self.plan = plan
@@ -539,7 +540,7 @@ class _ChildPbx:
 
     async def start(self) -> int:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "sim.live", "--pbx", cwd=str(ROOT),
+            sys.executable, "-m", "acd.loadsim.live", "--pbx", cwd=str(ROOT),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             limit=1 << 28)
         self._write({"setup": dataclasses.asdict(self.setup), "plan": _plan_json(self.plan)})
@@ -581,7 +582,7 @@ class _ChildPbx:
 
 
 async def _pbx_child() -> None:
-    """``python -m sim.live --pbx``: the PBX side, driven over stdin/stdout."""
+    """``python -m acd.loadsim.live --pbx``: the PBX side, driven over stdin/stdout."""
     loop = asyncio.get_running_loop()
 
     async def read() -> dict[str, Any]:
@@ -990,7 +991,7 @@ def rate_scenario(rate: float, seconds: float, speed: float, handle_s: float = 3
     """A stationary scenario of ``rate`` arrivals per wall second for
     ``seconds`` wall seconds at ``speed``, with agents enough for the load
     (so that waits come from the engine, not from a lack of agents)."""
-    from sim.scenario import parse_scenario
+    from acd.loadsim.scenario import parse_scenario
 
     per_s = rate / speed  # per simulated second
     load = per_s * (handle_s + wrap_s + 10.0)  # Erlangs, with the ring and connect time
@@ -1085,5 +1086,5 @@ if __name__ == "__main__":
         logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
         asyncio.run(_pbx_child())
     else:
-        sys.exit("usage: python -m sim.live --pbx  (the PBX side of a split live run; "
-                 "started by sim.live.run_live)")
+        sys.exit("usage: python -m acd.loadsim.live --pbx  (the PBX side of a split live run; "
+                 "started by acd.loadsim.live.run_live)")

@@ -62,7 +62,7 @@ from acd.core.model import (
 )
 from acd.core.profiles import AGE_BANDS, LEVEL_MAX, LEVEL_MIN, AgentProfile
 from acd.core.stats import ServiceLevel
-from acd.profiles_io import (
+from acd.loaders.profiles import (
     FieldError,
     agent_problems,
     parse_extension,

@@ -16,7 +16,7 @@ answered within --answer-within seconds) and agent occupancy.  The formulas
 are in :mod:`acd.planning.erlang`.
 
 With ``--scenario`` the counts are tried in the virtual simulator (the
-production router; :mod:`sim.staffing`): the scenario's roster scaled
+production router; :mod:`acd.loadsim.staffing`): the scenario's roster scaled
 uniformly (or, with ``--pool``, the agents whose only skill is that one),
 starting from the Erlang estimate and searching up or down until the
 smallest count that meets the target sits next to one that does not; every
@@ -49,11 +49,12 @@ from rich.table import Table
 from acd.planning.erlang import agents_needed, check_targets, evaluate, offered_load
 
 if TYPE_CHECKING:
-    from sim.staffing import StaffingSearch
+    from acd.loadsim.staffing import StaffingSearch
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # never wrap file:line: messages
-#: arrivals per count for a constant-rate scenario or an interval (sim.staffing.DEFAULT_CALLS)
+#: arrivals per count for a constant-rate scenario or an interval
+#: (acd.loadsim.staffing.DEFAULT_CALLS)
 DEFAULT_CALLS = 20_000
 
 #: rows shown below and above the answer
@@ -299,12 +300,12 @@ def scenario_table(search: StaffingSearch) -> Table:
 def _scenario_staffing(path: Path, *, target_sl: float, max_abandon: float | None,
                        agents: int | None, seed: int, calls: int | None, queue: str | None,
                        interval: str | None, pool: str | None, as_json: bool) -> None:
-    from acd.yamlpos import YamlError
-    from sim.scenario import load_scenario
-    from sim.staffing import (
+    from acd.loaders.yamlpos import YamlError
+    from acd.loadsim.scenario import load_scenario
+    from acd.loadsim.staffing import (
         search_agents,
     )
-    from sim.virtual import SimError
+    from acd.loadsim.virtual import SimError
 
     try:
         check_targets(target_sl, 1.0, max_abandon)

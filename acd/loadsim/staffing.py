@@ -1,6 +1,6 @@
 """Staffing by simulation: the smallest agent count that meets a target.
 
-:func:`search_agents` runs the virtual simulator (:func:`sim.virtual.run_virtual`,
+:func:`search_agents` runs the virtual simulator (:func:`acd.loadsim.virtual.run_virtual`,
 the production router) on a scenario with more or fewer agents and finds the
 smallest count whose service level (share of all arrivals answered within
 the threshold) is at least ``target_sl`` and, with ``max_abandon``, whose
@@ -46,9 +46,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from acd.loadsim.scenario import AgentSpec, Dist, Scenario, clock, walk_ivr
+from acd.loadsim.virtual import SimError, run_virtual
 from acd.planning.erlang import StaffingResult, agents_needed, evaluate
-from sim.scenario import AgentSpec, Dist, Scenario, clock, walk_ivr
-from sim.virtual import SimError, run_virtual
 
 __all__ = [
     "CountFigures",

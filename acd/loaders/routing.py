@@ -29,7 +29,7 @@ from acd.core.policy import (
     Test,
     When,
 )
-from acd.yamlpos import Reader, YamlError, read_text
+from acd.loaders.yamlpos import Reader, YamlError, read_text
 
 FALLBACKS = ("callback", "voicemail", "sms", "message")
 

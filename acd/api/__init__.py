@@ -1,0 +1,1 @@
+"""The control API (HTTP) that the CLI and wallboards talk to."""

@@ -1,0 +1,1 @@
+"""Loaders of the files people write: positioned YAML, routing policies, profile imports."""

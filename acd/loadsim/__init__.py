@@ -1,0 +1,1 @@
+"""The load simulator: scenarios, caller draws, virtual and live runs, staffing search."""
