@@ -2,9 +2,10 @@
 
 Metadata lives in pyproject.toml.  A wheel or a regular install (``pip
 install .``) compiles the routing core (``acd.core``) and the virtual
-simulator's loop (``acd.loadsim.virtual``, ``acd.loadsim.draws``) to C extensions with mypyc,
-from the same type-checked sources; an editable install (``pip install -e``,
-for development) never does: an extension module next to its ``.py`` would
+simulator's loop (``acd.loadsim.virtual``, ``acd.loadsim.draws``,
+``acd.loadsim.figures``) to C extensions with mypyc, from the same
+type-checked sources; an editable install (``pip install -e``, for
+development) never does: an extension module next to its ``.py`` would
 shadow every later edit.  ``ACD_COMPILE``:
 
 * ``auto`` (the default): compile; if that is impossible here (no C
@@ -28,12 +29,14 @@ from setuptools.errors import CCompilerError, ExecError, PlatformError
 
 #: compiled; everything else is always pure Python
 COMPILED = [
+    "acd/core/errors.py",
     "acd/core/fsm.py",
     "acd/core/profiles.py",
     "acd/core/policy.py",
     "acd/core/model.py",
     "acd/core/center.py",
     "acd/loadsim/draws.py",
+    "acd/loadsim/figures.py",
     "acd/loadsim/virtual.py",
 ]
 

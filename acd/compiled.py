@@ -2,8 +2,9 @@
 
 ``ACD_COMPILE=1 pip install .`` compiles the routing core (``acd.core``
 except ``stats``) and the virtual simulator's loop (``acd.loadsim.virtual``,
-``acd.loadsim.draws``) to C extensions from the same sources (``setup.py`` lists
-them).  Everything else, and every editable install, stays pure Python.
+``acd.loadsim.draws``, ``acd.loadsim.figures``) to C extensions from the same
+sources (``setup.py`` lists them).  Everything else, and every editable
+install, stays pure Python.
 
 :func:`build_site` makes a compiled copy of this checkout in a directory of
 its own, for the benchmark and for the test that runs the core's tests

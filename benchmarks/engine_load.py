@@ -35,7 +35,7 @@ from acd.adapters.ami import AmiConfig  # noqa: E402
 from acd.core.center import agents_for_queues  # noqa: E402
 from acd.core.model import CoreConfig  # noqa: E402
 from acd.core.policy import simple_policy  # noqa: E402
-from acd.ivr.flow import load_flow  # noqa: E402
+from acd.ivr.load import load_flow  # noqa: E402
 from acd.runtime.engine import Engine  # noqa: E402
 from acd.runtime.settings import EngineConfig  # noqa: E402
 

@@ -4,7 +4,7 @@
         [--seconds 4] [--p99-ms 5] [--latency decision|connect] [--keep-up-ms 100]
         [--in-process] [--speed 100] [--stop-after 1] [--json]
 
-Each rate (arrivals per second of wall time) runs :func:`acd.loadsim.live.rate_scenario`
+Each rate (arrivals per second of wall time) runs :func:`acd.loadsim.rate.rate_scenario`
 for ``--seconds`` of arrivals: the real engine against the PBX simulator over
 AMI and FastAGI on loopback, callers going through the basic hotline IVR
 (greeting, menu, a key) to three FIFO queues with agents enough for the load
@@ -14,7 +14,7 @@ hanging up.  The simulator runs in a child process (as in
 benchmarks/engine_load.py) so the engine has a core to itself;
 ``--in-process`` puts both on one core, as ``acd sim run --live`` does.
 
-A rate is *sustained* when (see :func:`acd.loadsim.live.max_sustained_rate`):
+A rate is *sustained* when (see :func:`acd.loadsim.rate.max_sustained_rate`):
 
 * every call ends with exactly one call record (none left unfinished, no
   engine error);
@@ -45,7 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from acd.loadsim.live import RateStep, max_sustained_rate  # noqa: E402
+from acd.loadsim.rate import RateStep, max_sustained_rate  # noqa: E402
 
 
 def _show(step: RateStep) -> None:

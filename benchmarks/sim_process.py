@@ -15,7 +15,7 @@ import sys
 import time
 
 from sim.config import PhoneBehaviour, SimConfig
-from sim.load import CallerMix, run_load, summarize
+from sim.load import CallerScriptMix, run_load, summarize
 from sim.pbx import SimPBX
 
 
@@ -30,8 +30,9 @@ async def main(argv: list[str]) -> None:
     print(json.dumps({"ready": True}), flush=True)
     async with asyncio.timeout(60):
         await pbx.ami.logged_in.wait()
-    mix = CallerMix(keys=[(["", "1"], 0.4), (["", "2"], 0.3), (["", "0"], 0.2), (["", "3"], 0.1)],
-                    patience_s=(300.0, 600.0), ivr_hangup_p=0.0, key_delay_s=(0.1, 0.3))
+    mix = CallerScriptMix(keys=[(["", "1"], 0.4), (["", "2"], 0.3), (["", "0"], 0.2),
+                                (["", "3"], 0.1)],
+                          patience_s=(300.0, 600.0), ivr_hangup_p=0.0, key_delay_s=(0.1, 0.3))
     cpu0 = time.process_time()
     results = await run_load(pbx, calls, rate, mix, seed=1)
     summary = summarize(results)

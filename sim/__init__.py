@@ -14,7 +14,7 @@ agents' phones and scripted callers.  Behaviour follows the recordings in
 
 from sim.callers import CallHandle
 from sim.config import CallerScript, CallResult, Outcome, PhoneBehaviour, SimConfig
-from sim.load import CallerMix, run_load, summarize
+from sim.load import CallerScriptMix, run_load, summarize
 from sim.originate import OriginateRequest, OriginateResult
 from sim.pbx import SimPBX
 from sim.phones import Phone
@@ -22,8 +22,8 @@ from sim.phones import Phone
 __all__ = [
     "CallHandle",
     "CallResult",
-    "CallerMix",
     "CallerScript",
+    "CallerScriptMix",
     "OriginateRequest",
     "OriginateResult",
     "Outcome",

@@ -19,7 +19,7 @@ import signal
 import sys
 
 from sim.config import PhoneBehaviour, SimConfig
-from sim.load import CallerMix, run_load, summarize
+from sim.load import CallerScriptMix, run_load, summarize
 from sim.pbx import SimPBX
 
 
@@ -84,7 +84,7 @@ async def _main(args: argparse.Namespace) -> int:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(args.wait_login_s):
                     await pbx.ami.logged_in.wait()
-            mix = CallerMix(patience_s=tuple(args.patience_s))
+            mix = CallerScriptMix(patience_s=tuple(args.patience_s))
             load = asyncio.ensure_future(run_load(pbx, args.calls, args.rate, mix, args.seed))
             stopper = asyncio.ensure_future(stop.wait())
             await asyncio.wait({load, stopper}, return_when=asyncio.FIRST_COMPLETED)

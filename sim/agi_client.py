@@ -67,7 +67,7 @@ import random
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from acd.protocols.agi import (
     REPLY_510,
@@ -78,12 +78,11 @@ from acd.protocols.agi import (
     encode_result,
     tokenize,
 )
-from sim.channels import Channel, ChannelInterrupted
-from sim.config import SAMPLES_PER_SECOND, Recording
+from sim.channels import Channel, ChannelInterrupted, ChannelRegistry
+from sim.config import SAMPLES_PER_SECOND, Recording, SimConfig
+from sim.dialplan import AppRunner, Dialplan
+from sim.events import Events
 from sim.util import atoi
-
-if TYPE_CHECKING:
-    from sim.pbx import SimPBX
 
 log = logging.getLogger(__name__)
 
@@ -216,10 +215,41 @@ def _say_words(number: int) -> int:
     return words + (1 if number < 0 else 0)
 
 
+class AgiApps(AppRunner, Protocol):
+    """The applications AGI ``EXEC`` and ``ANSWER`` run (see sim.apps.Apps)."""
+
+    @property
+    def recordings(self) -> list[Recording]: ...
+
+    def known(self, app: str) -> bool: ...
+    async def answer(self, chan: Channel, data: str) -> int: ...
+
+
+class AgiHost(Protocol):
+    """What a FastAGI session needs of the PBX (see sim.pbx.SimPBX)."""
+
+    @property
+    def cfg(self) -> SimConfig: ...
+    @property
+    def channels(self) -> ChannelRegistry: ...
+    @property
+    def events(self) -> Events: ...
+    @property
+    def apps(self) -> AgiApps: ...
+    @property
+    def dialplan(self) -> Dialplan: ...
+
+    def read_var(self, chan: Channel, name: str) -> str | None: ...
+    def set_var(self, chan: Channel, name: str, value: str) -> None: ...
+    def expand(self, chan: Channel, template: str) -> str: ...
+    def soft_hangup(self, chan: Channel, cause: int, *, final_cause: int | None = None,
+                    by: str | None = None) -> None: ...
+
+
 class AgiSession:
     """One FastAGI conversation for one ``AGI()`` dialplan step."""
 
-    def __init__(self, pbx: SimPBX, chan: Channel, url: str, args: list[str]) -> None:
+    def __init__(self, pbx: AgiHost, chan: Channel, url: str, args: list[str]) -> None:
         self._pbx = pbx
         self._chan = chan
         self._url = url

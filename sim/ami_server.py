@@ -21,7 +21,7 @@ import logging
 import re
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from acd.protocols.ami import (
     AmiDecoder,
@@ -31,12 +31,10 @@ from acd.protocols.ami import (
     encode_message,
     parse_variables,
 )
-from sim.channels import STATE_DESC, Channel
-from sim.originate import OriginateRequest
+from sim.channels import STATE_DESC, Channel, ChannelRegistry
+from sim.config import SimConfig
+from sim.originate import OriginateRequest, OriginateResult
 from sim.util import atoi, parse_callerid
-
-if TYPE_CHECKING:
-    from sim.pbx import SimPBX
 
 log = logging.getLogger(__name__)
 
@@ -415,10 +413,30 @@ _ACTIONS = {
 }
 
 
+class AmiHost(Protocol):
+    """What the AMI server's actions need of the PBX (see sim.pbx.SimPBX)."""
+
+    @property
+    def cfg(self) -> SimConfig: ...
+    @property
+    def channels(self) -> ChannelRegistry: ...
+    @property
+    def globals(self) -> dict[str, str]: ...
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    def read_var(self, chan: Channel, name: str) -> str | None: ...
+    def set_var(self, chan: Channel, name: str, value: str) -> None: ...
+    def originate(self, req: OriginateRequest) -> asyncio.Future[OriginateResult]: ...
+    def redirect(self, name: str, context: str, exten: str, priority: int) -> str | None: ...
+    def soft_hangup(self, chan: Channel, cause: int, *, final_cause: int | None = None,
+                    by: str | None = None) -> None: ...
+
+
 class AmiServer:
     """Listening socket + sessions; also the :class:`sim.events.EventOutput`."""
 
-    def __init__(self, pbx: SimPBX) -> None:
+    def __init__(self, pbx: AmiHost) -> None:
         self.pbx = pbx
         self.version = pbx.cfg.ami_version
         self.max_buffer = pbx.cfg.ami_max_buffer

@@ -37,15 +37,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from sim.agi_client import AgiSession
+from sim.agi_client import AgiHost, AgiSession
 from sim.channels import STATE_DOWN, STATE_RINGING, STATE_UP, Bridge, Channel, ChannelInterrupted
 from sim.config import Recording, VoicemailMessage
+from sim.phones import Phone, PhoneBank
 from sim.util import atof, atoi
-
-if TYPE_CHECKING:
-    from sim.pbx import SimPBX
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +67,26 @@ def _dial_status_for(cause: int) -> str:
     return "CHANUNAVAIL"
 
 
+class AppHost(AgiHost, Protocol):
+    """What the applications need of the PBX (see sim.pbx.SimPBX): what a
+    FastAGI session needs (``AGI()`` runs one), phones and channel life."""
+
+    @property
+    def phones(self) -> PhoneBank: ...
+
+    def new_outbound_channel(self, phone: Phone, linked_to: Channel | None, *,
+                             uniqueid: str | None = None, cid_num: str = "",
+                             cid_name: str = "") -> Channel: ...
+    def continue_in_dialplan(self, chan: Channel) -> None: ...
+    def remote_hangup(self, chan: Channel, cause: int) -> None: ...
+    def request_hangup(self, chan: Channel, cause: int) -> None: ...
+    def destroy(self, chan: Channel, cause: int, *, release_phone: bool = True) -> None: ...
+
+
 class Apps:
     """The applications the fixed dialplan (and AGI EXEC) may run."""
 
-    def __init__(self, pbx: SimPBX) -> None:
+    def __init__(self, pbx: AppHost) -> None:
         self._pbx = pbx
         self._apps: dict[str, App] = {
             "answer": self.answer,

@@ -23,11 +23,9 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from sim.callers import CallerState
-    from sim.phones import Phone
+from sim.config import CallResult, PhoneBehaviour
 
 
 class ChannelInterrupted(Exception):
@@ -46,6 +44,43 @@ class AgiHook(Protocol):
     """What a channel needs from the FastAGI session it is in (see sim.agi_client)."""
 
     def on_interrupt(self) -> None: ...
+
+
+class CallerHook(Protocol):
+    """What the simulator tells the script of an inbound call (see
+    sim.callers.CallerState) as its channel goes through the dialplan."""
+
+    @property
+    def agi_commands(self) -> list[str]: ...
+
+    def on_input_prompt(self, chan: Channel) -> None: ...
+    def on_agi(self, script: str) -> None: ...
+    def on_hold_start(self, chan: Channel) -> None: ...
+    def on_hold_end(self, chan: Channel) -> None: ...
+    def on_ringing(self, chan: Channel, agent: str) -> None: ...
+    def on_ring_end(self, chan: Channel) -> None: ...
+    def record_dial(self, status: str) -> None: ...
+    def on_connected(self, chan: Channel, agent: str) -> None: ...
+    def on_transfer(self, chan: Channel, number: str) -> None: ...
+    def on_transfer_answered(self, chan: Channel) -> None: ...
+    def on_transfer_end(self, chan: Channel) -> None: ...
+    def mark_hangup(self) -> None: ...
+    def note_hangup_by(self, who: str) -> None: ...
+    def finish(self, chan: Channel, cause: int, stopped: bool = False) -> CallResult: ...
+
+
+class PhoneHook(Protocol):
+    """The agent phone a Dial leg rings, as the phone bank keeps it on the leg
+    (see sim.phones.Phone)."""
+
+    channel: Channel | None
+    device_state: str
+    calls: int
+
+    @property
+    def device(self) -> str: ...
+    @property
+    def behaviour(self) -> PhoneBehaviour: ...
 
 
 def _wake_up(fut: asyncio.Future[None]) -> None:
@@ -98,8 +133,8 @@ class Channel:
         self.listening = False
         self.digits: deque[str] = deque()
         self.agi: AgiHook | None = None
-        self.caller: CallerState | None = None
-        self.phone: Phone | None = None
+        self.caller: CallerHook | None = None
+        self.phone: PhoneHook | None = None
         self.timers: list[asyncio.TimerHandle] = []
         self._wake: asyncio.Future[None] | None = None
 

@@ -46,13 +46,11 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sim.channels import Channel
-
-if TYPE_CHECKING:
-    from sim.config import SimConfig
-    from sim.pbx import SimPBX
+from sim.config import SimConfig
+from sim.events import Events
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +141,30 @@ class Dialplan:
         return -1
 
 
+class AppRunner(Protocol):
+    """The applications a dialplan step runs (see sim.apps.Apps)."""
+
+    async def run(self, chan: Channel, app: str, data: str) -> int | None: ...
+
+
+class DialplanHost(Protocol):
+    """What the dialplan runner needs of the PBX (see sim.pbx.SimPBX)."""
+
+    @property
+    def events(self) -> Events: ...
+    @property
+    def apps(self) -> AppRunner: ...
+
+    def read_var(self, chan: Channel, name: str) -> str | None: ...
+    def expand(self, chan: Channel, template: str) -> str: ...
+    def request_hangup(self, chan: Channel, cause: int) -> None: ...
+    def end_of_dialplan(self, chan: Channel) -> None: ...
+
+
 class DialplanRunner:
     """Runs a channel through the dialplan: the body of the channel's task."""
 
-    def __init__(self, pbx: SimPBX, dialplan: Dialplan) -> None:
+    def __init__(self, pbx: DialplanHost, dialplan: Dialplan) -> None:
         self._pbx = pbx
         self._dialplan = dialplan
 

@@ -26,8 +26,10 @@ _LATIN = ["Zhang", "Li Wei", "Chen Jing", "Wang Fang", ""]
 
 
 @dataclass(slots=True)
-class CallerMix:
-    """The random population of callers."""
+class CallerScriptMix:
+    """The random mix of caller scripts the load generator draws from (keys,
+    patience, names); not the load simulator's scenario callers
+    (:class:`acd.loadsim.model.CallerPopulation`)."""
 
     #: key scripts and their weights (one entry per input prompt, "" = no key).
     keys: list[tuple[list[str], float]] = field(default_factory=lambda: [
@@ -68,10 +70,10 @@ class CallerMix:
 
 
 async def run_load(pbx: SimPBX, n_calls: int, rate_per_s: float,
-                   mix: CallerMix | None = None, seed: int = 0) -> list[CallResult]:
+                   mix: CallerScriptMix | None = None, seed: int = 0) -> list[CallResult]:
     """Place ``n_calls`` calls as a Poisson process; results in placing order."""
     rng = random.Random(seed)
-    mix = mix or CallerMix()
+    mix = mix or CallerScriptMix()
     handles = []
     for i in range(n_calls):
         if i and rate_per_s > 0:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from sim.channels import STATE_RINGING, STATE_UP, Channel
+from sim.channels import STATE_RINGING, STATE_UP, Channel, PhoneHook
 from sim.config import PhoneBehaviour
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class PhoneBank:
     def get(self, ext: str) -> Phone | None:
         return self.phones.get(ext)
 
-    def _set_state(self, phone: Phone, state: str) -> None:
+    def _set_state(self, phone: PhoneHook, state: str) -> None:
         if phone.device_state != state:
             phone.device_state = state
             self._events.device_state(phone.device, state)

@@ -1,5 +1,6 @@
 """A real Mosquitto broker of the test's own, on a free port, that a test can
-stop and start again (the machine's shared broker on 1883 is left alone)."""
+stop and start again (the machine's shared broker on 1883 is left alone).
+Tests get one from conftest's ``mqtt_broker`` fixture."""
 
 from __future__ import annotations
 
@@ -9,14 +10,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from helpers import free_port
+
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto"
                                           if Path("/usr/sbin/mosquitto").exists() else None)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Broker:

@@ -9,17 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
+from helpers import free_port
 
 from cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(tmp_path: Path, ami_port: int, secret: str, flow: str) -> Path:
@@ -90,6 +86,7 @@ def test_serve_with_wrong_password_exits_3(tmp_path: Path) -> None:
     assert "refused AMI login for user 'acd'" in r.output
 
 
+@pytest.mark.slow
 def test_demo_prints_the_summary(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["demo", "--calls", "12", "--rate", "20", "--agents", "4",
                                   "--db", f"sqlite+aiosqlite:///{tmp_path}/d.db"])
@@ -128,13 +125,95 @@ def test_flow_test_reports_a_failing_case_with_its_line(tmp_path: Path) -> None:
     assert "priority 60, expected 40" in r.output and "1 failed of 18" in r.output
 
 
-def test_flow_graph_writes_svg_png_and_dot(tmp_path: Path) -> None:
-    for ext in ("svg", "png", "dot"):
+HOTLINE = str(ROOT / "ivr_flows" / "hotline.yaml")
+
+
+def test_flow_graph_writes_svg_png_dot_and_mermaid(tmp_path: Path) -> None:
+    for ext in ("svg", "png", "dot", "mmd"):
         out = tmp_path / f"h.{ext}"
-        r = CliRunner().invoke(main, ["flow", "graph", str(ROOT / "ivr_flows" / "hotline.yaml"),
-                                      "-o", str(out)])
+        r = CliRunner().invoke(main, ["flow", "graph", HOTLINE, "-o", str(out)])
         assert r.exit_code == 0, r.output
         assert out.stat().st_size > 1000
-    r = CliRunner().invoke(main, ["flow", "graph", str(ROOT / "ivr_flows" / "hotline.yaml"),
-                                  "-o", str(tmp_path / "h.gif")])
-    assert r.exit_code == 2 and ".svg" in r.output
+        assert f"wrote {out} (37 nodes)" in r.output
+    assert (tmp_path / "h.mmd").read_text(encoding="utf-8").startswith(
+        '---\ntitle: "hotline (version 2026.11)"\n---\nflowchart TD\n')
+    assert (tmp_path / "h.dot").read_text(encoding="utf-8").startswith('digraph "hotline" {')
+    r = CliRunner().invoke(main, ["flow", "graph", HOTLINE, "-o", str(tmp_path / "h.gif")])
+    assert r.exit_code == 2 and ".svg" in r.output and ".mmd" in r.output
+    assert not (tmp_path / "h.gif").exists()
+    # --format wins over the extension
+    r = CliRunner().invoke(main, ["flow", "graph", HOTLINE, "-o", str(tmp_path / "h.txt"),
+                                  "--format", "mermaid"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "h.txt").read_text(encoding="utf-8") == \
+        (tmp_path / "h.mmd").read_text(encoding="utf-8")
+
+
+def test_flow_graph_prints_mermaid_or_dot(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["flow", "graph", HOTLINE, "--format", "mermaid"])
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("---\ntitle: ") and "flowchart TD" in r.output
+    assert "wrote" not in r.output  # only the text: it can be piped
+    r = CliRunner().invoke(main, ["flow", "graph", HOTLINE, "-o", "-", "--format", "dot"])
+    assert r.exit_code == 0 and r.output.startswith('digraph "hotline" {')
+    r = CliRunner().invoke(main, ["flow", "graph", HOTLINE])
+    assert r.exit_code == 2 and "give -o FILE" in r.output
+    r = CliRunner().invoke(main, ["flow", "graph", HOTLINE, "--format", "png"])
+    assert r.exit_code == 2 and "goes to a file" in r.output
+
+
+def _without_plot(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """``acd ARGS`` in an interpreter where matplotlib cannot be imported (as when
+    the plot extra is not installed)."""
+    code = ("import sys; sys.modules['matplotlib'] = None; sys.argv[0] = 'acd'\n"
+            "from cli import main; main()")
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+
+
+@pytest.mark.slow  # seven interpreters
+def test_flow_tools_work_without_the_plot_extra(tmp_path: Path) -> None:
+    r = _without_plot(["flow", "validate", HOTLINE])
+    assert r.returncode == 0 and "flow 'hotline'" in r.stdout, r.stderr
+    for ext in ("dot", "mmd"):
+        r = _without_plot(["flow", "graph", HOTLINE, "-o", str(tmp_path / f"h.{ext}")])
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / f"h.{ext}").stat().st_size > 1000
+    r = _without_plot(["flow", "graph", HOTLINE, "--format", "mermaid"])
+    assert r.returncode == 0 and "flowchart TD" in r.stdout
+    for ext in ("png", "svg"):
+        r = _without_plot(["flow", "graph", HOTLINE, "-o", str(tmp_path / f"h.{ext}")])
+        assert r.returncode == 2
+        assert f"a .{ext} picture needs matplotlib" in r.stderr
+        assert "pip install 'acd[plot]'" in r.stderr
+        assert "Traceback" not in r.stderr
+        assert not (tmp_path / f"h.{ext}").exists()
+    # the blocker is real: without it the same command draws
+    r = subprocess.run([sys.executable, "-c", "from cli import main; main()", "flow", "graph",
+                        HOTLINE, "-o", str(tmp_path / "h.png")], capture_output=True,
+                       text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0 and (tmp_path / "h.png").exists(), r.stderr
+
+
+def test_sim_plot_without_the_plot_extra_names_it_before_the_run(tmp_path: Path) -> None:
+    r = _without_plot(["sim", "run", str(ROOT / "sim" / "scenarios" / "erlang_a.yaml"),
+                       "--plot", str(tmp_path / "day.png")])
+    assert r.returncode == 2
+    assert "--plot needs matplotlib" in r.stderr and "pip install 'acd[plot]'" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "day.png").exists()
+
+
+def test_serve_works_without_the_plot_extra(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, free_port(), "x", str(ROOT / "ivr_flows" / "basic.yaml"))
+    r = _without_plot(["serve", "--config", str(cfg)])
+    # as far as an engine gets without Asterisk: the configuration, the flow, the
+    # database, then the AMI connection
+    assert r.returncode == 4 and "cannot reach Asterisk AMI" in r.stdout + r.stderr
+
+
+@pytest.mark.slow
+def test_demo_works_without_the_plot_extra(tmp_path: Path) -> None:
+    r = _without_plot(["demo", "--calls", "4", "--rate", "20", "--agents", "2",
+                       "--db", f"sqlite+aiosqlite:///{tmp_path}/d.db"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "4 calls, 2 agents" in r.stdout

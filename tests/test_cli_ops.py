@@ -1,4 +1,5 @@
-"""`acd agent ...`, `acd queue show` and `acd explain` against a running engine.
+"""`acd agents live ...` (and the old `acd agent ...`), `acd queue show` and
+`acd explain` against a running engine.
 
 CliRunner runs synchronous code, so the engine and the PBX simulator run in
 a background thread with their own event loop; the tests reach into that
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -17,11 +17,11 @@ from typing import Any, TypeVar
 
 import pytest
 from api_system import System, system, until
-from click.testing import CliRunner, Result
+from helpers import acd, free_port
 
+from acd.cli import common as cli_common
 from acd.cli import control as cli_ops
 from acd.core.model import AgentState
-from cli import main
 from sim.config import CallerScript, CallResult, PhoneBehaviour
 
 T = TypeVar("T")
@@ -71,10 +71,10 @@ class Running:
         """Place a call, wait for it to end and for its rows to be written."""
         async def go() -> CallResult:
             engine = self.s.engine
-            before = engine.stats.calls_finished
+            before = engine.counters.calls_finished
             h = await self.s.pbx.place_call(CallerScript(keys=keys, key_delay_s=0.02))
             res = await asyncio.wait_for(h.done, 15)
-            await until(lambda: engine.stats.calls_finished > before, what="the call record")
+            await until(lambda: engine.counters.calls_finished > before, what="the call record")
             await engine.writer.drain()
             return res
         return self.run(go())
@@ -91,20 +91,9 @@ def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running
         r.stop()
 
 
-def acd(*args: str) -> Result:
-    # wide enough that rich does not wrap the tables
-    return CliRunner(env={"COLUMNS": "200"}).invoke(main, list(args))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_agent_show_all_and_one(running: Running) -> None:
     api = running.s.url
-    res = acd("agent", "show", "--api", api)
+    res = acd("agents", "live", "show", "--api", api)
     assert res.exit_code == 0, res.output
     assert "agents (2)" in res.output
     lines = {ln.split()[0]: ln for ln in res.output.splitlines() if ln.startswith("a100")}
@@ -112,42 +101,57 @@ def test_agent_show_all_and_one(running: Running) -> None:
     assert "ready" in lines["a1001"] and "Agent 1001" in lines["a1001"]
     assert "billing:5 general:5 tech:5" in lines["a1001"]
 
-    res = acd("agent", "show", "a1002", "--api", api)
+    res = acd("agents", "live", "show", "a1002", "--api", api)
     assert res.exit_code == 0, res.output
     assert "agent a1002" in res.output and "1002" in res.output
     assert "calls handled" in res.output and "occupancy" in res.output
 
-    res = acd("agent", "show", "zz", "--api", api)
+    res = acd("agents", "live", "show", "zz", "--api", api)
     assert res.exit_code == 1
     assert "unknown agent 'zz'" in res.output
 
 
 def test_agent_pause_ready_logout_login(running: Running) -> None:
     api = running.s.url
-    res = acd("agent", "pause", "a1001", "--reason", "lunch", "--api", api)
+    res = acd("agents", "live", "pause", "a1001", "--reason", "lunch", "--api", api)
     assert res.exit_code == 0, res.output
     assert "agent a1001 (Agent 1001): paused (lunch)" in res.output
     assert running.state("a1001") is AgentState.PAUSED
-    res = acd("agent", "show", "--api", api)
+    res = acd("agents", "live", "show", "--api", api)
     row = next(ln for ln in res.output.splitlines() if ln.startswith("a1001"))
     assert "paused" in row and "lunch" in row
 
-    assert acd("agent", "ready", "a1001", "--api", api).exit_code == 0
+    assert acd("agents", "live", "ready", "a1001", "--api", api).exit_code == 0
     assert running.state("a1001") is AgentState.READY
-    assert acd("agent", "logout", "a1001", "--api", api).exit_code == 0
+    assert acd("agents", "live", "logout", "a1001", "--api", api).exit_code == 0
     assert running.state("a1001") is AgentState.LOGGED_OUT
-    res = acd("agent", "login", "a1001", "--paused", "--api", api)
+    res = acd("agents", "live", "login", "a1001", "--paused", "--api", api)
     assert res.exit_code == 0 and ": paused" in res.output
-    res = acd("agent", "login", "a1001", "--api", api)
+    res = acd("agents", "live", "login", "a1001", "--api", api)
     assert res.exit_code == 1
     assert "agent a1001: 'login' is not allowed in state 'paused'" in res.output
-    assert acd("agent", "ready", "a1001", "--api", api).exit_code == 0
+    assert acd("agents", "live", "ready", "a1001", "--api", api).exit_code == 0
     assert running.state("a1001") is AgentState.READY
+
+
+def test_the_old_agent_group_still_works_with_a_notice(running: Running) -> None:
+    api = running.s.url
+    res = acd("agent", "pause", "a1002", "--reason", "break", "--api", api)
+    assert res.exit_code == 0, res.output
+    first, *rest = res.output.splitlines()
+    assert first == "note: `acd agent` is deprecated; use `acd agents live pause`"
+    assert "agent a1002 (Agent 1002): paused (break)" in rest
+    assert running.state("a1002") is AgentState.PAUSED
+    res = acd("agent", "ready", "a1002", "--api", api)
+    assert res.exit_code == 0 and "use `acd agents live ready`" in res.output
+    assert running.state("a1002") is AgentState.READY
+    listed = [ln.split()[0] for ln in acd("--help").output.splitlines() if ln.startswith("  ")]
+    assert "agents" in listed and "agent" not in listed  # the old name is hidden
 
 
 def test_agent_set_changes_the_live_profile(running: Running) -> None:
     api = running.s.url
-    res = acd("agent", "set", "a1002", "--skill", "billing=9", "--drop-skill", "tech",
+    res = acd("agents", "live", "set", "a1002", "--skill", "billing=9", "--drop-skill", "tech",
               "--dialect", "minnan=8", "--gender", "f", "--age-band", "25-34", "--group",
               "night", "--vip", "--api", api)
     assert res.exit_code == 0, res.output
@@ -160,11 +164,11 @@ def test_agent_set_changes_the_live_profile(running: Running) -> None:
     assert dict(p.skills) == {"billing": 9, "general": 5} and p.vip_qualified
     assert (p.gender, p.age_band, p.groups) == ("F", "25-34", frozenset({"night"}))
 
-    res = acd("agent", "set", "a1002", "--drop-skill", "tech", "--api", api)
+    res = acd("agents", "live", "set", "a1002", "--drop-skill", "tech", "--api", api)
     assert res.exit_code == 1 and "has no skill 'tech'" in res.output
-    res = acd("agent", "set", "a1002", "--skill", "billing=11", "--api", api)
+    res = acd("agents", "live", "set", "a1002", "--skill", "billing=11", "--api", api)
     assert res.exit_code == 2 and "not a whole number 1-10" in res.output
-    res = acd("agent", "set", "a1002", "--api", api)
+    res = acd("agents", "live", "set", "a1002", "--api", api)
     assert res.exit_code == 2 and "nothing to change" in res.output
 
 
@@ -172,7 +176,7 @@ def test_queue_show_all_one_and_watch(running: Running,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     api = running.s.url
     for aid in ("a1001", "a1002"):
-        assert acd("agent", "pause", aid, "--api", api).exit_code == 0
+        assert acd("agents", "live", "pause", aid, "--api", api).exit_code == 0
 
     async def place() -> str:
         engine = running.s.engine
@@ -212,7 +216,7 @@ def test_queue_show_all_one_and_watch(running: Running,
     assert sleeps == [0.5, 0.5]
     assert "waiting in billing" in res.output and "Ctrl-C to stop" in res.output
 
-    assert acd("agent", "ready", "a1001", "--api", api).exit_code == 0
+    assert acd("agents", "live", "ready", "a1001", "--api", api).exit_code == 0
 
 
 def test_explain_a_finished_call(running: Running) -> None:
@@ -239,26 +243,26 @@ def test_unreachable_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.chdir(tmp_path)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    for args in (("agent", "show"), ("agent", "pause", "a1"), ("queue", "show"),
+    for args in (("agents", "live", "show"), ("agents", "live", "pause", "a1"), ("queue", "show"),
                  ("queue", "show", "--watch")):
         res = acd(*args, "--api", url)
         assert res.exit_code == 4, (args, res.output)
         assert f"cannot reach the engine at {url}: is `acd serve` running with api_port set?" \
             in " ".join(res.output.split()), res.output
-    res = acd("agent", "show", "--api", f"127.0.0.1:{port}")  # the scheme may be left out
+    res = acd("agents", "live", "show", "--api", f"127.0.0.1:{port}")  # the scheme may be left out
     assert res.exit_code == 4 and f"cannot reach the engine at {url}:" in res.output
-    res = acd("agent", "show", "--api", "ftp://example.org")
+    res = acd("agents", "live", "show", "--api", "ftp://example.org")
     assert res.exit_code == 4 and "cannot reach the engine at ftp://example.org" in res.output
     # without --api: api_port of ./acd.yaml
     (tmp_path / "acd.yaml").write_text(f"api_port: {port}\n", encoding="utf-8")
-    res = acd("agent", "show")
+    res = acd("agents", "live", "show")
     assert res.exit_code == 4 and f"127.0.0.1:{port}" in res.output
 
 
 def test_default_api_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert cli_ops.default_api() == "http://127.0.0.1:8088"
+    assert cli_common.default_api() == "http://127.0.0.1:8088"
     (tmp_path / "acd.yaml").write_text("api_port: 9100\napi_host: 0.0.0.0\n", encoding="utf-8")
-    assert cli_ops.default_api() == "http://127.0.0.1:9100"
+    assert cli_common.default_api() == "http://127.0.0.1:9100"
     (tmp_path / "acd.yaml").write_text("api_port: 9100\napi_host: ::1\n", encoding="utf-8")
-    assert cli_ops.default_api() == "http://[::1]:9100"
+    assert cli_common.default_api() == "http://[::1]:9100"

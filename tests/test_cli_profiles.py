@@ -7,12 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from helpers import acd
 
 from acd.adapters.profiles_store import ProfileStore
 from acd.adapters.storage import Database
 from acd.core.profiles import AgentProfile, CustomerProfile
-from cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -23,11 +22,6 @@ def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run in an empty directory (no acd.yaml): relative file names, acd.db here."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-def acd(*args: str) -> Result:
-    # wide enough that rich does not wrap the problem texts
-    return CliRunner(env={"COLUMNS": "200"}).invoke(main, list(args))
 
 
 def db_url(path: Path) -> str:
@@ -71,6 +65,19 @@ def test_help_lists_the_profile_commands() -> None:
     out = acd("--help").output
     assert "customers" in out and "agents" in out
     assert "--skill" in acd("agents", "set", "--help").output
+    assert "--skill" in acd("agents", "live", "set", "--help").output
+
+
+def test_one_agents_group_says_which_command_touches_what() -> None:
+    out = acd("agents", "--help").output
+    commands = {ln.split()[0]: ln for ln in out.splitlines() if ln.startswith("  ")}
+    assert {"import", "list", "set", "live"} <= set(commands)
+    for name in ("import", "list", "set"):
+        assert "database" in commands[name], commands[name]
+    assert "RUNNING engine" in commands["live"]
+    live = acd("agents", "live", "--help").output
+    for name in ("show", "login", "logout", "ready", "pause", "set"):
+        assert f"  {name} " in live
 
 
 def test_customers_import_with_bad_rows(here: Path) -> None:
@@ -102,6 +109,35 @@ def test_customers_import_examples_then_show(here: Path) -> None:
     # a second import updates
     r = acd("customers", "import", str(EXAMPLES / "customers.csv"), "--db", url)
     assert f"imported 0 new, {n} updated, 0 rows rejected" in r.output
+
+
+def test_one_number_in_every_form(here: Path) -> None:
+    (here / "c.csv").write_text("number,name,vip_level\n+8613800138000,林先生,3\n"
+                                "10086,客服,0\n", encoding="utf-8")
+    r = acd("customers", "import", "c.csv")
+    assert r.exit_code == 0, r.output
+    assert "c.csv:3" in r.output and "number '10086' is not a full phone number" in r.output
+    assert "imported 2 new, 0 updated, 0 rows rejected" in r.output
+    assert "1 warning (the rows were imported)" in r.output
+    for form in ("13800138000", "008613800138000", "+86 138 0013 8000"):
+        r = acd("customers", "show", form)
+        assert r.exit_code == 0, r.output
+        assert "customer +8613800138000" in r.output and "林先生" in r.output
+
+
+def test_country_code_comes_from_acd_yaml(here: Path) -> None:
+    (here / "c.csv").write_text("number\n07911123456\n", encoding="utf-8")
+    (here / "acd.yaml").write_text("country_code: 44\n", encoding="utf-8")
+    r = acd("customers", "import", "c.csv")  # no numbering plan for 44: kept as written
+    assert r.exit_code == 0 and "not a full phone number" in r.output, r.output
+    (here / "acd.yaml").write_text("country_code: 86\n", encoding="utf-8")
+    r = acd("customers", "import", "c.csv")  # 0 + 10 digits: a Chinese landline
+    assert r.exit_code == 0 and "warning" not in r.output, r.output
+    assert "customer +867911123456" in acd("customers", "show", "07911123456").output
+    (here / "acd.yaml").write_text("country_code: china\n", encoding="utf-8")
+    r = acd("customers", "show", "13800138000")
+    assert r.exit_code != 0
+    assert "acd.yaml: country_code: 'china' is not a country calling code" in r.output
 
 
 def test_customers_show_unknown(here: Path) -> None:

@@ -25,6 +25,7 @@ from acd.compiled import build_site, describe, is_compiled
 REPO = Path(__file__).resolve().parent.parent
 
 #: what runs again compiled: everything that drives acd.core or acd.loadsim.virtual
+#: (with acd.loadsim.draws and acd.loadsim.figures)
 COMPILED_SUITE = (
     "tests/test_compiled.py", "tests/test_core.py", "tests/test_routing.py",
     "tests/test_routing_properties.py", "tests/test_stats.py", "tests/test_sim_virtual.py",
@@ -37,13 +38,16 @@ COMPILED_SUITE = (
 def test_the_router_in_use_is_the_one_expected() -> None:
     if os.environ.get("ACD_EXPECT_COMPILED") == "1":
         assert is_compiled() and is_compiled("acd.loadsim.virtual")
+        assert is_compiled("acd.loadsim.draws") and is_compiled("acd.loadsim.figures")
         assert is_compiled("acd.core.model")
         assert describe() == "compiled (mypyc)"
     else:  # the development install: the sources, never a leftover extension module
         assert not is_compiled() and not is_compiled("acd.loadsim.virtual")
+        assert not is_compiled("acd.loadsim.figures")
         assert describe() == "pure Python"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("ACD_EXPECT_COMPILED") == "1", reason="already compiled")
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler (cc) on this machine")
 @pytest.mark.skipif(importlib.util.find_spec("mypyc") is None, reason="mypyc is not installed")

@@ -7,9 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from acd.core.center import ContactCenter, DuplicateCall, UnknownSubject, agents_for_queues
+from acd.core.errors import CoreError
 from acd.core.fsm import IllegalTransition
 from acd.core.model import (
     AGENT_TABLE,
+    AgentHungUp,
     AgentLogin,
     AgentLogout,
     AgentPause,
@@ -17,6 +19,7 @@ from acd.core.model import (
     AgentState,
     AgentStateChanged,
     AgentTrigger,
+    CallerGone,
     CallerHungUp,
     CallQueued,
     CallStarted,
@@ -124,6 +127,65 @@ def test_abandon_in_queue_and_ivr_hangup() -> None:
     cc.handle(CallStarted("c2", "139"), 10.0)
     [rec2] = records(cc.handle(IvrEnded("c2", ("welcome",), "caller-hangup"), 12.0))
     assert rec2.record.outcome is Outcome.IVR and rec2.record.queue is None
+
+
+def test_caller_gone_outcome_follows_the_calls_state() -> None:
+    cc = make(1)
+    cc.handle(AgentLogin("a0"), 0.0)
+    # in the IVR: ended there, with the path the engine reports
+    cc.handle(CallStarted("ivr", "131"), 1.0)
+    [rec] = records(cc.handle(CallerGone("ivr", 16, ("welcome", "menu")), 2.0))
+    assert rec.record.outcome is Outcome.IVR and rec.record.ivr_path == ("welcome", "menu")
+    # ringing: abandoned, the agent released (not paused)
+    [offer] = connects(start(cc, "ring", 3.0))
+    [rec] = records(cc.handle(CallerGone("ring", 16, ("ignored",)), 5.0))
+    assert rec.record.outcome is Outcome.ABANDONED and rec.record.ivr_path == ("welcome", "menu")
+    assert cc.agent("a0").state is AgentState.READY
+    # connected: the conversation ends, by the caller
+    [offer] = connects(start(cc, "talk", 6.0))
+    cc.handle(OfferAnswered("talk", offer.offer_id), 7.0)
+    [rec] = records(cc.handle(CallerGone("talk", 16), 20.0))
+    assert rec.record.outcome is Outcome.ANSWERED and rec.record.talk_s == pytest.approx(13.0)
+    assert cc.agent("a0").state is AgentState.WRAP_UP
+    # gone already (AGI and AMI both saw the hang-up): nothing, not an error
+    assert cc.handle(CallerGone("talk", 16), 21.0) == []
+    assert cc.handle(CallerGone("never-seen", 0), 21.0) == []
+    # waiting: abandoned
+    start(cc, "wait", 22.0)
+    [rec] = records(cc.handle(CallerGone("wait", 0), 30.0))
+    assert rec.record.outcome is Outcome.ABANDONED and rec.record.wait_s == pytest.approx(8.0)
+
+
+def test_agent_hung_up_ends_only_a_connected_conversation() -> None:
+    cc = make(1, wrap_up_s=0.0)
+    cc.handle(AgentLogin("a0"), 0.0)
+    [offer] = connects(start(cc, "c1", 1.0))
+    assert cc.handle(AgentHungUp("c1"), 2.0) == []  # ringing: the offer's result tells
+    assert cc.call("c1") is not None and cc.call("c1").state is CallState.OFFERED
+    cc.handle(OfferAnswered("c1", offer.offer_id), 3.0)
+    [rec] = records(cc.handle(AgentHungUp("c1"), 9.0))
+    assert rec.record.outcome is Outcome.ANSWERED and rec.record.talk_s == pytest.approx(6.0)
+    assert cc.agent("a0").state is AgentState.READY
+    assert cc.handle(AgentHungUp("c1"), 10.0) == []  # gone: nothing
+
+
+def test_a_stale_offer_failure_changes_nothing() -> None:
+    cc = make(2)
+    cc.handle(AgentLogin("a0"), 0.0)
+    [o1] = connects(start(cc, "c1", 1.0))
+    cc.handle(OfferFailed("c1", o1.offer_id, "NOANSWER"), 11.0)  # DialEnd first
+    assert cc.agent("a0").state is AgentState.PAUSED
+    # the dialplan's requeue names the same offer: already failed, ignored
+    assert cc.handle(OfferFailed("c1", o1.offer_id, "NOANSWER"), 11.5) == []
+    [o2] = connects(cc.handle(AgentLogin("a1"), 12.0))
+    assert cc.handle(OfferFailed("c1", o1.offer_id, "NOANSWER"), 12.5) == []
+    assert cc.call("c1") is not None and cc.call("c1").offer_id == o2.offer_id
+    assert cc.agent("a1").state is AgentState.RESERVED
+
+
+def test_core_errors_share_one_base_class() -> None:
+    assert issubclass(IllegalTransition, CoreError)
+    assert issubclass(UnknownSubject, CoreError) and issubclass(DuplicateCall, CoreError)
 
 
 def test_illegal_transitions_raise() -> None:

@@ -12,52 +12,43 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from helpers import SECRET, db_url, engine_on_pbx
 
 from acd.adapters.ami import AmiAuthError, AmiConfig
 from acd.core.center import agents_for_queues
 from acd.core.model import AgentState, CoreConfig
 from acd.core.policy import simple_policy
-from acd.ivr.flow import load_flow
+from acd.ivr.load import load_flow
 from acd.runtime.engine import Engine
 from acd.runtime.settings import EngineConfig
-from sim.config import CallerScript, CallResult, Outcome, PhoneBehaviour, SimConfig
+from sim.config import CallerScript, CallResult, Outcome, PhoneBehaviour
 from sim.pbx import SimPBX
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOW = load_flow(ROOT / "ivr_flows" / "basic.yaml")
-SECRET = "test-secret"
 
 
 @asynccontextmanager
 async def system(tmp_path: Path, phones: dict[str, PhoneBehaviour], *, ring_timeout_s: float = 5,
                  wrap_up_s: float = 0.05, secret: str = SECRET,
                  ami: dict[str, float] | None = None) -> AsyncIterator[tuple[SimPBX, Engine]]:
-    pbx = SimPBX(SimConfig(users={"acd": SECRET}, prompt_s=0.05))
-    await pbx.start()
-    for ext, beh in phones.items():
-        pbx.add_phone(ext, beh)
+    """Agents ``a<ext>`` on phones ``<ext>``, in every queue; the engine logs
+    in to AMI with ``secret`` (the simulator's is SECRET)."""
     policy = simple_policy({q: ring_timeout_s for q in sorted(FLOW.queues)})
     agents = agents_for_queues({f"a{ext}": (ext, tuple(policy.queues)) for ext in phones})
     cfg = EngineConfig(
         core=CoreConfig(policy=policy, agents=agents, wrap_up_s=wrap_up_s, rona_pause_s=None),
         flow=FLOW,
-        ami=AmiConfig(port=pbx.ami_port, username="acd", secret=secret,
-                      **(ami or {})),  # type: ignore[arg-type]
-        agi_port=0, database_url=f"sqlite+aiosqlite:///{tmp_path / 'acd.db'}",
+        ami=AmiConfig(username="acd", secret=secret, **(ami or {})),  # type: ignore[arg-type]
+        database_url=db_url(tmp_path),
     )
-    engine = Engine(cfg)
-    try:
-        await engine.start()
-        pbx.cfg.agi_url = f"agi://127.0.0.1:{engine.agi.port}"
+    async with engine_on_pbx(cfg, phones=phones) as (pbx, engine):
         yield pbx, engine
-    finally:
-        await engine.stop()
-        await pbx.stop()
 
 
 async def records_for(engine: Engine, n: int, timeout: float = 10.0) -> dict[str, dict]:
     deadline = time.monotonic() + timeout
-    while engine.stats.calls_finished < n and time.monotonic() < deadline:
+    while engine.counters.calls_finished < n and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     await engine.writer.drain()
     return {r["call_id"]: r for r in await engine.db.calls()}
@@ -127,7 +118,7 @@ async def test_200_concurrent_calls_each_get_one_consistent_record(tmp_path: Pat
         for (_, e1), (s2, _) in itertools.pairwise(iv):
             assert s2 >= e1 - 1e-3, f"agent {agent} overlaps"
     assert engine.agi.rejected == 1
-    assert engine.stats.errors == 0
+    assert engine.counters.errors == 0
     assert all(a.state is AgentState.READY or a.state is AgentState.WRAP_UP
                for a in engine.core.agents())
 
@@ -229,7 +220,7 @@ async def test_call_from_an_unconfigured_server_is_refused_and_others_go_on(
                                 "agi_callerid": "13800000000"}))
         assert await asyncio.wait_for(r.readline(), 5) == b"HANGUP\n"
         w.close()
-        assert engine.core.call("9.1") is None and "9.1" not in engine._sessions
+        assert engine.core.call("9.1") is None and engine.calls.get("9.1") is None
         h = await pbx.place_call(CallerScript(keys=["", "1"], key_delay_s=0.02))
         res = await asyncio.wait_for(h.done, 10)
         recs = await records_for(engine, 1)

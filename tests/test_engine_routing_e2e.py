@@ -7,17 +7,19 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+from helpers import SECRET, db_url, engine_on_pbx
+
 from acd.adapters.ami import AmiConfig
 from acd.core.model import AgentPause, AgentReady, CoreConfig
 from acd.core.profiles import AgentProfile, CustomerProfile
-from acd.ivr.flow import load_flow
+from acd.ivr.load import load_flow
 from acd.loaders.routing import parse_policy
-from acd.runtime.engine import Engine
 from acd.runtime.settings import EngineConfig
-from sim.config import CallerScript, Outcome, PhoneBehaviour, SimConfig
-from sim.pbx import SimPBX
+from sim.config import CallerScript, Outcome, PhoneBehaviour
 
 ROOT = Path(__file__).resolve().parent.parent
+BASIC = load_flow(ROOT / "ivr_flows" / "basic.yaml")
 
 POLICY = """
 classes: {vip: {sl_target: 0.9, sl_seconds: 10}, standard: {}}
@@ -36,25 +38,19 @@ queues:
 """
 
 
+@pytest.mark.slow  # the caller waits 6.5 s while an ineligible agent is free
 async def test_vip_minnan_caller_waits_for_the_minnan_agent(tmp_path: Path) -> None:
-    pbx = SimPBX(SimConfig(users={"acd": "s"}, prompt_s=0.05))
-    await pbx.start()
     agents = (
         AgentProfile("minnan", "1001", skills={"vip": 8, "general": 5},
                      dialects={"minnan": 9}, vip_qualified=True, gender="F"),
         AgentProfile("mandarin", "1004", skills={"vip": 6, "general": 5},
                      dialects={"mandarin": 10}, vip_qualified=True, gender="M"),
     )
-    for a in agents:
-        pbx.add_phone(a.extension, PhoneBehaviour(answer_after_s=0.05, talk_s=0.3))
-    engine = Engine(EngineConfig(
+    phones = {a.extension: PhoneBehaviour(answer_after_s=0.05, talk_s=0.3) for a in agents}
+    cfg = EngineConfig(
         core=CoreConfig(policy=parse_policy(POLICY), agents=agents, wrap_up_s=0.1),
-        flow=load_flow(ROOT / "ivr_flows" / "basic.yaml"),
-        ami=AmiConfig(port=pbx.ami_port, secret="s"), agi_port=0,
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'acd.db'}"))
-    try:
-        await engine.start()
-        pbx.cfg.agi_url = f"agi://127.0.0.1:{engine.agi.port}"
+        flow=BASIC, ami=AmiConfig(secret=SECRET), database_url=db_url(tmp_path))
+    async with engine_on_pbx(cfg, phones=phones) as (pbx, engine):
         await engine.profiles.upsert_customers([CustomerProfile(
             "13900000001", "林先生", vip_level=2, dialect="minnan", gender="M", age=40)])
         engine.handle(AgentPause("minnan", "lunch"))
@@ -70,9 +66,6 @@ async def test_vip_minnan_caller_waits_for_the_minnan_agent(tmp_path: Path) -> N
         await engine.writer.drain()
         rec = await engine.db.call(h.uniqueid)
         expl = await engine.db.explanations_for(h.uniqueid)
-    finally:
-        await engine.stop()
-        await pbx.stop()
     assert res.outcome is Outcome.TALKED and res.agent == "1001"
     commands = " | ".join(res.agi_commands)
     assert "STREAM FILE acd/you-are-caller" in commands and "SAY NUMBER 1" in commands
@@ -89,26 +82,16 @@ queues:
   tech: {skill: tech}
   general: {skill: general}
 """)
-    pbx = SimPBX(SimConfig(users={"acd": "s"}, prompt_s=0.05))
-    await pbx.start()
     agents = (AgentProfile("a1", "1001", skills={"billing": 5}),)
-    pbx.add_phone("1001", PhoneBehaviour())
-    engine = Engine(EngineConfig(
-        core=CoreConfig(policy=policy, agents=agents), login_agents=False,
-        flow=load_flow(ROOT / "ivr_flows" / "basic.yaml"),
-        ami=AmiConfig(port=pbx.ami_port, secret="s"), agi_port=0,
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'acd.db'}"))
-    try:
-        await engine.start()
-        pbx.cfg.agi_url = f"agi://127.0.0.1:{engine.agi.port}"
+    cfg = EngineConfig(
+        core=CoreConfig(policy=policy, agents=agents), login_agents=False, flow=BASIC,
+        ami=AmiConfig(secret=SECRET), database_url=db_url(tmp_path))
+    async with engine_on_pbx(cfg, phones={"1001": PhoneBehaviour()}) as (pbx, engine):
         h = await pbx.place_call(CallerScript(keys=["", "1"], patience_s=60, key_delay_s=0.05))
         res = await asyncio.wait_for(h.done, 10)
         await engine.writer.drain()
         rec = await engine.db.call(h.uniqueid)
-        sessions = len(engine._sessions)
-    finally:
-        await engine.stop()
-        await pbx.stop()
+        sessions = len(engine.calls)
     assert res.outcome is Outcome.ENGINE_HANGUP
     assert any(s.startswith("fallback?kind=callback") for s in res.agi_scripts)
     assert "STREAM FILE acd/callback-registered" in " | ".join(res.agi_commands)

@@ -35,8 +35,9 @@ from acd.planning.erlang import (
     evaluate,
     offered_load,
 )
+from acd.planning.search import smallest_count
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "erlang-vectors.csv"
+VECTORS = Path(__file__).resolve().parent / "data" / "erlang-vectors.csv"
 #: the file has 6 decimals; the calculators must match it to 1e-6 absolute
 TOL = 1e-6
 FIELDS = ("pwait", "pab", "wait_mean_s", "sl")
@@ -334,3 +335,53 @@ def test_erlang_a_tends_to_erlang_c(cph: float, aht: float, n: int, t: float) ->
 def test_bad_inputs_name_the_parameter(call: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# ------------------------------------------ the shared agent-count search
+
+
+def _asking(answer: int) -> tuple[list[int], Any]:
+    asked: list[int] = []
+
+    def meets(n: int) -> bool:
+        asked.append(n)
+        return n >= answer
+
+    return asked, meets
+
+
+def test_smallest_count_gallops_then_bisects_in_a_fixed_order() -> None:
+    # up from 10: 11, 13, 17, 25 (meets), then bisect 21, 19, 20
+    asked, meets = _asking(20)
+    assert smallest_count(meets, 10, limit=100) == 20
+    assert asked == [10, 11, 13, 17, 25, 21, 19, 20]
+    # down from 30: 29, 27, 23, 15 (fails), then bisect 19, 21, 20
+    asked, meets = _asking(20)
+    assert smallest_count(meets, 30, limit=100) == 20
+    assert asked == [30, 29, 27, 23, 15, 19, 21, 20]
+    # the last step up is cut at the limit; beyond it: None
+    asked, meets = _asking(60)
+    assert smallest_count(meets, 40, limit=50) is None
+    assert asked == [40, 41, 43, 47, 50]
+    # down to the floor, which is the answer without its predecessor asked
+    asked, meets = _asking(1)
+    assert smallest_count(meets, 6, floor=3, limit=9) == 3
+    assert asked == [6, 5, 3]
+    with pytest.raises(ValueError, match="not within"):
+        smallest_count(meets, 2, floor=3, limit=9)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 400), st.integers(1, 400), st.integers(1, 400), st.integers(1, 3))
+def test_smallest_count_is_the_smallest_and_asks_each_count_once(
+        answer: int, start: int, limit: int, floor: int) -> None:
+    start = max(floor, min(start, limit))
+    if floor > limit:
+        return
+    asked, meets = _asking(answer)
+    got = smallest_count(meets, start, floor=floor, limit=limit)
+    expect = max(answer, floor) if answer <= limit else None
+    assert got == expect
+    assert len(asked) == len(set(asked))
+    if got is not None and got > floor:
+        assert got - 1 in asked

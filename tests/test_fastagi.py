@@ -128,3 +128,29 @@ async def test_bad_clients_are_dropped_and_others_keep_working() -> None:
     for wr in (w1, w3, w4, w):
         wr.close()
     await srv.stop()
+
+
+async def test_header_framing_is_the_codecs_over_the_socket() -> None:
+    """The server reads the header with the codec's RequestReader: CRLF lines
+    and a ``HANGUP`` in the same packet as the header (it stays for the
+    session); an empty first line and an oversized header are dropped."""
+    rec = Recorder()
+    srv = await _server(rec, header_timeout=2.0)
+    # CRLF header, the caller already gone: HANGUP follows in the same write
+    crlf = encode_request(env("hotline")).replace(b"\n", b"\r\n")
+    r, w = await asyncio.open_connection("127.0.0.1", srv.port)
+    w.write(crlf + b"HANGUP\n")
+    assert await asyncio.wait_for(r.readline(), 5) == b"ANSWER\n"
+    await asyncio.wait_for(rec.done.wait(), 5)
+    assert rec.seen == [("request", ("hotline", {}, "张三")), ("hangup", "HANGUP")]
+    # an empty first line, and a header over 16 KiB without an end
+    r1, w1 = await asyncio.open_connection("127.0.0.1", srv.port)
+    w1.write(b"\r\nagi_network: yes\n\n")
+    assert await asyncio.wait_for(r1.read(), 5) == b""
+    r2, w2 = await asyncio.open_connection("127.0.0.1", srv.port)
+    w2.write(b"".join(b"agi_arg_%d: %s\n" % (i, b"x" * 100) for i in range(1, 200)))
+    assert await asyncio.wait_for(r2.read(), 5) == b""
+    assert srv.rejected == 2
+    for wr in (w, w1, w2):
+        wr.close()
+    await srv.stop()

@@ -10,7 +10,6 @@ import pytest
 
 from acd.ivr.checks import check_flow
 from acd.ivr.expr import ExprError, env_from, parse_expr, parse_template
-from acd.ivr.flow import FlowError, load_flow, parse_flow
 from acd.ivr.hours import HoursError, parse_days, parse_ranges
 from acd.ivr.interpreter import (
     Ack,
@@ -31,6 +30,8 @@ from acd.ivr.interpreter import (
     TransferCall,
     VoicemailCall,
 )
+from acd.ivr.load import load_flow
+from acd.ivr.parse import FlowError, parse_flow
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).parent / "flows" / "bad"

@@ -1,7 +1,8 @@
-"""Flow pictures: DOT text, the layered layout and the matplotlib drawing."""
+"""Flow pictures: DOT and Mermaid text, the layered layout and the matplotlib drawing."""
 
 from __future__ import annotations
 
+import re
 import struct
 import subprocess
 import sys
@@ -9,9 +10,17 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from acd.ivr.flow import Flow, edges, parse_flow
-from acd.ivr.graph import Box, layout, render, text_width, to_dot
+from acd.ivr.dot import to_dot
+from acd.ivr.graph import picture_format, to_text
+from acd.ivr.labels import text_width
+from acd.ivr.mermaid import mermaid_str, to_mermaid
+from acd.ivr.nodes import Flow, edges
+from acd.ivr.parse import parse_flow
+from acd.plot.draw import render
+from acd.plot.layout import Box, layout
 
 ROOT = Path(__file__).resolve().parent.parent
 HOTLINE = ROOT / "ivr_flows" / "hotline.yaml"
@@ -210,6 +219,103 @@ def test_dot_groups_a_subflow_in_a_cluster(tmp_path: Path) -> None:
     assert '"bal/look" [label="bal/look\\nlookup: http://crm.local/pin?n={caller.number}' in dot
 
 
+# -------------------------------------------------------------------- Mermaid
+
+
+def _unquote(text: str) -> str:
+    """A quoted Mermaid text back to the characters (entity codes decoded once)."""
+    assert text[0] == text[-1] == '"' and '"' not in text[1:-1], text
+    return re.sub(r"#(\d+);", lambda m: chr(int(m[1])), text[1:-1])
+
+
+def _mermaid_parts(text: str) -> tuple[dict[str, str], list[tuple[str, str, str, str]]]:
+    """Node id -> label (decoded, lines joined by newlines) and edges (source id,
+    arrow, label, target id) of Mermaid text written by to_mermaid."""
+    nodes: dict[str, str] = {}
+    links: list[tuple[str, str, str, str]] = []
+    for line in text.splitlines():
+        m = re.fullmatch(r'\s*(n\d+)(\(|\{\{)("[^"]*")(\)|\}\})', line)
+        if m:
+            assert (m[2], m[4]) in (("(", ")"), ("{{", "}}")), line
+            nodes[m[1]] = _unquote(m[3]).replace("<br/>", "\n")
+            continue
+        m = re.fullmatch(r'\s*(n\d+) (-->|-\.->)(?:\|("[^"]*")\|)? (n\d+)', line)
+        if m:
+            links.append((m[1], m[2], _unquote(m[3]) if m[3] else "", m[4]))
+    return nodes, links
+
+
+def test_mermaid_has_every_node_and_every_edge(flow: Flow) -> None:
+    text = to_mermaid(flow)
+    assert text.startswith("---\ntitle: ") and "\n---\nflowchart TD\n" in text
+    nodes, links = _mermaid_parts(text)
+    ids = {label.split("\n")[0]: i for i, label in nodes.items()}
+    assert set(ids) == set(flow.nodes)
+    assert len(nodes) == len(flow.nodes)  # one line per node
+    expected = [(ids[n.name], label, ids[t]) for n in flow.nodes.values()
+                for label, t in edges(n.body)]
+    assert [(a, label, b) for a, _, label, b in links] == expected
+    assert f"  start_ --> {ids[flow.start]}" in text.splitlines()
+
+
+def test_mermaid_labels_name_type_and_detail() -> None:
+    nodes, _ = _mermaid_parts(to_mermaid(_mini()))
+    assert sorted(nodes.values()) == ["h\nhangup", "m\nmenu: p", "q\nqueue: billing, priority 0"]
+
+
+def test_mermaid_escapes_quotes_and_keeps_chinese() -> None:
+    text = to_mermaid(_loops())
+    assert 'title: "loops (version 7)"' in text
+    nodes, links = _mermaid_parts(text)
+    assert "问候\nplay: acd/welcome\n欢迎 \"welcome\" \\ back" in nodes.values()
+    assert 'dialect == "粤语" and account != ""' in [label for _, _, label, _ in links]
+    assert "#34;粤语#34;" in text
+
+
+@given(st.text(st.characters(min_codepoint=32, exclude_categories=("Cs",))))
+def test_mermaid_str_round_trips(raw: str) -> None:
+    quoted = mermaid_str(raw)
+    assert not set(quoted[1:-1]) & set('"<>&`|')
+    assert _unquote(quoted) == raw
+
+
+def test_mermaid_marks_start_unreachable_and_classes() -> None:
+    text = to_mermaid(_loops())
+    nodes, links = _mermaid_parts(text)
+    ids = {label.split("\n")[0]: i for i, label in nodes.items()}
+    classes = {m[2]: m[1].split(",") for m in re.finditer(r"^  class (\S+) (\w+)$", text, re.M)}
+    assert sorted(classes["dead"]) == sorted([ids["old"], ids["older"]])
+    assert ids["menu"] in classes["prompt"] and ids["agent"] in classes["queue"]
+    assert ids["bye"] in classes["exit"] and ids["pick"] in classes["logic"]
+    assert f"  {ids['pick']}{{{{" in text  # logic: a hexagon
+    assert f"  style {ids['问候']} stroke-width:3px" in text
+    arrows = {(a, b): arrow for a, arrow, _, b in links}
+    assert arrows[ids["old"], ids["older"]] == "-.->"
+    assert arrows[ids["menu"], ids["acct"]] == "-->"
+
+
+def test_mermaid_groups_a_subflow_in_a_subgraph(tmp_path: Path) -> None:
+    text = to_mermaid(_sub(tmp_path))
+    start = text.index('subgraph s0 ["sub-flow bal (sub.yaml)"]\n')
+    inside = text[start:text.index("\n  end\n", start)]
+    nodes, _ = _mermaid_parts(text)
+    for i, label in nodes.items():
+        name = label.split("\n")[0]
+        assert (f"    {i}(" in inside or f"    {i}{{{{" in inside) == name.startswith("bal/"), name
+
+
+def test_picture_formats() -> None:
+    assert picture_format("a.DOT") == "dot" and picture_format("a.gv") == "dot"
+    assert picture_format("a.mmd") == picture_format("a.mermaid") == "mmd"
+    assert picture_format("a.txt", "mermaid") == "mmd" and picture_format(None, "png") == "png"
+    for bad in ("a.gif", "a"):
+        with pytest.raises(ValueError, match=r"\.dot, \.mmd, \.svg, \.png"):
+            picture_format(bad)
+    assert to_text(_mini(), "mmd") == to_mermaid(_mini())
+    with pytest.raises(ValueError, match="not a text format"):
+        to_text(_mini(), "png")
+
+
 # --------------------------------------------------------------------- layout
 
 
@@ -336,7 +442,23 @@ def test_hotline_layout_is_tidy() -> None:
     assert len(lay.boxes) == len(f.nodes)
     # readable: not a tall column and not a flat line
     assert 0.3 < lay.width / lay.height < 3
-    assert lay.crossings <= 3 * len(f.nodes)
+
+
+# the crossings the layout achieves on each flow (benchmarks/flow_layout.py), with a
+# small margin: a change that makes the pictures messier fails here
+CROSSINGS = {"mini": 0, "basic": 0, "sub": 1, "loops": 2, "hotline": 13}
+
+
+@pytest.mark.parametrize("name", sorted(CROSSINGS))
+def test_layout_crossings_stay_near_what_it_achieves(name: str, tmp_path: Path) -> None:
+    flows = {"mini": _mini, "loops": _loops, "hotline": _hotline,
+             "basic": lambda: parse_flow((ROOT / "ivr_flows" / "basic.yaml").read_text(),
+                                         "basic.yaml"),
+             "sub": lambda: _sub(tmp_path)}
+    f = flows[name]()
+    assert layout(f).crossings <= CROSSINGS[name]
+    # the best of several starting orders is never worse than the first alone
+    assert layout(f).crossings <= layout(f, starts=1).crossings
 
 
 # --------------------------------------------------------------------- render
@@ -390,6 +512,10 @@ def test_render_png_of_the_hotline_scales(tmp_path: Path) -> None:
 def test_render_dot_and_format_override(tmp_path: Path) -> None:
     render(_mini(), tmp_path / "t.dot")
     assert (tmp_path / "t.dot").read_text(encoding="utf-8") == to_dot(_mini())
+    render(_mini(), tmp_path / "t.mmd")
+    assert (tmp_path / "t.mmd").read_text(encoding="utf-8") == to_mermaid(_mini())
+    render(_mini(), tmp_path / "t.txt", fmt="mermaid")
+    assert (tmp_path / "t.txt").read_text(encoding="utf-8") == to_mermaid(_mini())
     render(_mini(), tmp_path / "picture", fmt="dot")
     assert (tmp_path / "picture").read_text(encoding="utf-8") == to_dot(_mini())
     render(_mini(), tmp_path / "x.out", fmt=".SVG")
@@ -398,13 +524,39 @@ def test_render_dot_and_format_override(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["flow.gif", "flow", "flow.pdf"])
 def test_render_refuses_other_formats(tmp_path: Path, name: str) -> None:
-    with pytest.raises(ValueError, match=r"\.dot, \.svg, \.png"):
+    with pytest.raises(ValueError, match=r"\.dot, \.mmd, \.svg, \.png"):
         render(_mini(), tmp_path / name)
     assert not (tmp_path / name).exists()
 
 
-def test_importing_the_module_does_not_import_matplotlib() -> None:
-    code = "import sys, acd.ivr.graph; print('matplotlib' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+# ------------------------------------------------------------ the plot extra
+
+# run in a fresh interpreter: which modules a command imports
+_IMPORTS = """
+import sys
+from click.testing import CliRunner
+from cli import main
+import acd.cli, acd.runtime.engine, acd.runtime.serve
+import acd.ivr.graph, acd.ivr.dot, acd.ivr.mermaid
+import acd.plot, acd.plot.draw, acd.plot.layout
+hotline = "ivr_flows/hotline.yaml"
+for args in (["flow", "validate", hotline], ["flow", "graph", hotline, "--format", "dot"],
+             ["flow", "graph", hotline, "--format", "mermaid"]):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+print("matplotlib" in sys.modules)
+"""
+
+
+def test_only_a_drawing_imports_matplotlib(tmp_path: Path) -> None:
+    """The CLI, the engine, serve, the flow checks and the text pictures, even the
+    drawing modules themselves, import matplotlib only when a drawing is made."""
+    out = subprocess.run([sys.executable, "-c", _IMPORTS], capture_output=True, text=True,
                          cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
+    # the same check sees it when a drawing is made
+    drawn = _IMPORTS.replace('"--format", "dot"', f'"-o", {str(tmp_path / "h.svg")!r}')
+    out = subprocess.run([sys.executable, "-c", drawn], capture_output=True, text=True,
+                         cwd=ROOT, check=True)
+    assert out.stdout.strip() == "True"
+    assert (tmp_path / "h.svg").exists()

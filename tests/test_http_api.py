@@ -8,11 +8,17 @@ from typing import Any
 
 import aiohttp
 import pytest
-from api_system import System, system, until
+from aiohttp.test_utils import TestClient, TestServer
+from api_system import ROOT, System, system, until
 
 from acd.api.control import ControlApi
-from acd.core.model import AgentState, CallState
+from acd.core.center import ContactCenter, agents_for_queues
+from acd.core.errors import CoreError
+from acd.core.model import AgentState, CallState, CoreConfig, Event
+from acd.core.policy import simple_policy
 from acd.core.profiles import CustomerProfile
+from acd.core.stats import Statistics
+from acd.ivr.load import load_flow
 from sim.callers import CallHandle
 from sim.config import CallerScript, Outcome, PhoneBehaviour
 
@@ -78,7 +84,8 @@ async def test_pause_ready_logout_login_round_trip(tmp_path: Path) -> None:
         status, a = await call(s, "POST", "/agents/a1001/login", {"ready": True})
         assert status == 200 and a["state"] == "ready"
         assert (await get(s, "/agents/a1001"))["state"] == "ready"
-        assert s.engine.stats.errors == 0  # nothing illegal ever reached the core
+        # a refused request is the client's error (409), not the engine's
+        assert s.engine.counters.errors == 0
 
 
 async def test_logout_of_an_agent_on_a_call_waits_for_the_call(tmp_path: Path) -> None:
@@ -98,7 +105,7 @@ async def test_logout_of_an_agent_on_a_call_waits_for_the_call(tmp_path: Path) -
         await until(lambda: agent.state is AgentState.LOGGED_OUT, what="logged out after the call")
         shown = await get(s, "/agents/a1001")
         assert shown["calls_handled"] == 1 and shown["logout_after_call"] is False
-        assert s.engine.stats.errors == 0
+        assert s.engine.counters.errors == 0
 
 
 async def test_login_during_the_call_takes_back_the_logout(tmp_path: Path) -> None:
@@ -114,7 +121,7 @@ async def test_login_during_the_call_takes_back_the_logout(tmp_path: Path) -> No
         assert shown["logout_after_call"] is False
         await asyncio.wait_for(h.done, 10)
         await until(lambda: agent.state is AgentState.READY, what="ready after wrap-up")
-        assert s.engine.stats.errors == 0
+        assert s.engine.counters.errors == 0
 
 
 async def test_unknown_subjects_and_bad_requests(tmp_path: Path) -> None:
@@ -159,7 +166,7 @@ async def test_unknown_subjects_and_bad_requests(tmp_path: Path) -> None:
             assert status == 400 and err["error"].startswith(f"{field}:"), (body, err)
         status, err = await call(s, "POST", "/agents/a1001/profile", {})
         assert status == 400 and err["error"].startswith("nothing to change")
-        assert s.engine.stats.errors == 0
+        assert s.engine.counters.errors == 0
         assert (await get(s, "/health"))["agents"] == 1  # still serving
 
 
@@ -238,7 +245,7 @@ async def test_queues_show_waiting_calls_and_positions(tmp_path: Path) -> None:
             await call(s, "POST", f"/agents/{aid}/ready")
         results = await asyncio.wait_for(asyncio.gather(*(h.done for h in handles)), 15)
         assert all(r.outcome is Outcome.TALKED for r in results)
-        await until(lambda: s.engine.stats.calls_finished == 3, what="3 records")
+        await until(lambda: s.engine.counters.calls_finished == 3, what="3 records")
         b = next(q for q in await get(s, "/queues") if q["name"] == "billing")
         assert (b["waiting"], b["offered"], b["answered"], b["abandoned"]) == (0, 3, 3, 0)
         assert b["asa_s"] > 0 and b["abandon_rate"] == 0.0 and b["service_level"] == 1.0
@@ -255,7 +262,7 @@ async def test_stats_and_health(tmp_path: Path) -> None:
                     what="the call connected")
         assert (await get(s, "/health"))["calls"] == 1
         await asyncio.wait_for(h.done, 10)
-        await until(lambda: s.engine.stats.calls_finished == 1, what="the record")
+        await until(lambda: s.engine.counters.calls_finished == 1, what="the record")
 
         totals = await get(s, "/stats")
         assert totals["interval_s"] == 900.0
@@ -304,3 +311,64 @@ async def test_port_start_and_stop(tmp_path: Path) -> None:
         finally:
             await other.stop()
         assert other.port is None
+
+
+class FakeFlows:
+    def __init__(self) -> None:
+        self.current = load_flow(ROOT / "ivr_flows" / "basic.yaml")
+        self.loads = 1
+
+    def reload(self) -> Any:
+        raise AssertionError("not asked")
+
+
+class FakeEngine:
+    """Only what the API's protocol asks: a core, statistics, a clock, submit."""
+
+    def __init__(self) -> None:
+        self.core = ContactCenter(CoreConfig(
+            policy=simple_policy({"billing": 20.0}),
+            agents=agents_for_queues({"a0": ("1000", ("billing",))})))
+        self.statistics = Statistics()
+        self.clock = lambda: 1_000.0
+        self.flows = FakeFlows()
+        self.profiles: Any = None
+        self.sms_store = None
+        self.sms_app_url = None
+        self.pbx_connected = False
+        self.submitted: list[object] = []
+
+    def submit(self, event: Event) -> CoreError | None:
+        self.submitted.append(event)
+        try:
+            self.core.handle(event, self.clock())
+        except CoreError as exc:
+            return exc
+        return None
+
+
+async def test_the_api_needs_only_its_protocol_of_the_engine() -> None:
+    engine = FakeEngine()
+    async with TestClient(TestServer(ControlApi(engine).app())) as client:
+        resp = await client.post("/agents/a0/login", json={"ready": False})
+        assert resp.status == 200 and (await resp.json())["state"] == "paused"
+        resp = await client.post("/agents/a0/login")
+        assert resp.status == 409  # the core's refusal, returned by submit
+        assert await resp.json() == {"error": "agent a0: 'login' is not allowed in state 'paused'"}
+        resp = await client.get("/health")
+        assert await resp.json() == {"ami": False, "calls": 0, "agents": 1, "logged_in": 1,
+                                     "ready": 0}
+        resp = await client.get("/sms/outbox")
+        assert resp.status == 404
+    assert [type(e).__name__ for e in engine.submitted] == ["AgentLogin", "AgentLogin"]
+    assert engine.core.agent("a0").state is AgentState.PAUSED
+
+
+def test_the_api_does_not_import_the_engine() -> None:
+    from test_import_graph import imported_names, module_files
+
+    api = {m: p for m, p in module_files(ROOT, ("acd",)).items() if m.startswith("acd.api")}
+    assert "acd.api.control" in api and "acd.api.protocol" in api
+    for module, path in api.items():
+        assert not [n for n in imported_names(module, path) if n.startswith("acd.runtime")], \
+            module

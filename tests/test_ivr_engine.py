@@ -12,19 +12,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 from aiohttp import web
+from helpers import SECRET, db_url, engine_on_pbx, pbx_for_engine
 
 from acd.adapters.ami import AmiConfig
 from acd.core.center import agents_for_queues
 from acd.core.model import CoreConfig
 from acd.core.policy import simple_policy
-from acd.ivr.flow import load_flow
+from acd.ivr.load import load_flow
 from acd.runtime.engine import Engine
 from acd.runtime.settings import EngineConfig
-from sim.config import CallerScript, CallResult, Outcome, PhoneBehaviour, SimConfig
+from sim.config import CallerScript, CallResult, Outcome, PhoneBehaviour
 from sim.pbx import SimPBX
 
-SECRET = "s"
 #: the due date the lookup returns, said as noon that day in Shanghai
 DUE = int(dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp())
 MONDAY_10 = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC).timestamp()  # 10:00 in Shanghai
@@ -168,11 +169,9 @@ async def system(tmp_path: Path, url: str, *, clock_at: float = MONDAY_10,
     (tmp_path / "sub.yaml").write_text(SUB)
     flow_file = tmp_path / "every.yaml"
     flow_file.write_text(FLOW.format(url=url, version=version))
-    pbx = SimPBX(SimConfig(users={"acd": SECRET}, prompt_s=0.05, say_word_s=0.05,
-                           dtmf_gap_s=0.02, dtmf_duration_s=0.02, transfer_talk_s=0.3,
-                           voicemail_max_s=0.3, beep_s=0.01))
-    await pbx.start()
-    pbx.add_phone("1001", PhoneBehaviour(answer_after_s=0.05, talk_s=0.2))
+    pbx = pbx_for_engine(say_word_s=0.05, dtmf_gap_s=0.02, dtmf_duration_s=0.02,
+                         transfer_talk_s=0.3, voicemail_max_s=0.3, beep_s=0.01)
+    phones = {"1001": PhoneBehaviour(answer_after_s=0.05, talk_s=0.2)}
     flow = load_flow(flow_file)
     policy = simple_policy({"billing": 5, "vip": 5})
     agents = agents_for_queues({"a1001": ("1001", ("billing", "vip"))})
@@ -181,19 +180,14 @@ async def system(tmp_path: Path, url: str, *, clock_at: float = MONDAY_10,
     async def lookup(number: str) -> dict[str, str]:
         return dict((profiles or {}).get(number, {}))
 
-    engine = Engine(EngineConfig(
+    cfg = EngineConfig(
         core=CoreConfig(policy=policy, agents=agents, wrap_up_s=0.05, rona_pause_s=None),
-        flow=flow, ami=AmiConfig(port=pbx.ami_port, username="acd", secret=SECRET),
-        agi_port=0, database_url=f"sqlite+aiosqlite:///{tmp_path / 'acd.db'}",
-        known_queues=frozenset({"billing", "vip"})),
-        clock=lambda: clock_at + (time.time() - start), lookup=lookup)
-    try:
-        await engine.start()
-        pbx.cfg.agi_url = f"agi://127.0.0.1:{engine.agi.port}"
-        yield pbx, engine, flow_file
-    finally:
-        await engine.stop()
-        await pbx.stop()
+        flow=flow, ami=AmiConfig(username="acd", secret=SECRET), database_url=db_url(tmp_path),
+        known_queues=frozenset({"billing", "vip"}))
+    async with engine_on_pbx(cfg, pbx=pbx, phones=phones,
+                             clock=lambda: clock_at + (time.time() - start),
+                             lookup=lookup) as (sim, engine):
+        yield sim, engine, flow_file
 
 
 async def call(pbx: SimPBX, keys: list[str], number: str = "13800138000",
@@ -356,13 +350,14 @@ async def test_hangup_in_the_middle_of_each_kind_of_node(tmp_path: Path) -> None
         recs = [await record(engine, r.uniqueid) for r in results]
         await asyncio.sleep(0.1)
         assert engine.agi.active == 0
-        assert engine.stats.errors == 0
+        assert engine.counters.errors == 0
     for (_, _, node), rec, res in zip(cases, recs, results, strict=True):
         assert rec["outcome"] == "ivr", (node, rec)
         assert rec["ivr_path"].split(">")[-1] == node, (node, rec["ivr_path"])
         assert res.outcome is Outcome.IVR_HANGUP
 
 
+@pytest.mark.slow  # three calls through the menu, one after the other
 async def test_reload_new_calls_take_the_new_version_old_calls_finish(tmp_path: Path) -> None:
     async with lookup_server() as (url, _), system(tmp_path, url) as (pbx, engine, flow_file):
         # a call sits in the menu (long timeout through silence) while the flow changes

@@ -8,6 +8,7 @@ from collections.abc import Collection
 import pytest
 
 from acd.adapters.lookup import Context, LookupBatcher
+from acd.adapters.storage import Database
 from acd.core.profiles import CustomerProfile
 
 
@@ -38,15 +39,12 @@ async def test_concurrent_lookups_share_one_fetch_and_failures_reach_each_waiter
     assert b.batches == 3
 
 
-async def test_record_writer_skips_a_refused_row_and_keeps_the_rest(tmp_path: object) -> None:
+async def test_record_writer_skips_a_refused_row_and_keeps_the_rest(db: Database) -> None:
     import time as _time
-    from pathlib import Path
 
-    from acd.adapters.storage import Database, RecordWriter
+    from acd.adapters.storage import RecordWriter
     from acd.core.model import CallRecord, Outcome
 
-    db = Database(f"sqlite+aiosqlite:///{Path(str(tmp_path)) / 'w.db'}")
-    await db.create()
     w = RecordWriter(db, linger_s=0.01)
     w.start()
     now = _time.time()
@@ -60,6 +58,5 @@ async def test_record_writer_skips_a_refused_row_and_keeps_the_rest(tmp_path: ob
     await w.drain()
     await w.stop()
     ids = sorted(r["call_id"] for r in await db.calls())
-    await db.dispose()
     assert ids == ["a", "b", "c"]
     assert (w.written, w.failed) == (3, 1)

@@ -6,17 +6,11 @@ from __future__ import annotations
 import pytest
 
 from acd.core.profiles import AgentProfile, CustomerProfile
-from acd.loaders.profiles import (
-    Issue,
-    ProfileFileError,
-    agent_problems,
-    customer_problems,
-    decode,
-    parse_agents,
-    parse_agents_csv,
-    parse_agents_yaml,
-    parse_customers_csv,
-)
+from acd.loaders.profile_checks import agent_problems, customer_problems
+from acd.loaders.profile_csv import parse_agents_csv, parse_customers_csv
+from acd.loaders.profile_results import Issue, ProfileFileError
+from acd.loaders.profile_yaml import parse_agents_yaml
+from acd.loaders.profiles import decode, parse_agents
 
 HEADER = ("number,name,vip_level,dialect,language,segment,tags,gender,age,preferred_gender,"
           "preferred_age_band")
@@ -41,7 +35,7 @@ def test_a_full_row_becomes_a_profile() -> None:
         "13800138000,张伟,3,MinNan,ZH,enterprise,vip;key-account,m,52,female,35-44"))
     assert r.errors == [] and r.warnings == [] and r.rejected == 0
     assert r.profiles == [CustomerProfile(
-        number="13800138000", name="张伟", vip_level=3, dialect="minnan", language="zh",
+        number="+8613800138000", name="张伟", vip_level=3, dialect="minnan", language="zh",
         segment="enterprise", tags=frozenset({"vip", "key-account"}), gender="M", age=52,
         preferred_gender="F", preferred_age_band="35-44")]
     assert r.rows[0].line == 2
@@ -51,13 +45,13 @@ def test_a_full_row_becomes_a_profile() -> None:
 def test_columns_in_any_order_and_only_number_required() -> None:
     r = parse_customers_csv("vip_level,number\n2,+85291234567\n,13900000000\n")
     assert r.profiles == [CustomerProfile("+85291234567", vip_level=2),
-                          CustomerProfile("13900000000")]
+                          CustomerProfile("+8613900000000")]
     assert r.rows[0].fields == frozenset({"number", "vip_level"})
 
 
 def test_header_names_are_trimmed_and_case_free() -> None:
     r = parse_customers_csv(" Number , NAME \n13800138000, 张三 \n")
-    assert r.profiles == [CustomerProfile("13800138000", name="张三")]
+    assert r.profiles == [CustomerProfile("+8613800138000", name="张三")]
 
 
 def test_bom_and_chinese_names() -> None:
@@ -94,8 +88,8 @@ def test_vip_level_range(value: str, ok: bool) -> None:
         assert r.errors[0].problem == f"vip_level {value!r} is not a whole number 0-9"
 
 
-@pytest.mark.parametrize("number", ["12", "1380013800012345678901", "138-0013-8000",
-                                    "1.38E+10", "++86138", "86 138"])
+@pytest.mark.parametrize("number", ["12", "1380013800012345678901", "138-0013-800O",
+                                    "1.38E+10", "++86138", "86 138 x", "1-2"])
 def test_bad_numbers(number: str) -> None:
     e = only_error(f"number,name\n{number},x\n")
     assert e.line == 2 and e.field == "number"
@@ -106,6 +100,39 @@ def test_bad_numbers(number: str) -> None:
 def test_number_limits_and_plus() -> None:
     r = parse_customers_csv("number\n110\n+8613800138000\n" + "1" * 20 + "\n")
     assert r.errors == [] and len(r.profiles) == 3
+    # numbers that are not full phone numbers are kept as written, with a warning
+    assert [c.number for c in r.profiles] == ["110", "+8613800138000", "1" * 20]
+    assert [(w.line, w.field) for w in r.warnings] == [(2, "number"), (4, "number")]
+    assert str(r.warnings[0]) == (
+        "customers.csv:2: warning: number '110' is not a full phone number (no country or "
+        "area code could be read): kept as written, so only a caller id written the same "
+        "way finds it")
+
+
+@pytest.mark.parametrize(("written", "stored"), [
+    ("13800138000", "+8613800138000"), ("+86 138 0013 8000", "+8613800138000"),
+    ("008613800138000", "+8613800138000"), ("8613800138000", "+8613800138000"),
+    ("(020) 1234-5678", "+862012345678"), ("+852 9123 4567", "+85291234567"),
+])
+def test_numbers_are_stored_in_one_form(written: str, stored: str) -> None:
+    r = parse_customers_csv(f"number\n{written}\n")
+    assert r.errors == [] and r.warnings == []
+    assert [c.number for c in r.profiles] == [stored]
+
+
+def test_the_configured_country_reads_national_numbers() -> None:
+    # a country without a numbering plan here: national forms are kept as written
+    r = parse_customers_csv("number\n13800138000\n+44 7911 123456\n", country="44")
+    assert [c.number for c in r.profiles] == ["13800138000", "+447911123456"]
+    assert [w.line for w in r.warnings] == [2]
+
+
+def test_two_forms_of_one_number_are_one_customer() -> None:
+    r = parse_customers_csv("number,name\n+8613800138000,张三\n13800138000,张三丰\n")
+    assert [(c.number, c.name) for c in r.profiles] == [("+8613800138000", "张三丰")]
+    assert [str(w) for w in r.warnings] == [
+        "customers.csv:3: warning: number '+8613800138000' also on line 2; "
+        "this later row wins"]
 
 
 def test_missing_number() -> None:
@@ -127,7 +154,8 @@ def test_tags() -> None:
     r = parse_customers_csv('number,tags\n13800138000, vip ; complaint;;\n'
                             '13800138001,"vip,complaint"\n'
                             f"13800138002,{'x' * 65}\n")
-    assert r.profiles == [CustomerProfile("13800138000", tags=frozenset({"vip", "complaint"}))]
+    assert r.profiles == [CustomerProfile("+8613800138000",
+                                          tags=frozenset({"vip", "complaint"}))]
     assert [(e.line, e.field) for e in r.errors] == [(3, "tags"), (4, "tags")]
     assert r.errors[0].problem == ("tags entry 'vip,complaint' contains a comma; "
                                    "separate entries with ';'")
@@ -234,17 +262,18 @@ def test_duplicate_number_later_row_wins_with_a_warning() -> None:
                                       "13900000000,李四,0,,,,,,,,",
                                       "13800138000,张三丰,2,,,,,,,,"))
     assert r.errors == [] and r.rejected == 0
-    assert [(c.number, c.name) for c in r.profiles] == [("13900000000", "李四"),
-                                                        ("13800138000", "张三丰")]
+    assert [(c.number, c.name) for c in r.profiles] == [("+8613900000000", "李四"),
+                                                        ("+8613800138000", "张三丰")]
     assert [str(w) for w in r.warnings] == [
-        "customers.csv:4: warning: number '13800138000' also on line 2; this later row wins"]
+        "customers.csv:4: warning: number '+8613800138000' also on line 2; "
+        "this later row wins"]
     assert r.warnings[0].warning and r.warnings[0].field == "number"
     assert [i.line for i in r.issues] == [4]
 
 
 def test_a_bad_later_duplicate_leaves_the_earlier_row() -> None:
     r = parse_customers_csv("number,vip_level\n13800138000,1\n13800138000,gold\n")
-    assert r.profiles == [CustomerProfile("13800138000", vip_level=1)]
+    assert r.profiles == [CustomerProfile("+8613800138000", vip_level=1)]
     assert r.warnings == [] and r.rejected == 1
 
 

@@ -1,8 +1,8 @@
 """ProfileStore on SQLite and on PostgreSQL (skipped if no server is running).
 
-The PostgreSQL runs use a schema of their own (unique name, created, then
-dropped with everything in it), so they cannot touch other tables of the
-shared ``test`` database or another test run.
+The PostgreSQL runs use a schema of their own (conftest's ``postgres_db``),
+so they cannot touch other tables of the shared ``test`` database or
+another test run.
 """
 
 from __future__ import annotations
@@ -10,26 +10,23 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, inspect, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import inspect
 
+from acd.adapters.lookup import LookupBatcher
 from acd.adapters.profiles_store import (
     ProfileStore,
     ProfileStoreError,
     UnknownAgentError,
-    agents_table,
     customers_table,
 )
-from acd.adapters.storage import Database, metadata
+from acd.adapters.storage import Database
+from acd.core.model import CallRecord, Outcome
 from acd.core.profiles import AgentProfile, CustomerProfile
-
-PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+from acd.loaders.profile_csv import parse_customers_csv
 
 FULL_CUSTOMER = CustomerProfile(
     number="+8613800138000", name="欧阳娜娜", vip_level=3, dialect="minnan", language="zh",
@@ -41,49 +38,11 @@ FULL_AGENT = AgentProfile(
     age_band="35-44", groups=frozenset({"xiamen", "senior"}), vip_qualified=True)
 
 
-async def _sqlite(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path}/profiles.db")
-    await db.create()
-    try:
-        yield db
-    finally:
-        await db.dispose()
-
-
-async def _postgres() -> AsyncIterator[Database]:
-    schema = f"acd_test_{uuid.uuid4().hex[:12]}"
-    db = Database(PG_URL)
-
-    @event.listens_for(db.engine.sync_engine, "connect")
-    def _search_path(dbapi_conn: Any, _rec: Any) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute(f'SET search_path TO "{schema}"')
-        cur.close()
-
-    try:
-        async with db.engine.begin() as conn:
-            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-            await conn.run_sync(metadata.create_all, tables=[customers_table, agents_table])
-    except (OSError, SQLAlchemyError) as exc:
-        await db.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc}")
-    try:
-        yield db
-    finally:
-        async with db.engine.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await db.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    gen = _sqlite(tmp_path) if request.param == "sqlite" else _postgres()
-    async for d in gen:
-        yield d
-
-
-@pytest.fixture
-def store(db: Database) -> ProfileStore:
+@pytest.fixture(params=["db", "postgres_db"], ids=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest) -> ProfileStore:
+    """On conftest's SQLite ``db``, then on its ``postgres_db`` (skipped,
+    saying why, when no server answers)."""
+    db = request.getfixturevalue(request.param)
     return ProfileStore(db, batch=4)  # small batches: several transactions per upsert
 
 
@@ -140,7 +99,9 @@ async def test_upsert_limited_to_fields_keeps_the_other_columns(store: ProfileSt
                                         fields={"number", "vip_level"}) == (1, 1)
     kept = await store.get_customer(FULL_CUSTOMER.number)
     assert kept == CustomerProfile(**{**_fields(FULL_CUSTOMER), "vip_level": 1})
-    assert await store.get_customer("13900000000") == newcomer
+    # stored in its one form
+    assert await store.get_customer("13900000000") == \
+        dataclasses.replace(newcomer, number="+8613900000000")
     with pytest.raises(ProfileStoreError, match="unknown customers fields: colour"):
         await store.upsert_customers([change], fields={"number", "colour"})
 
@@ -154,7 +115,7 @@ async def test_customers_by_number_in_chunks_leaves_out_unknowns(store: ProfileS
     wanted = [customer(i).number for i in range(0, 12)] + ["999"]
     got = await store.customers_by_number(wanted)
     assert sorted(got) == sorted(customer(i).number for i in range(9))
-    assert all(got[n].number == n for n in got)
+    assert all(got[n].number == "+86" + n for n in got)  # keyed as asked, stored +86...
     assert await store.customers_by_number([]) == {}
 
 
@@ -178,9 +139,79 @@ async def test_invalid_customers_are_refused_before_anything_is_written(
                                                                      dialect="MinNan")]
     with pytest.raises(ProfileStoreError) as exc:
         await store.upsert_customers(bad)
-    assert "customer '13800000002': name is 200 characters long (at most 128)" in str(exc.value)
+    assert "customer '+8613800000002': name is 200 characters long (at most 128)" \
+        in str(exc.value)
     assert "dialect 'MinNan' should be written 'minnan'" in str(exc.value)
     assert await store.get_customer(customer(1).number) is None
+
+
+# ------------------------------------------- one identity per phone number
+
+
+@pytest.fixture
+def sqlite_store(db: Database) -> ProfileStore:
+    return ProfileStore(db)
+
+
+def answered(call_id: str, caller: str, agent_id: str, ended: float) -> CallRecord:
+    return CallRecord(call_id, caller, "", ended - 100, ended, Outcome.ANSWERED, (), "vip",
+                      ended - 90, 10.0, agent_id, ended - 80, 80.0, 1, "pbx1")
+
+
+async def test_a_customer_imported_as_plus86_is_found_from_every_form(
+        sqlite_store: ProfileStore) -> None:
+    """Issue 11: the customers file says +8613800138000 (VIP 3); calls come from
+    13800138000 and 008613800138000.  The engine's lookup (the batcher over
+    ``callers_context``, as ``Engine`` wires it) finds the customer for both."""
+    store = sqlite_store
+    parsed = parse_customers_csv("number,name,vip_level\n+8613800138000,林先生,3\n")
+    await store.upsert_customers(parsed.profiles, fields=parsed.rows[0].fields)
+    await store.db.write_batch([answered("old", "13800138000", "a1", 1000.0)], [])
+    lookups = LookupBatcher(store.callers_context)
+    lookups.start()
+    try:
+        for caller in ("13800138000", "008613800138000", "+86 138 0013 8000"):
+            attrs = await lookups.attributes(caller)
+            assert attrs["vip_level"] == "3" and attrs["name"] == "林先生", caller
+            assert attrs["number"] == "+8613800138000"
+            assert attrs["last_agent"] == "a1", caller  # the call record of another form
+        assert await lookups.attributes("13900000000") == {}
+        assert await lookups.attributes("") == {}
+    finally:
+        await lookups.stop()
+
+
+async def test_rows_written_before_normalising_are_still_found(
+        sqlite_store: ProfileStore) -> None:
+    store = sqlite_store
+    now = dt.datetime.now(dt.UTC)
+    async with store.db.engine.begin() as conn:  # as an older version stored them
+        await conn.execute(customers_table.insert(), [
+            {"number": "13900000001", "name": "旧", "vip_level": 1, "updated_at": now},
+            {"number": "8613900000002", "name": "旧二", "vip_level": 2, "updated_at": now}])
+    got = await store.get_customer("+8613900000001")
+    assert got is not None and got.name == "旧" and got.number == "13900000001"
+    assert (await store.callers_context(["0086 139 0000 0002"]))["0086 139 0000 0002"][0] \
+        == CustomerProfile("8613900000002", name="旧二", vip_level=2)
+    assert await store.customer_updated_at("+8613900000001") is not None
+    # a new import writes the one form; the reads prefer it to the old row
+    await store.upsert_customers([CustomerProfile("13900000001", name="新", vip_level=3)])
+    got = await store.get_customer("13900000001")
+    assert got is not None and (got.number, got.name) == ("+8613900000001", "新")
+
+
+async def test_the_last_agent_is_the_latest_answered_call_in_any_form(
+        sqlite_store: ProfileStore) -> None:
+    store = sqlite_store
+    await store.db.write_batch([
+        answered("c1", "13800138000", "a1", 1000.0),
+        answered("c2", "+8613800138000", "a2", 2000.0),
+        answered("c3", "8613800138000", "a3", 1500.0),
+        answered("c4", "13900000000", "a4", 3000.0)], [])
+    ctx = await store.callers_context(["008613800138000", "13900000000", "1001"])
+    assert ctx == {"008613800138000": (None, "a2"), "13900000000": (None, "a4"),
+                   "1001": (None, None)}
+    assert await store.caller_context("13800138000") == (None, "a2")
 
 
 # ----------------------------------------------------------------- agents

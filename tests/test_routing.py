@@ -162,13 +162,29 @@ def test_repeat_caller_gets_the_last_agent_when_free() -> None:
     cc.handle(OfferAnswered("c1", o.offer_id), 1.0)
     cc.handle(ConversationEnded("c1"), 60.0)
     cc.handle(TimerFired(("wrap_up", "minnan_plain")), 65.0)
-    # general_f has been idle far longer, but the caller's last agent wins
-    o2 = offer(queue(cc, "c2", 70.0, {"dialect": "mandarin"}, number="13900000001"))
+    # general_f has been idle far longer, but the caller's last agent (the
+    # adapter's lookup supplies it) wins
+    o2 = offer(queue(cc, "c2", 70.0, {"dialect": "mandarin", "last_agent": "minnan_plain"},
+                     number="13900000001"))
     assert o2 is not None and o2.agent_id == "minnan_plain"
     # a first-time caller gets the longest-idle, better-matching agent instead
     cc.handle(AgentLogin("mandarin_vip"), 71.0)
     o3 = offer(queue(cc, "c3", 72.0, {"dialect": "mandarin"}, number="13900000002"))
     assert o3 is not None and o3.agent_id == "general_f"
+
+
+def test_the_core_keeps_no_memory_of_last_agents() -> None:
+    """One store of the last agent: the call records (the engine's lookup
+    passes it as an attribute); a repeat call without it is a first call."""
+    cc = center()
+    login(cc, "minnan_plain", "general_f")
+    o = offer(queue(cc, "c1", 0.0, {"dialect": "minnan"}, number="13900000001"))
+    assert o is not None and o.agent_id == "minnan_plain"
+    cc.handle(OfferAnswered("c1", o.offer_id), 1.0)
+    cc.handle(ConversationEnded("c1"), 60.0)
+    cc.handle(TimerFired(("wrap_up", "minnan_plain")), 65.0)
+    o2 = offer(queue(cc, "c2", 70.0, {"dialect": "mandarin"}, number="13900000001"))
+    assert o2 is not None and o2.agent_id == "general_f"
 
 
 def test_last_agent_from_the_database_attribute() -> None:
@@ -304,5 +320,6 @@ def test_stale_partition_entries_are_compacted() -> None:
     for i in range(500):
         queue(cc, f"c{i}", float(i), {})
         cc.handle(CallerHungUp(f"c{i}"), float(i) + 0.5)
-    parts = cc._parts["general"]
-    assert sum(len(p.heap) for p in parts.values()) < 200
+    sizes = cc.partition_sizes("general")
+    assert sum(waiting for waiting, _ in sizes) == 0
+    assert sum(held for _, held in sizes) < 200

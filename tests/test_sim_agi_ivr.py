@@ -11,58 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 
 import pytest
+from helpers import SCALE, raw, sim_config
 
-from acd.protocols.agi import AgiError, AgiHangup, AgiResult
+from acd.protocols.agi import AgiError
 from sim import CallerScript, Outcome, SimConfig, SimPBX
 from sim.agi_client import format_words, record_offset_beep, record_silence_ms
 from sim.config import CallResult, Recording
 from sim.testkit import AgiConn, AgiScriptServer, AmiProbe
 
-SCALE = 0.02  # one simulated second = 20 ms
 #: for tests that measure durations or positions: 1 s = 100 ms, so that a
 #: loaded machine's 20 ms of lateness is 0.2 s (1600 samples), not 1 s.
-TIMED = pytest.mark.parametrize("pbx", [0.1], indirect=True, ids=["scale0.1"])
+TIMED = pytest.mark.parametrize("pbx_config", [0.1], indirect=True, ids=["scale0.1"])
 ALL_KEYS = '"0123456789#*"'
 
 
-def make_cfg(agi: AgiScriptServer, scale: float = SCALE, **kw: object) -> SimConfig:
-    cfg = SimConfig(agi_url=agi.url, time_scale=scale, prompt_s=5.0)
-    for key, value in kw.items():
-        setattr(cfg, key, value)
-    return cfg
-
-
 @pytest.fixture
-async def agi() -> AsyncIterator[AgiScriptServer]:
-    async with AgiScriptServer() as server:
-        yield server
-
-
-@pytest.fixture
-async def pbx(agi: AgiScriptServer, request: pytest.FixtureRequest) -> AsyncIterator[SimPBX]:
-    async with SimPBX(make_cfg(agi, getattr(request, "param", SCALE))) as sim:
-        yield sim
-
-
-@pytest.fixture
-async def ami(pbx: SimPBX) -> AsyncIterator[AmiProbe]:
-    probe = await AmiProbe.connect(pbx.ami_port)
-    await probe.login()
-    yield probe
-    await probe.close()
-
-
-def raw(reply: object) -> str:
-    if isinstance(reply, AgiResult):
-        return reply.raw
-    if isinstance(reply, AgiHangup):
-        return "HANGUP"
-    if isinstance(reply, AgiError):
-        return f"{reply.code} {reply.message}"
-    return repr(reply)
+def pbx_config(agi: AgiScriptServer, request: pytest.FixtureRequest) -> SimConfig:
+    """conftest's, at the time scale a test asks for with ``TIMED``."""
+    return sim_config(agi, getattr(request, "param", SCALE))
 
 
 async def call_with(agi: AgiScriptServer, pbx: SimPBX, commands: list[str],
@@ -134,6 +102,7 @@ def test_datetime_format_word_counts() -> None:
     assert format_words("''") == 0
 
 
+@TIMED  # the hang-up 2 s in is 40 ms at 0.02: too soon for a loaded machine's command
 async def test_say_datetime_hangup_answers_minus_one(agi: AgiScriptServer, pbx: SimPBX,
                                                      ami: AmiProbe) -> None:
     lines = await run_script(agi, pbx, [f'SAY DATETIME 1786000000 {ALL_KEYS}'],
@@ -262,7 +231,7 @@ async def test_record_file_hangup(agi: AgiScriptServer, pbx: SimPBX, ami: AmiPro
 
 async def test_record_file_beep_interrupted_or_missing(agi: AgiScriptServer) -> None:
     """A key during the beep, or no beep file: ``(randomerror)``, nothing recorded."""
-    cfg = make_cfg(agi, beep_s=2.0)
+    cfg = sim_config(agi, beep_s=2.0)
     async with SimPBX(cfg) as pbx:
         lines = await run_script(agi, pbx, ['RECORD FILE msg wav "#" -1 BEEP',
                                             'RECORD FILE msg wav "#" 3000 800 1'],
@@ -270,7 +239,7 @@ async def test_record_file_beep_interrupted_or_missing(agi: AgiScriptServer) -> 
         assert lines == ["200 result=35 (randomerror) endpos=0",
                          "200 result=35 (randomerror) endpos=800"]
         assert pbx.apps.recordings == []
-    cfg = make_cfg(agi, known_files=frozenset({"hello-world"}))
+    cfg = sim_config(agi, known_files=frozenset({"hello-world"}))
     async with SimPBX(cfg) as pbx:
         lines = await run_script(agi, pbx, ['RECORD FILE msg wav "#" 3000 BEEP'],
                                  CallerScript())
@@ -363,7 +332,7 @@ async def test_caller_hangs_up_during_transfer(agi: AgiScriptServer, pbx: SimPBX
 
 
 async def test_transfer_not_answered(agi: AgiScriptServer) -> None:
-    cfg = make_cfg(agi, transfer_answer_s=None)
+    cfg = sim_config(agi, transfer_answer_s=None)
     async with SimPBX(cfg) as pbx:
         _, result = await call_with(agi, pbx, ["SET CONTEXT acd-transfer",
                                                "SET EXTENSION 13900139000",
@@ -430,7 +399,7 @@ async def test_voicemail_fallback_context(agi: AgiScriptServer, pbx: SimPBX,
 async def test_get_data_keys(agi: AgiScriptServer) -> None:
     """handle_getdata / ast_app_getdata_full / ast_readstring_full."""
     known = frozenset({"hello-world", "vm-enter-num-to-call", "beep"})
-    async with SimPBX(make_cfg(agi, known_files=known)) as pbx:
+    async with SimPBX(sim_config(agi, known_files=known)) as pbx:
         lines = await run_script(agi, pbx, [
             "GET DATA vm-enter-num-to-call 3000 4",     # "1234": max reached
             "GET DATA vm-enter-num-to-call 3000 10",    # "98#": # ends, not kept

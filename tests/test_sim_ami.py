@@ -10,12 +10,11 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from helpers import SCALE
 
 from acd.protocols.agi import AgiResult
 from sim import CallerScript, PhoneBehaviour, SimConfig, SimPBX
 from sim.testkit import AgiConn, AgiScriptServer, AmiProbe
-
-SCALE = 0.02
 
 
 async def hold_forever(conn: AgiConn) -> None:
@@ -29,23 +28,14 @@ async def hold_forever(conn: AgiConn) -> None:
 
 @pytest.fixture
 async def agi() -> AsyncIterator[AgiScriptServer]:
+    """Every call is answered and held (conftest's ``pbx`` and ``ami`` use it)."""
     async with AgiScriptServer(hold_forever) as server:
         yield server
 
 
 @pytest.fixture
-async def pbx(agi: AgiScriptServer) -> AsyncIterator[SimPBX]:
-    async with SimPBX(SimConfig(agi_url=agi.url, time_scale=SCALE)) as sim:
-        yield sim
-
-
-@pytest.fixture
-async def ami(pbx: SimPBX) -> AsyncIterator[AmiProbe]:
-    probe = await AmiProbe.connect(pbx.ami_port)
-    resp = await probe.login()
-    assert resp.response == "Success"
-    yield probe
-    await probe.close()
+def pbx_config(agi: AgiScriptServer) -> SimConfig:
+    return SimConfig(agi_url=agi.url, time_scale=SCALE)  # the default 1 s prompts
 
 
 # ------------------------------------------------------------------- login

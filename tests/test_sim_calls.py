@@ -10,56 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
-from collections.abc import AsyncIterator
 
 import pytest
+from helpers import free_port, raw, sim_config
 
-from acd.protocols.agi import AgiError, AgiHangup, AgiResult
+from acd.protocols.agi import AgiError, AgiHangup
 from acd.protocols.ami import AmiMessage
-from sim import CallerScript, Outcome, PhoneBehaviour, SimConfig, SimPBX
+from sim import CallerScript, Outcome, PhoneBehaviour, SimPBX
 from sim.testkit import AgiConn, AgiScriptServer, AmiProbe
 
-SCALE = 0.02  # a 5 s prompt plays in 100 ms
 HOTLINE = "hotline?server=pbx1"
-
-
-def make_cfg(agi: AgiScriptServer, **kw: object) -> SimConfig:
-    cfg = SimConfig(agi_url=agi.url, time_scale=SCALE, prompt_s=5.0)
-    for key, value in kw.items():
-        setattr(cfg, key, value)
-    return cfg
-
-
-@pytest.fixture
-async def agi() -> AsyncIterator[AgiScriptServer]:
-    async with AgiScriptServer() as server:
-        yield server
-
-
-@pytest.fixture
-async def pbx(agi: AgiScriptServer) -> AsyncIterator[SimPBX]:
-    async with SimPBX(make_cfg(agi)) as sim:
-        yield sim
-
-
-@pytest.fixture
-async def ami(pbx: SimPBX) -> AsyncIterator[AmiProbe]:
-    probe = await AmiProbe.connect(pbx.ami_port)
-    await probe.login()
-    yield probe
-    await probe.close()
-
-
-def raw(reply: object) -> str:
-    """The reply line as Asterisk wrote it."""
-    if isinstance(reply, AgiResult):
-        return reply.raw
-    if isinstance(reply, AgiHangup):
-        return "HANGUP"
-    if isinstance(reply, AgiError):
-        return f"{reply.code} {reply.message}"
-    return repr(reply)
 
 
 async def redirect(ami: AmiProbe, channel: str, exten: str,
@@ -197,7 +157,7 @@ async def test_abandon_while_on_hold(agi: AgiScriptServer) -> None:
         closed_at.append(asyncio.get_running_loop().time())
 
     agi.scripts["hotline"] = hotline
-    async with SimPBX(make_cfg(agi, agi_dead_close_s=10.0)) as pbx:
+    async with SimPBX(sim_config(agi, agi_dead_close_s=10.0)) as pbx:
         ami = await AmiProbe.connect(pbx.ami_port)
         await ami.login()
         call = await pbx.place_call(CallerScript(name="张三", patience_s=6))
@@ -420,7 +380,7 @@ async def test_input_commands(agi: AgiScriptServer) -> None:
 
     agi.scripts["hotline"] = hotline
     known = frozenset({"hello-world", "vm-enter-num-to-call"})
-    async with SimPBX(make_cfg(agi, known_files=known)) as pbx:
+    async with SimPBX(sim_config(agi, known_files=known)) as pbx:
         call = await pbx.place_call(CallerScript(keys=["12", "", "1#", "7", "5"]))
         await call.done
     assert lines == [
@@ -440,10 +400,7 @@ async def test_input_commands(agi: AgiScriptServer) -> None:
 
 
 async def test_agi_refused_goes_to_next_priority(pbx: SimPBX, ami: AmiProbe) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    pbx.cfg.agi_url = f"agi://127.0.0.1:{port}"
+    pbx.cfg.agi_url = f"agi://127.0.0.1:{free_port()}"
     call = await pbx.place_call(CallerScript())
     step = await ami.wait_event("Newexten", Uniqueid=call.uniqueid, Application="Hangup")
     assert step["Priority"] == "3"
@@ -462,7 +419,7 @@ async def test_dead_agi_socket_is_closed_by_the_sim(agi: AgiScriptServer) -> Non
         lines.append(await conn.read_line(wait_s=5))  # the engine never closes
 
     agi.scripts["hotline"] = hotline
-    async with SimPBX(make_cfg(agi, agi_dead_close_s=5.0)) as pbx:
+    async with SimPBX(sim_config(agi, agi_dead_close_s=5.0)) as pbx:
         call = await pbx.place_call(CallerScript(patience_s=1))
         result = await call.done
     assert lines == ["200 result=-1", "HANGUP", None]

@@ -1,5 +1,5 @@
 """Live load simulation: the real engine against the PBX simulator over AMI
-and FastAGI, from a scenario file, sped up (acd/loadsim/live.py)."""
+and FastAGI, from a scenario file, sped up (acd/loadsim/live.py and its parts)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from acd.loadsim.live import LiveResult, live_flow, max_sustained_rate, plan_calls, run_live
+from acd.loadsim.live import run_live
+from acd.loadsim.live_result import LiveResult
+from acd.loadsim.plan import live_flow, plan_calls
+from acd.loadsim.rate import max_sustained_rate
 from acd.loadsim.scenario import load_scenario, parse_scenario
 from acd.loadsim.virtual import run_virtual
 

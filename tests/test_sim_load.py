@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from helpers import free_port
+
 from acd.protocols.agi import AgiResult
 from sim import (
-    CallerMix,
     CallerScript,
+    CallerScriptMix,
     Outcome,
     PhoneBehaviour,
     SimConfig,
@@ -62,7 +63,7 @@ async def test_run_load_mix_is_seeded_and_complete() -> None:
         await conn.command('EXEC MusicOnHold "default,10"')
 
     rng_a, rng_b = random.Random(7), random.Random(7)
-    mix = CallerMix(patience_s=(2.0, 20.0), ivr_hangup_p=0.3)
+    mix = CallerScriptMix(patience_s=(2.0, 20.0), ivr_hangup_p=0.3)
     assert [mix.draw(rng_a, i) for i in range(20)] == [mix.draw(rng_b, i) for i in range(20)]
 
     async with AgiScriptServer(scripts={"hotline": hotline}) as agi:
@@ -113,9 +114,7 @@ def test_parse_extensions() -> None:
 
 
 def test_python_dash_m_sim_runs_a_load() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed_port = s.getsockname()[1]
+    closed_port = free_port()
     proc = subprocess.run(
         [sys.executable, "-m", "sim", "--ami-port", "0", "--agi-url",
          f"agi://127.0.0.1:{closed_port}", "--agents", "1001-1002", "--calls", "5",

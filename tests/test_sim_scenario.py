@@ -8,18 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from acd.loadsim.scenario import (
-    Dist,
-    ScenarioError,
-    TraceError,
-    clock,
-    day_start,
-    load_scenario,
-    load_trace,
-    parse_scenario,
-    parse_trace,
-    walk_ivr,
-)
+from acd.loadsim.ivr_walk import walk_ivr
+from acd.loadsim.model import Dist, ScenarioError, TraceError, clock, day_start
+from acd.loadsim.scenario import load_scenario, parse_scenario
+from acd.loadsim.trace import load_trace, parse_trace
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "sim" / "scenarios"
 
@@ -176,7 +168,7 @@ def test_clock_and_day() -> None:
 
 
 def test_walk_ivr_draws_keys_per_menu_node(tmp_path: Path) -> None:
-    from acd.ivr.flow import load_flow
+    from acd.ivr.load import load_flow
 
     flow = load_flow(SCENARIOS / "monday_ivr.yaml")
     rng = random.Random(3)

@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from acd.cli.planning import staffing
+from acd.loadsim.model import SimError
 from acd.loadsim.scenario import load_scenario
 from acd.loadsim.staffing import evaluate_count, scale_roster, search_agents
-from acd.loadsim.virtual import SimError
 
 ROOT = Path(__file__).resolve().parent.parent
 ERLANG_A = ROOT / "sim" / "scenarios" / "erlang_a.yaml"

@@ -34,10 +34,12 @@ from typing import Any
 
 import pytest
 
-from acd.loadsim.scenario import TraceCall, erlang_scenario, load_scenario, parse_scenario
-from acd.loadsim.virtual import SimError, plot, run_virtual
+from acd.loadsim.model import SimError, TraceCall
+from acd.loadsim.plots import plot
+from acd.loadsim.scenario import erlang_scenario, load_scenario, parse_scenario
+from acd.loadsim.virtual import run_virtual
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "erlang-vectors.csv"
+VECTORS = Path(__file__).resolve().parent / "data" / "erlang-vectors.csv"
 SCENARIOS = Path(__file__).resolve().parents[1] / "sim" / "scenarios"
 LONG = os.environ.get("ACD_SIM_LONG") == "1"
 
@@ -237,6 +239,7 @@ def test_erlang_row_production(i: int, production: dict[int, dict[str, Any]]) ->
     assert abs(dev["wait"]) <= max(TOL_W, 3 * se[3] / w_csv), (dev, se)
 
 
+@pytest.mark.slow  # the reference runs until precise: about 6 s
 @needs_vectors
 @pytest.mark.parametrize("i", ROW_INDEXES, ids=ROW_IDS)
 def test_erlang_row_tolerance(i: int, reference: dict[int, dict[str, Any]]) -> None:

@@ -7,6 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from helpers import SmsGateway
 
 from acd.adapters.sms_log import LogTransport
 from acd.adapters.sms_store import SmsStore
@@ -18,10 +19,9 @@ from acd.sms.policy import (
     SmsPolicyError,
     is_opt_out,
     load_sms_policy,
-    normalize_number,
     parse_sms_policy,
 )
-from acd.sms.transport import InboundSms, OutgoingSms, PermanentSmsError, TransportError
+from acd.sms.transport import InboundSms, OnInbound, OnReceipt
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = load_sms_policy(ROOT / "sms.example.yaml")
@@ -81,11 +81,26 @@ def test_quiet_hours_defer_to_the_morning() -> None:
 
 
 def test_numbers() -> None:
-    assert normalize_number("+86 138-0013-8000") == "13800138000"
-    assert normalize_number("008613800138000") == "13800138000"
-    assert POLICY.is_mobile("8613800138000") and not POLICY.is_mobile("02088886666")
+    # the SMS is keyed by the caller's one number, whatever form the caller id has
+    for form in ("+86 138-0013-8000", "008613800138000", "8613800138000", "13800138000"):
+        p = POLICY.decide(facts(number=form))
+        assert p is not None and p.number == "+8613800138000" and p.suppressed is None
+    # mobile_pattern sees the national number
+    assert POLICY.is_mobile("8613800138000") and POLICY.is_mobile("+8613800138000")
+    assert not POLICY.is_mobile("02088886666") and not POLICY.is_mobile("anonymous")
+    # a foreign number is not taken for a Chinese mobile (1 650... looks like one)
+    assert not POLICY.is_mobile("+16502530000")
     p = POLICY.decide(facts(number="02088886666"))
-    assert p is not None and p.suppressed == "not-mobile"
+    assert p is not None and p.suppressed == "not-mobile" and p.number == "+862088886666"
+    # another configured country: China's national forms are not read as such
+    # (a country without a numbering plan in acd.core.numbers keeps its
+    # national forms as written; E.164 forms are one number)
+    uk = parse_sms_policy("templates: {a: {en: x}}\nrules: [{name: r, when: {}, template: a}]\n"
+                          "mobile_pattern: '00447[0-9]{9}'\n", country="44")
+    p = uk.decide(facts(number="0044 7911 123456"))
+    assert p is not None and p.number == "+447911123456" and p.suppressed is None
+    p = uk.decide(facts(number="13800138000"))
+    assert p is not None and p.number == "13800138000" and p.suppressed == "not-mobile"
     for word in ("STOP", "stop", " TD ", "退订", "td。"):
         assert is_opt_out(word)
     assert not is_opt_out("STOP charging me twice")
@@ -124,14 +139,6 @@ def record(call_id: str, number: str = "13800138000", outcome: Outcome = Outcome
                       end - 50, 50.0, None, None, None, 0, "pbx1")
 
 
-@pytest.fixture
-async def db(tmp_path: Path):  # type: ignore[no-untyped-def]
-    d = Database(f"sqlite+aiosqlite:///{tmp_path / 'sms.db'}")
-    await d.create()
-    yield d
-    await d.dispose()
-
-
 async def queue_call(db: Database, call_id: str, number: str = "13800138000",
                      ended: float | None = None) -> None:
     rec = record(call_id, number, ended=ended)
@@ -144,7 +151,8 @@ async def test_the_sms_is_written_with_its_call_record_or_not_at_all(db: Databas
     store = SmsStore(db)
     await queue_call(db, "c1")
     row = await store.get("c1")
-    assert row is not None and row.state == "queued" and row.number == "13800138000"
+    assert row is not None and row.state == "queued" and row.number == "+8613800138000"
+    assert row.to == "13800138000"  # the gateway gets the national form
     # the same call again (a duplicate record): the whole transaction is refused,
     # so there is no second SMS either
     with pytest.raises(Exception, match=r"(?i)unique"):
@@ -169,38 +177,53 @@ async def test_cap_and_opt_out_suppress_with_a_reason(db: Database) -> None:
     assert row is not None and (row.state, row.reason) == ("suppressed", "opted-out")
 
 
-class Gateway:
-    """A transport that fails on demand."""
+async def test_cap_counts_every_form_of_a_number_as_one(db: Database) -> None:
+    store = SmsStore(db)
+    await queue_call(db, "c1", number="+8613800138000", ended=at(10))
+    await queue_call(db, "c2", number="13800138000", ended=at(11))
+    await queue_call(db, "c3", number="008613800138000", ended=at(12))
+    assert [(r.call_id, r.state, r.reason) for r in reversed(await store.rows())] == [
+        ("c1", "queued", ""), ("c2", "suppressed", "cap: 1 in 24 h"),
+        ("c3", "suppressed", "cap: 1 in 24 h")]
+    assert {r.number for r in await store.rows()} == {"+8613800138000"}
 
-    name = "test"
 
-    def __init__(self) -> None:
-        self.down = False
-        self.refuse: set[str] = set()
-        self.sent: list[OutgoingSms] = []
-        self.on_inbound = None
+async def test_opt_outs_in_any_form_and_rows_written_before_normalising(db: Database) -> None:
+    from acd.adapters.sms_store import sms_optout, sms_outbox
 
-    async def start(self, on_receipt, on_inbound) -> None:  # type: ignore[no-untyped-def]
-        self.on_receipt, self.on_inbound = on_receipt, on_inbound
-
-    async def send(self, msg: OutgoingSms) -> str:
-        if self.down:
-            raise TransportError("gateway down")
-        if msg.to in self.refuse:
-            raise PermanentSmsError("invalid destination")
-        self.sent.append(msg)
-        return f"m{msg.sms_id}"
-
-    async def close(self) -> None:
-        pass
+    store = SmsStore(db)
+    assert await store.opt_out("138 0013 8000", "cli", at(9))
+    assert not await store.opt_out("008613800138000", "reply", at(9))  # already there
+    await queue_call(db, "c1", number="8613800138000")
+    row = await store.get("c1")
+    assert row is not None and row.reason == "opted-out"
+    assert await store.opt_in("+8613800138000")
+    assert await store.opted_out() == []
+    # an opt-out and an SMS stored by an older version (national form)
+    async with db.engine.begin() as conn:
+        await conn.execute(sms_optout.insert().values(
+            number="13900000000", at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC), source="reply"))
+        await conn.execute(sms_outbox.insert().values(
+            call_id="old", number="13700000000", rule="r", template="t", language="zh",
+            text="x", token="old-token", state="sent", reason="",
+            created_at=dt.datetime.fromtimestamp(at(9), dt.UTC),
+            send_after=dt.datetime.fromtimestamp(at(9), dt.UTC),
+            next_attempt_at=dt.datetime.fromtimestamp(at(9), dt.UTC)))
+    await queue_call(db, "c2", number="+8613900000000")
+    row = await store.get("c2")
+    assert row is not None and row.reason == "opted-out"  # the old opt-out holds
+    await queue_call(db, "c3", number="+8613700000000")
+    row = await store.get("c3")
+    assert row is not None and row.reason == "cap: 1 in 24 h"  # the old SMS counts
+    assert await store.opt_in("+86 139 0000 0000")  # removes the old row too
+    assert await store.opted_out() == []
 
 
 async def test_sender_retries_with_backoff_and_defers_quiet_hours(db: Database) -> None:
     store = SmsStore(db)
     now = [at(10)]
-    gw = Gateway()
+    gw = SmsGateway()
     sender = SmsSender(store, gw, SenderConfig(backoff_s=10), clock=lambda: now[0])
-    await sender.transport.start(sender._on_receipt, sender._on_inbound)
     await queue_call(db, "day", "13800000001", ended=at(10))
     await queue_call(db, "night", "13800000002", ended=at(23))  # deferred to 08:00
     gw.down = True
@@ -229,7 +252,7 @@ async def test_sender_retries_with_backoff_and_defers_quiet_hours(db: Database) 
 async def test_permanent_refusal_and_expiry_fail_with_a_reason(db: Database) -> None:
     store = SmsStore(db)
     now = [at(10)]
-    gw = Gateway()
+    gw = SmsGateway()
     gw.refuse.add("13800000003")
     sender = SmsSender(store, gw, SenderConfig(max_age_h=1), clock=lambda: now[0])
     await queue_call(db, "bad", "13800000003")
@@ -240,9 +263,22 @@ async def test_permanent_refusal_and_expiry_fail_with_a_reason(db: Database) -> 
     assert row is not None and row.state == "failed" and row.reason.startswith("expired")
 
 
+class RepliedTo(LogTransport):
+    """The log transport (every SMS delivered, with a receipt), and phones
+    that reply: ``reply`` hands the sender an SMS from a phone, as a
+    gateway's transport does."""
+
+    async def start(self, on_receipt: OnReceipt, on_inbound: OnInbound) -> None:
+        await super().start(on_receipt, on_inbound)
+        self.on_inbound = on_inbound
+
+    async def reply(self, number: str, text: str) -> None:
+        await self.on_inbound(InboundSms(number, text))
+
+
 async def test_receipts_and_stop_replies(db: Database) -> None:
     store = SmsStore(db)
-    transport = LogTransport()
+    transport = RepliedTo()
     sender = SmsSender(store, transport, clock=lambda: at(10, 5))
     await sender.start()
     try:
@@ -251,8 +287,11 @@ async def test_receipts_and_stop_replies(db: Database) -> None:
         await transport.close()  # let the receipt land
         row = await store.get("c1")
         assert row is not None and row.state == "delivered"
-        await sender._on_inbound(InboundSms("+8613800138000", "TD"))
-        assert [r["number"] for r in await store.opted_out()] == ["13800138000"]
+        await transport.reply("+8613800138000", "TD")
+        assert [r["number"] for r in await store.opted_out()] == ["+8613800138000"]
         assert sender.stats.opt_outs == 1
+        # a STOP from another form of the number is the same number
+        await transport.reply("8613800138000", "STOP")
+        assert sender.stats.opt_outs == 1 and len(await store.opted_out()) == 1
     finally:
         await sender.stop()

@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 
 import aiohttp
+from api_system import system
 
 from acd.runtime.settings import SmsConfig
 from acd.runtime.sms_sender import SenderConfig
 from acd.sms.policy import parse_sms_policy
 from sim.config import CallerScript, Outcome, PhoneBehaviour
-from tests.api_system import system
 
 POLICY = parse_sms_policy("""
 link: "https://m.example.cn/s/{token}"
@@ -45,12 +45,12 @@ async def test_click_app_login_opt_out_and_outbox(tmp_path: Path) -> None:
         async with http.post(f"{s.url}/sms/click/nope") as r:
             assert r.status == 404
         async with http.post(f"{s.url}/sms/app-login", json={"number": "+86 137 1234 5678"}) as r:
-            assert r.status == 200 and (await r.json())["number"] == "13712345678"
+            assert r.status == 200 and (await r.json())["number"] == "+8613712345678"
         async with http.post(f"{s.url}/sms/app-login", json={}) as r:
             assert r.status == 400 and "number" in (await r.json())["error"]
         async with http.post(f"{s.url}/sms/optout", json={"number": "13712345678"}) as r:
             assert (await r.json())["changed"] is True
-        assert [o["number"] for o in await s.engine.sms_store.opted_out()] == ["13712345678"]
+        assert [o["number"] for o in await s.engine.sms_store.opted_out()] == ["+8613712345678"]
         async with http.post(f"{s.url}/sms/optout",
                              json={"number": "13712345678", "remove": True}) as r:
             assert (await r.json())["changed"] is True

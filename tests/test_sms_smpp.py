@@ -25,11 +25,10 @@ from smsc import (
     Submit,
 )
 
-from acd.adapters.sms_smpp import (
+from acd.adapters.sms_smpp import SmppConfig, SmppTransport
+from acd.protocols.smpp import (
     DC_GSM7,
     DC_UCS2,
-    SmppConfig,
-    SmppTransport,
     decode_short_message,
     gsm7_decode,
     parse_receipt,

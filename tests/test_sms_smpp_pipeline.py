@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
+
+from helpers import wait_for
+from smsc import FakeSmsc
 
 from acd.adapters.sms_smpp import SmppConfig, SmppTransport
 from acd.adapters.sms_store import SmsStore
@@ -14,7 +16,6 @@ from acd.adapters.storage import Database
 from acd.core.model import CallRecord, Outcome
 from acd.runtime.sms_sender import SenderConfig, SmsSender
 from acd.sms.policy import CallFacts, parse_sms_policy
-from tests.smsc import FakeSmsc
 
 POLICY = parse_sms_policy("""
 sender: "10086"
@@ -30,20 +31,9 @@ rules:
 """, "sms.yaml")
 
 
-async def wait_for(cond, timeout: float = 10) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await cond():
-            return True
-        await asyncio.sleep(0.05)
-    return False
-
-
-async def test_abandoned_call_one_sms_over_smpp_receipt_and_td_reply(tmp_path: Path) -> None:
+async def test_abandoned_call_one_sms_over_smpp_receipt_and_td_reply(db: Database) -> None:
     smsc = FakeSmsc(password="pw")
     await smsc.start()
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'sms.db'}")
-    await db.create()
     store = SmsStore(db)
     transport = SmppTransport(SmppConfig(host="127.0.0.1", port=smsc.port, system_id="acd",
                                          password="pw", dest_ton=0, reconnect_min_s=0.05,
@@ -84,12 +74,11 @@ async def test_abandoned_call_one_sms_over_smpp_receipt_and_td_reply(tmp_path: P
         await smsc.deliver("8613900001111", "10086", "TD".encode("utf-16-be"), data_coding=8)
 
         async def opted() -> bool:
-            return [r["number"] for r in await store.opted_out()] == ["13900001111"]
+            return [r["number"] for r in await store.opted_out()] == ["+8613900001111"]
 
         assert await wait_for(opted)
         await asyncio.sleep(0.3)
         assert len(smsc.submits) == 3  # exactly one SMS (three parts), never resent
     finally:
         await sender.stop()
-        await db.dispose()
         await smsc.stop()

@@ -39,7 +39,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_VAR = "ACD_TRANSCRIPTS"
-DEFAULT_DIR = REPO_ROOT.parent / "shared" / "asterisk-transcripts"
+DEFAULT_DIR = REPO_ROOT / "tests" / "data" / "asterisk-transcripts"
 
 AMI_BANNER = "AMI banner"
 AMI_OUT = "AMI >>"  # client -> Asterisk (actions)

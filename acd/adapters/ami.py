@@ -31,6 +31,7 @@ from panoramisk.actions import Action as PanoAction
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message as PanoMessage
 
+from acd.adapters.backoff import Backoff
 from acd.protocols.ami import (
     AmiBanner,
     AmiDecoder,
@@ -223,7 +224,7 @@ class AmiClient:
         Returns only when cancelled; raises AmiAuthError if a reconnect is
         refused (credentials changed: retrying would not help).
         """
-        delay = self.config.backoff_initial
+        backoff = Backoff(self.config.backoff_initial, self.config.backoff_max)
         while True:
             if self.connected:
                 # resync runs beside the watchdog: a PBX that froze during the
@@ -240,9 +241,10 @@ class AmiClient:
                         for res in await asyncio.gather(resync, return_exceptions=True):
                             if isinstance(res, Exception):
                                 log.error("AMI %s: resync failed: %s", self.name, res)
-                delay = self.config.backoff_initial
-                log.warning("AMI %s: connection lost; reconnecting in %.1fs", self.name, delay)
-            await asyncio.sleep(delay)
+                backoff.reset()
+                log.warning("AMI %s: connection lost; reconnecting in %.1fs",
+                            self.name, backoff.delay)
+            await asyncio.sleep(backoff.delay)
             try:
                 await self.connect()
                 self.reconnects += 1
@@ -253,7 +255,7 @@ class AmiClient:
                 raise
             except AmiError as exc:  # timeout, link closed again at once...: retry
                 log.warning("AMI %s: reconnect failed (%s)", self.name, exc)
-            delay = min(delay * 2, self.config.backoff_max)
+            backoff.grow()
 
     async def _watch(self) -> None:
         """Ping until the link fails; close it if a ping is not answered."""

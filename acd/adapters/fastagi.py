@@ -22,14 +22,13 @@ from collections.abc import Awaitable, Callable
 
 from acd.protocols import agi
 from acd.protocols.agi import (
-    MAX_HEADER_BYTES,
     AgiError,
     AgiHangup,
     AgiProtocolError,
     AgiRequest,
     AgiResult,
     ReplyParser,
-    parse_request,
+    RequestReader,
 )
 
 log = logging.getLogger(__name__)
@@ -187,10 +186,12 @@ class FastAgiServer:
         task.add_done_callback(self._tasks.discard)
 
     async def _read_request(self, reader: asyncio.StreamReader) -> AgiRequest:
-        """Read header lines up to the empty line.  Whatever follows (e.g. a
-        ``HANGUP`` written at once because the caller already left) stays in
-        the reader for the session."""
-        block = bytearray()
+        """Read the header line by line into the codec's :class:`RequestReader`
+        up to the empty line.  Whatever follows (e.g. a ``HANGUP`` written at
+        once because the caller already left) stays in the stream reader for
+        the session: fed whole lines, the codec ends on the empty line itself
+        and has nothing left over."""
+        header = RequestReader()
         while True:
             try:
                 line = await reader.readline()
@@ -198,13 +199,9 @@ class FastAgiServer:
                 raise AgiProtocolError("request header line too long") from None
             if not line:
                 raise AgiProtocolError("connection closed before the end of the request header")
-            if line in (b"\n", b"\r\n"):
-                if not block:
-                    raise AgiProtocolError("request header starts with an empty line")
-                return parse_request(bytes(block))
-            block += line
-            if len(block) > MAX_HEADER_BYTES:
-                raise AgiProtocolError(f"request header larger than {MAX_HEADER_BYTES} bytes")
+            done = header.feed(line)
+            if done is not None:
+                return done[0]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")

@@ -5,6 +5,11 @@ trip (two queries), not two queries per call.
 ``get(number)`` is awaited by the call's own task; one owned flusher task
 runs the batches.  A failed batch fails each of its waiters (the engine then
 routes without the profile), and never the flusher.
+
+``attributes(number)`` is the engine's caller lookup: the caller's routing
+attributes (the customer's profile and ``last_agent``).  The fetch
+(``ProfileStore.callers_context``) finds the number in any of its forms: a
+call from ``13800138000`` finds the customer stored as ``+8613800138000``.
 """
 
 from __future__ import annotations
@@ -47,6 +52,20 @@ class LookupBatcher:
                 if not f.done():
                     f.cancel()
         self._pending.clear()
+
+    async def attributes(self, number: str) -> dict[str, str]:
+        """The caller's routing attributes: the customer's profile and the
+        agent of their latest answered call as ``last_agent`` (none for an
+        unknown number or an empty caller id)."""
+        attrs: dict[str, str] = {}
+        if not number:
+            return attrs
+        customer, last = await self.get(number)
+        if customer is not None:
+            attrs.update(customer.attributes())
+        if last:
+            attrs["last_agent"] = last
+        return attrs
 
     async def get(self, number: str) -> Context:
         fut: asyncio.Future[Context] = asyncio.get_running_loop().create_future()

@@ -13,6 +13,15 @@ the profile's defaults for them.
 Every profile is checked before it is written (:func:`customer_problems`,
 :func:`agent_problems`): lengths above all, because PostgreSQL refuses text
 longer than a column where SQLite would keep it.
+
+Customers are keyed by the one form of their number
+(:func:`acd.core.numbers.normalize`, for the store's ``country``): it is
+normalised when written, and every read (``get_customer``, the caller
+lookup) looks up that form first, then the forms an older version may have
+stored (:func:`acd.core.numbers.variants`: ``13800138000``,
+``8613800138000`` ...), so rows written before numbers were normalised are
+still found.  The same holds for the caller column of the call records the
+last agent is read from.
 """
 
 from __future__ import annotations
@@ -39,9 +48,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row as SaRow
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from acd.adapters.storage import Database, StorageError, aware, call_records, metadata
+from acd.adapters.schema import aware, call_records, metadata
+from acd.adapters.storage import Database, StorageError
+from acd.core.numbers import DEFAULT_COUNTRY, normalize, variants
 from acd.core.profiles import AgentProfile, CustomerProfile
-from acd.loaders.profiles import (
+from acd.loaders.profile_checks import agent_problems, customer_problems
+from acd.loaders.profile_fields import (
     AGENT_COLUMNS,
     AGENT_ID_MAX,
     CUSTOMER_COLUMNS,
@@ -52,8 +64,6 @@ from acd.loaders.profiles import (
     NAME_MAX,
     NUMBER_MAX,
     SEGMENT_MAX,
-    agent_problems,
-    customer_problems,
 )
 
 customers_table = Table(
@@ -93,6 +103,7 @@ agents_table = Table(
 BATCH = 1000
 
 _T = TypeVar("_T", CustomerProfile, AgentProfile)
+_V = TypeVar("_V")
 
 
 class ProfileStoreError(StorageError):
@@ -171,12 +182,34 @@ def _check(profiles: Iterable[_T], problems: Callable[[_T], list[str]], what: st
         raise ProfileStoreError("cannot store invalid profiles: " + " | ".join(bad[:5]) + more)
 
 
-class ProfileStore:
-    """Customers and agents on a :class:`Database` (whose ``create()`` makes the tables)."""
+def _best(found: dict[str, _V], forms: tuple[str, ...]) -> _V | None:
+    """What was found under the first of ``forms`` that has anything."""
+    for f in forms:
+        if f in found:
+            return found[f]
+    return None
 
-    def __init__(self, db: Database, batch: int = BATCH) -> None:
+
+class ProfileStore:
+    """Customers and agents on a :class:`Database` (whose ``create()`` makes the tables).
+
+    ``country``: the configured country calling code, for numbers written
+    in a national form (``country_code`` in acd.yaml).
+    """
+
+    def __init__(self, db: Database, batch: int = BATCH,
+                 country: str = DEFAULT_COUNTRY) -> None:
         self.db = db
         self.batch = batch
+        self.country = country
+
+    def identity(self, number: str) -> str:
+        """``number`` in its one form, as customers are keyed."""
+        return normalize(number, self.country)
+
+    def _forms(self, numbers: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """Each number -> the forms it may be stored under, its one form first."""
+        return {n: variants(self.identity(n)) for n in numbers}
 
     # ------------------------------------------------------------ upserts
 
@@ -227,11 +260,14 @@ class ProfileStore:
                                fields: Collection[str] | None = None) -> tuple[int, int]:
         """Insert or update customers by number: ``(inserted, updated)``.
 
-        A number given twice: the later profile wins.  With ``fields``, an
-        existing customer keeps its other columns.  Raises ProfileStoreError
-        (nothing written) if any profile is invalid.
+        Numbers are stored in their one form (:meth:`identity`).  A number
+        given twice (in any forms): the later profile wins.  With ``fields``,
+        an existing customer keeps its other columns.  Raises
+        ProfileStoreError (nothing written) if any profile is invalid.
         """
-        unique = list({c.number: c for c in profiles}.values())
+        normal = (c if (n := self.identity(c.number)) == c.number
+                  else dataclasses.replace(c, number=n) for c in profiles)
+        unique = list({c.number: c for c in normal}.values())
         _check(unique, customer_problems, "customer", lambda c: c.number)
         now = _now()
         rows = [customer_row(c) | {"updated_at": now} for c in unique]
@@ -249,29 +285,23 @@ class ProfileStore:
     # ---------------------------------------------------------- customers
 
     async def get_customer(self, number: str) -> CustomerProfile | None:
-        q = select(customers_table).where(customers_table.c.number == number)
-        async with self.db.engine.connect() as conn:
-            row = (await conn.execute(q)).first()
-        return customer_from_row(row) if row is not None else None
+        """The customer with this number, in any of its forms."""
+        return (await self.customers_by_number([number])).get(number)
 
     async def caller_context(self, number: str) -> tuple[CustomerProfile | None, str | None]:
-        """The caller's profile and the agent of their last answered call,
-        in one connection (run while the caller is in the IVR)."""
-        c = call_records.c
-        last_q = select(c.agent_id).where(c.caller == number, c.outcome == "answered") \
-            .order_by(c.ended_at.desc()).limit(1)
-        q = select(customers_table).where(customers_table.c.number == number)
-        async with self.db.engine.connect() as conn:
-            row = (await conn.execute(q)).first()
-            last = (await conn.execute(last_q)).scalar_one_or_none()
-        return (customer_from_row(row) if row is not None else None), last
+        """The caller's profile and the agent of their last answered call."""
+        return (await self.callers_context([number]))[number]
 
     async def callers_context(self, numbers: Collection[str]
                               ) -> dict[str, tuple[CustomerProfile | None, str | None]]:
-        """``caller_context`` for many numbers in two queries (batched lookups)."""
-        wanted = sorted(set(numbers))
+        """For each number (a caller id, in any form): the customer, and the
+        agent of the number's latest answered call (the call records are the
+        one store of a caller's last agent), in one connection and two
+        queries (batched lookups while the callers are in the IVR)."""
+        forms = self._forms(set(numbers))
         out: dict[str, tuple[CustomerProfile | None, str | None]] = {
-            n: (None, None) for n in wanted}
+            n: (None, None) for n in forms}
+        wanted = sorted({f for fs in forms.values() for f in fs})
         if not wanted:
             return out
         c = call_records.c
@@ -282,30 +312,41 @@ class ProfileStore:
             latest = select(c.caller, sa_func.max(c.ended_at).label("at")).where(
                 c.caller.in_(wanted), c.outcome == "answered").group_by(c.caller).subquery()
             last_rows = (await conn.execute(
-                select(c.caller, c.agent_id).join(
+                select(c.caller, c.agent_id, latest.c.at).join(
                     latest, (c.caller == latest.c.caller) & (c.ended_at == latest.c.at)))).all()
-        last = {r.caller: r.agent_id for r in last_rows}
-        for n in wanted:
-            out[n] = (found.get(n), last.get(n))
+        last = {r.caller: (r.at, r.agent_id) for r in last_rows}
+        for n, fs in forms.items():
+            ends = [last[f] for f in fs if f in last]
+            out[n] = (_best(found, fs), max(ends)[1] if ends else None)
         return out
 
     async def customers_by_number(self, numbers: Iterable[str]) -> dict[str, CustomerProfile]:
-        """The stored customers among ``numbers`` (unknown numbers are left out)."""
-        wanted = sorted(set(numbers))
-        out: dict[str, CustomerProfile] = {}
+        """The stored customers among ``numbers`` (in any form), keyed by the
+        numbers as given; unknown numbers are left out."""
+        forms = self._forms(set(numbers))
+        wanted = sorted({f for fs in forms.values() for f in fs})
+        found: dict[str, CustomerProfile] = {}
         async with self.db.engine.connect() as conn:
             for i in range(0, len(wanted), self.batch):
                 chunk = wanted[i:i + self.batch]
                 q = select(customers_table).where(customers_table.c.number.in_(chunk))
                 for row in (await conn.execute(q)).all():
-                    out[row.number] = customer_from_row(row)
+                    found[row.number] = customer_from_row(row)
+        out: dict[str, CustomerProfile] = {}
+        for n, fs in forms.items():
+            got = _best(found, fs)
+            if got is not None:
+                out[n] = got
         return out
 
     async def customer_updated_at(self, number: str) -> dt.datetime | None:
         """When the customer was last written (UTC), or None if unknown."""
-        q = select(customers_table.c.updated_at).where(customers_table.c.number == number)
+        forms = variants(self.identity(number))
+        q = select(customers_table.c.number, customers_table.c.updated_at) \
+            .where(customers_table.c.number.in_(forms))
         async with self.db.engine.connect() as conn:
-            ts = (await conn.execute(q)).scalar_one_or_none()
+            found = {r.number: r.updated_at for r in (await conn.execute(q)).all()}
+        ts = _best(found, forms)
         return aware(ts) if ts is not None else None
 
     # ------------------------------------------------------------- agents

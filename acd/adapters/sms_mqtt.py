@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import aiomqtt
 
+from acd.adapters.backoff import Backoff
 from acd.sms.transport import (
     DeliveryReceipt,
     InboundSms,
@@ -87,7 +88,7 @@ class MqttTransport:
 
     async def _run(self) -> None:
         cfg = self.config
-        delay = 0.5
+        backoff = Backoff(0.5, cfg.reconnect_max_s)
         while True:
             try:
                 async with aiomqtt.Client(
@@ -99,18 +100,18 @@ class MqttTransport:
                     self._client = client
                     self._connected.set()
                     self.connects += 1
-                    delay = 0.5
+                    backoff.reset()
                     log.info("SMS MQTT connected to %s:%s", cfg.host, cfg.port)
                     async for message in client.messages:
                         await self._dispatch(str(message.topic), message.payload)
             except aiomqtt.MqttError as exc:
                 log.warning("SMS MQTT link to %s:%s down (%s); retrying in %.1f s",
-                            cfg.host, cfg.port, exc, delay)
+                            cfg.host, cfg.port, exc, backoff.delay)
             finally:
                 self._connected.clear()
                 self._client = None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, cfg.reconnect_max_s)
+            await asyncio.sleep(backoff.delay)
+            backoff.grow()
 
     async def _dispatch(self, topic: str, payload: object) -> None:
         try:

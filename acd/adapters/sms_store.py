@@ -7,6 +7,15 @@ so a call that is recorded has its SMS queued, and one that is not, has not.
 The cap per number and the opt-out list are applied there, in the
 transaction, so they hold across restarts and engines.
 
+Numbers: every number column holds the one form of the number
+(:func:`acd.core.numbers.normalize`: ``+8613800138000``); the policy
+normalises the SMS's number, the store normalises what it is given (opt-outs,
+replies, app logins).  Reads also match the forms an older version stored
+(:func:`acd.core.numbers.variants`: ``13800138000`` ...), so an opt-out
+written before still holds and the cap counts all forms as one number.  The
+gateway gets the number as it dials it (``OutboxRow.to``: national for the
+configured country).
+
 States: ``queued`` (waiting: quiet hours, or the gateway is down) ->
 ``sent`` (the gateway accepted it) -> ``delivered`` (its receipt came back);
 or ``failed`` (refused for good, or too old), or ``suppressed`` (with the
@@ -19,7 +28,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     Column,
@@ -33,9 +42,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from acd.adapters.storage import Database, aware, call_records, metadata, utc
+from acd.adapters.schema import aware, call_records, metadata, utc
+from acd.core.numbers import DEFAULT_COUNTRY, dialled, normalize, variants
 from acd.sms.policy import PendingSms
 
 QUEUED, SENT, DELIVERED, FAILED, SUPPRESSED = "queued", "sent", "delivered", "failed", "suppressed"
@@ -89,15 +99,16 @@ async def insert_pending(conn: AsyncConnection, pending: Sequence[PendingSms]) -
     o = sms_outbox.c
     for p in pending:
         reason = p.suppressed
+        forms = variants(p.number)  # the policy gives the one form
         if reason is None:
             opted = (await conn.execute(
-                select(sms_optout.c.number).where(sms_optout.c.number == p.number))).first()
+                select(sms_optout.c.number).where(sms_optout.c.number.in_(forms)))).first()
             if opted is not None:
                 reason = "opted-out"
         if reason is None:
             since = utc(p.created_at - p.cap_hours * 3600)
             n = (await conn.execute(select(func.count()).select_from(sms_outbox).where(
-                o.number == p.number, o.state.in_(COUNTED), o.created_at > since))).scalar_one()
+                o.number.in_(forms), o.state.in_(COUNTED), o.created_at > since))).scalar_one()
             if n >= p.cap_per_number:
                 reason = f"cap: {n} in {p.cap_hours:g} h"
         await conn.execute(sms_outbox.insert().values(
@@ -121,26 +132,42 @@ class OutboxRow:
     rule: str
     message_id: str | None
     token: str
+    to: str  # the number as the gateway takes it (acd.core.numbers.dialled)
 
 
-def _row(r: Row[Any]) -> OutboxRow:
+def _row(r: Row[Any], country: str) -> OutboxRow:
     m = r._mapping
     created = aware(m["created_at"])
     assert created is not None
     return OutboxRow(m["id"], m["call_id"], m["number"], m["text"], m["attempts"],
-                     created, m["state"], m["reason"], m["rule"], m["message_id"], m["token"])
+                     created, m["state"], m["reason"], m["rule"], m["message_id"], m["token"],
+                     dialled(m["number"], country))
+
+
+class EngineOwner(Protocol):
+    """What the store needs of :class:`acd.adapters.storage.Database` (which
+    imports this module to queue SMS in the call record's transaction)."""
+
+    @property
+    def engine(self) -> AsyncEngine: ...
 
 
 class SmsStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: EngineOwner, country: str = DEFAULT_COUNTRY) -> None:
         self.db = db
+        #: the configured country calling code (acd.yaml ``country_code``)
+        self.country = country
+
+    def identity(self, number: str) -> str:
+        """``number`` in its one form, as the SMS tables key it."""
+        return normalize(number, self.country)
 
     async def due(self, now: float, limit: int = 100) -> list[OutboxRow]:
         o = sms_outbox.c
         q = select(sms_outbox).where(o.state == QUEUED, o.next_attempt_at <= utc(now)) \
             .order_by(o.id).limit(limit)
         async with self.db.engine.connect() as conn:
-            return [_row(r) for r in (await conn.execute(q)).all()]
+            return [_row(r, self.country) for r in (await conn.execute(q)).all()]
 
     async def next_due_at(self) -> dt.datetime | None:
         o = sms_outbox.c
@@ -184,34 +211,37 @@ class SmsStore:
         async with self.db.engine.connect() as conn:
             r = (await conn.execute(select(sms_outbox).where(
                 sms_outbox.c.call_id == call_id))).first()
-        return _row(r) if r is not None else None
+        return _row(r, self.country) if r is not None else None
 
     async def rows(self, state: str | None = None, limit: int = 100) -> list[OutboxRow]:
         q = select(sms_outbox).order_by(sms_outbox.c.id.desc()).limit(limit)
         if state is not None:
             q = q.where(sms_outbox.c.state == state)
         async with self.db.engine.connect() as conn:
-            return [_row(r) for r in (await conn.execute(q)).all()]
+            return [_row(r, self.country) for r in (await conn.execute(q)).all()]
 
     # ------------------------------------------------------------ opt-outs
 
     async def opt_out(self, number: str, source: str, now: float) -> bool:
-        """Add ``number`` to the opt-out list; also suppress what is still queued
-        for it.  False if it was already there."""
+        """Add ``number`` (any form) to the opt-out list; also suppress what is
+        still queued for it.  False if it was already there."""
+        forms = variants(self.identity(number))
         async with self.db.engine.begin() as conn:
             there = (await conn.execute(select(sms_optout.c.number).where(
-                sms_optout.c.number == number))).first()
+                sms_optout.c.number.in_(forms)))).first()
             if there is None:
-                await conn.execute(sms_optout.insert().values(number=number, at=utc(now),
+                await conn.execute(sms_optout.insert().values(number=forms[0], at=utc(now),
                                                               source=source[:32]))
             await conn.execute(update(sms_outbox).where(
-                sms_outbox.c.number == number, sms_outbox.c.state == QUEUED)
+                sms_outbox.c.number.in_(forms), sms_outbox.c.state == QUEUED)
                 .values(state=SUPPRESSED, reason="opted-out"))
             return there is None
 
     async def opt_in(self, number: str) -> bool:
+        """Take ``number`` (any form) off the opt-out list; False if it was not on it."""
+        forms = variants(self.identity(number))
         async with self.db.engine.begin() as conn:
-            res = await conn.execute(delete(sms_optout).where(sms_optout.c.number == number))
+            res = await conn.execute(delete(sms_optout).where(sms_optout.c.number.in_(forms)))
             return bool(res.rowcount)
 
     async def opted_out(self) -> list[dict[str, Any]]:
@@ -233,6 +263,8 @@ class SmsStore:
             return str(number)
 
     async def app_login(self, number: str, now: float) -> None:
+        """The app saw a login from ``number`` (any form): diversion."""
+        number = self.identity(number)
         async with self.db.engine.begin() as conn:
             await conn.execute(sms_events.insert().values(kind="app_login", number=number,
                                                           token=None, at=utc(now)))
@@ -256,25 +288,28 @@ class SmsStore:
             q = q.where(o.created_at >= since)
         if until is not None:
             q = q.where(o.created_at < until)
+        # calls and events are matched by the one number, in any stored form
+        # (call records hold the caller id as the network gave it)
+        ident = self.identity
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(q)).all()
-            numbers = sorted({r.number for r in rows})
+            forms = sorted({f for r in rows for f in variants(ident(r.number))})
             calls: dict[str, list[float]] = defaultdict(list)
             events: dict[str, list[tuple[float, str, str | None]]] = defaultdict(list)
-            for i in range(0, len(numbers), 500):
-                chunk = numbers[i:i + 500]
+            for i in range(0, len(forms), 500):
+                chunk = forms[i:i + 500]
                 cq = select(call_records.c.caller, call_records.c.started_at).where(
                     call_records.c.caller.in_(chunk))
                 for caller, started in (await conn.execute(cq)).all():
                     t = aware(started)
                     assert t is not None
-                    calls[caller].append(t.timestamp())
+                    calls[ident(caller)].append(t.timestamp())
                 eq = select(sms_events.c.number, sms_events.c.at, sms_events.c.kind,
                             sms_events.c.token).where(sms_events.c.number.in_(chunk))
                 for number, at, kind, token in (await conn.execute(eq)).all():
                     t = aware(at)
                     assert t is not None
-                    events[number].append((t.timestamp(), kind, token))
+                    events[ident(number)].append((t.timestamp(), kind, token))
         for lst in calls.values():
             lst.sort()
 
@@ -290,7 +325,8 @@ class SmsStore:
 
         tzinfo = zone(tz)
         acc: dict[tuple[str, str], ReportRow] = {}
-        for rule, number, token, created, sent, state, reason in rows:
+        for rule, stored, token, created, sent, state, reason in rows:
+            number = ident(stored)
             created_at = aware(created)
             assert created_at is not None
             day = created_at.astimezone(tzinfo).date().isoformat()

@@ -14,67 +14,22 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any
 
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    event,
-    func,
-    select,
-)
+from sqlalchemy import Integer, event, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from acd.adapters.backoff import Backoff
+from acd.adapters.schema import call_records, explanations, metadata, utc
+from acd.adapters.sms_store import insert_pending
 from acd.core.model import CallRecord, Explanation, Outcome
 from acd.sms.policy import PendingSms
 
 log = logging.getLogger(__name__)
 
-metadata = MetaData()
-
-call_records = Table(
-    "call_records",
-    metadata,
-    Column("call_id", String(64), primary_key=True),
-    Column("caller", String(64), nullable=False, index=True),  # repeat callers, last agent
-    Column("caller_name", String(128), nullable=False, default=""),
-    Column("server", String(64), nullable=False, default=""),
-    Column("started_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("ended_at", DateTime(timezone=True), nullable=False),
-    Column("outcome", String(16), nullable=False, index=True),
-    Column("ivr_path", String(1024), nullable=False, default=""),
-    Column("queue", String(64)),
-    Column("wait_s", Float),
-    Column("agent_id", String(64)),
-    Column("talk_s", Float),
-    Column("offers", Integer, nullable=False, default=0),
-    Column("customer_class", String(64), nullable=False, default=""),
-    Column("priority", Integer, nullable=False, default=0),
-    Column("first_queue", String(64)),
-)
-
-explanations = Table(
-    "explanations",
-    metadata,
-    Column("call_id", String(64), primary_key=True),
-    Column("offer_id", Integer, primary_key=True),
-    Column("agent_id", String(64), nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
-    Column("queue", String(64), nullable=False),
-    Column("customer_class", String(64), nullable=False, default=""),
-    Column("priority", Integer, nullable=False, default=0),
-    Column("waited_s", Float, nullable=False),
-    Column("stage", String(1024), nullable=False, default="[]"),
-    Column("reason", String(256), nullable=False, default=""),
-    Column("candidates", String(8192), nullable=False, default="[]"),
-)
+__all__ = ["Database", "RecordWriter", "StorageError", "Summary", "make_engine"]
 
 _LIMITS = {"call_id": 64, "caller": 64, "caller_name": 128, "server": 64,
            "ivr_path": 1024, "queue": 64, "agent_id": 64, "customer_class": 64,
@@ -94,22 +49,6 @@ def _explanation_row(e: Explanation) -> dict[str, Any]:
 
 class StorageError(Exception):
     pass
-
-
-def utc(ts: float) -> dt.datetime:
-    """A clock reading (seconds since the epoch) as an aware UTC datetime."""
-    return dt.datetime.fromtimestamp(ts, tz=dt.UTC)
-
-
-@overload
-def aware(ts: dt.datetime) -> dt.datetime: ...
-@overload
-def aware(ts: None) -> None: ...
-def aware(ts: dt.datetime | None) -> dt.datetime | None:
-    """SQLite hands back naive datetimes; they were written as UTC."""
-    if ts is None:
-        return None
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=dt.UTC)
 
 
 def _row(rec: CallRecord) -> dict[str, Any]:
@@ -169,8 +108,6 @@ class Database:
         self.engine = make_engine(url)
 
     async def create(self) -> None:
-        import acd.adapters.sms_store  # noqa: F401 - its tables join the metadata
-
         async with self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
 
@@ -196,8 +133,6 @@ class Database:
             if items:
                 await conn.execute(explanations.insert(), [_explanation_row(e) for e in items])
             if sms:
-                from acd.adapters.sms_store import insert_pending
-
                 await insert_pending(conn, sms)
 
     async def explanations_for(self, call_id: str) -> list[dict[str, Any]]:
@@ -218,14 +153,6 @@ class Database:
         async with self.engine.connect() as conn:
             row = (await conn.execute(q)).mappings().first()
         return dict(row) if row is not None else None
-
-    async def last_agent(self, number: str) -> str | None:
-        """The agent who answered this number's most recent answered call."""
-        c = call_records.c
-        q = select(c.agent_id).where(c.caller == number, c.outcome == Outcome.ANSWERED.value) \
-            .order_by(c.ended_at.desc()).limit(1)
-        async with self.engine.connect() as conn:
-            return (await conn.execute(q)).scalar_one_or_none()
 
     async def calls(self, limit: int | None = None) -> list[dict[str, Any]]:
         q = select(call_records).order_by(call_records.c.started_at)
@@ -316,7 +243,7 @@ class RecordWriter:
         """Write a batch; while the database is down, retry with backoff
         (nothing accepted is dropped); a row the database refuses (e.g. a
         duplicate key) is logged and skipped, the rest written."""
-        delay = 0.2
+        backoff = Backoff(0.2, 5.0)
         while True:
             try:
                 await self._db.write_batch(
@@ -335,9 +262,9 @@ class RecordWriter:
                 return
             except Exception:
                 log.exception("writing %d call records failed; retrying in %.1fs",
-                              len(batch), delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                              len(batch), backoff.delay)
+                await asyncio.sleep(backoff.delay)
+                backoff.grow()
 
     async def stop(self) -> None:
         """Write everything accepted so far, then end the task."""

@@ -1,18 +1,20 @@
-"""``acd agent ...``, ``acd queue show`` and ``acd explain``: operating the running engine.
+"""``acd agents live ...``, ``acd queue show`` and ``acd explain``: operating
+the running engine.
 
-    acd agent show [ID]              the live agents (state, reason, call, occupancy)
-    acd agent login ID [--paused]
-    acd agent logout ID
-    acd agent ready ID
-    acd agent pause ID [--reason R]
-    acd agent set ID --skill billing=7 --drop-skill vip --vip ...
-    acd queue show [NAME] [--watch]  queues and waiting callers; --watch: a live wallboard
-    acd explain CALL_ID              why each offer of a call went to its agent (database)
+    acd agents live show [ID]              the live agents (state, reason, call, occupancy)
+    acd agents live login ID [--paused]
+    acd agents live logout ID
+    acd agents live ready ID
+    acd agents live pause ID [--reason R]
+    acd agents live set ID --skill billing=7 --drop-skill vip --vip ...
+    acd queue show [NAME] [--watch]        queues and waiting callers; --watch: a live wallboard
+    acd explain CALL_ID                    why each offer of a call went to its agent (database)
 
-``acd agent`` and ``acd queue`` talk to ``acd serve`` over its control API
-(``api_port`` in acd.yaml; see docs/operations.md).  ``acd agents ...``
-(plural, :mod:`acd.cli.profiles`) edits the stored profiles in the database
-instead, without a running engine.
+``acd agents live`` and ``acd queue`` talk to ``acd serve`` over its control
+API (``api_port`` in acd.yaml; see docs/operations.md).  The other ``acd
+agents`` commands (import, list, set; :mod:`acd.cli.profiles`) edit the
+stored profiles in the database instead, without a running engine.  The old
+``acd agent ...`` still works, hidden, with a notice pointing to the new name.
 
 Exit codes: 0 done; 1 the engine refused (unknown agent or queue, not
 allowed in the agent's state, a bad value) or the call is unknown; 3 the
@@ -21,154 +23,41 @@ database failed (explain); 4 the engine cannot be reached.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import http.client
-import json
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Callable
-from pathlib import Path
 from time import sleep
-from typing import Any, NoReturn
+from typing import Any
 
 import click
-import yaml
 from rich import box
-from rich.console import Console, Group, RenderableType
+from rich.console import Group, RenderableType
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy.exc import SQLAlchemyError
 
 from acd.adapters.storage import Database
-from acd.cli.profiles import default_db, profile_options
+from acd.cli.common import (
+    EXIT_REFUSED,
+    ApiRefused,
+    Client,
+    EngineUnreachable,
+    api_option,
+    call_api,
+    console,
+    db_option,
+    err_console,
+    levels,
+    profile_options,
+    run_db,
+)
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)  # never wrap file:line: messages
-
-CONFIG_FILE = "acd.yaml"
-DEFAULT_API_PORT = 8088
-REQUEST_TIMEOUT_S = 5.0
 WATCH_EVERY_S = 2.0
-EXIT_REFUSED, EXIT_DATABASE, EXIT_UNREACHABLE = 1, 3, 4
 #: score terms in the order `acd explain` shows them (others follow, sorted)
 TERM_ORDER = ("dialect", "skill_level", "language", "gender", "age_band", "last_agent", "idle")
 STATE_STYLE = {"ready": "green", "reserved": "cyan", "on_call": "yellow", "wrap_up": "blue",
                "paused": "red", "logged_out": "dim"}
-
-
-# ------------------------------------------------------------------ client
-
-
-class EngineUnreachable(Exception):
-    """Nothing (or not the engine) answers at the API address."""
-
-
-class ApiRefused(Exception):
-    """The engine answered with an error (4xx/5xx)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def default_api() -> str:
-    """``http://<api_host>:<api_port>`` from ./acd.yaml if it has them, else port 8088
-    on 127.0.0.1."""
-    path = Path(CONFIG_FILE)
-    host, port = "127.0.0.1", DEFAULT_API_PORT
-    if path.is_file():
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise click.ClickException(f"cannot read api_port from {path}: {exc}; "
-                                       "give --api") from None
-        if isinstance(data, dict):
-            p = data.get("api_port")
-            if isinstance(p, int) and not isinstance(p, bool) and 0 < p <= 65535:
-                port = p
-            h = data.get("api_host")
-            if isinstance(h, str) and h and h not in ("0.0.0.0", "::"):
-                host = h
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}"
-
-
-class Client:
-    """A tiny synchronous JSON client for the control API (urllib)."""
-
-    def __init__(self, base: str, timeout: float = REQUEST_TIMEOUT_S) -> None:
-        base = base.strip().rstrip("/")
-        self.base = base if "://" in base else f"http://{base}"
-        self.timeout = timeout
-
-    def get(self, path: str) -> Any:
-        return self._request("GET", path, None)
-
-    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        return self._request("POST", path, body or {})
-
-    def _request(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
-        if urllib.parse.urlsplit(self.base).scheme not in ("http", "https"):
-            raise EngineUnreachable("the API URL must start with http://")
-        data = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json",
-                                              "Accept": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as exc:
-            raw = exc.read()
-            try:
-                message = str(json.loads(raw)["error"])
-            except (ValueError, KeyError, TypeError):
-                raise EngineUnreachable(f"HTTP {exc.code} without an acd error "
-                                        "(is that the engine's api_port?)") from None
-            raise ApiRefused(exc.code, message) from None
-        except urllib.error.URLError as exc:
-            raise EngineUnreachable(str(exc.reason)) from None
-        except (OSError, http.client.HTTPException) as exc:  # incl. TimeoutError
-            raise EngineUnreachable(str(exc) or type(exc).__name__) from None
-        except ValueError as exc:  # not an http:// URL at all
-            raise EngineUnreachable(f"bad URL: {exc}") from None
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise EngineUnreachable("the answer is not JSON "
-                                    "(is that the engine's api_port?)") from None
-
-
-def _unreachable(url: str, why: str) -> NoReturn:
-    err_console.print(f"[red]error:[/red] cannot reach the engine at {escape(url)}: "
-                      "is `acd serve` running with api_port set?", soft_wrap=True)
-    err_console.print(f"({escape(why)})", style="dim")
-    sys.exit(EXIT_UNREACHABLE)
-
-
-def _call(api: str | None, work: Callable[[Client], Any]) -> Any:
-    """Run ``work`` against the API; refusals exit 1, an unreachable engine exits 4."""
-    client = Client(api or default_api())
-    url = client.base
-    try:
-        return work(client)
-    except EngineUnreachable as exc:
-        _unreachable(url, str(exc))
-    except ApiRefused as exc:
-        err_console.print(f"[red]error:[/red] {escape(exc.message)}", soft_wrap=True)
-        sys.exit(EXIT_REFUSED)
-
-
-def _api_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--api", default=None, metavar="URL",
-                        help="The engine's control API (default: api_host/api_port of "
-                             f"./acd.yaml, else http://127.0.0.1:{DEFAULT_API_PORT}).")(f)
 
 
 def _q(part: str) -> str:
@@ -198,10 +87,6 @@ def _secs(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}s"
 
 
-def _levels(m: dict[str, int]) -> str:
-    return " ".join(f"{k}:{v}" for k, v in sorted(m.items())) or "-"
-
-
 def _state(state: str) -> Text:
     return Text(state, style=STATE_STYLE.get(state, ""))
 
@@ -222,7 +107,7 @@ def agents_table(agents: list[dict[str, Any]]) -> Table:
         table.add_row(escape(a["id"]), escape(a["name"]) or "-", a["extension"],
                       _state(a["state"]), duration(a.get("in_state_s")),
                       escape(a["reason"]) or "-", escape(a["call_id"] or "-"),
-                      escape(_levels(a["skills"])), str(a["calls_handled"]),
+                      escape(levels(a["skills"])), str(a["calls_handled"]),
                       _pct(a["occupancy"]))
     return table
 
@@ -235,8 +120,8 @@ def agent_detail(a: dict[str, Any], title: str | None = None) -> Table:
         ("id", escape(a["id"])), ("name", escape(a["name"]) or "-"),
         ("extension", a["extension"]), ("state", _state(a["state"])),
         ("in state for", duration(a.get("in_state_s"))), ("reason", escape(a["reason"]) or "-"),
-        ("call", escape(a["call_id"] or "-")), ("skills", escape(_levels(a["skills"]))),
-        ("dialects", escape(_levels(a["dialects"]))),
+        ("call", escape(a["call_id"] or "-")), ("skills", escape(levels(a["skills"]))),
+        ("dialects", escape(levels(a["dialects"]))),
         ("languages", escape(" ".join(a.get("languages", []))) or "-"),
         ("gender", a["gender"] or "-"), ("age band", a["age_band"] or "-"),
         ("groups", escape(" ".join(a["groups"])) or "-"),
@@ -306,34 +191,34 @@ def queue_view(client: Client, name: str | None) -> RenderableType:
     return Group(*parts)
 
 
-# ------------------------------------------------------------------ agent
+# ------------------------------------------------------------- agents live
 
 
-@click.group("agent", short_help="Live agents of the running engine (control API); "
-                                 "stored profiles: `acd agents`.")
-def agent() -> None:
+@click.group("live", short_help="The RUNNING engine's agents (control API): show, login, "
+                                "logout, ready, pause, set.")
+def live() -> None:
     """The RUNNING engine's agents, live over its control API (`acd serve`
-    with api_port): log in/out, ready, pause, show, change skills now.
+    with api_port): show, log in/out, ready, pause, change skills now.
 
-    Not to be confused with `acd agents` (plural), which imports, lists and
-    edits the agent profiles STORED in the database, engine running or not.
-    `acd agent set` changes both the live agent and its stored profile.
+    The other `acd agents` commands (import, list, set) work on the agent
+    profiles STORED in the database, engine running or not. `acd agents
+    live set` changes both the live agent and its stored profile.
     """
 
 
-@agent.command("show")
+@live.command("show")
 @click.argument("agent_id", required=False)
-@_api_option
+@api_option
 def agent_show(agent_id: str | None, api: str | None) -> None:
     """All agents in a table, or the detail of AGENT_ID."""
     if agent_id is None:
-        agents = _call(api, lambda c: c.get("/agents"))
+        agents = call_api(api, lambda c: c.get("/agents"))
         if not agents:
             console.print("the engine has no agents")
             return
         console.print(agents_table(agents))
     else:
-        console.print(agent_detail(_call(api, lambda c: c.get(f"/agents/{_q(agent_id)}"))))
+        console.print(agent_detail(call_api(api, lambda c: c.get(f"/agents/{_q(agent_id)}"))))
 
 
 def _changed(a: dict[str, Any]) -> None:
@@ -345,45 +230,45 @@ def _changed(a: dict[str, Any]) -> None:
                   sep="")
 
 
-@agent.command("login")
+@live.command("login")
 @click.argument("agent_id")
 @click.option("--paused", is_flag=True, help="Log in paused instead of ready.")
-@_api_option
+@api_option
 def agent_login(agent_id: str, paused: bool, api: str | None) -> None:
     """Log AGENT_ID in (ready, unless --paused)."""
-    _changed(_call(api, lambda c: c.post(f"/agents/{_q(agent_id)}/login",
+    _changed(call_api(api, lambda c: c.post(f"/agents/{_q(agent_id)}/login",
                                          {"ready": not paused})))
 
 
-@agent.command("logout")
+@live.command("logout")
 @click.argument("agent_id")
-@_api_option
+@api_option
 def agent_logout(agent_id: str, api: str | None) -> None:
     """Log AGENT_ID out (ringing or on a call: as soon as that call ends)."""
-    _changed(_call(api, lambda c: c.post(f"/agents/{_q(agent_id)}/logout")))
+    _changed(call_api(api, lambda c: c.post(f"/agents/{_q(agent_id)}/logout")))
 
 
-@agent.command("ready")
+@live.command("ready")
 @click.argument("agent_id")
-@_api_option
+@api_option
 def agent_ready(agent_id: str, api: str | None) -> None:
     """Make AGENT_ID ready for calls."""
-    _changed(_call(api, lambda c: c.post(f"/agents/{_q(agent_id)}/ready")))
+    _changed(call_api(api, lambda c: c.post(f"/agents/{_q(agent_id)}/ready")))
 
 
-@agent.command("pause")
+@live.command("pause")
 @click.argument("agent_id")
 @click.option("--reason", default="", help="Shown with the agent, e.g. lunch, training.")
-@_api_option
+@api_option
 def agent_pause(agent_id: str, reason: str, api: str | None) -> None:
-    """Pause AGENT_ID (no new calls until `acd agent ready`)."""
-    _changed(_call(api, lambda c: c.post(f"/agents/{_q(agent_id)}/pause", {"reason": reason})))
+    """Pause AGENT_ID (no new calls until `acd agents live ready`)."""
+    _changed(call_api(api, lambda c: c.post(f"/agents/{_q(agent_id)}/pause", {"reason": reason})))
 
 
-@agent.command("set")
+@live.command("set")
 @click.argument("agent_id")
 @profile_options
-@_api_option
+@api_option
 def agent_set(agent_id: str, skills: tuple[tuple[str, int], ...], drop_skills: tuple[str, ...],
               dialects: tuple[tuple[str, int], ...], drop_dialects: tuple[str, ...],
               gender: str | None, age_band: str | None, groups: tuple[str, ...],
@@ -391,7 +276,7 @@ def agent_set(agent_id: str, skills: tuple[tuple[str, int], ...], drop_skills: t
     """Change a live agent's profile now; routing uses it from the next
     offer, and it is stored in the database too (it survives a restart), e.g.
 
-        acd agent set a1001 --skill billing=7 --drop-skill vip --dialect minnan=8 --vip
+        acd agents live set a1001 --skill billing=7 --drop-skill vip --dialect minnan=8 --vip
     """
     body: dict[str, Any] = {}
     if skills:
@@ -414,13 +299,25 @@ def agent_set(agent_id: str, skills: tuple[tuple[str, int], ...], drop_skills: t
         body["extension"] = extension
     if not body:
         raise click.UsageError("nothing to change: give at least one option "
-                               "(see `acd agent set --help`)")
+                               "(see `acd agents live set --help`)")
     both = set(dict(skills)) & {s.strip() for s in drop_skills}
     if both:
         raise click.BadParameter(f"skill {sorted(both)[0]!r} is both set and dropped",
                                  param_hint="'--drop-skill'")
-    updated = _call(api, lambda c: c.post(f"/agents/{_q(agent_id)}/profile", body))
+    updated = call_api(api, lambda c: c.post(f"/agents/{_q(agent_id)}/profile", body))
     console.print(agent_detail(updated, f"agent {escape(agent_id)} updated (live and stored)"))
+
+
+@click.group("agent", hidden=True)
+@click.pass_context
+def agent_alias(ctx: click.Context) -> None:
+    """Deprecated: `acd agents live ...` (the same commands)."""
+    command = f"acd agents live {ctx.invoked_subcommand}".rstrip()
+    click.echo(f"note: `acd agent` is deprecated; use `{command}`", err=True)
+
+
+for _command in live.commands.values():
+    agent_alias.add_command(_command)
 
 
 # ------------------------------------------------------------------ queue
@@ -462,13 +359,13 @@ def _watch(client: Client, name: str | None, every: float) -> None:
 @click.option("--watch", is_flag=True, help="Keep the view up, refreshed, until Ctrl-C.")
 @click.option("--every", default=WATCH_EVERY_S, show_default=True, metavar="SECONDS",
               type=click.FloatRange(min=0.2), help="Refresh interval with --watch.")
-@_api_option
+@api_option
 def queue_show(name: str | None, watch: bool, every: float, api: str | None) -> None:
     """All queues, or queue NAME with its waiting callers in service order."""
     if watch:
-        _call(api, lambda c: _watch(c, name, every))
+        call_api(api, lambda c: _watch(c, name, every))
     else:
-        console.print(_call(api, lambda c: queue_view(c, name)))
+        console.print(call_api(api, lambda c: queue_view(c, name)))
 
 
 # ---------------------------------------------------------------- explain
@@ -521,29 +418,15 @@ def _outcome(rec: dict[str, Any]) -> str:
 
 @click.command("explain")
 @click.argument("call_id")
-@click.option("--db", "db_url", default=None, metavar="URL",
-              help="Database URL (default: `database` of ./acd.yaml, else "
-                   "sqlite+aiosqlite:///acd.db).")
+@db_option
 def explain(call_id: str, db_url: str | None) -> None:
     """Why CALL_ID went where it went: each offer's queue, class, priority,
     wait, escalation steps and reason, the candidates with their score terms
     (the chosen one marked), and the call's outcome. Reads the database."""
-    url = db_url or default_db()
+    async def load(db: Database) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        return await db.call(call_id), await db.explanations_for(call_id)
 
-    async def load() -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-        db = Database(url)
-        try:
-            await db.create()
-            return await db.call(call_id), await db.explanations_for(call_id)
-        finally:
-            await db.dispose()
-
-    try:
-        rec, offers = asyncio.run(load())
-    except (SQLAlchemyError, OSError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        err_console.print(f"[red]database error:[/red] {escape(first)}")
-        sys.exit(EXIT_DATABASE)
+    rec, offers = run_db(db_url, load)
     if rec is None and not offers:
         err_console.print(f"[red]error:[/red] no call {escape(call_id)!r} in the database "
                           "(call ids are Asterisk uniqueids, e.g. 1718000000.42)")

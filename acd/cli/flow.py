@@ -1,7 +1,7 @@
 """``acd flow ...``: tools for IVR designers (no phone, no Asterisk needed).
 
     acd flow validate FILE...            load and check; problems with file:line:col
-    acd flow graph FILE -o out.svg       a picture (.svg, .png or .dot)
+    acd flow graph FILE -o out.svg       a picture (.svg, .png; .dot, .mmd)
     acd flow run FILE --keys 1,2,#       a dry run in the terminal
     acd flow test FILE...                the YAML test cases
     acd flow reload                      the running engine reloads its flow
@@ -18,9 +18,12 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from acd.ivr.checks import check_flow
-from acd.ivr.flow import Flow, FlowError, load_flow, parse_flow
+from acd.ivr.load import load_flow
+from acd.ivr.nodes import Flow
+from acd.ivr.parse import FlowError, parse_flow
 from acd.loaders.yamlpos import read_text
 
 console = Console()
@@ -110,19 +113,51 @@ def flow_validate(files: tuple[Path, ...], routing: Path | None, config: Path | 
 
 @flow.command("graph")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", "output", required=True,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="Picture to write: .svg, .png or .dot.")
-def flow_graph(file: Path, output: Path) -> None:
-    """Draw FILE as a picture a designer can read (no Graphviz needed)."""
-    from acd.ivr.graph import render
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Picture to write: .svg, .png (these two need the plot extra), .dot or "
+                   ".mmd (Mermaid).  Without it (or with -), the text is printed.")
+@click.option("--format", "fmt", type=click.Choice(["dot", "mermaid", "mmd", "svg", "png"],
+                                                   case_sensitive=False),
+              help="The format, whatever the file's extension.")
+def flow_graph(file: Path, output: Path | None, fmt: str | None) -> None:
+    """Draw FILE as a picture a designer can read (no Graphviz needed).
 
-    fl = _load(file)
+    \b
+    acd flow graph FILE -o flow.svg          a drawing (.svg or .png)
+    acd flow graph FILE -o flow.mmd          Mermaid, which GitHub and editors draw
+    acd flow graph FILE --format mermaid     the same, printed
+    acd flow graph FILE -o flow.dot          Graphviz DOT
+    """
+    from acd.ivr.graph import TEXT_FORMATS, picture_format, to_text
+
+    to_stdout = output is None or str(output) == "-"
+    if to_stdout and fmt is None:
+        raise click.UsageError("give -o FILE (.svg, .png, .dot, .mmd) or --format "
+                               "dot|mermaid to print the text")
     try:
-        render(fl, output)
+        kind = picture_format(None if to_stdout else output, fmt)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--output") from None
-    console.print(f"wrote {output} ({len(fl.nodes)} nodes)")
+    if to_stdout and kind not in TEXT_FORMATS:
+        raise click.BadParameter(f"a .{kind} picture goes to a file: give -o FILE",
+                                 param_hint="--format")
+    fl = _load(file)
+    if to_stdout:
+        click.echo(to_text(fl, kind), nl=False)
+        return
+    assert output is not None
+    if kind in TEXT_FORMATS:
+        output.write_text(to_text(fl, kind), encoding="utf-8")
+    else:
+        from acd.plot import PlotUnavailable
+        from acd.plot.draw import render
+
+        try:
+            render(fl, output, kind)
+        except PlotUnavailable as exc:
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}")
+            sys.exit(2)
+    console.print(f"wrote {escape(str(output))} ({len(fl.nodes)} nodes)", soft_wrap=True)
 
 
 def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
@@ -261,9 +296,9 @@ def flow_reload(api: str | None) -> None:
     """Ask the running engine to reload its flow.  New calls take the new
     version; calls in progress finish on theirs; a flow that fails the
     checks is refused and the old one stays."""
-    from acd.cli.control import _call
+    from acd.cli.common import call_api
 
-    result = _call(api, lambda c: c.post("/flow/reload"))
+    result = call_api(api, lambda c: c.post("/flow/reload"))
     if result.get("ok"):
         console.print(f"[green]✓[/green] reloaded: version {result.get('version')!r}"
                       + ("" if result.get("changed") else " (no change)"))

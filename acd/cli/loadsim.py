@@ -173,14 +173,23 @@ def run(ctx: click.Context, scenario: Path, virtual: bool, seed: int, calls: int
         warmup_calls: int, speed: float, split: bool, plot_path: Path | None, intervals: str,
         as_json: bool, with_calls: bool) -> None:
     """Play SCENARIO and print per-queue, per-class and per-interval figures."""
+    from acd.loadsim.model import SimError
     from acd.loadsim.scenario import load_scenario
-    from acd.loadsim.virtual import SimError, plot, run_virtual
+    from acd.loadsim.virtual import run_virtual
 
     if virtual:
         live_only = [f"--{n}" for n in ("speed", "split")
                      if ctx.get_parameter_source(n) is ParameterSource.COMMANDLINE]
         if live_only:
             raise click.UsageError(f"{', '.join(live_only)}: only with --live")
+    if plot_path is not None:  # before the run: matplotlib comes with the plot extra
+        from acd.plot import PlotUnavailable, require_matplotlib
+
+        try:
+            require_matplotlib("--plot")
+        except PlotUnavailable as exc:
+            _fail(f"Error: {exc}")
+            return
     try:
         sc = load_scenario(scenario)
     except YamlError as exc:
@@ -240,6 +249,8 @@ def run(ctx: click.Context, scenario: Path, virtual: bool, seed: int, calls: int
               f"({', '.join(figures.classes)})")
         return
     if plot_path is not None:
+        from acd.loadsim.plots import plot  # matplotlib: only when a plot is asked for
+
         plot(figures, plot_path, title=f"{sc.name} ({mode}, seed {seed})")
 
     if as_json:

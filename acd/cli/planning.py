@@ -43,16 +43,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 import click
 from click.core import ParameterSource
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
+from acd.cli.common import console, err_console
 from acd.planning.erlang import agents_needed, check_targets, evaluate, offered_load
 
 if TYPE_CHECKING:
     from acd.loadsim.staffing import StaffingSearch
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)  # never wrap file:line: messages
 #: arrivals per count for a constant-rate scenario or an interval
 #: (acd.loadsim.staffing.DEFAULT_CALLS)
 DEFAULT_CALLS = 20_000
@@ -301,11 +299,11 @@ def _scenario_staffing(path: Path, *, target_sl: float, max_abandon: float | Non
                        agents: int | None, seed: int, calls: int | None, queue: str | None,
                        interval: str | None, pool: str | None, as_json: bool) -> None:
     from acd.loaders.yamlpos import YamlError
+    from acd.loadsim.model import SimError
     from acd.loadsim.scenario import load_scenario
     from acd.loadsim.staffing import (
         search_agents,
     )
-    from acd.loadsim.virtual import SimError
 
     try:
         check_targets(target_sl, 1.0, max_abandon)

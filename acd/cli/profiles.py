@@ -1,10 +1,14 @@
-"""``acd customers ...`` and ``acd agents ...``: profile import and editing.
+"""``acd customers ...`` and ``acd agents import|list|set``: the profiles
+stored in the database, imported and edited.
 
     acd customers import FILE      CSV; errors by file:line, then a summary
     acd customers show NUMBER
     acd agents import FILE         CSV or YAML (by extension)
     acd agents list
     acd agents set AGENT_ID --skill billing=7 --drop-skill vip --vip ...
+
+``acd agents live ...`` (the running engine's agents) is in
+:mod:`acd.cli.control`; :mod:`acd.cli` adds it to this group.
 
 Exit codes of the imports: 0 every row was taken, 1 some rows were rejected
 (the good ones are kept), 2 the file cannot be read at all (nothing taken),
@@ -13,43 +17,30 @@ Exit codes of the imports: 0 every row was taken, 1 some rows were rejected
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import yaml
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from acd.adapters.profiles_store import ProfileStore, ProfileStoreError, UnknownAgentError
-from acd.adapters.storage import Database
-from acd.core.profiles import AGE_BANDS, AgentProfile, CustomerProfile
-from acd.loaders.profiles import (
-    FieldError,
-    Issue,
-    ParseResult,
-    ProfileFileError,
-    decode,
-    parse_agents,
-    parse_customers_csv,
-    parse_extension,
-    parse_gender,
-    parse_key,
-    parse_level,
-    parse_list,
+from acd.cli.common import (
+    console,
+    db_option,
+    default_country,
+    err_console,
+    levels,
+    profile_options,
+    run_db,
 )
+from acd.core.profiles import AgentProfile, CustomerProfile
+from acd.loaders.profile_csv import parse_customers_csv
+from acd.loaders.profile_results import Issue, ParseResult, ProfileFileError
+from acd.loaders.profiles import decode, parse_agents
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)  # never wrap file:line: messages
-
-DEFAULT_DB = "sqlite+aiosqlite:///acd.db"
-CONFIG_FILE = "acd.yaml"
 #: at most this many problems are listed; the summary counts all of them
 SHOW_ISSUES = 200
 
@@ -59,58 +50,11 @@ _R = TypeVar("_R")
 _P = TypeVar("_P", CustomerProfile, AgentProfile)
 
 
-def default_db() -> str:
-    """The ``database`` of ./acd.yaml if it names one, else the SQLite default."""
-    path = Path(CONFIG_FILE)
-    if not path.is_file():
-        return DEFAULT_DB
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise click.ClickException(f"cannot read the database from {path}: {exc}; "
-                                   "give --db") from None
-    url = data.get("database") if isinstance(data, dict) else None
-    return url if isinstance(url, str) and url else DEFAULT_DB
-
-
-def _db_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--db", "db_url", default=None, metavar="URL",
-                        help="Database URL (default: `database` of ./acd.yaml, "
-                             f"else {DEFAULT_DB}).")(f)
-
-
-def _safe(url: str) -> str:
-    """The URL without its password, for messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (SQLAlchemyError, ValueError):
-        return "<database URL>"
-
-
 def _run(db_url: str | None, work: Callable[[ProfileStore], Coroutine[Any, Any, _R]]) -> _R:
     """Open the database (creating missing tables), run ``work``, close it.
     A database failure ends the command with exit code 3."""
-    return run_db(db_url, lambda db: work(ProfileStore(db)))
-
-
-def run_db(db_url: str | None, work: Callable[[Database], Coroutine[Any, Any, _R]]) -> _R:
-    """``_run`` for any store: ``work`` gets the open database."""
-    url = db_url or default_db()
-
-    async def go() -> _R:
-        db = Database(url)
-        try:
-            await db.create()
-            return await work(db)
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(go())
-    except (SQLAlchemyError, OSError) as exc:
-        err_console.print(f"[red]database error[/red] ({escape(_safe(url))}): "
-                          f"{escape(str(exc).splitlines()[0] if str(exc) else repr(exc))}")
-        sys.exit(EXIT_DATABASE)
+    country = default_country()
+    return run_db(db_url, lambda db: work(ProfileStore(db, country=country)))
 
 
 # ---------------------------------------------------------------- imports
@@ -185,25 +129,33 @@ def customers() -> None:
 
 @customers.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@_db_option
+@db_option
 def customers_import(file: Path, db_url: str | None) -> None:
     """Import customers from a CSV FILE (UTF-8, header line first).
 
     Columns (any order, only `number` required): number, name, vip_level,
     dialect, language, segment, tags (a;b), gender, age, preferred_gender,
     preferred_age_band. A customer already stored keeps the columns the file
-    does not have. Bad rows are listed by line and left out; the good ones
-    are imported. Exit code 0: all rows imported; 1: some rejected; 2: the
-    file cannot be read (nothing imported); 3: database error.
+    does not have. Numbers are stored in one form (+8613800138000 for
+    13800138000, 008613800138000 ...; `country_code` of ./acd.yaml for
+    national numbers); one that is not a full phone number is kept as
+    written, with a warning. Bad rows are listed by line and left out; the
+    good ones are imported. Exit code 0: all rows imported; 1: some
+    rejected; 2: the file cannot be read (nothing imported); 3: database
+    error.
     """
-    _import(file, db_url, "customers", parse_customers_csv, lambda s: s.upsert_customers)
+    country = default_country()
+    _import(file, db_url, "customers",
+            lambda text, name: parse_customers_csv(text, name, country),
+            lambda s: s.upsert_customers)
 
 
 @customers.command("show")
 @click.argument("number")
-@_db_option
+@db_option
 def customers_show(number: str, db_url: str | None) -> None:
-    """Show the stored profile of the customer with phone NUMBER (exit 1 if none)."""
+    """Show the stored profile of the customer with phone NUMBER, in any form
+    (13800138000, +86 138 0013 8000 ...; exit 1 if none)."""
     async def work(store: ProfileStore) -> tuple[CustomerProfile | None, Any]:
         c = await store.get_customer(number.strip())
         return c, (await store.customer_updated_at(c.number)) if c is not None else None
@@ -233,17 +185,19 @@ def customers_show(number: str, db_url: str | None) -> None:
 # ----------------------------------------------------------------- agents
 
 
-@click.group("agents")
+@click.group("agents", short_help="Agents: stored profiles (database); `agents live`: "
+                                  "the running engine's.")
 def agents() -> None:
-    """Agent profiles STORED in the database (import, list, set).
-
-    For the running engine's live agents use `acd agent`.
+    """Agents.  `import`, `list` and `set` work on the profiles STORED in the
+    database, engine running or not (a running engine takes them at its next
+    start).  `acd agents live ...` works on the RUNNING engine's agents over
+    its control API: show, login, logout, ready, pause, set (live and stored).
     """
 
 
-@agents.command("import")
+@agents.command("import", short_help="Import agent profiles into the database from FILE.")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@_db_option
+@db_option
 def agents_import(file: Path, db_url: str | None) -> None:
     """Import agents from FILE: CSV (.csv) or YAML (.yaml/.yml).
 
@@ -256,27 +210,23 @@ def agents_import(file: Path, db_url: str | None) -> None:
     _import(file, db_url, "agents", parse_agents, lambda s: s.upsert_agents)
 
 
-def _levels(m: Any) -> str:
-    return " ".join(f"{k}:{v}" for k, v in sorted(m.items())) or "-"
-
-
 def agents_table(rows: Sequence[AgentProfile], title: str = "agents") -> Table:
     table = Table(title=title)
     for col in ("id", "extension", "skills", "dialects", "gender", "age band", "groups", "VIP"):
         short = col in ("extension", "gender", "age band", "VIP")
         table.add_column(col, no_wrap=short, overflow="fold")
     for a in rows:
-        table.add_row(escape(a.agent_id), a.extension, escape(_levels(a.skills)),
-                      escape(_levels(a.dialects)), a.gender or "-", a.age_band or "-",
+        table.add_row(escape(a.agent_id), a.extension, escape(levels(a.skills)),
+                      escape(levels(a.dialects)), a.gender or "-", a.age_band or "-",
                       escape(" ".join(sorted(a.groups))) or "-",
                       "yes" if a.vip_qualified else "no")
     return table
 
 
 @agents.command("list")
-@_db_option
+@db_option
 def agents_list(db_url: str | None) -> None:
-    """List the stored agents."""
+    """List the agent profiles stored in the database."""
     async def work(store: ProfileStore) -> list[AgentProfile]:
         return await store.agents()
 
@@ -287,83 +237,20 @@ def agents_list(db_url: str | None) -> None:
     console.print(agents_table(rows, f"agents ({len(rows)})"))
 
 
-def _option_value(parse: Callable[[str], _R]) -> Callable[[click.Context, click.Parameter, Any],
-                                                          Any]:
-    """A click callback running a profiles_io parser (errors name the option)."""
-    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-        if value is None:
-            return None
-        try:
-            if isinstance(value, tuple):
-                return tuple(parse(v.strip()) for v in value)
-            return parse(value.strip())
-        except FieldError as exc:
-            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-    return callback
-
-
-def _name_level(raw: str) -> tuple[str, int]:
-    name, sep, level = raw.partition("=")
-    name, level = name.strip(), level.strip()
-    if not sep or not name or not level:
-        raise FieldError(f"{raw!r} must be NAME=LEVEL, e.g. billing=5")
-    parse_key(name)
-    try:
-        return name, parse_level(level)
-    except FieldError:
-        raise FieldError(f"{raw!r}: level {level!r} is not a whole number 1-10") from None
-
-
-def _group(raw: str) -> str:
-    if not raw:
-        raise FieldError("a group name cannot be empty")
-    if ";" in raw:
-        raise FieldError(f"{raw!r}: give one group per --group")
-    (name,) = parse_list(raw)
-    return name
-
-
-def profile_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """The profile-editing options shared by `acd agents set` (the database)
-    and `acd agent set` (the running engine)."""
-    for option in reversed(_PROFILE_OPTIONS):
-        f = option(f)
-    return f
-
-
-_PROFILE_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
-    click.option("--skill", "skills", multiple=True, metavar="NAME=LEVEL",
-                 callback=_option_value(_name_level),
-                 help="Set a skill's level (1-10); repeatable."),
-    click.option("--drop-skill", "drop_skills", multiple=True, metavar="NAME",
-                  help="Remove a skill; repeatable."),
-    click.option("--dialect", "dialects", multiple=True, metavar="NAME=LEVEL",
-                  callback=_option_value(_name_level),
-                  help="Set a dialect's proficiency (1-10); repeatable."),
-    click.option("--drop-dialect", "drop_dialects", multiple=True, metavar="NAME",
-                  help="Remove a dialect; repeatable."),
-    click.option("--gender", metavar="F|M", callback=_option_value(parse_gender),
-                  help="F or M (female/male also accepted)."),
-    click.option("--age-band", type=click.Choice(AGE_BANDS), help="Age band."),
-    click.option("--group", "groups", multiple=True, metavar="G", callback=_option_value(_group),
-                  help="The agent's groups become exactly these; repeatable."),
-    click.option("--vip/--no-vip", default=None, help="May take VIP callers, or not."),
-    click.option("--extension", metavar="E", callback=_option_value(parse_extension),
-                  help="Phone extension (2-15 digits)."),
-]
-
-
-@agents.command("set")
+@agents.command("set", short_help="Change an agent's stored profile (database).")
 @click.argument("agent_id")
 @profile_options
-@_db_option
+@db_option
 def agents_set(agent_id: str, skills: tuple[tuple[str, int], ...], drop_skills: tuple[str, ...],
                dialects: tuple[tuple[str, int], ...], drop_dialects: tuple[str, ...],
                gender: str | None, age_band: str | None, groups: tuple[str, ...],
                vip: bool | None, extension: str | None, db_url: str | None) -> None:
-    """Change a stored agent's profile, e.g.
+    """Change an agent's profile stored in the database, e.g.
 
         acd agents set a1001 --skill billing=7 --drop-skill vip --dialect minnan=8 --vip
+
+    A running engine takes it at its next start; `acd agents live set`
+    changes the live agent now (and stores it too).
     """
     if not any((skills, drop_skills, dialects, drop_dialects, groups)) \
             and gender is None and age_band is None and vip is None and extension is None:

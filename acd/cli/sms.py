@@ -14,13 +14,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from acd.cli.profiles import _db_option, run_db
+from acd.cli.common import console, db_option, default_country, run_db
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
 _R = TypeVar("_R")
 
 
@@ -29,16 +26,21 @@ def _run(db_url: str | None, work: Callable[[Any], Coroutine[Any, Any, _R]]) -> 
     database failure, as every database command)."""
     from acd.adapters.sms_store import SmsStore
 
-    return run_db(db_url, lambda db: work(SmsStore(db)))
+    country = default_country()
+    return run_db(db_url, lambda db: work(SmsStore(db, country)))
 
 
-def _number(value: str) -> str:
-    from acd.sms.policy import normalize_number
+def _numbers(values: tuple[str, ...]) -> list[str]:
+    """The numbers in their one form (``country_code`` of ./acd.yaml), as the
+    engine keys them: ``138 0013 8000`` and ``008613800138000`` are
+    ``+8613800138000``."""
+    from acd.core.numbers import is_number, normalize
 
-    n = normalize_number(value)
-    if len(n) < 3:
-        raise click.BadParameter(f"{value!r} is not a phone number", param_hint="NUMBER")
-    return n
+    country = default_country()
+    for v in values:
+        if not is_number(v):
+            raise click.BadParameter(f"{v!r} is not a phone number", param_hint="NUMBER")
+    return [normalize(v, country) for v in values]
 
 
 @click.group("sms")
@@ -53,10 +55,10 @@ def optout() -> None:
 
 @optout.command("add")
 @click.argument("numbers", nargs=-1, required=True)
-@_db_option
+@db_option
 def optout_add(numbers: tuple[str, ...], db_url: str | None) -> None:
     """Stop sending SMS to NUMBERS (anything still queued for them is suppressed)."""
-    clean = [_number(n) for n in numbers]
+    clean = _numbers(numbers)
 
     async def work(store: Any) -> list[bool]:
         return [await store.opt_out(n, "cli", time.time()) for n in clean]
@@ -67,10 +69,10 @@ def optout_add(numbers: tuple[str, ...], db_url: str | None) -> None:
 
 @optout.command("remove")
 @click.argument("numbers", nargs=-1, required=True)
-@_db_option
+@db_option
 def optout_remove(numbers: tuple[str, ...], db_url: str | None) -> None:
     """Send SMS to NUMBERS again."""
-    clean = [_number(n) for n in numbers]
+    clean = _numbers(numbers)
 
     async def work(store: Any) -> list[bool]:
         return [await store.opt_in(n) for n in clean]
@@ -80,7 +82,7 @@ def optout_remove(numbers: tuple[str, ...], db_url: str | None) -> None:
 
 
 @optout.command("list")
-@_db_option
+@db_option
 def optout_list(db_url: str | None) -> None:
     """The opt-out list."""
     rows = _run(db_url, lambda store: store.opted_out())
@@ -94,7 +96,7 @@ def optout_list(db_url: str | None) -> None:
 @click.option("--state", type=click.Choice(["queued", "sent", "delivered", "failed",
                                             "suppressed"]), help="Only this state.")
 @click.option("--limit", default=50, show_default=True)
-@_db_option
+@db_option
 def outbox(state: str | None, limit: int, db_url: str | None) -> None:
     """The newest SMS in the outbox, with their state and reason."""
     rows = _run(db_url, lambda store: store.rows(state, limit))
@@ -132,7 +134,7 @@ def _day(value: str | None, what: str) -> dt.date | None:
               show_default=True)
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True),
               help="Write CSV here ('-' for standard output) instead of a table.")
-@_db_option
+@db_option
 def report_sms(since: str | None, until: str | None, tz: str, by: str, csv_path: str | None,
                db_url: str | None) -> None:
     """SMS diversion outcome by rule and day: SMS sent and delivered, the

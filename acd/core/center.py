@@ -30,17 +30,20 @@ caller), each partition a heap by virtual arrival.
 from __future__ import annotations
 
 import heapq
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sortedcontainers import SortedList
 
+# re-exported: callers have always imported them from here
+from acd.core.errors import DuplicateCall as DuplicateCall
+from acd.core.errors import UnknownSubject as UnknownSubject
 from acd.core.model import (
     AGENT_TABLE,
     CALL_TABLE,
     Action,
+    AgentHungUp,
     AgentLogin,
     AgentLogout,
     AgentPause,
@@ -49,6 +52,7 @@ from acd.core.model import (
     AgentState,
     AgentStateChanged,
     AgentTrigger,
+    CallerGone,
     CallerHungUp,
     CallPriorityChanged,
     CallQueued,
@@ -88,7 +92,6 @@ from acd.core.profiles import AgentProfile
 
 EXPLAIN_TOP = 5
 CACHE_LIMIT = 200_000
-LAST_AGENT_MEMORY = 200_000
 
 HeapEntry = tuple[float, int, str]  # (virtual arrival, seq, call id)
 _UNSTAFFED = frozenset({AgentState.LOGGED_OUT, AgentState.PAUSED})
@@ -102,14 +105,6 @@ _AGENT_STEPS: dict[tuple[AgentState, AgentTrigger], tuple[AgentState, bool, bool
                      int(new not in _UNSTAFFED) - int(old not in _UNSTAFFED))
     for (old, trigger), new in AGENT_TABLE.rows().items()
 }
-
-
-class UnknownSubject(Exception):
-    """An event names a call, agent or queue the core does not know."""
-
-
-class DuplicateCall(Exception):
-    """A call id that is already live was started again."""
 
 
 class Part:
@@ -259,13 +254,13 @@ class ContactCenter:
         self._staffed: dict[str, int] = {}  # skill -> staffed agents
         self._aht: dict[str, float] = {q: qp.handle_time_s
                                        for q, qp in self.policy.queues.items()}
-        self._last_agent: OrderedDict[str, str] = OrderedDict()
         self._stage_text: dict[tuple[str, int], tuple[str, ...]] = {}
         self._stages: dict[tuple[str, int, str, str, str, str], Stage] = {}
         self._stage_ids: dict[int, tuple[int, int]] = {}  # id(stage) -> (sig id, pref id)
         self._handlers: dict[type, Callable[[Any, float, list[Action]], None]] = {
             CallStarted: self._call_started, CallQueued: self._call_queued,
             IvrEnded: self._ivr_ended, CallerHungUp: self._caller_hung_up,
+            CallerGone: self._caller_gone, AgentHungUp: self._agent_hung_up,
             OfferAnswered: self._offer_answered, OfferFailed: self._offer_failed,
             ConversationEnded: self._conversation_ended,
             CallPriorityChanged: self._priority_changed, AgentLogin: self._agent_login,
@@ -317,6 +312,11 @@ class ContactCenter:
 
     def staffed(self, skill: str) -> int:
         return self._staffed.get(skill, 0)
+
+    def partition_sizes(self, queue: str) -> list[tuple[int, int]]:
+        """(waiting calls, heap entries held) of each partition of a queue:
+        entries beyond the waiting calls are stale ones not dropped yet."""
+        return [(len(p.live), len(p.heap)) for p in self._parts[queue].values()]
 
     def _order(self, queue: str) -> SortedList:
         order = self._ordered.get(queue)
@@ -531,6 +531,21 @@ class ContactCenter:
         outcome = Outcome.IVR if state is CallState.IVR else Outcome.ABANDONED
         self._finish(call, now, outcome, out)
 
+    def _caller_gone(self, ev: CallerGone, now: float, out: list[Action]) -> None:
+        """The caller's channel is gone: the call's state says what that means."""
+        call = self._calls.get(ev.call_id)
+        if call is None:
+            return  # ended already (the other source of the same hang-up was first)
+        if call.state is CallState.IVR:
+            self._ivr_ended(IvrEnded(ev.call_id, ev.ivr_path, "caller-hangup"), now, out)
+        else:  # waiting or ringing: abandoned; connected: the conversation ends
+            self._caller_hung_up(CallerHungUp(ev.call_id, ev.cause), now, out)
+
+    def _agent_hung_up(self, ev: AgentHungUp, now: float, out: list[Action]) -> None:
+        call = self._calls.get(ev.call_id)
+        if call is not None and call.state is CallState.CONNECTED:
+            self._conversation_ended(ConversationEnded(ev.call_id, "agent"), now, out)
+
     def _current_offer(self, call_id: str, offer_id: int) -> Call | None:
         """The call if ``offer_id`` is its live offer; None for a stale result
         (the caller already left, or a later offer superseded this one)."""
@@ -592,7 +607,6 @@ class ContactCenter:
         if call.queue is not None and call.answered_at is not None:
             handle = now - call.answered_at + wrap_up_s
             self._aht[call.queue] = 0.9 * self._aht[call.queue] + 0.1 * handle
-        self._remember_agent(call.caller, agent.agent_id)
         self._finish(call, now, Outcome.ANSWERED, out)
         if leaving:  # asked to log out during the call: out now, from wrap-up
             self._log_out(agent, now, out)
@@ -629,13 +643,6 @@ class ContactCenter:
             customer_class=call.customer_class, priority=call.priority,
             first_queue=call.first_queue if call.first_queue != call.queue else None,
         )))
-
-    def _remember_agent(self, number: str, agent_id: str) -> None:
-        mem = self._last_agent
-        mem[number] = agent_id
-        mem.move_to_end(number)
-        if len(mem) > LAST_AGENT_MEMORY:
-            mem.popitem(last=False)
 
     # ----------------------------------------------------------- agent events
 
@@ -835,7 +842,7 @@ class ContactCenter:
                 total += idle_w * min((now - ready_since) / 60.0, IDLE_CAP_MIN)
             scored.append((total, -ready_since, aid, shape))
         if stage.prefer.last_agent:
-            last = call.attrs.get("last_agent") or self._last_agent.get(call.caller)
+            last = call.attrs.get("last_agent")
             agent = self._agents.get(last) if last else None
             if agent is not None and agent.state is AgentState.READY \
                     and stage.require.skill in agent.profile.skills \
@@ -861,7 +868,7 @@ class ContactCenter:
         assert stage is not None
         out: list[Candidate] = []
         seen: set[str] = set()
-        last = call.attrs.get("last_agent") or self._last_agent.get(call.caller)
+        last = call.attrs.get("last_agent")
         for total, _, aid, shape in top:
             if aid in seen:
                 continue

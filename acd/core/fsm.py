@@ -11,11 +11,13 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Generic, TypeVar
 
+from acd.core.errors import CoreError
+
 S = TypeVar("S", bound=Enum)
 T = TypeVar("T", bound=Enum)
 
 
-class IllegalTransition(Exception):
+class IllegalTransition(CoreError):
     """A trigger arrived in a state whose table has no row for it."""
 
     def __init__(self, machine: str, subject: str, state: Enum, trigger: Enum) -> None:

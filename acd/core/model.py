@@ -184,7 +184,10 @@ class IvrEnded:
 
 @dataclass(init=False)
 class CallerHungUp:
-    """The caller's channel is gone (AMI Hangup, or AGI saw the hangup)."""
+    """The caller hung up while waiting or ringing (or connected: the
+    conversation ends).  The virtual simulator sends it; the engine, which
+    learns of a hang-up without knowing the call's state, sends
+    :class:`CallerGone` and lets the core choose."""
 
     call_id: str
     cause: int = 16
@@ -192,6 +195,40 @@ class CallerHungUp:
     def __init__(self, call_id: str, cause: int = 16) -> None:
         self.call_id = call_id
         self.cause = cause
+
+
+@dataclass(init=False)
+class CallerGone:
+    """The caller's channel is gone, however the engine learnt it (the AGI
+    session saw the hang-up, an AMI ``Hangup``, a resync after a reconnect).
+
+    The core picks the outcome from the call's state: in the IVR the call
+    ends there (``ivr_path``, as ``IvrEnded`` with reason ``caller-hangup``);
+    connected, the conversation ends (by the caller); waiting or ringing, the
+    caller hung up (``CallerHungUp``: abandoned, the ringing agent released).
+    A call that has already ended is left alone: two sources may report the
+    same hang-up."""
+
+    call_id: str
+    cause: int = 16
+    ivr_path: tuple[str, ...] = ()
+
+    def __init__(self, call_id: str, cause: int = 16, ivr_path: tuple[str, ...] = ()) -> None:
+        self.call_id = call_id
+        self.cause = cause
+        self.ivr_path = ivr_path
+
+
+@dataclass(init=False)
+class AgentHungUp:
+    """The agent's channel of a call is gone.  A connected conversation ends
+    (by the agent); in any other state it changes nothing (a ring that ends
+    unanswered is reported by its offer's result, ``OfferFailed``)."""
+
+    call_id: str
+
+    def __init__(self, call_id: str) -> None:
+        self.call_id = call_id
 
 
 @dataclass(init=False)
@@ -206,7 +243,12 @@ class OfferAnswered:
 
 @dataclass(init=False)
 class OfferFailed:
-    """The offer did not connect; ``reason`` e.g. NOANSWER, BUSY, CHANUNAVAIL, ERROR."""
+    """The offer did not connect; ``reason`` e.g. NOANSWER, BUSY, CHANUNAVAIL, ERROR.
+
+    A result for an offer that is no longer the call's live one (the caller
+    left, the offer was answered or already failed, a later offer replaced
+    it) changes nothing: the engine may report one failure twice (AMI
+    ``DialEnd`` and the dialplan's ``requeue``) and leaves that to the core."""
 
     call_id: str
     offer_id: int
@@ -282,9 +324,9 @@ class TimerFired:
 
 
 Event = (
-    CallStarted | CallQueued | IvrEnded | CallerHungUp | OfferAnswered | OfferFailed
-    | ConversationEnded | AgentLogin | AgentLogout | AgentReady | AgentPause | TimerFired
-    | AgentProfileChanged | CallPriorityChanged
+    CallStarted | CallQueued | IvrEnded | CallerHungUp | CallerGone | AgentHungUp
+    | OfferAnswered | OfferFailed | ConversationEnded | AgentLogin | AgentLogout | AgentReady
+    | AgentPause | TimerFired | AgentProfileChanged | CallPriorityChanged
 )
 
 # --------------------------------------------------------------------- actions

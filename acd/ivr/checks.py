@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from acd.ivr.flow import (
+from acd.ivr.nodes import (
     BUILTIN_VARIABLES,
     INTERACTIVE,
     TERMINAL,

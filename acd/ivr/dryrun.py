@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from acd.ivr.expr import Value
-from acd.ivr.flow import Flow
 from acd.ivr.interpreter import (
     ALL_KEYS,
     Ack,
@@ -36,6 +35,7 @@ from acd.ivr.interpreter import (
     TransferCall,
     VoicemailCall,
 )
+from acd.ivr.nodes import Flow
 
 
 @dataclass(frozen=True, slots=True)

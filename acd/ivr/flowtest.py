@@ -42,8 +42,9 @@ from typing import Any
 import yaml
 
 from acd.ivr.dryrun import DryRun, dry_run
-from acd.ivr.flow import Flow, load_flow
 from acd.ivr.interpreter import EndCall, EnterQueue, TransferCall, VoicemailCall
+from acd.ivr.load import load_flow
+from acd.ivr.nodes import Flow
 from acd.loaders.yamlpos import Reader, YamlError, read_text
 
 EXPECT_KEYS = {"end", "queue", "priority", "attributes", "transfer", "voicemail", "reason",

@@ -9,6 +9,10 @@ here reads the clock or does I/O: the time is handed in (``now=``) with
 ``start`` and ``resume``.  The FastAGI adapter (``acd.runtime.ivr_agi``)
 turns steps into AGI commands; the dry run, ``acd flow test`` and the
 virtual simulator answer them directly.
+
+Both dispatches are tables: entering a node looks its type up in
+:data:`NODE_HANDLERS` (one handler per node type), a reply looks the
+pending step's kind up in :data:`REPLY_HANDLERS`.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ import datetime as dt
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from acd.ivr.expr import Value, env_from, to_int
-from acd.ivr.flow import (
+from acd.ivr.hours import local_fields
+from acd.ivr.nodes import (
     Branch,
     Flow,
     Goto,
@@ -29,6 +35,7 @@ from acd.ivr.flow import (
     Language,
     Lookup,
     Menu,
+    NodeBody,
     Play,
     Prompt,
     QueueNode,
@@ -41,7 +48,6 @@ from acd.ivr.flow import (
     Transfer,
     Voicemail,
 )
-from acd.ivr.hours import local_fields
 
 #: Guard against a flow that loops forever without the caller doing anything.
 MAX_STEPS = 500
@@ -286,41 +292,7 @@ class FlowRun:
         if now is not None:
             self.now = now
         pending, self._pending = self._pending, None
-        node = self.flow.nodes[pending.node].body
-        kind = pending.kind
-        if kind in ("play", "say"):
-            assert isinstance(node, Play | Say)
-            digit = reply.digit if isinstance(reply, Key) else None
-            # a key that interrupted a prompt is kept for the next menu or input
-            # (type-ahead: "press 1 during the greeting" chooses option 1)
-            self._typeahead = digit
-            if digit:
-                self.keys.append(digit)
-            return self._enter(node.next)
-        if kind == "retry":
-            return self._ask()
-        if kind == "menu":
-            digit = reply.digit if isinstance(reply, Key) else None
-            if digit:
-                self.keys.append(digit)
-            return self._menu_answer(digit)
-        if kind == "input":
-            assert isinstance(node, Input)
-            value = self._typed + (reply.value if isinstance(reply, Digits) else "")
-            return self._input_answer(node, value)
-        if kind == "language":
-            assert isinstance(node, Language)
-            return self._enter(node.next)
-        if kind == "lookup":
-            assert isinstance(node, Lookup)
-            data = reply.data if isinstance(reply, LookupReply) else None
-            return self._lookup_answer(node, data)
-        if kind == "record":
-            assert isinstance(node, Record)
-            ok = reply.ok if isinstance(reply, Ack) else True
-            self.variables[node.variable] = node.file.render(self._env()) if ok else None
-            return self._enter(node.next)
-        raise FlowStateError(f"unknown pending step {kind!r}")  # pragma: no cover
+        return REPLY_HANDLERS[pending.kind](self, self.flow.nodes[pending.node].body, reply)
 
     # ---------------------------------------------------------- internals
 
@@ -399,75 +371,133 @@ class FlowRun:
         self._tries = 0
         self.path.append(name)
         body = self.flow.nodes[name].body
-        match body:
-            case Play():
-                self._typeahead = None  # type-ahead only carries into the next menu
-                self._pending = _Pending("play", name)
-                return PlayPrompt(self._prompts(body.prompt), ALL_KEYS if body.barge_in else "")
-            case Say():
-                self._typeahead = None
-                self._pending = _Pending("say", name)
-                env = self._env()
-                return SayValue(body.say, body.value.render(env),
-                                ALL_KEYS if body.barge_in else "", self._prompts(body.prompt),
-                                self.flow.money_unit, self.flow.money_cents)
-            case Menu() | Input():
-                return self._ask()
-            case SetVars():
-                env = self._env()
-                new = {k: t.render(env) for k, t in body.values.items()}
-                self.variables.update(new)
-                return self._enter(body.next)
-            case Branch():
-                env = self._env()
-                for case in body.cases:
-                    if case.condition.test(env):
-                        return self._enter(case.target)
-                if body.otherwise is not None:
-                    return self._enter(body.otherwise)
-                return self._end((), reason="no-branch")
-            case Lookup():
-                self._pending = _Pending("lookup", name)
-                url = body.url.render(self._env()) if body.url else None
-                return LookupData(body.source, url, body.timeout_s)
-            case HoursNode():
-                return self._enter(body.when_open if body.hours.is_open(self.now)
-                                   else body.when_closed)
-            case Language():
-                self._language_chosen = True
-                self.variables["language"] = body.language
-                if body.dialect is not None:
-                    self.variables["dialect"] = body.dialect
-                self._pending = _Pending("language", name)
-                return SetLanguage(body.language, body.dialect)
-            case Sms():
-                self.sms.append(body.template)
-                return self._enter(body.next)
-            case Record():
-                self._typeahead = None
-                self._pending = _Pending("record", name)
-                env = self._env()
-                return RecordFile(body.file.render(env), self._prompts(body.prompt),
-                                  body.max_s, body.beep, body.silence_s)
-            case QueueNode():
-                return self._finish(self._queue(body))
-            case Transfer():
-                return self._finish(TransferCall(
-                    body.number.render(self._env()), tuple(self.path),
-                    self._prompts(body.prompt)))
-            case Voicemail():
-                return self._finish(VoicemailCall(
-                    body.mailbox.render(self._env()), tuple(self.path),
-                    self._prompts(body.prompt)))
-            case Hangup():
-                return self._end(self._prompts(body.prompt))
-            case Goto():
-                return self._enter(body.target)
-            case SubFlow():
-                return self._enter(body.entry)
-            case Return():
-                return self._enter(body.target)
-        raise FlowStateError(f"unknown node body {body!r}")  # pragma: no cover
+        handler = NODE_HANDLERS.get(type(body))
+        if handler is None:  # pragma: no cover - the table covers NodeBody
+            raise FlowStateError(f"unknown node body {body!r}")
+        return handler(self, body, name)
+
+    # ------------------------------------ entering a node, one per node type
+
+    def _enter_play(self, body: Play, name: str) -> Step:
+        self._typeahead = None  # type-ahead only carries into the next menu
+        self._pending = _Pending("play", name)
+        return PlayPrompt(self._prompts(body.prompt), ALL_KEYS if body.barge_in else "")
+
+    def _enter_say(self, body: Say, name: str) -> Step:
+        self._typeahead = None
+        self._pending = _Pending("say", name)
+        env = self._env()
+        return SayValue(body.say, body.value.render(env),
+                        ALL_KEYS if body.barge_in else "", self._prompts(body.prompt),
+                        self.flow.money_unit, self.flow.money_cents)
+
+    def _enter_ask(self, body: Menu | Input, name: str) -> Step:
+        return self._ask()
+
+    def _enter_set(self, body: SetVars, name: str) -> Step:
+        env = self._env()
+        new = {k: t.render(env) for k, t in body.values.items()}
+        self.variables.update(new)
+        return self._enter(body.next)
+
+    def _enter_branch(self, body: Branch, name: str) -> Step:
+        env = self._env()
+        for case in body.cases:
+            if case.condition.test(env):
+                return self._enter(case.target)
+        if body.otherwise is not None:
+            return self._enter(body.otherwise)
+        return self._end((), reason="no-branch")
+
+    def _enter_lookup(self, body: Lookup, name: str) -> Step:
+        self._pending = _Pending("lookup", name)
+        url = body.url.render(self._env()) if body.url else None
+        return LookupData(body.source, url, body.timeout_s)
+
+    def _enter_hours(self, body: HoursNode, name: str) -> Step:
+        return self._enter(body.when_open if body.hours.is_open(self.now) else body.when_closed)
+
+    def _enter_language(self, body: Language, name: str) -> Step:
+        self._language_chosen = True
+        self.variables["language"] = body.language
+        if body.dialect is not None:
+            self.variables["dialect"] = body.dialect
+        self._pending = _Pending("language", name)
+        return SetLanguage(body.language, body.dialect)
+
+    def _enter_sms(self, body: Sms, name: str) -> Step:
+        self.sms.append(body.template)
+        return self._enter(body.next)
+
+    def _enter_record(self, body: Record, name: str) -> Step:
+        self._typeahead = None
+        self._pending = _Pending("record", name)
+        env = self._env()
+        return RecordFile(body.file.render(env), self._prompts(body.prompt),
+                          body.max_s, body.beep, body.silence_s)
+
+    def _enter_queue(self, body: QueueNode, name: str) -> Step:
+        return self._finish(self._queue(body))
+
+    def _enter_transfer(self, body: Transfer, name: str) -> Step:
+        return self._finish(TransferCall(
+            body.number.render(self._env()), tuple(self.path), self._prompts(body.prompt)))
+
+    def _enter_voicemail(self, body: Voicemail, name: str) -> Step:
+        return self._finish(VoicemailCall(
+            body.mailbox.render(self._env()), tuple(self.path), self._prompts(body.prompt)))
+
+    def _enter_hangup(self, body: Hangup, name: str) -> Step:
+        return self._end(self._prompts(body.prompt))
+
+    def _enter_goto(self, body: Goto | Return, name: str) -> Step:
+        return self._enter(body.target)
+
+    def _enter_subflow(self, body: SubFlow, name: str) -> Step:
+        return self._enter(body.entry)
+
+    # ------------------------------ a reply to a pending step, one per kind
+
+    def _reply_prompt(self, node: NodeBody, reply: Reply) -> Step:
+        assert isinstance(node, Play | Say)
+        digit = reply.digit if isinstance(reply, Key) else None
+        # a key that interrupted a prompt is kept for the next menu or input
+        # (type-ahead: "press 1 during the greeting" chooses option 1)
+        self._typeahead = digit
+        if digit:
+            self.keys.append(digit)
+        return self._enter(node.next)
+
+    def _reply_retry(self, node: NodeBody, reply: Reply) -> Step:
+        return self._ask()
+
+    def _reply_menu(self, node: NodeBody, reply: Reply) -> Step:
+        digit = reply.digit if isinstance(reply, Key) else None
+        if digit:
+            self.keys.append(digit)
+        return self._menu_answer(digit)
+
+    def _reply_input(self, node: NodeBody, reply: Reply) -> Step:
+        assert isinstance(node, Input)
+        value = self._typed + (reply.value if isinstance(reply, Digits) else "")
+        return self._input_answer(node, value)
+
+    def _reply_language(self, node: NodeBody, reply: Reply) -> Step:
+        assert isinstance(node, Language)
+        return self._enter(node.next)
+
+    def _reply_lookup(self, node: NodeBody, reply: Reply) -> Step:
+        assert isinstance(node, Lookup)
+        data = reply.data if isinstance(reply, LookupReply) else None
+        return self._lookup_answer(node, data)
+
+    def _reply_record(self, node: NodeBody, reply: Reply) -> Step:
+        assert isinstance(node, Record)
+        ok = reply.ok if isinstance(reply, Ack) else True
+        self.variables[node.variable] = node.file.render(self._env()) if ok else None
+        return self._enter(node.next)
+
+    # ------------------------------------------------------------- helpers
 
     def _queue(self, body: QueueNode) -> EnterQueue:
         env = self._env()
@@ -508,3 +538,39 @@ class FlowRun:
 
     def _end(self, prompts: tuple[str, ...], reason: str = "flow") -> Step:
         return self._finish(EndCall(tuple(self.path), prompts, reason))
+
+
+#: node type -> what entering a node of that type does; one entry per type
+#: of :data:`acd.ivr.nodes.NodeBody`
+NODE_HANDLERS: dict[type[NodeBody], Callable[[FlowRun, Any, str], Step]] = {
+    Play: FlowRun._enter_play,
+    Say: FlowRun._enter_say,
+    Menu: FlowRun._enter_ask,
+    Input: FlowRun._enter_ask,
+    SetVars: FlowRun._enter_set,
+    Branch: FlowRun._enter_branch,
+    Lookup: FlowRun._enter_lookup,
+    HoursNode: FlowRun._enter_hours,
+    Language: FlowRun._enter_language,
+    Sms: FlowRun._enter_sms,
+    Record: FlowRun._enter_record,
+    QueueNode: FlowRun._enter_queue,
+    Transfer: FlowRun._enter_transfer,
+    Voicemail: FlowRun._enter_voicemail,
+    Hangup: FlowRun._enter_hangup,
+    Goto: FlowRun._enter_goto,
+    SubFlow: FlowRun._enter_subflow,
+    Return: FlowRun._enter_goto,
+}
+
+#: pending step kind -> what its reply does
+REPLY_HANDLERS: dict[str, Callable[[FlowRun, NodeBody, Reply], Step]] = {
+    "play": FlowRun._reply_prompt,
+    "say": FlowRun._reply_prompt,
+    "retry": FlowRun._reply_retry,
+    "menu": FlowRun._reply_menu,
+    "input": FlowRun._reply_input,
+    "language": FlowRun._reply_language,
+    "lookup": FlowRun._reply_lookup,
+    "record": FlowRun._reply_record,
+}

@@ -1,5 +1,5 @@
 """The JSON Schema of flow files, made from the loader's own table of node
-types (:data:`acd.ivr.flow.NODE_TYPES`) so the two cannot drift apart.
+types (:data:`acd.ivr.fields.NODE_TYPES`) so the two cannot drift apart.
 
 Editors use it for completion and hover help (``acd flow schema -o
 ivr_flows/flow.schema.json``; VS Code with the YAML extension picks it up
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from acd.ivr.flow import COMMON_FIELDS, NODE_TYPES, TOP_FIELDS, FieldSpec
+from acd.ivr.fields import COMMON_FIELDS, NODE_TYPES, TOP_FIELDS, FieldSpec
 
 SCHEMA_ID = "https://github.com/acd-engine/acd/ivr_flows/flow.schema.json"
 

@@ -16,11 +16,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from acd.adapters.ami import AmiConfig
-from acd.adapters.storage import Summary, call_records
+from acd.adapters.schema import call_records
+from acd.adapters.storage import Summary
 from acd.core.center import agents_for_queues
 from acd.core.model import CoreConfig
 from acd.core.policy import simple_policy
-from acd.ivr.flow import Flow
+from acd.ivr.nodes import Flow
 from acd.runtime.engine import Engine
 from acd.runtime.settings import EngineConfig
 from sim.config import CallerScript, CallResult, PhoneBehaviour, SimConfig
@@ -133,7 +134,7 @@ async def run_demo(opts: DemoOptions, console: Console | None = None) -> DemoRes
             results = list(await asyncio.gather(*(h.done for h in handles)))
             # the engine writes each record when it sees the call end
             deadline = time.monotonic() + 10
-            while engine.stats.calls_finished < opts.calls and time.monotonic() < deadline:
+            while engine.counters.calls_finished < opts.calls and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
         elapsed = time.monotonic() - t0
         cpu = time.process_time() - cpu0

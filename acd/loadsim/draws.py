@@ -18,8 +18,10 @@ import math
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from acd.loadsim.scenario import Dist, Scenario, TraceCall, _pick, day_start, walk
+from acd.loadsim.ivr_walk import walk
+from acd.loadsim.model import Dist, Scenario, TraceCall, day_start
 
 
 @dataclass(init=False)
@@ -76,6 +78,16 @@ def _draw(d: Dist, rng: random.Random) -> Callable[[], float]:
 
 def _sampler(d: Dist | None, rng: random.Random) -> Callable[[], float] | None:
     return _draw(d, rng) if d is not None else None
+
+
+def _pick(pairs: Sequence[tuple[Any, float]], u: float) -> Any:
+    """The value whose cumulative probability first exceeds ``u``."""
+    acc = 0.0
+    for value, p in pairs:
+        acc += p
+        if u < acc:
+            return value
+    return pairs[-1][0]
 
 
 def draw_calls(sc: Scenario, seed: int, max_calls: int | None,

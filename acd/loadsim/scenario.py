@@ -1,4 +1,4 @@
-"""Load-simulator scenarios (YAML) and call traces (CSV).
+"""Load-simulator scenario files (YAML): reading and checking them.
 
 A scenario describes one day (or a stationary stretch) of a contact center:
 when calls arrive, who calls, which queue they want, how patient they are,
@@ -52,28 +52,17 @@ routing policy).  Nothing in the file is evaluated as code.
 Paths are relative to the scenario file.  Times of day are ``HH:MM`` (or
 ``HH:MM:SS``); the simulation clock counts seconds from ``start``.
 
-Trace CSV (:func:`load_trace`), a header and one call per row::
-
-    arrival,number,queue,attributes,handle,patience
-    0,13800000001,billing,vip=2;dialect=cantonese,120,
-    08:00:05,13800000002,tech,,60,30
-
-``arrival``: seconds from the start, or a time of day ``HH:MM:SS``;
-``attributes``: ``key=value`` pairs separated by ``;`` (``vip`` means
-``vip_level``); ``patience`` empty = never hangs up.  A trace is replayed
-exactly: no random draws for arrivals, handle times or patience.
+A scenario's ``trace:`` is a CSV of recorded calls (see
+:mod:`acd.loadsim.trace`).  What a file becomes is the model of
+:mod:`acd.loadsim.model` (:class:`~acd.loadsim.model.Scenario` and its parts).
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as dt
-import math
-import random
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -81,315 +70,27 @@ import yaml
 
 from acd.core.policy import ClassRule, Policy, Test, When, simple_policy
 from acd.core.profiles import AGE_BANDS, GENDERS, AgentProfile
-from acd.loaders.yamlpos import Reader, YamlError, read_text
+from acd.loaders.yamlpos import Reader, read_text
+from acd.loadsim.model import (
+    WEEKDAYS,
+    AgentSpec,
+    CallerPopulation,
+    Dist,
+    IvrSpec,
+    QueueSpec,
+    Scenario,
+    ScenarioError,
+    TraceCall,
+    TraceError,
+    parse_tod,
+    routed_queues,
+)
+from acd.loadsim.trace import load_trace
 
 INTERVAL_MINUTES = (15, 30, 60)
 DISTRIBUTIONS = ("exponential", "lognormal", "fixed")
-DAY_S = 86400.0
 
-__all__ = [
-    "AgentSpec",
-    "CallerMix",
-    "Dist",
-    "IvrSpec",
-    "IvrWalk",
-    "QueueSpec",
-    "Scenario",
-    "ScenarioError",
-    "TraceCall",
-    "TraceError",
-    "clock",
-    "day_start",
-    "load_scenario",
-    "load_trace",
-    "parse_scenario",
-    "parse_trace",
-    "walk",
-    "walk_ivr",
-]
-
-
-class ScenarioError(YamlError):
-    """A scenario file is wrong; the message names file, line, column and problem."""
-
-
-class TraceError(ScenarioError):
-    """A trace CSV is wrong: ``file:line: column: problem``."""
-
-    def __init__(self, file: str, line: int, message: str) -> None:
-        super().__init__(file, line, 0, message)
-        self.args = (f"{file}:{line}: {message}",)
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-# ------------------------------------------------------------------ data
-
-
-@dataclass(frozen=True, slots=True)
-class Dist:
-    """A duration distribution: exponential (mean), lognormal (mean, sd) or fixed."""
-
-    kind: str
-    mean: float
-    sd: float = 0.0
-
-    def sampler(self, rng: random.Random) -> Callable[[], float]:
-        """A function drawing one value (seconds) from ``rng``."""
-        if self.kind == "fixed":
-            value = self.mean
-            return lambda: value
-        if self.kind == "lognormal":
-            sigma2 = math.log(1.0 + (self.sd / self.mean) ** 2)
-            mu, sigma = math.log(self.mean) - sigma2 / 2.0, math.sqrt(sigma2)
-            lognorm = rng.lognormvariate
-            return lambda: lognorm(mu, sigma)
-        rate = 1.0 / self.mean
-        expo = rng.expovariate
-        return lambda: expo(rate)
-
-    def describe(self) -> str:
-        if self.kind == "lognormal":
-            return f"lognormal mean {self.mean:g} s, sd {self.sd:g} s"
-        return f"{self.kind} {self.mean:g} s" if self.kind == "fixed" \
-            else f"exponential mean {self.mean:g} s"
-
-
-
-
-@dataclass(frozen=True, slots=True)
-class QueueSpec:
-    name: str
-    share: float = 0.0
-    handle: Dist | None = None  # None: the scenario's default
-    patience: Dist | None = None
-    patience_set: bool = False  # True: ``patience`` overrides (None = never hangs up)
-    sl_seconds: float | None = None  # None: the scenario's default
-    ring_timeout_s: float = 20.0  # FIFO mode only (a routing file has its own)
-
-
-@dataclass(frozen=True, slots=True)
-class CallerMix:
-    pool: int | None = None  # None: every caller is new
-    vip_share: float = 0.0
-    vip_levels: tuple[tuple[int, float], ...] = ((1, 1.0),)
-    vip_handle: Dist | None = None
-    vip_patience: Dist | None = None
-    vip_patience_set: bool = False
-    dialects: tuple[tuple[str, float], ...] = ()
-    segments: tuple[tuple[str, float], ...] = ()
-    number_prefix: str = "139"
-
-
-@dataclass(frozen=True, slots=True)
-class IvrSpec:
-    flow_path: Path
-    #: menu node -> ((key or None for no key, probability), ...)
-    keys: Mapping[str, tuple[tuple[str | None, float], ...]]
-    flow: Any = None  # the loaded flow (acd.ivr.flow.Flow)
-
-
-@dataclass(frozen=True, slots=True)
-class AgentSpec:
-    profile: AgentProfile
-    #: (login, logout) in seconds from the start; () = logged in all the time
-    shifts: tuple[tuple[float, float], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class TraceCall:
-    arrival_s: float
-    number: str
-    queue: str
-    attributes: tuple[tuple[str, str], ...] = ()
-    handle_s: float = 0.0
-    patience_s: float | None = None  # None: never hangs up
-    line: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Scenario:
-    name: str
-    file: str
-    policy: Policy
-    agents: tuple[AgentSpec, ...]
-    queues: Mapping[str, QueueSpec]
-    start_s: float = 0.0  # time of day of t = 0 (seconds after midnight)
-    day: str = ""
-    interval_s: float = 3600.0
-    #: arrival rate (calls per second) in each interval, piecewise constant
-    rates: tuple[float, ...] = ()
-    #: True: the last rate goes on after the listed intervals (constant rate)
-    open_ended: bool = False
-    hours: float | None = None
-    calls: int | None = None
-    warmup_s: float = 0.0
-    callers: CallerMix = field(default_factory=CallerMix)
-    ivr: IvrSpec | None = None
-    handle: Dist = field(default_factory=lambda: Dist("exponential", 180.0))
-    patience: Dist | None = None
-    wrap_up_s: float = 0.0
-    ring_no_answer: float = 0.0
-    ring_delay_s: float = 0.0
-    rona_pause_s: float | None = 30.0
-    sl_seconds: float = 20.0
-    routing: Path | None = None
-    trace: tuple[TraceCall, ...] | None = None
-
-    @property
-    def day_end_s(self) -> float | None:
-        """End of the arrivals (seconds from the start), None when open-ended."""
-        if self.trace is not None:
-            return max((c.arrival_s for c in self.trace), default=0.0)
-        if self.open_ended:
-            return self.hours * 3600.0 if self.hours is not None else None
-        return len(self.rates) * self.interval_s
-
-    def queue_sl(self, queue: str) -> float:
-        spec = self.queues.get(queue)
-        if spec is not None and spec.sl_seconds is not None:
-            return spec.sl_seconds
-        return self.sl_seconds
-
-    def expected_calls(self) -> float | None:
-        """Expected number of arrivals (None when open-ended without a limit)."""
-        if self.trace is not None:
-            return float(len(self.trace))
-        end = self.day_end_s
-        if end is None:
-            return float(self.calls) if self.calls is not None else None
-        if self.open_ended:
-            n = self.rates[0] * end
-        else:
-            n = sum(r * self.interval_s for r in self.rates)
-        return min(n, float(self.calls)) if self.calls is not None else n
-
-
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-#: a Monday: the simulated day's date when ``day`` is a weekday name
-REFERENCE_MONDAY = dt.date(2026, 11, 23)
-
-
-def day_start(day: str, timezone: str | None = None) -> dt.datetime:
-    """Midnight of the simulated day: ``day`` is a date (YYYY-MM-DD), a
-    weekday name (a day of the week of 2026-11-23) or empty (that Monday);
-    in ``timezone`` (e.g. the IVR flow's), else UTC."""
-    tz: dt.tzinfo = dt.UTC
-    if timezone:
-        try:
-            from zoneinfo import ZoneInfo
-
-            tz = ZoneInfo(timezone)
-        except (ImportError, KeyError, ValueError):
-            tz = dt.UTC
-    text = day.strip().lower()
-    if text in WEEKDAYS:
-        date = REFERENCE_MONDAY + dt.timedelta(days=WEEKDAYS.index(text))
-    else:
-        try:
-            date = dt.date.fromisoformat(text)
-        except ValueError:
-            date = REFERENCE_MONDAY
-    return dt.datetime(date.year, date.month, date.day, tzinfo=tz)
-
-
-def clock(t: float, start_s: float = 0.0) -> str:
-    """``HH:MM`` of a simulation time (days past the first are added as +Nd)."""
-    tod = round(start_s + t)
-    days, rest = divmod(tod, 86400)
-    text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}"
-    return f"{text}+{days}d" if days else text
-
-
-# ------------------------------------------------------------------ IVR walk
-
-
-@dataclass(frozen=True, slots=True)
-class IvrWalk:
-    """Where one simulated caller's walk through a flow ended."""
-
-    queue: str | None  # None: the call ended in the IVR
-    priority: int
-    path: tuple[str, ...]
-    attributes: tuple[tuple[str, str], ...]  # set by the flow (language, dialect, ...)
-    #: the caller's key script for the live simulator: one entry per input
-    #: prompt the engine plays (see acd/runtime/ivr_agi.py), the key on the last
-    script: tuple[str, ...]
-
-
-def _entries(step: Any, digit: str | None) -> list[str]:
-    """The key-script entries for one IVR step: one per input prompt the engine
-    plays for it (acd/runtime/ivr_agi.py), the key on the last."""
-    kind = type(step).__name__
-    prompts = tuple(getattr(step, "prompts", ()))
-    if kind == "PlayPrompt":
-        return [""] * len(prompts) if step.escape_digits else []
-    if kind == "SayValue":
-        return [""] * (len(prompts) + 1) if step.escape_digits else []
-    if kind == "CollectDigit":
-        return [""] * max(0, len(prompts) - 1) + [digit or ""]
-    if kind == "CollectDigits":
-        return [""] * (1 if step.typed else max(1, len(prompts)))
-    if kind == "RecordFile":
-        return [""]
-    return []
-
-
-def walk(flow: Any, keys: Mapping[str, Sequence[tuple[str | None, float]]],
-         rng: random.Random, attributes: Mapping[str, str] | None = None,
-         now: dt.datetime | None = None) -> IvrWalk:
-    """Walk one caller through ``flow``: at a menu node the key is drawn from
-    ``keys[node]`` (no entry: no key); every other step is answered with "no
-    key".  ``attributes``: the caller's profile; ``now``: the simulated time
-    (for opening hours).  The virtual and the live simulator both walk callers
-    here, so the same seed draws the same keys in both."""
-    from acd.ivr import interpreter as ivr
-
-    run = ivr.FlowRun(flow, caller=dict(attributes or {}), now=now)
-    script: list[str] = []
-    step: Any = run.start()
-    for _ in range(10_000):
-        if isinstance(step, ivr.EnterQueue):
-            return IvrWalk(step.queue, int(step.priority), tuple(step.path),
-                           tuple(step.attributes), tuple(script))
-        if isinstance(step, ivr.EndCall | ivr.TransferCall | ivr.VoicemailCall) or run.done:
-            return IvrWalk(None, 0, tuple(getattr(step, "path", run.path)), (),
-                           tuple(script))
-        digit: str | None = None
-        if isinstance(step, ivr.CollectDigit):
-            choices = keys.get(run.node)
-            if choices:  # probabilities may sum to less than 1: the rest is no key
-                u = rng.random()
-                acc = 0.0
-                for key, p in choices:
-                    acc += p
-                    if u < acc:
-                        digit = key
-                        break
-        script.extend(_entries(step, digit))
-        step = run.resume(ivr.Key(digit))
-    return IvrWalk(None, 0, tuple(run.path), (), tuple(script))
-
-
-def walk_ivr(flow: Any, keys: Mapping[str, Sequence[tuple[str | None, float]]],
-             rng: random.Random, attributes: Mapping[str, str] | None = None,
-             now: dt.datetime | None = None
-             ) -> tuple[str | None, int, tuple[str, ...], tuple[tuple[str, str], ...]]:
-    """:func:`walk` as (queue or None, priority, path, attributes the flow set)."""
-    w = walk(flow, keys, rng, attributes, now)
-    return w.queue, w.priority, w.path, w.attributes
-
-
-def _pick(pairs: Sequence[tuple[Any, float]], u: float) -> Any:
-    """The value whose cumulative probability first exceeds ``u``."""
-    acc = 0.0
-    for value, p in pairs:
-        acc += p
-        if u < acc:
-            return value
-    return pairs[-1][0]
-
+__all__ = ["erlang_scenario", "load_scenario", "parse_scenario"]
 
 # ------------------------------------------------------------------ parsing
 
@@ -404,21 +105,10 @@ AGENT_KEYS = {"id", "count", "skills", "dialects", "languages", "gender", "age_b
 def _tod(r: Reader, node: yaml.Node, what: str) -> float:
     """A time of day HH:MM or HH:MM:SS -> seconds after midnight (24:00 allowed)."""
     text = r.string(node, what)
-    secs = _parse_tod(text)
+    secs = parse_tod(text)
     if secs is None:
         raise r.err(node, f"{what} must be a time of day HH:MM (got {text!r})")
     return secs
-
-
-def _parse_tod(text: str) -> float | None:
-    parts = text.strip().split(":")
-    if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts):
-        return None
-    h, m = int(parts[0]), int(parts[1])
-    s = int(parts[2]) if len(parts) == 3 else 0
-    if m > 59 or s > 59 or h * 3600 + m * 60 + s > DAY_S:
-        return None
-    return float(h * 3600 + m * 60 + s)
 
 
 def _shares(r: Reader, node: yaml.Node, what: str) -> tuple[tuple[str, float], ...]:
@@ -471,8 +161,8 @@ def _levels(r: Reader, node: yaml.Node, what: str, names: set[str] | None = None
 def _shift(r: Reader, node: yaml.Node, what: str, start_s: float) -> tuple[float, float]:
     text = r.string(node, what)
     parts = text.replace(" ", "").split("-")
-    a = _parse_tod(parts[0]) if len(parts) == 2 else None
-    b = _parse_tod(parts[1]) if len(parts) == 2 else None
+    a = parse_tod(parts[0]) if len(parts) == 2 else None
+    b = parse_tod(parts[1]) if len(parts) == 2 else None
     if a is None or b is None:
         raise r.err(node, f"{what} must be HH:MM-HH:MM (got {text!r})")
     if b <= a:
@@ -715,7 +405,7 @@ def parse_scenario(text: str, file: str = "<scenario>", base_dir: str | Path | N
             raise r.err(top["queues"][1], "queues need a 'share' each (or give an 'ivr')")
 
     # ---- callers
-    callers = CallerMix()
+    callers = CallerPopulation()
     if "callers" in top:
         callers = _callers(r, top["callers"][1])
 
@@ -778,18 +468,11 @@ def parse_scenario(text: str, file: str = "<scenario>", base_dir: str | Path | N
     )
 
 
-def routed_queues(policy: Policy) -> frozenset[str]:
-    """The queue names the IVR may send calls to because a route rule catches
-    them (``ivr_queue`` tests) and puts them in one of the policy's queues."""
-    return frozenset(v for rule in policy.routes for t in rule.when.tests
-                     if t.attr == "ivr_queue" and not t.negate for v in t.values)
-
-
 def _routed(policy: Policy, queue: str) -> bool:
     return queue in routed_queues(policy)
 
 
-def _callers(r: Reader, node: yaml.Node) -> CallerMix:
+def _callers(r: Reader, node: yaml.Node) -> CallerPopulation:
     f = r.mapping(node, "callers")
     r.known(f, "callers", {"pool", "vip", "dialects", "segments", "number_prefix"})
     pool = r.integer(f["pool"][1], "callers: pool", 1, 10**9) if "pool" in f else None
@@ -818,7 +501,7 @@ def _callers(r: Reader, node: yaml.Node) -> CallerMix:
             vip_patience = _dist(r, vf["patience"][1], "callers: vip: patience",
                                  allow_none=True)
             vip_patience_set = True
-    return CallerMix(
+    return CallerPopulation(
         pool=pool, vip_share=vip_share, vip_levels=levels, vip_handle=vip_handle,
         vip_patience=vip_patience, vip_patience_set=vip_patience_set,
         dialects=_shares(r, f["dialects"][1], "callers: dialects") if "dialects" in f else (),
@@ -831,7 +514,7 @@ def _callers(r: Reader, node: yaml.Node) -> CallerMix:
 def _load_flow(r: Reader, node: yaml.Node, path: Path,
                key_nodes: Mapping[str, yaml.Node]) -> Any:
     """The flow, loaded by the IVR package (its own errors name its file and line)."""
-    from acd.ivr.flow import load_flow
+    from acd.ivr.load import load_flow
 
     if not path.is_file():
         raise r.err(node, f"ivr: flow file not found: {path}")
@@ -848,102 +531,6 @@ def load_scenario(path: str | Path) -> Scenario:
     """Read and check a scenario file (see the module docstring)."""
     text, file = read_text(path, ScenarioError, "scenario file")
     return parse_scenario(text, file)
-
-
-# ------------------------------------------------------------------ traces
-
-TRACE_COLUMNS = ("arrival", "number", "queue", "attributes", "handle", "patience")
-
-
-def parse_trace(text: str, file: str = "<trace>", start_s: float = 0.0
-                ) -> tuple[TraceCall, ...]:
-    """Calls of a trace CSV (see the module docstring), in order of arrival.
-    ``start_s``: the scenario's start (time of day), for HH:MM:SS arrivals."""
-    rows = list(csv.reader(text.splitlines()))
-    if not rows:
-        raise TraceError(file, 1, "the trace is empty")
-    header = [h.strip().lower() for h in rows[0]]
-    missing = [c for c in ("arrival", "queue", "handle") if c not in header]
-    if missing:
-        raise TraceError(file, 1, f"header: missing column(s) {', '.join(missing)} "
-                                  f"(columns: {', '.join(TRACE_COLUMNS)})")
-    unknown = [c for c in header if c not in TRACE_COLUMNS]
-    if unknown:
-        raise TraceError(file, 1, f"header: unknown column(s) {', '.join(unknown)} "
-                                  f"(columns: {', '.join(TRACE_COLUMNS)})")
-    col = {c: i for i, c in enumerate(header)}
-    out: list[TraceCall] = []
-    for lineno, row in enumerate(rows[1:], start=2):
-        if not row or all(not c.strip() for c in row):
-            continue
-        if row[0].lstrip().startswith("#"):
-            continue
-        if len(row) > len(header):
-            raise TraceError(file, lineno, f"{len(row)} fields, the header has {len(header)}")
-
-        def get(name: str, row: list[str] = row) -> str:
-            i = col.get(name)
-            return row[i].strip() if i is not None and i < len(row) else ""
-
-        arr_text = get("arrival")
-        arrival: float | None
-        if ":" in arr_text:
-            tod = _parse_tod(arr_text)
-            arrival = None if tod is None else tod - start_s
-        else:
-            try:
-                arrival = float(arr_text)
-            except ValueError:
-                arrival = None
-        if arrival is None or not math.isfinite(arrival):
-            raise TraceError(file, lineno, f"arrival: {arr_text!r} is not seconds or HH:MM:SS")
-        if arrival < 0:
-            raise TraceError(file, lineno, f"arrival: {arr_text!r} is before the scenario's "
-                                           f"start")
-        queue = get("queue")
-        if not queue:
-            raise TraceError(file, lineno, "queue: empty")
-        handle = _trace_seconds(file, lineno, "handle", get("handle"), required=True)
-        patience = _trace_seconds(file, lineno, "patience", get("patience"), required=False)
-        attrs: list[tuple[str, str]] = []
-        for part in get("attributes").split(";"):
-            part = part.strip()
-            if not part:
-                continue
-            if "=" not in part:
-                raise TraceError(file, lineno, f"attributes: {part!r} is not key=value")
-            k, v = (s.strip() for s in part.split("=", 1))
-            if not k:
-                raise TraceError(file, lineno, f"attributes: {part!r} has no key")
-            if k == "vip":
-                k = "vip_level"
-            if k == "vip_level" and not v.isdigit():
-                raise TraceError(file, lineno, f"attributes: vip level {v!r} is not a number")
-            attrs.append((k, v))
-        number = get("number") or f"trace{lineno}"
-        assert handle is not None
-        out.append(TraceCall(arrival, number, queue, tuple(attrs), handle, patience, lineno))
-    out.sort(key=lambda c: c.arrival_s)  # stable: ties keep the file's order
-    return tuple(out)
-
-
-def _trace_seconds(file: str, line: int, name: str, text: str, required: bool) -> float | None:
-    if not text:
-        if required:
-            raise TraceError(file, line, f"{name}: empty")
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not (math.isfinite(value) and value >= 0):
-        raise TraceError(file, line, f"{name}: {text!r} is not a number of seconds >= 0")
-    return value
-
-
-def load_trace(path: str | Path, start_s: float = 0.0) -> tuple[TraceCall, ...]:
-    text, file = read_text(path, ScenarioError, "trace file")
-    return parse_trace(text, file, start_s)
 
 
 def erlang_scenario(row: Mapping[str, str], calls: int) -> Scenario:

@@ -6,10 +6,11 @@ smallest count whose service level (share of all arrivals answered within
 the threshold) is at least ``target_sl`` and, with ``max_abandon``, whose
 abandonment share is at most that.  It starts from the Erlang C / Erlang A
 estimate (:mod:`acd.planning.erlang`), gallops up or down from it, then
-bisects, so the answer ``n`` always comes with ``n - 1`` evaluated (and
-failing).  Every count is run with the same seed: same arrivals, handle
-times and patience (common random numbers), so the counts differ only by
-their agents.
+bisects (:func:`acd.planning.search.smallest_count`, the search the Erlang
+calculator uses too), so the answer ``n`` always comes with ``n - 1``
+evaluated (and failing).  Every count is run with the same seed: same
+arrivals, handle times and patience (common random numbers), so the counts
+differ only by their agents.
 
 What is staffed
     * the roster, scaled uniformly (default): ``n`` agents made of the
@@ -46,9 +47,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from acd.loadsim.scenario import AgentSpec, Dist, Scenario, clock, walk_ivr
-from acd.loadsim.virtual import SimError, run_virtual
+from acd.loadsim.ivr_walk import walk_ivr
+from acd.loadsim.model import AgentSpec, Dist, Scenario, SimError, clock
+from acd.loadsim.virtual import run_virtual
 from acd.planning.erlang import StaffingResult, agents_needed, evaluate
+from acd.planning.search import smallest_count
 
 __all__ = [
     "CountFigures",
@@ -441,42 +444,10 @@ def search_agents(scenario: Scenario, target_sl: float = 0.8, max_abandon: float
             max_abandon=max_abandon, seed=seed, calls=n_calls, base_agents=base, erlang=inputs,
             erlang_estimate=estimate, needed=None, tried=[tried[only]])
     n0 = min(max(1, start or estimate or base or 1), max_agents)
-    if ok(n0):
-        hi, step, lo = n0, 1, 0  # hi meets; find a failing lo below it
-        while hi > 1:
-            cand = max(1, hi - step)
-            if ok(cand):
-                hi = cand
-                step *= 2
-            else:
-                lo = cand
-                break
-        needed = _bisect(lo, hi, ok) if lo else hi
-    else:
-        lo, step = n0, 1  # lo fails; find a meeting hi above it
-        hi = 0
-        while lo < max_agents:
-            cand = min(max_agents, lo + step)
-            if ok(cand):
-                hi = cand
-                break
-            lo = cand
-            step *= 2
-        needed = _bisect(lo, hi, ok) if hi else None
+    needed = smallest_count(ok, n0, limit=max_agents)
     return StaffingSearch(
         scenario=scenario.name, scope=label, queue=queue, pool=pool, target_sl=target_sl,
         max_abandon=max_abandon, seed=seed, calls=n_calls, base_agents=base, erlang=inputs,
         erlang_estimate=estimate, needed=needed,
         tried=[tried[n] for n in sorted(tried)])
 
-
-def _bisect(lo: int, hi: int, ok: Callable[[int], bool]) -> int:
-    """``lo`` fails, ``hi`` meets: the smallest meeting count with its
-    predecessor failing (evaluated)."""
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if ok(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi

@@ -61,6 +61,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from acd.planning.search import smallest_count
+
 __all__ = [
     "ErlangAResult",
     "ErlangCResult",
@@ -437,8 +439,9 @@ def agents_needed(calls_per_hour: float, aht_s: float, target_sl: float, t_s: fl
     Erlang C when ``patience_s`` is None (only stable counts qualify),
     Erlang A otherwise; ``max_abandon`` needs ``patience_s``.  Service level
     rises and abandonment falls with every added agent, so the count is
-    found by doubling then bisection from a lower bound (served share
-    ≤ n/ρ, and for Erlang C n > ρ).
+    found by :func:`acd.planning.search.smallest_count` (doubling then
+    bisection) from a lower bound (served share ≤ n/ρ, and for Erlang C
+    n > ρ).
     """
     lam_h = _positive("calls_per_hour", calls_per_hour)
     aht = _positive("aht_s", aht_s)
@@ -456,21 +459,9 @@ def agents_needed(calls_per_hour: float, aht_s: float, target_sl: float, t_s: fl
     else:
         need_served = max(target, 1.0 - cap if cap is not None else 0.0)
         lo = max(1, math.floor(rho * need_served))
-    if meets(lo):
-        return lo
-    bad, step = lo, 1
-    good = lo + 1
-    while not meets(good):
-        bad = good
-        step *= 2
-        good = bad + step
-        if good > MAX_AGENTS:
-            raise ValueError(f"no staffing up to {MAX_AGENTS} agents meets target_sl={target_sl!r}"
-                             f" and max_abandon={max_abandon!r}")
-    while good - bad > 1:
-        mid = (good + bad) // 2
-        if meets(mid):
-            good = mid
-        else:
-            bad = mid
-    return good
+    # the last step up is cut at MAX_AGENTS (a lower bound beyond it is still tried)
+    n = smallest_count(meets, lo, floor=lo, limit=max(lo, MAX_AGENTS))
+    if n is None:
+        raise ValueError(f"no staffing up to {MAX_AGENTS} agents meets target_sl={target_sl!r}"
+                         f" and max_abandon={max_abandon!r}")
+    return n

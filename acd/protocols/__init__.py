@@ -1,0 +1,1 @@
+"""Pure protocol codecs: AMI, AGI and SMPP, bytes in, typed messages out."""

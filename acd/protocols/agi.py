@@ -107,7 +107,10 @@ def parse_request(block: bytes) -> AgiRequest:
 
 
 class RequestReader:
-    """Accumulates bytes until the blank line that ends the request header."""
+    """Accumulates bytes until the blank line that ends the request header.
+
+    The one header reader: the FastAGI server feeds it the lines it reads,
+    the simulator's test kit the chunks it receives."""
 
     __slots__ = ("_buf", "_max")
 
@@ -117,11 +120,14 @@ class RequestReader:
 
     def feed(self, data: bytes) -> tuple[AgiRequest, bytes] | None:
         """Returns the request and any bytes after it, or None if incomplete."""
-        self._buf += data
         buf = self._buf
+        # the end mark is at most 4 bytes long: look again only where it can
+        # straddle the bytes seen before
+        start = max(0, len(buf) - 3)
+        buf += data
         if buf.startswith(b"\n") or buf.startswith(b"\r\n"):
             raise AgiProtocolError("request header starts with an empty line")
-        m = _END_OF_HEADER.search(buf)
+        m = _END_OF_HEADER.search(buf, start)
         if m is not None:
             req = parse_request(bytes(buf[: m.start()]))
             return req, bytes(buf[m.end():])

@@ -3,7 +3,7 @@
 A reload reads and checks the file (and its sub-flows) again.  When it
 passes, new calls take the new version; calls already in the IVR finish on
 the version they started with (each :class:`~acd.ivr.interpreter.FlowRun`
-holds its own :class:`~acd.ivr.flow.Flow`).  When it fails, the old version
+holds its own :class:`~acd.ivr.nodes.Flow`).  When it fails, the old version
 stays and the problems are returned and logged.  ``watch()`` polls the
 files' modification times and reloads on a change (``acd serve`` runs it
 when ``flow_watch`` is on); ``acd flow reload`` asks the control API.
@@ -17,7 +17,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from acd.ivr.flow import Flow, FlowError, load_flow_and_warnings
+from acd.ivr.load import load_flow_and_warnings
+from acd.ivr.nodes import Flow
+from acd.ivr.parse import FlowError
 
 log = logging.getLogger(__name__)
 

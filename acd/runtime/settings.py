@@ -1,4 +1,5 @@
-"""Engine configuration file (YAML): loading with errors that name the key.
+"""Engine configuration file (YAML): loading with errors that name file,
+line, column and key (``acd.yaml:12:5: ami.port: must be ...``).
 
 Example (see ``acd.example.yaml``)::
 
@@ -24,10 +25,13 @@ import yaml
 
 from acd.adapters.ami import AmiConfig
 from acd.core.model import CoreConfig
+from acd.core.numbers import DEFAULT_COUNTRY, CountryError, parse_country
 from acd.core.policy import simple_policy
 from acd.core.profiles import AgentProfile
-from acd.ivr.flow import Flow, load_flow
-from acd.loaders.routing import load_policy
+from acd.ivr.load import load_flow
+from acd.ivr.nodes import Flow
+from acd.loaders.routing import PolicyError, load_policy
+from acd.loaders.yamlpos import Reader, YamlError
 from acd.runtime.sms_sender import SenderConfig
 from acd.sms.policy import SmsPolicy
 
@@ -43,9 +47,9 @@ class EngineConfig:
     moh_class: str = "default"
     server: str = "pbx1"
     #: log every agent in (ready) at start; otherwise agents log in through
-    #: the control API (`acd agent login`)
+    #: the control API (`acd agents live login`)
     login_agents: bool = True
-    #: control API (HTTP) for the CLI: `acd agent ...`, `acd queue show`; None = off
+    #: control API (HTTP) for the CLI: `acd agents live ...`, `acd queue show`; None = off
     api_host: str = "127.0.0.1"
     api_port: int | None = None
     connect_context: str = "acd-connect"
@@ -59,6 +63,9 @@ class EngineConfig:
     transfer_context: str = "acd-transfer"
     #: SMS diversion after hangup (None: off); see docs/sms.md
     sms: SmsConfig | None = None
+    #: the country calling code for numbers written in a national form
+    #: (``13800138000`` is ``+8613800138000``); see acd.core.numbers
+    country_code: str = DEFAULT_COUNTRY
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,15 +79,34 @@ class SmsConfig:
 
 
 class ConfigError(Exception):
-    pass
+    """acd.yaml is wrong: ``file:line:column: key: problem`` (or a problem in a
+    file it names, with that file's position)."""
+
+
+#: (line, column) of a value, and of its key if it has one, by its path in
+#: the file as the messages spell it (``ami.port``, ``agents[2].skills.vip``)
+Places = dict[str, tuple[tuple[int, int], tuple[int, int] | None]]
 
 
 class _Cfg:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, places: Places | None = None) -> None:
         self.file = file
+        self.places = places
 
-    def err(self, where: str, msg: str) -> ConfigError:
-        return ConfigError(f"{self.file}: {where}: {msg}")
+    def err(self, where: str, msg: str, *, at: str | None = None,
+            key: bool = False) -> ConfigError:
+        """The error ``where: msg``, placed at the value of ``at`` (default:
+        ``where``) or at its key (``key``); a path the file does not have is
+        placed at its nearest enclosing one."""
+        if self.places is None:  # parsed from data, not from a file
+            return ConfigError(f"{self.file}: {where}: {msg}")
+        path = where if at is None else at
+        while path and path not in self.places:
+            cut = max(path.rfind("."), path.rfind("["))
+            path, key = path[:max(cut, 0)], False
+        value, key_place = self.places.get(path, ((1, 1), None))
+        line, column = key_place if key and key_place is not None else value
+        return ConfigError(f"{self.file}:{line}:{column}: {where}: {msg}")
 
     def mapping(self, v: Any, where: str) -> dict[str, Any]:
         if not isinstance(v, dict):
@@ -105,8 +131,8 @@ class _Cfg:
     def known(self, d: dict[str, Any], where: str, keys: set[str]) -> None:
         for k in d:
             if k not in keys:
-                raise self.err(f"{where}.{k}" if where else k,
-                               f"unknown key (known: {', '.join(sorted(keys))})")
+                raise self.err(f"{where}.{k}" if where else str(k),
+                               f"unknown key (known: {', '.join(sorted(keys))})", key=True)
 
 
 def _agent(c: _Cfg, ad: dict[str, Any], where: str, qnames: set[str],
@@ -123,10 +149,10 @@ def _agent(c: _Cfg, ad: dict[str, Any], where: str, qnames: set[str],
         aq = ad["queues"]
         if not isinstance(aq, list) or not aq:
             raise c.err(f"{where}.queues", "must be a non-empty list of queue names")
-        for q in aq:
+        for j, q in enumerate(aq):
             if q not in qnames:
                 raise c.err(f"{where}.queues", f"unknown queue {q!r} "
-                            f"(queues: {', '.join(sorted(qnames))})")
+                            f"(queues: {', '.join(sorted(qnames))})", at=f"{where}.queues[{j}]")
             skills[str(q)] = 5
     for key in ("skills", "dialects"):
         if key in ad:
@@ -141,7 +167,8 @@ def _agent(c: _Cfg, ad: dict[str, Any], where: str, qnames: set[str],
     for sk in skills:
         if sk not in skills_known:
             raise c.err(f"{where}.skills", f"no queue uses skill {sk!r} "
-                        f"(skills: {', '.join(sorted(skills_known))})")
+                        f"(skills: {', '.join(sorted(skills_known))})",
+                        at=f"{where}.skills.{sk}", key=True)
 
     def names(key: str) -> frozenset[str]:
         v = ad.get(key, [])
@@ -163,12 +190,16 @@ def _agent(c: _Cfg, ad: dict[str, Any], where: str, qnames: set[str],
         raise c.err(where, str(exc)) from None
 
 
-def parse_config(data: Any, file: str = "<config>", base: Path | None = None) -> EngineConfig:
-    c = _Cfg(file)
+def parse_config(data: Any, file: str = "<config>", base: Path | None = None, *,
+                 places: Places | None = None) -> EngineConfig:
+    """The configuration in ``data`` (acd.yaml as read by ``yaml.safe_load``);
+    ``places`` (from :func:`load_config`) puts line and column in the errors."""
+    c = _Cfg(file, places)
     top = c.mapping(data, "top level")
     c.known(top, "", {"server", "ami", "agi", "database", "flow", "moh_class", "wrap_up_s",
                       "rona_pause_s", "queues", "agents", "routing", "api_port", "api_host",
-                      "login_agents", "flow_watch", "sounds", "transfer_context", "sms"})
+                      "login_agents", "flow_watch", "sounds", "transfer_context", "sms",
+                      "country_code"})
     base = base or Path(".")
     ami_d = c.mapping(top.get("ami", {}), "ami")
     c.known(ami_d, "ami", {"host", "port", "username", "secret", "action_timeout_s",
@@ -189,7 +220,10 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None) ->
             raise c.err("queues", "queues are defined in the routing file "
                         f"({top['routing']}); remove them here")
         rpath = Path(c.text(top["routing"], "routing"))
-        policy = load_policy(rpath if rpath.is_absolute() else base / rpath)
+        try:
+            policy = load_policy(rpath if rpath.is_absolute() else base / rpath)
+        except PolicyError as exc:  # placed in the routing file
+            raise ConfigError(str(exc)) from None
     else:
         queues_raw = top.get("queues")
         if not isinstance(queues_raw, list) or not queues_raw:
@@ -233,9 +267,14 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None) ->
         sp = Path(c.text(top["sounds"], "sounds"))
         sounds = str(sp if sp.is_absolute() else base / sp)
     flow = load_flow(flow_path, known_queues=known, sounds=sounds)
-    sms = _sms(c, top["sms"], base, flow.nodes) if top.get("sms") is not None else None
+    try:
+        country = parse_country(str(top.get("country_code", DEFAULT_COUNTRY)))
+    except CountryError as exc:
+        raise c.err("country_code", str(exc)) from None
+    sms = _sms(c, top["sms"], base, flow.nodes, country) if top.get("sms") is not None \
+        else None
     return EngineConfig(
-        core=core, flow=flow, ami=ami, sms=sms,
+        core=core, flow=flow, ami=ami, sms=sms, country_code=country,
         agi_host=c.text(agi_d.get("host", "127.0.0.1"), "agi.host"),
         agi_port=c.port(agi_d.get("port", 4573), "agi.port"),
         database_url=c.text(top.get("database", "sqlite+aiosqlite:///acd.db"), "database"),
@@ -253,19 +292,67 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None) ->
 
 
 def load_config(path: str | Path) -> EngineConfig:
+    """Read and check acd.yaml; every problem is a :class:`ConfigError` naming
+    the file, line and column (``acd.yaml:12:5: ami.port: must be ...``)."""
     p = Path(path)
+    file = str(p)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read the configuration: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}:1:1: not UTF-8 text (byte {exc.start})") from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-    return parse_config(data, str(p), p.parent)
+        root: yaml.Node | None = Reader(file).compose(text)
+    except YamlError as exc:
+        if exc.problem != "the file is empty":
+            raise ConfigError(str(exc)) from None
+        root = None  # "top level: must be a mapping", as for any other non-mapping
+    data, places = _construct(root, file)
+    return parse_config(data, file, p.parent, places=places)
 
 
-def _sms(c: _Cfg, raw: Any, base: Path, nodes: Any) -> SmsConfig:
+def _construct(root: yaml.Node | None, file: str) -> tuple[Any, Places]:
+    """The document's data (as ``yaml.safe_load`` gives it) and the place of
+    each value and key in it, by path."""
+    places: Places = {"": ((1, 1), None)}
+    if root is None:
+        return None, places
+    loader = yaml.SafeLoader("")
+    try:
+        data = loader.construct_document(root)  # expands merge keys (<<) in the nodes
+        done: set[int] = set()
+
+        def walk(node: yaml.Node, path: str, key: yaml.Node | None) -> None:
+            places[path] = (_mark(node), None if key is None else _mark(key))
+            if id(node) in done:  # an alias: its anchor is walked once
+                return
+            done.add(id(node))
+            if isinstance(node, yaml.MappingNode):
+                for k, v in node.value:
+                    if isinstance(k, yaml.ScalarNode):
+                        name = str(loader.construct_object(k))
+                        walk(v, f"{path}.{name}" if path else name, k)
+            elif isinstance(node, yaml.SequenceNode):
+                for i, item in enumerate(node.value):
+                    walk(item, f"{path}[{i}]", None)
+
+        walk(root, "", None)
+    except yaml.MarkedYAMLError as exc:  # a value no safe type can hold
+        line, column = _mark(exc.problem_mark) if exc.problem_mark else (1, 1)
+        raise ConfigError(f"{file}:{line}:{column}: not valid YAML: {exc.problem or exc}") \
+            from None
+    finally:
+        loader.dispose()
+    return data, places
+
+
+def _mark(at: yaml.Node | yaml.Mark) -> tuple[int, int]:
+    m = at.start_mark if isinstance(at, yaml.Node) else at
+    return m.line + 1, m.column + 1
+
+
+def _sms(c: _Cfg, raw: Any, base: Path, nodes: Any, country: str = DEFAULT_COUNTRY) -> SmsConfig:
     """``sms:`` -- the rules file, the transport and its settings."""
     from acd.runtime.sms_sender import SenderConfig
     from acd.sms.policy import SmsPolicyError, load_sms_policy
@@ -275,10 +362,10 @@ def _sms(c: _Cfg, raw: Any, base: Path, nodes: Any) -> SmsConfig:
     ppath = Path(c.text(d.get("policy", "sms.example.yaml"), "sms.policy"))
     try:
         policy = load_sms_policy(ppath if ppath.is_absolute() else base / ppath,
-                                 known_nodes=list(nodes))
+                                 known_nodes=list(nodes), country=country)
     except SmsPolicyError as exc:
         raise ConfigError(str(exc)) from None
-    from acd.ivr.flow import Sms
+    from acd.ivr.nodes import Sms
     for node in nodes.values():
         if isinstance(node.body, Sms) and node.body.template not in policy.templates:
             raise ConfigError(f"{node.file}:{node.line}:{node.column}: node {node.name!r}: "

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from acd.adapters.sms_store import SmsStore
-from acd.sms.policy import is_opt_out, normalize_number
+from acd.sms.policy import is_opt_out
 from acd.sms.transport import (
     DeliveryReceipt,
     InboundSms,
@@ -112,7 +112,7 @@ class SmsSender:
                 continue
             try:
                 message_id = await self.transport.send(
-                    OutgoingSms(row.id, row.number, row.text, cfg.sender))
+                    OutgoingSms(row.id, row.to, row.text, cfg.sender))
             except PermanentSmsError as exc:
                 await self.store.mark_failed(row.id, f"refused: {exc}", attempts)
                 self.stats.failed += 1
@@ -145,7 +145,7 @@ class SmsSender:
 
     async def _on_inbound(self, msg: InboundSms) -> None:
         if is_opt_out(msg.text):
-            if await self.store.opt_out(normalize_number(msg.sender), "reply", self.clock()):
+            if await self.store.opt_out(msg.sender, "reply", self.clock()):  # any form
                 self.stats.opt_outs += 1
                 log.info("%s replied %r: opted out of SMS", msg.sender, msg.text)
         else:

@@ -8,7 +8,7 @@ transaction that stores the call's record (:mod:`acd.adapters.sms_store`).
 The file (``sms:`` in acd.yaml names it)::
 
     sender: "10086"
-    mobile_pattern: "1[3-9][0-9]{9}"      # whole number; others are suppressed
+    mobile_pattern: "1[3-9][0-9]{9}"      # the national number; others are suppressed
     cap: {per_number: 1, hours: 24}
     quiet_hours: {from: "21:00", to: "08:00", timezone: Asia/Shanghai}
     link: "https://m.example.cn/s/{token}"
@@ -31,6 +31,13 @@ The file (``sms:`` in acd.yaml names it)::
 An IVR ``sms`` node marks a template by name: such a call gets that template
 (rule ``ivr:<template>``) whatever the rules say.  At most one SMS per call:
 the IVR's mark first, else the first rule that matches.
+
+Numbers: the SMS is keyed by the caller's one number
+(:func:`acd.core.numbers.normalize`, for the configured ``country_code``),
+so the cap and the opt-out list treat ``13800138000``, ``+8613800138000``
+and ``008613800138000`` as one number.  ``mobile_pattern`` is matched
+against the number as the gateway takes it (:func:`acd.core.numbers.dialled`:
+the national form for the configured country).
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from acd.core.numbers import DEFAULT_COUNTRY, dialled, normalize
 from acd.ivr.expr import ExprError, Template, parse_template
 from acd.ivr.hours import HoursError, zone
 from acd.loaders.yamlpos import Reader, YamlError, read_text
@@ -157,13 +165,17 @@ class SmsPolicy:
     file: str = ""
     #: where the SMS link sends the caller after counting the click (GET /s/<token>)
     app_url: str = "/"
+    #: the configured country calling code (acd.yaml ``country_code``), for numbers
+    country: str = DEFAULT_COUNTRY
     _mobile: re.Pattern[str] = field(default=re.compile(""), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_mobile", re.compile(self.mobile_pattern))
 
     def is_mobile(self, number: str) -> bool:
-        return self._mobile.fullmatch(normalize_number(number)) is not None
+        """``mobile_pattern`` matches the number as the gateway takes it
+        (national for the configured country: ``+8613800138000`` -> ``13800138000``)."""
+        return self._mobile.fullmatch(dialled(number, self.country)) is not None
 
     def choose(self, call: CallFacts) -> tuple[str, str] | None:
         """(rule, template) for this call, or None."""
@@ -194,7 +206,7 @@ class SmsPolicy:
         release = self.quiet.release(now) if self.quiet is not None else None
         suppressed = None if self.is_mobile(call.caller) else "not-mobile"
         send_after = release.timestamp() if release else call.ended_at
-        return PendingSms(call.call_id, normalize_number(call.caller), rule, template,
+        return PendingSms(call.call_id, normalize(call.caller, self.country), rule, template,
                           language, text, token, call.ended_at, send_after, suppressed,
                           self.cap_per_number, self.cap_hours)
 
@@ -217,7 +229,8 @@ def _hhmm(r: Reader, node: Any, what: str) -> int:
 
 
 def parse_sms_policy(text: str, file: str = "<sms>",
-                     known_nodes: Sequence[str] | None = None) -> SmsPolicy:
+                     known_nodes: Sequence[str] | None = None,
+                     country: str = DEFAULT_COUNTRY) -> SmsPolicy:
     r = Reader(file, SmsPolicyError)
     root = r.compose(text)
     top = r.mapping(root, "the SMS file")
@@ -313,7 +326,7 @@ def parse_sms_policy(text: str, file: str = "<sms>",
         if not app_url.startswith(("https://", "http://", "/")):
             raise r.err(top["app_url"][1], "app_url must be an http(s) address or a path")
     return SmsPolicy(tuple(rules), templates, sender, pattern, per, hours, quiet, link,
-                     default_language, file, app_url=app_url)
+                     default_language, file, app_url=app_url, country=country)
 
 
 def _names(r: Reader, node: Any, what: str) -> frozenset[str]:
@@ -344,19 +357,10 @@ def _when(r: Reader, node: Any, what: str, known_nodes: Sequence[str] | None) ->
     )
 
 
-def load_sms_policy(path: str | Path, known_nodes: Sequence[str] | None = None) -> SmsPolicy:
+def load_sms_policy(path: str | Path, known_nodes: Sequence[str] | None = None,
+                    country: str = DEFAULT_COUNTRY) -> SmsPolicy:
     text, file = read_text(path, SmsPolicyError, "SMS file")
-    return parse_sms_policy(text, file, known_nodes)
-
-
-def normalize_number(number: str) -> str:
-    """One form per phone: digits only, China's country code (+86, 0086) dropped,
-    so a reply from 8613800138000 matches a call from 13800138000."""
-    digits = "".join(c for c in number if c.isdigit())
-    for prefix in ("0086", "86"):
-        if digits.startswith(prefix) and len(digits) - len(prefix) == 11:
-            return digits[len(prefix):]
-    return digits
+    return parse_sms_policy(text, file, known_nodes, country)
 
 
 STOP_WORDS = frozenset({"STOP", "TD", "T", "UNSUBSCRIBE", "退订", "取消", "N"})

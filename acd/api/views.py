@@ -1,0 +1,223 @@
+"""What the control API answers: JSON views of agents, queues, waiting
+calls, statistics and the flow, read from the engine's core read side and
+its :class:`~acd.core.stats.Statistics` (nothing here changes anything)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict
+from typing import Any
+
+from acd.api.protocol import ControlledEngine, FlowSource
+from acd.core.center import Agent, Call
+from acd.core.model import AgentState, CallState
+from acd.core.stats import ServiceLevel
+
+#: call attributes shown with a waiting call (routing-relevant ones only)
+SHOWN_ATTRIBUTES = ("dialect", "vip_level", "language", "preferred_gender",
+                    "preferred_age_band", "segment")
+AGENT_TIME_FIELDS = ("ready_s", "reserved_s", "on_call_s", "wrap_up_s", "paused_s",
+                     "logged_in_s", "busy_s", "available_s")
+
+
+class Views:
+    """The read side of the control API over one engine."""
+
+    def __init__(self, engine: ControlledEngine) -> None:
+        self.engine = engine
+
+    # -------------------------------------------------------------- health
+
+    def health(self) -> dict[str, Any]:
+        core = self.engine.core
+        agents = list(core.agents())
+        return {
+            "ami": self.engine.pbx_connected,
+            "calls": sum(1 for _ in core.calls()),
+            "agents": len(agents),
+            "logged_in": sum(1 for a in agents if a.state is not AgentState.LOGGED_OUT),
+            "ready": sum(1 for a in agents if a.state is AgentState.READY),
+        }
+
+    # -------------------------------------------------------------- agents
+
+    def occupancies(self, now: float) -> dict[str, float | None]:
+        """Occupancy of every agent in one pass over the statistics
+        (``Statistics.occupancy`` per agent would scan everything per agent)."""
+        busy: dict[str, float] = {}
+        available: dict[str, float] = {}
+        for row in self.engine.statistics.agent_intervals(now=now):
+            if row.agent_id is None:
+                continue
+            busy[row.agent_id] = busy.get(row.agent_id, 0.0) + row.busy_s
+            available[row.agent_id] = available.get(row.agent_id, 0.0) + row.available_s
+        return {a: (busy[a] / available[a] if available[a] else None) for a in available}
+
+    @staticmethod
+    def agent_json(agent: Agent, now: float, occupancy: float | None) -> dict[str, Any]:
+        p = agent.profile
+        return {
+            "id": p.agent_id, "extension": p.extension, "name": p.name,
+            "state": agent.state.value, "since": agent.since,
+            "in_state_s": now - agent.since if agent.since > 0 else None,
+            "reason": agent.reason, "call_id": agent.call_id,
+            "skills": dict(sorted(p.skills.items())),
+            "dialects": dict(sorted(p.dialects.items())),
+            "languages": sorted(p.languages), "gender": p.gender, "age_band": p.age_band,
+            "groups": sorted(p.groups), "vip_qualified": p.vip_qualified,
+            "calls_handled": agent.calls_handled, "occupancy": occupancy,
+            "logout_after_call": agent.logout_after_call,
+        }
+
+    def agent(self, agent: Agent) -> dict[str, Any]:
+        now = self.engine.clock()
+        occ = self.engine.statistics.occupancy(agent.agent_id, now=now)
+        return self.agent_json(agent, now, occ)
+
+    def agents(self) -> list[dict[str, Any]]:
+        now = self.engine.clock()
+        occ = self.occupancies(now)
+        agents = sorted(self.engine.core.agents(), key=lambda a: a.agent_id)
+        return [self.agent_json(a, now, occ.get(a.agent_id)) for a in agents]
+
+    # -------------------------------------------------------------- queues
+
+    @staticmethod
+    def _today_start(now: float) -> float:
+        """Local midnight of the engine's clock."""
+        day = dt.datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0)
+        return day.timestamp()
+
+    def _today(self, now: float) -> dict[str, dict[str, Any]]:
+        """Per queue: call figures of the statistics intervals that began today."""
+        since = self._today_start(now)
+        acc: dict[str, dict[str, Any]] = {}
+        for row in self.engine.statistics.intervals():
+            if row.queue is None or row.start is None or row.start < since:
+                continue
+            t = acc.setdefault(row.queue, {"offered": 0, "answered": 0, "abandoned": 0,
+                                           "within": 0, "wait_sum": 0.0, "classes": set()})
+            t["offered"] += row.offered
+            t["answered"] += row.answered
+            t["abandoned"] += row.abandoned
+            t["within"] += row.answered_within_sl
+            t["wait_sum"] += row.answered_wait_sum_s
+            t["classes"].add(row.customer_class)
+        return acc
+
+    def _service_level(self, classes: set[str]) -> ServiceLevel | None:
+        """The target of the classes seen (the default class's when none);
+        None when they do not share one."""
+        stats = self.engine.statistics
+        if not classes:
+            return stats.service_level_for(self.engine.core.policy.default_class)
+        sls = {stats.service_level_for(c) for c in classes}
+        return sls.pop() if len(sls) == 1 else None
+
+    def _queue_json(self, name: str, now: float, today: dict[str, dict[str, Any]],
+                    ready_by_skill: dict[str, int]) -> dict[str, Any]:
+        core = self.engine.core
+        qp = core.queue_policy(name)
+        waiting = core.waiting(name)
+        calls = [c for c in (core.call(cid) for cid in waiting) if c is not None]
+        longest = max((now - c.queued_at for c in calls if c.queued_at is not None),
+                      default=None)
+        ringing = sum(1 for c in core.calls()
+                      if c.queue == name and c.state is CallState.OFFERED)
+        t = today.get(name) or {"offered": 0, "answered": 0, "abandoned": 0, "within": 0,
+                                "wait_sum": 0.0, "classes": set()}
+        sl = self._service_level(t["classes"])
+        offered, answered = t["offered"], t["answered"]
+        service_level = t["within"] / offered if offered else None
+        return {
+            "name": name, "skill": qp.require.skill,
+            "waiting": len(waiting), "longest_wait_s": longest, "ringing": ringing,
+            "staffed": core.staffed(qp.require.skill),
+            "ready": ready_by_skill.get(qp.require.skill, 0),
+            "offered": offered, "answered": answered, "abandoned": t["abandoned"],
+            "service_level": service_level,
+            "asa_s": t["wait_sum"] / answered if answered else None,
+            "abandon_rate": t["abandoned"] / offered if offered else None,
+            "sl_threshold_s": sl.threshold_s if sl is not None else None,
+            "sl_target": sl.target if sl is not None else None,
+            "sl_met": service_level >= sl.target
+            if sl is not None and service_level is not None else None,
+        }
+
+    def _ready_by_skill(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for agent in self.engine.core.agents():
+            if agent.state is AgentState.READY:
+                for skill in agent.profile.skills:
+                    out[skill] = out.get(skill, 0) + 1
+        return out
+
+    def queues(self) -> list[dict[str, Any]]:
+        now = self.engine.clock()
+        today, ready = self._today(now), self._ready_by_skill()
+        return [self._queue_json(q, now, today, ready) for q in self.engine.core.queue_names()]
+
+    def _call_json(self, call: Call, now: float) -> dict[str, Any]:
+        where = self.engine.core.position(call.call_id)
+        return {
+            "call_id": call.call_id, "caller": call.caller,
+            "position": where[0] if where is not None else None,
+            "expected_wait_s": where[1] if where is not None else None,
+            "customer_class": call.customer_class, "priority": call.priority,
+            "waited_s": now - call.queued_at if call.queued_at is not None else None,
+            "escalation_steps": call.stage.steps_done if call.stage is not None else 0,
+            "attributes": {k: call.attrs[k] for k in SHOWN_ATTRIBUTES if call.attrs.get(k)},
+        }
+
+    def queue(self, name: str) -> dict[str, Any]:
+        """One queue (a name the core knows), with its waiting calls in
+        service order and the calls ringing an agent."""
+        now = self.engine.clock()
+        core = self.engine.core
+        out = self._queue_json(name, now, self._today(now), self._ready_by_skill())
+        calls = [c for c in (core.call(cid) for cid in core.waiting(name)) if c is not None]
+        out["calls"] = [self._call_json(c, now) for c in calls]
+        out["offered_calls"] = [
+            {"call_id": c.call_id, "caller": c.caller, "agent_id": c.agent_id,
+             "waited_s": now - c.queued_at if c.queued_at is not None else None}
+            for c in core.calls() if c.queue == name and c.state is CallState.OFFERED]
+        return out
+
+    # --------------------------------------------------------------- stats
+
+    def stats(self, per_interval: bool) -> dict[str, Any]:
+        now = self.engine.clock()
+        st = self.engine.statistics
+        if per_interval:
+            return {"interval_s": st.interval_s, "queues": st.to_rows("queues"),
+                    "agents": st.to_rows("agents", now=now), "ivr": st.to_rows("ivr")}
+        agent_rows: dict[str, list[float]] = {}
+        fields = AGENT_TIME_FIELDS
+        for row in st.agent_intervals(now=now):
+            if row.agent_id is None:
+                continue
+            acc = agent_rows.setdefault(row.agent_id, [0.0] * len(fields))
+            for i, f in enumerate(fields):
+                acc[i] += getattr(row, f)
+        agents = []
+        for agent_id, values in sorted(agent_rows.items()):
+            item: dict[str, Any] = {"agent_id": agent_id, **dict(zip(fields, values, strict=True))}
+            item["occupancy"] = item["busy_s"] / item["available_s"] if item["available_s"] \
+                else None
+            agents.append(item)
+        return {
+            "interval_s": st.interval_s,
+            "total": asdict(st.totals()),
+            "queues": [asdict(st.totals(q)) for q in self.engine.core.queue_names()],
+            "agents": agents,
+            "ivr_only": st.ivr_only_total(),
+        }
+
+    # --------------------------------------------------------------- flows
+
+    @staticmethod
+    def flow(flows: FlowSource) -> dict[str, Any]:
+        fl = flows.current
+        return {"name": fl.name, "version": fl.version, "file": fl.file,
+                "files": list(fl.files), "nodes": len(fl.nodes), "queues": sorted(fl.queues),
+                "loads": flows.loads}

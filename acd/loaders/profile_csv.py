@@ -1,0 +1,165 @@
+"""Reading customer and agent profiles from CSV text.
+
+The header (line 1) names the columns, in any order; unknown, missing
+required, repeated or unnamed columns, or columns separated by ``;``, refuse
+the whole file (:class:`ProfileFileError`).  Every other problem is one
+:class:`Issue` and rejects only its row; the good rows are kept.  Line
+numbers are physical lines of the file (a quoted value spanning lines
+counts every line; blank lines count too).
+
+Customer numbers are stored in their one form (:func:`acd.core.numbers.normalize`:
+``138 0013 8000``, ``008613800138000`` and ``+8613800138000`` are all
+``+8613800138000``); a number that cannot be read as a full phone number
+(``110``, an extension) is kept as written, with a warning naming its line.
+Pure: given the text, never the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from acd.core.numbers import DEFAULT_COUNTRY
+from acd.core.profiles import AgentProfile, CustomerProfile
+from acd.loaders.profile_checks import number_warnings
+from acd.loaders.profile_fields import (
+    AGENT_COLUMNS,
+    AGENT_PARSERS,
+    AGENT_REQUIRED,
+    CUSTOMER_COLUMNS,
+    CUSTOMER_PARSERS,
+    CUSTOMER_REQUIRED,
+    FieldError,
+    parse_number,
+)
+from acd.loaders.profile_results import (
+    Collector,
+    Issue,
+    P,
+    ParseResult,
+    ProfileFileError,
+    Row,
+)
+
+
+def _csv(text: str, file: str, columns: tuple[str, ...], required: tuple[str, ...],
+         parsers: Mapping[str, Callable[[str], Any]], make: Callable[[dict[str, Any]], P],
+         key: Callable[[P], str],
+         warnings: Callable[[P], list[tuple[str, str]]] | None = None) -> ParseResult[P]:
+    text = text.removeprefix("\ufeff")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    records = _records(reader)
+    try:
+        header_line, _, header_raw = next(records)
+    except StopIteration:
+        raise ProfileFileError(file, 1, "the file is empty; the first line must be the header "
+                               f"({','.join(columns)})") from None
+    header = [h.strip().lower() for h in header_raw]
+    _check_header(file, header_line, header, columns, required)
+    given = frozenset(header)
+    out = Collector[P](ParseResult(file), key, required[0])
+    for line, end, cells in records:
+        if line < 0:  # the csv module refused the line
+            out.error(-line, "", cells[0])
+            out.result.rejected += 1
+            continue
+        if len(cells) != len(header):
+            why = f"has {len(cells)} values but the header has {len(header)} columns"
+            if end > line:
+                why += f" (the row runs on to line {end}: is a \" quote not closed?)"
+            out.error(line, "", why)
+            out.result.rejected += 1
+            continue
+        values: dict[str, Any] = {}
+        bad = False
+        for col, cell in zip(header, cells, strict=True):
+            raw = cell.strip()
+            if not raw and col in required:
+                out.error(line, col, f"{col} is missing")
+                bad = True
+                continue
+            try:
+                values[col] = parsers[col](raw)
+            except FieldError as exc:
+                why = f"{col} {exc}"
+                if "\n" in raw or "\r" in raw:
+                    why += f" (the row runs on to line {end}: is a \" quote not closed?)"
+                out.error(line, col, why)
+                bad = True
+        if bad:
+            out.result.rejected += 1
+            continue
+        try:
+            profile = make(values)
+        except ValueError as exc:  # the profile's own checks (none expected)
+            out.error(line, "", str(exc))
+            out.result.rejected += 1
+            continue
+        if warnings is not None:
+            for fld, problem in warnings(profile):
+                out.result.warnings.append(Issue(file, line, fld, problem, warning=True))
+        out.keep(Row(profile, line, given))
+    return out.finish()
+
+
+def _records(reader: Any) -> Iterator[tuple[int, int, list[str]]]:
+    """(first line, last line, cells) of each non-blank record; the first
+    line negated, with [problem], when the csv module refuses a line."""
+    while True:
+        start = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield -start, reader.line_num, [f"cannot be read as CSV: {exc}"]
+            continue
+        if any(c.strip() for c in cells):
+            yield start, reader.line_num, cells
+
+
+def _check_header(file: str, line: int, header: list[str], columns: tuple[str, ...],
+                  required: tuple[str, ...]) -> None:
+    if len(header) == 1 and (";" in header[0] or "\t" in header[0]):
+        raise ProfileFileError(file, line, f"the header is one column {header[0]!r}: columns "
+                               "must be separated by commas")
+    for i, h in enumerate(header):
+        if not h:
+            raise ProfileFileError(file, line, f"column {i + 1} of the header has no name")
+        if h in header[:i]:
+            raise ProfileFileError(file, line, f"column {h!r} appears twice in the header")
+    unknown = [h for h in header if h not in columns]
+    if unknown:
+        raise ProfileFileError(file, line, f"unknown column{'s' if len(unknown) > 1 else ''} "
+                               f"{', '.join(repr(u) for u in unknown)} "
+                               f"(known: {', '.join(columns)})")
+    for r in required:
+        if r not in header:
+            raise ProfileFileError(file, line, f"the header has no {r!r} column "
+                                   f"(it is required)")
+
+
+def _customer(values: dict[str, Any]) -> CustomerProfile:
+    return CustomerProfile(**values)
+
+
+def _agent(values: dict[str, Any]) -> AgentProfile:
+    return AgentProfile(**values)
+
+
+def parse_customers_csv(text: str, file: str = "customers.csv",
+                        country: str = DEFAULT_COUNTRY) -> ParseResult[CustomerProfile]:
+    """Customers from CSV text (header in any order; ``number`` required),
+    their numbers normalised for ``country`` (a number given twice in two
+    forms is one customer: the later row wins, with a warning)."""
+    parsers = {**CUSTOMER_PARSERS, "number": lambda raw: parse_number(raw, country)}
+    return _csv(text, file, CUSTOMER_COLUMNS, CUSTOMER_REQUIRED, parsers,
+                _customer, lambda c: c.number, number_warnings)
+
+
+def parse_agents_csv(text: str, file: str = "agents.csv") -> ParseResult[AgentProfile]:
+    """Agents from CSV text (``agent_id`` and ``extension`` required)."""
+    return _csv(text, file, AGENT_COLUMNS, AGENT_REQUIRED, AGENT_PARSERS,
+                _agent, lambda a: a.agent_id)

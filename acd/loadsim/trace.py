@@ -1,0 +1,119 @@
+"""Call traces (CSV): recorded calls, replayed by the load simulator instead
+of random arrivals.
+
+Trace CSV (:func:`load_trace`), a header and one call per row::
+
+    arrival,number,queue,attributes,handle,patience
+    0,13800000001,billing,vip=2;dialect=cantonese,120,
+    08:00:05,13800000002,tech,,60,30
+
+``arrival``: seconds from the start, or a time of day ``HH:MM:SS``;
+``attributes``: ``key=value`` pairs separated by ``;`` (``vip`` means
+``vip_level``); ``patience`` empty = never hangs up.  A trace is replayed
+exactly: no random draws for arrivals, handle times or patience.
+
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from acd.loaders.yamlpos import read_text
+from acd.loadsim.model import ScenarioError, TraceCall, TraceError, parse_tod
+
+__all__ = ["TRACE_COLUMNS", "load_trace", "parse_trace"]
+
+TRACE_COLUMNS = ("arrival", "number", "queue", "attributes", "handle", "patience")
+
+
+def parse_trace(text: str, file: str = "<trace>", start_s: float = 0.0
+                ) -> tuple[TraceCall, ...]:
+    """Calls of a trace CSV (see the module docstring), in order of arrival.
+    ``start_s``: the scenario's start (time of day), for HH:MM:SS arrivals."""
+    rows = list(csv.reader(text.splitlines()))
+    if not rows:
+        raise TraceError(file, 1, "the trace is empty")
+    header = [h.strip().lower() for h in rows[0]]
+    missing = [c for c in ("arrival", "queue", "handle") if c not in header]
+    if missing:
+        raise TraceError(file, 1, f"header: missing column(s) {', '.join(missing)} "
+                                  f"(columns: {', '.join(TRACE_COLUMNS)})")
+    unknown = [c for c in header if c not in TRACE_COLUMNS]
+    if unknown:
+        raise TraceError(file, 1, f"header: unknown column(s) {', '.join(unknown)} "
+                                  f"(columns: {', '.join(TRACE_COLUMNS)})")
+    col = {c: i for i, c in enumerate(header)}
+    out: list[TraceCall] = []
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if row[0].lstrip().startswith("#"):
+            continue
+        if len(row) > len(header):
+            raise TraceError(file, lineno, f"{len(row)} fields, the header has {len(header)}")
+
+        def get(name: str, row: list[str] = row) -> str:
+            i = col.get(name)
+            return row[i].strip() if i is not None and i < len(row) else ""
+
+        arr_text = get("arrival")
+        arrival: float | None
+        if ":" in arr_text:
+            tod = parse_tod(arr_text)
+            arrival = None if tod is None else tod - start_s
+        else:
+            try:
+                arrival = float(arr_text)
+            except ValueError:
+                arrival = None
+        if arrival is None or not math.isfinite(arrival):
+            raise TraceError(file, lineno, f"arrival: {arr_text!r} is not seconds or HH:MM:SS")
+        if arrival < 0:
+            raise TraceError(file, lineno, f"arrival: {arr_text!r} is before the scenario's "
+                                           f"start")
+        queue = get("queue")
+        if not queue:
+            raise TraceError(file, lineno, "queue: empty")
+        handle = _trace_seconds(file, lineno, "handle", get("handle"), required=True)
+        patience = _trace_seconds(file, lineno, "patience", get("patience"), required=False)
+        attrs: list[tuple[str, str]] = []
+        for part in get("attributes").split(";"):
+            part = part.strip()
+            if not part:
+                continue
+            if "=" not in part:
+                raise TraceError(file, lineno, f"attributes: {part!r} is not key=value")
+            k, v = (s.strip() for s in part.split("=", 1))
+            if not k:
+                raise TraceError(file, lineno, f"attributes: {part!r} has no key")
+            if k == "vip":
+                k = "vip_level"
+            if k == "vip_level" and not v.isdigit():
+                raise TraceError(file, lineno, f"attributes: vip level {v!r} is not a number")
+            attrs.append((k, v))
+        number = get("number") or f"trace{lineno}"
+        assert handle is not None
+        out.append(TraceCall(arrival, number, queue, tuple(attrs), handle, patience, lineno))
+    out.sort(key=lambda c: c.arrival_s)  # stable: ties keep the file's order
+    return tuple(out)
+
+
+def _trace_seconds(file: str, line: int, name: str, text: str, required: bool) -> float | None:
+    if not text:
+        if required:
+            raise TraceError(file, line, f"{name}: empty")
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (math.isfinite(value) and value >= 0):
+        raise TraceError(file, line, f"{name}: {text!r} is not a number of seconds >= 0")
+    return value
+
+
+def load_trace(path: str | Path, start_s: float = 0.0) -> tuple[TraceCall, ...]:
+    text, file = read_text(path, ScenarioError, "trace file")
+    return parse_trace(text, file, start_s)

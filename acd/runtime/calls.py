@@ -1,0 +1,189 @@
+"""The call registry: the engine's one record of each live call.
+
+A :class:`LiveCall` holds what the engine (not the core) knows of a call:
+its channel and ids on the PBX, the offer whose Redirect it asked for and
+the one whose Dial is ringing, the agent leg's ``Uniqueid``, the caller's
+attributes and profile lookup, the hold settings of its queue node, and its
+IVR run.  The routing state (waiting, offered, connected ...) is the core's
+alone.  :class:`CallRegistry` also maps every channel ``Uniqueid`` it knows
+(the caller's, the ringing agent's) to its call and role.
+
+:class:`CallReports` tells the core what happened to a call's channels and
+keeps the record in step: a caller gone (:class:`~acd.core.model.CallerGone`;
+the core picks the outcome) and an offer that failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from acd.core.errors import CoreError
+from acd.core.model import CallerGone, Event, OfferFailed
+from acd.ivr.interpreter import FlowRun
+
+Role = Literal["caller", "agent"]
+CALLER: Role = "caller"
+AGENT: Role = "agent"
+
+
+@dataclass(slots=True)
+class LiveCall:
+    """The engine's bookkeeping for one live call (not routing state)."""
+
+    call_id: str
+    channel: str
+    run: FlowRun | None = None
+    #: offer id whose Redirect we asked for; an AGI -1/HANGUP then means
+    #: "moved to the agent", not "caller hung up".
+    redirect_offer: int | None = None
+    #: the engine moved the caller to a fallback (max wait reached)
+    fallback: str | None = None
+    #: set once the fallback Redirect was sent (or failed): the AGI socket
+    #: must stay open until then, or the dialplan would hang the caller up
+    fallback_sent: asyncio.Event = field(default_factory=asyncio.Event)
+    #: caller attributes for routing: profile, last agent (looked up while
+    #: the caller is in the IVR), IVR variables
+    attrs: dict[str, str] = field(default_factory=dict)
+    lookup: asyncio.Task[dict[str, str]] | None = None
+    #: offer whose Dial is ringing (set at DialBegin): DialEnd belongs to it.
+    dial_offer: int | None = None
+    agent_uid: str | None = None
+    #: per-call hold settings from the flow's queue node
+    moh: str | None = None
+    announce_every_s: float | None = None
+    profile_merged: bool = False
+    #: the core has written the call's record (the call is over for routing)
+    ended: bool = False
+
+    @property
+    def ivr_path(self) -> tuple[str, ...]:
+        """The IVR nodes the caller went through so far."""
+        return tuple(self.run.path) if self.run is not None else ()
+
+    @property
+    def moved(self) -> bool:
+        """The engine moved the caller away (to an agent or a fallback): the
+        AGI session's end is that move, not a hang-up."""
+        return self.redirect_offer is not None or self.fallback is not None
+
+
+class CallRegistry:
+    """Live calls by call id, and channel ``Uniqueid`` -> (call id, role).
+
+    The caller's channel ``Uniqueid`` is the call id (``agi_uniqueid``)."""
+
+    def __init__(self) -> None:
+        self._calls: dict[str, LiveCall] = {}
+        self._legs: dict[str, tuple[str, Role]] = {}
+
+    # ------------------------------------------------------------ read side
+
+    def get(self, call_id: str) -> LiveCall | None:
+        return self._calls.get(call_id)
+
+    def __contains__(self, call_id: object) -> bool:
+        return call_id in self._calls
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def live_calls(self) -> Iterator[LiveCall]:
+        """Every call the registry holds (the ended ones until their fallback
+        Redirect is out)."""
+        return iter(list(self._calls.values()))
+
+    def leg(self, uid: str) -> tuple[str, Role] | None:
+        """(call id, role) of a channel; None when it is none of ours."""
+        return self._legs.get(uid)
+
+    def legs(self) -> dict[str, tuple[str, Role]]:
+        """A copy of the channel map."""
+        return dict(self._legs)
+
+    # ----------------------------------------------------------- write side
+
+    def add(self, call: LiveCall) -> None:
+        """A new call (the hotline AGI started); its caller leg is mapped."""
+        self._calls[call.call_id] = call
+        self._legs[call.call_id] = (call.call_id, CALLER)
+
+    def map_caller(self, call_id: str) -> None:
+        """The caller's channel is ours again (back from a failed ring)."""
+        self._legs[call_id] = (call_id, CALLER)
+
+    def map_agent(self, call_id: str, uid: str) -> None:
+        """``Dial`` began ringing the agent on channel ``uid`` (DialBegin):
+        that Dial belongs to the offer we redirected for."""
+        self._legs[uid] = (call_id, AGENT)
+        call = self._calls.get(call_id)
+        if call is not None:
+            call.agent_uid = uid
+            call.dial_offer = call.redirect_offer
+
+    def drop_leg(self, uid: str) -> tuple[str, Role] | None:
+        return self._legs.pop(uid, None)
+
+    def drop_agent_leg(self, call: LiveCall) -> None:
+        """The ring ended unanswered: the agent's channel is no longer ours."""
+        if call.agent_uid is not None:
+            self._legs.pop(call.agent_uid, None)
+            call.agent_uid = None
+
+    def offer_over(self, call_id: str, offer_id: int) -> None:
+        """``offer_id`` failed: it is neither redirected nor ringing any more."""
+        call = self._calls.get(call_id)
+        if call is not None:
+            if call.redirect_offer == offer_id:
+                call.redirect_offer = None
+            if call.dial_offer == offer_id:
+                call.dial_offer = None
+
+    def finished(self, call_id: str) -> LiveCall | None:
+        """The core wrote the call's record: its channels are forgotten, and
+        the record too unless a fallback Redirect is still to go out
+        (:meth:`discard` then).  Returns the record, marked ended."""
+        call = self._calls.get(call_id)
+        self._legs.pop(call_id, None)
+        if call is None:
+            return None
+        call.ended = True
+        if call.fallback is None:
+            del self._calls[call_id]
+        if call.agent_uid is not None:
+            self._legs.pop(call.agent_uid, None)
+        return call
+
+    def discard(self, call_id: str) -> None:
+        self._calls.pop(call_id, None)
+
+
+class CallReports:
+    """What happened to a call's channels, told to the core through
+    ``handle`` (the engine's), with the registry kept in step."""
+
+    def __init__(self, calls: CallRegistry,
+                 handle: Callable[[Event], CoreError | None]) -> None:
+        self.calls = calls
+        self.handle = handle
+
+    def caller_gone(self, call_id: str, cause: int, call: LiveCall | None = None) -> None:
+        """The caller's channel is gone, however we learnt it (AGI or AMI).
+        ``call``: the record, when the caller holds it (it leaves the
+        registry with the call's end).  Nothing is sent for a call whose
+        record is already written."""
+        if call is None:
+            call = self.calls.get(call_id)
+        if call is not None and call.ended:
+            return
+        path = call.ivr_path if call is not None else ()
+        self.handle(CallerGone(call_id, cause, path))
+
+    def offer_failed(self, call_id: str, offer_id: int, reason: str,
+                     agent_fault: bool = True) -> None:
+        """The offer did not connect (the core ignores it if it is no longer
+        the call's live offer)."""
+        self.calls.offer_over(call_id, offer_id)
+        self.handle(OfferFailed(call_id, offer_id, reason, agent_fault))

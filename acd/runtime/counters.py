@@ -1,0 +1,18 @@
+"""The engine's own counters (not call statistics: those are the core's
+:class:`~acd.core.stats.Statistics`, ``engine.statistics``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class EngineCounters:
+    #: hotline sessions that became calls
+    calls_started: int = 0
+    #: call records the core wrote (every call ends in exactly one)
+    calls_finished: int = 0
+    #: events the core refused from the engine's own sources (AMI, AGI,
+    #: timers) and tasks that failed; refusals returned to a caller of
+    #: ``Engine.submit`` (the control API) are that caller's, not counted
+    errors: int = 0
