@@ -3,7 +3,7 @@
 It serves AMI on a real TCP port and connects to the engine's FastAGI
 server exactly as Asterisk does, emulating the project's fixed dialplan,
 agents' phones and scripted callers.  Behaviour follows the recordings in
-``/work/shared/asterisk-transcripts`` (see each module's docstring).
+``tests/data/asterisk-transcripts`` (see each module's docstring).
 
     async with SimPBX(SimConfig(agi_url="agi://127.0.0.1:4573", time_scale=0.1)) as pbx:
         pbx.add_phone("1001", PhoneBehaviour(answer_after_s=2, talk_s=30))

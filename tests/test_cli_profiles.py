@@ -24,7 +24,9 @@ def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def db_url(path: Path) -> str:
+def sqlite_file_url(path: Path) -> str:
+    """The address of the SQLite database file ``path`` (not a folder, unlike
+    ``helpers.db_url``)."""
     return f"sqlite+aiosqlite:///{path}"
 
 
@@ -90,14 +92,14 @@ def test_customers_import_with_bad_rows(here: Path) -> None:
     assert "customers.csv:7" in r.output and "this later row wins" in r.output
     assert "imported 3 new, 0 updated, 2 rows rejected" in r.output
     # the good rows are in the database (acd.db here: no acd.yaml)
-    got = stored_customers(db_url(here / "acd.db"), "13800138000", "13800138001",
+    got = stored_customers(sqlite_file_url(here / "acd.db"), "13800138000", "13800138001",
                            "13800138002", "13800138004")
     assert sorted(got) == ["13800138000", "13800138002", "13800138004"]
     assert got["13800138000"].name == "张三丰" and got["13800138000"].vip_level == 3
 
 
 def test_customers_import_examples_then_show(here: Path) -> None:
-    url = db_url(here / "x.db")
+    url = sqlite_file_url(here / "x.db")
     r = acd("customers", "import", str(EXAMPLES / "customers.csv"), "--db", url)
     assert r.exit_code == 0, r.output
     assert "rows rejected" in r.output and " 0 rows rejected" in r.output
@@ -147,7 +149,7 @@ def test_customers_show_unknown(here: Path) -> None:
 
 
 def test_import_of_some_columns_keeps_the_others(here: Path) -> None:
-    url = db_url(here / "x.db")
+    url = sqlite_file_url(here / "x.db")
     acd("customers", "import", str(EXAMPLES / "customers.csv"), "--db", url)
     (here / "vip.csv").write_text("number,vip_level\n13812345678,2\n", encoding="utf-8")
     r = acd("customers", "import", "vip.csv", "--db", url)
@@ -183,7 +185,7 @@ def test_agents_import_examples_and_list(here: Path) -> None:
     assert r.exit_code == 0
     for word in ("a1001", "1012", "billing:8", "minnan:10", "35-44", "xiamen", "yes"):
         assert word in r.output
-    assert len(stored_agents(db_url(here / "acd.db"))) == 12
+    assert len(stored_agents(sqlite_file_url(here / "acd.db"))) == 12
 
 
 def test_agents_import_csv_with_bad_rows(here: Path) -> None:
@@ -199,7 +201,7 @@ def test_agents_import_csv_with_bad_rows(here: Path) -> None:
     assert "agents.csv:4" in r.output and "level '11' is not a whole number 1-10" in r.output
     assert "agents.csv:5" in r.output and "vip_qualified 'maybe'" in r.output
     assert "imported 1 new, 0 updated, 3 rows rejected" in r.output
-    assert [a.agent_id for a in stored_agents(db_url(here / "acd.db"))] == ["a1"]
+    assert [a.agent_id for a in stored_agents(sqlite_file_url(here / "acd.db"))] == ["a1"]
 
 
 def test_agents_import_yaml_errors_by_line(here: Path) -> None:
@@ -231,14 +233,14 @@ def test_agents_set_then_list_shows_the_change(here: Path) -> None:
     for word in ("2002", "billing:9", "vip:6", "cantonese:4", "35-44", "night", "yes"):
         assert word in line, (word, line)
     assert "general" not in line
-    a = next(a for a in stored_agents(db_url(here / "acd.db")) if a.agent_id == "a1002")
+    a = next(a for a in stored_agents(sqlite_file_url(here / "acd.db")) if a.agent_id == "a1002")
     assert a == AgentProfile(
         agent_id="a1002", extension="2002", name="陈志明", skills={"billing": 9, "vip": 6},
         dialects={"minnan": 8, "mandarin": 10, "cantonese": 4}, languages=frozenset({"zh"}),
         gender="F", age_band="35-44", groups=frozenset({"night", "xiamen"}), vip_qualified=True)
     r = acd("agents", "set", "a1002", "--no-vip", "--drop-dialect", "cantonese")
     assert r.exit_code == 0
-    a = next(a for a in stored_agents(db_url(here / "acd.db")) if a.agent_id == "a1002")
+    a = next(a for a in stored_agents(sqlite_file_url(here / "acd.db")) if a.agent_id == "a1002")
     assert not a.vip_qualified and "cantonese" not in a.dialects
 
 
@@ -257,12 +259,12 @@ def test_agents_set_then_list_shows_the_change(here: Path) -> None:
 def test_agents_set_bad_values_name_the_option(here: Path, args: list[str], option: str,
                                                words: str) -> None:
     acd("agents", "import", str(EXAMPLES / "agents.yaml"))
-    before = stored_agents(db_url(here / "acd.db"))
+    before = stored_agents(sqlite_file_url(here / "acd.db"))
     r = acd("agents", "set", "a1001", *args)
     assert r.exit_code == 2, r.output
     assert f"Invalid value for '{option}'" in r.output
     assert words in r.output
-    assert stored_agents(db_url(here / "acd.db")) == before
+    assert stored_agents(sqlite_file_url(here / "acd.db")) == before
 
 
 def test_agents_set_needs_a_change_and_a_known_agent(here: Path) -> None:
@@ -279,13 +281,13 @@ def test_agents_list_empty(here: Path) -> None:
 
 
 def test_db_default_comes_from_acd_yaml(here: Path) -> None:
-    (here / "acd.yaml").write_text(f"database: {db_url(here / 'from-config.db')}\n"
+    (here / "acd.yaml").write_text(f"database: {sqlite_file_url(here / 'from-config.db')}\n"
                                    "ami: {host: 127.0.0.1}\n", encoding="utf-8")
     shutil.copy(EXAMPLES / "agents.yaml", here / "agents.yaml")
     r = acd("agents", "import", "agents.yaml")
     assert r.exit_code == 0, r.output
     assert (here / "from-config.db").exists() and not (here / "acd.db").exists()
-    assert len(stored_agents(db_url(here / "from-config.db"))) == 12
+    assert len(stored_agents(sqlite_file_url(here / "from-config.db"))) == 12
 
 
 def test_a_database_that_cannot_be_reached_exits_3(here: Path) -> None:

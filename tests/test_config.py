@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from acd.loaders.yamlpos import Reader, YamlError
 from acd.runtime.settings import ConfigError, load_config, parse_config
 from cli import main
 
@@ -114,3 +115,48 @@ def test_serve_prints_the_place_and_exits_2(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["serve", "--config", str(cfg)])
     assert r.exit_code == 2
     assert f"{cfg}:4:9: agi.port: must be a TCP port number (0-65535)" in r.output
+
+
+# ------------------------------- the positioned reader's plain values, alone
+
+
+def test_plain_values_find_their_places_by_path() -> None:
+    reader = Reader("x.yaml")
+    text = "a: &n {p: 1, q: [x, y]}\nb: *n\nc:\n  <<: *n\n  p: 2\n"
+    data, places = reader.plain(reader.compose(text))
+    assert data == {"a": {"p": 1, "q": ["x", "y"]}, "b": {"p": 1, "q": ["x", "y"]},
+                    "c": {"p": 2, "q": ["x", "y"]}}
+    assert places.find("a.p") == (1, 11) and places.find("a.p", key=True) == (1, 8)
+    assert places.find("a.q[1]") == places.find("a.q[1]", key=True) == (1, 21)
+    # an alias is placed at its anchor, its key where it stands
+    assert places.find("b") == (1, 4) and places.find("b", key=True) == (2, 1)
+    assert places.find("b.q[1]") == (1, 4)
+    # merged: the key given here, and the ones merged in at their anchor
+    assert places.find("c.p") == (5, 6) and places.find("c.q") == (1, 17)
+    # what the document lacks: the nearest enclosing value, never a key
+    assert places.find("a.q[7]", key=True) == (1, 17)
+    assert places.find("c.zz") == (4, 3) and places.find("nope.x", key=True) == (1, 1)
+
+
+def test_a_value_no_safe_type_holds_is_the_readers_positioned_error() -> None:
+    class Wrong(YamlError):
+        pass
+
+    reader = Reader("x.yaml", Wrong)
+    with pytest.raises(Wrong) as info:
+        reader.plain(reader.compose("x:\n  - !!binary zz\n"))
+    assert str(info.value) == "x.yaml:2:5: not valid YAML: failed to decode base64 data: " \
+        "Incorrect padding"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("server: !!int abc\n", "1:9: not valid YAML: !!int cannot hold 'abc'"),
+    ("a: 1\nserver: !!timestamp notadate\n",
+     "2:9: not valid YAML: !!timestamp cannot hold 'notadate'"),
+    ("x: [1, !!float zz]\n", "1:8: not valid YAML: !!float cannot hold 'zz'"),
+])
+def test_an_explicit_tag_the_text_does_not_fit_is_placed(tmp_path: Path, text: str,
+                                                         expected: str) -> None:
+    """``!!int abc`` used to escape as a bare ValueError (a traceback from
+    ``acd serve``); it is a configuration error at the value."""
+    assert problem(tmp_path, text) == expected

@@ -1,4 +1,5 @@
-"""Drawings: flow pictures (SVG, PNG) and the load simulator's plots.
+"""Drawings: flow pictures (SVG, PNG), and the one gate to matplotlib that the
+load simulator's plot (:mod:`acd.loadsim.plots`) goes through too.
 
 matplotlib comes with the ``plot`` extra (``pip install 'acd[plot]'``); the
 engine, the demo and the flow tools run without it.  Nothing here imports it

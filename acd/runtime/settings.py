@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from acd.adapters.ami import AmiConfig
 from acd.core.model import CoreConfig
 from acd.core.numbers import DEFAULT_COUNTRY, CountryError, parse_country
@@ -31,7 +29,7 @@ from acd.core.profiles import AgentProfile
 from acd.ivr.load import load_flow
 from acd.ivr.nodes import Flow
 from acd.loaders.routing import PolicyError, load_policy
-from acd.loaders.yamlpos import Reader, YamlError
+from acd.loaders.yamlpos import Places, Reader, YamlError
 from acd.runtime.sms_sender import SenderConfig
 from acd.sms.policy import SmsPolicy
 
@@ -83,11 +81,6 @@ class ConfigError(Exception):
     file it names, with that file's position)."""
 
 
-#: (line, column) of a value, and of its key if it has one, by its path in
-#: the file as the messages spell it (``ami.port``, ``agents[2].skills.vip``)
-Places = dict[str, tuple[tuple[int, int], tuple[int, int] | None]]
-
-
 class _Cfg:
     def __init__(self, file: str, places: Places | None = None) -> None:
         self.file = file
@@ -100,12 +93,7 @@ class _Cfg:
         placed at its nearest enclosing one."""
         if self.places is None:  # parsed from data, not from a file
             return ConfigError(f"{self.file}: {where}: {msg}")
-        path = where if at is None else at
-        while path and path not in self.places:
-            cut = max(path.rfind("."), path.rfind("["))
-            path, key = path[:max(cut, 0)], False
-        value, key_place = self.places.get(path, ((1, 1), None))
-        line, column = key_place if key and key_place is not None else value
+        line, column = self.places.find(where if at is None else at, key=key)
         return ConfigError(f"{self.file}:{line}:{column}: {where}: {msg}")
 
     def mapping(self, v: Any, where: str) -> dict[str, Any]:
@@ -302,54 +290,16 @@ def load_config(path: str | Path) -> EngineConfig:
         raise ConfigError(f"{p}: cannot read the configuration: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{file}:1:1: not UTF-8 text (byte {exc.start})") from None
+    reader = Reader(file)
     try:
-        root: yaml.Node | None = Reader(file).compose(text)
+        root = reader.compose(text)
+        data, places = reader.plain(root)
     except YamlError as exc:
         if exc.problem != "the file is empty":
             raise ConfigError(str(exc)) from None
-        root = None  # "top level: must be a mapping", as for any other non-mapping
-    data, places = _construct(root, file)
+        # "top level: must be a mapping", as for any other non-mapping
+        data, places = None, Places()
     return parse_config(data, file, p.parent, places=places)
-
-
-def _construct(root: yaml.Node | None, file: str) -> tuple[Any, Places]:
-    """The document's data (as ``yaml.safe_load`` gives it) and the place of
-    each value and key in it, by path."""
-    places: Places = {"": ((1, 1), None)}
-    if root is None:
-        return None, places
-    loader = yaml.SafeLoader("")
-    try:
-        data = loader.construct_document(root)  # expands merge keys (<<) in the nodes
-        done: set[int] = set()
-
-        def walk(node: yaml.Node, path: str, key: yaml.Node | None) -> None:
-            places[path] = (_mark(node), None if key is None else _mark(key))
-            if id(node) in done:  # an alias: its anchor is walked once
-                return
-            done.add(id(node))
-            if isinstance(node, yaml.MappingNode):
-                for k, v in node.value:
-                    if isinstance(k, yaml.ScalarNode):
-                        name = str(loader.construct_object(k))
-                        walk(v, f"{path}.{name}" if path else name, k)
-            elif isinstance(node, yaml.SequenceNode):
-                for i, item in enumerate(node.value):
-                    walk(item, f"{path}[{i}]", None)
-
-        walk(root, "", None)
-    except yaml.MarkedYAMLError as exc:  # a value no safe type can hold
-        line, column = _mark(exc.problem_mark) if exc.problem_mark else (1, 1)
-        raise ConfigError(f"{file}:{line}:{column}: not valid YAML: {exc.problem or exc}") \
-            from None
-    finally:
-        loader.dispose()
-    return data, places
-
-
-def _mark(at: yaml.Node | yaml.Mark) -> tuple[int, int]:
-    m = at.start_mark if isinstance(at, yaml.Node) else at
-    return m.line + 1, m.column + 1
 
 
 def _sms(c: _Cfg, raw: Any, base: Path, nodes: Any, country: str = DEFAULT_COUNTRY) -> SmsConfig:
