@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from acd.core.center import ContactCenter, DuplicateCall, UnknownSubject, agents_for_queues
-from acd.core.errors import CoreError
+from acd.core.center import ContactCenter, agents_for_queues
+from acd.core.errors import CoreError, DuplicateCall, UnknownSubject
 from acd.core.fsm import IllegalTransition
 from acd.core.model import (
     AGENT_TABLE,
@@ -20,7 +20,6 @@ from acd.core.model import (
     AgentStateChanged,
     AgentTrigger,
     CallerGone,
-    CallerHungUp,
     CallQueued,
     CallStarted,
     CallState,
@@ -112,7 +111,7 @@ def test_caller_hangs_up_while_agent_rings() -> None:
     cc = make(1)
     cc.handle(AgentLogin("a0"), 0.0)
     [_o] = connects(start(cc, "c1", 1.0))
-    out = cc.handle(CallerHungUp("c1"), 4.0)
+    out = cc.handle(CallerGone("c1"), 4.0)
     [rec] = records(out)
     assert rec.record.outcome is Outcome.ABANDONED and rec.record.agent_id is None
     assert rec.record.wait_s == pytest.approx(3.0)
@@ -122,7 +121,7 @@ def test_caller_hangs_up_while_agent_rings() -> None:
 def test_abandon_in_queue_and_ivr_hangup() -> None:
     cc = make(0)
     start(cc, "c1", 1.0)
-    [rec] = records(cc.handle(CallerHungUp("c1"), 9.0))
+    [rec] = records(cc.handle(CallerGone("c1"), 9.0))
     assert rec.record.outcome is Outcome.ABANDONED
     cc.handle(CallStarted("c2", "139"), 10.0)
     [rec2] = records(cc.handle(IvrEnded("c2", ("welcome",), "caller-hangup"), 12.0))
@@ -244,7 +243,7 @@ def test_logout_while_ringing_then_caller_hangs_up() -> None:
     connects(start(cc, "c1", 1.0))
     cc.handle(AgentLogout("a0"), 2.0)
     start(cc, "c2", 2.5)
-    out = cc.handle(CallerHungUp("c1"), 3.0)
+    out = cc.handle(CallerGone("c1"), 3.0)
     assert cc.agent("a0").state is AgentState.LOGGED_OUT
     assert connects(out) == []  # c2 is not offered to the agent on its way out
 
@@ -311,7 +310,7 @@ def test_random_sequences_keep_invariants(seq: list[tuple[str, int]]) -> None:
                 call = cc.call(cid)
                 assert call is not None
                 if op == "hangup":
-                    out = list(cc.handle(CallerHungUp(cid), t))
+                    out = list(cc.handle(CallerGone(cid), t))
                 elif op == "answer" and cid in live_offers:
                     out = list(cc.handle(OfferAnswered(cid, live_offers[cid]), t))
                 elif op == "fail" and cid in live_offers and call.state.value == "offered":

@@ -5,6 +5,7 @@ a virtual clock (no PBX, no subclass)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from acd.core.errors import CoreError, UnknownSubject
 from acd.core.model import (
     Action,
     AgentHungUp,
+    AgentLogin,
     AgentReady,
+    AgentState,
     CallerGone,
     CallQueued,
     CallStarted,
@@ -29,6 +32,7 @@ from acd.core.model import (
     StartTimer,
     WriteCallRecord,
 )
+from acd.core.profiles import AgentProfile
 from acd.ivr.load import load_flow
 from acd.loaders.routing import parse_policy
 from acd.protocols.ami import AmiMessage
@@ -277,6 +281,56 @@ queues:
         assert engine.counters.errors == 1
         # a hang-up reported for a call that is gone is no refusal
         assert engine.handle(CallerGone("c1", 16)) is None and engine.counters.errors == 1
+    finally:
+        engine.timers.cancel_all()
+        await engine.db.dispose()
+
+
+async def test_an_observer_that_raises_cannot_strand_a_call(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The core's decision is carried out whatever the observer does: the
+    offer's Redirect goes out, the failure is logged with the event and
+    counted; only ``Exception`` is caught."""
+    policy = parse_policy("queues:\n  billing: {skill: billing}\n")
+    vt = VirtualTimers(1_000.0)
+    failing: list[type[BaseException]] = [RuntimeError]
+
+    def observe(event: Event, actions: Sequence[Action], started_ns: int) -> None:
+        raise failing[0](f"observer broke on {type(event).__name__}")
+
+    engine = Engine(EngineConfig(
+        core=CoreConfig(policy=policy, agents=(AgentProfile("a1", "1001",
+                                                            skills={"billing": 5}),)),
+        flow=load_flow(ROOT / "ivr_flows" / "basic.yaml"),
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'acd.db'}"),
+        clock=vt, timers=vt, observer=observe)
+    fake = FakeAmi()
+    engine.moves = PbxMoves(fake, engine.calls, CallReports(engine.calls, engine.handle),
+                            "acd-connect")
+    try:
+        with caplog.at_level(logging.ERROR, logger="acd.runtime.engine"):
+            assert engine.handle(AgentLogin("a1")) is None
+            engine.calls.add(LiveCall("c1", "PJSIP/trunk-1"))
+            assert engine.handle(CallStarted("c1", "13800138000")) is None
+            assert engine.handle(CallQueued("c1", "billing")) is None
+        assert engine.counters.errors == 3
+        assert "observer failed on event CallQueued" in caplog.text
+        assert "observer broke on CallQueued" in caplog.text  # the traceback
+        # the ConnectCall was carried out: the offer's Redirect goes out
+        live, call = engine.calls.get("c1"), engine.core.call("c1")
+        assert engine.core.agent("a1").state is AgentState.RESERVED
+        assert live is not None and call is not None and live.redirect_offer == call.offer_id
+        for _ in range(100):  # bounded: the fake answers at once
+            if len(fake.sent) == 3:
+                break
+            await asyncio.sleep(0)
+        assert [a for a, _ in fake.sent] == ["Setvar", "Setvar", "Redirect"]
+        assert fake.sent[2][1]["Exten"] == "1001"
+        # not BaseException: a KeyboardInterrupt in the observer goes up
+        failing[0] = KeyboardInterrupt
+        with pytest.raises(KeyboardInterrupt):
+            engine.handle(OfferAnswered("c1", call.offer_id))
+        assert engine.counters.errors == 3
     finally:
         engine.timers.cancel_all()
         await engine.db.dispose()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ from acd.core.center import ContactCenter, agents_for_queues
 from acd.core.errors import CoreError
 from acd.core.model import AgentState, CallState, CoreConfig, Event
 from acd.core.policy import simple_policy
-from acd.core.profiles import CustomerProfile
+from acd.core.profiles import AgentProfile, CustomerProfile
 from acd.core.stats import Statistics
 from acd.ivr.load import load_flow
 from sim.callers import CallHandle
@@ -322,18 +325,75 @@ class FakeFlows:
         raise AssertionError("not asked")
 
 
-class FakeEngine:
-    """Only what the API's protocol asks: a core, statistics, a clock, submit."""
+class FakeProfiles:
+    """The profile store as the API's protocol asks: ``upsert_agents`` only."""
 
     def __init__(self) -> None:
+        self.stored: list[AgentProfile] = []
+
+    async def upsert_agents(self, profiles: Iterable[AgentProfile]) -> tuple[int, int]:
+        new = list(profiles)
+        self.stored += new
+        return 0, len(new)
+
+
+@dataclass(frozen=True)
+class FakeOutboxRow:
+    id: int
+    call_id: str
+    number: str
+    rule: str
+    state: str
+    reason: str
+    attempts: int
+    created_at: dt.datetime
+    text: str
+
+
+class FakeSms:
+    """The SMS store as the API's protocol asks (no database)."""
+
+    def __init__(self) -> None:
+        self.opted_out: set[str] = set()
+        self.outbox = [FakeOutboxRow(7, "c7", "+8613800138000", "abandoned", "sent", "", 1,
+                                     dt.datetime(2025, 6, 23, 2, 0, tzinfo=dt.UTC), "稍后回电")]
+
+    def identity(self, number: str) -> str:
+        return "+86" + number[-11:]
+
+    async def click(self, token: str, now: float) -> str | None:
+        return None
+
+    async def app_login(self, number: str, now: float) -> None:
+        return None
+
+    async def opt_out(self, number: str, source: str, now: float) -> bool:
+        there = number in self.opted_out
+        self.opted_out.add(number)
+        return not there
+
+    async def opt_in(self, number: str) -> bool:
+        there = number in self.opted_out
+        self.opted_out.discard(number)
+        return there
+
+    async def rows(self, state: str | None = None, limit: int = 100) -> list[FakeOutboxRow]:
+        return [r for r in self.outbox if state is None or r.state == state][:limit]
+
+
+class FakeEngine:
+    """Only what the API's protocol asks: a core, statistics, a clock, the
+    stores as their few methods, submit."""
+
+    def __init__(self, sms: FakeSms | None = None) -> None:
         self.core = ContactCenter(CoreConfig(
             policy=simple_policy({"billing": 20.0}),
             agents=agents_for_queues({"a0": ("1000", ("billing",))})))
         self.statistics = Statistics()
         self.clock = lambda: 1_000.0
         self.flows = FakeFlows()
-        self.profiles: Any = None
-        self.sms_store = None
+        self.profiles = FakeProfiles()
+        self.sms_store = sms
         self.sms_app_url = None
         self.pbx_connected = False
         self.submitted: list[object] = []
@@ -362,6 +422,24 @@ async def test_the_api_needs_only_its_protocol_of_the_engine() -> None:
         assert resp.status == 404
     assert [type(e).__name__ for e in engine.submitted] == ["AgentLogin", "AgentLogin"]
     assert engine.core.agent("a0").state is AgentState.PAUSED
+
+
+async def test_the_api_needs_only_the_few_methods_of_the_stores() -> None:
+    engine = FakeEngine(FakeSms())
+    async with TestClient(TestServer(ControlApi(engine).app())) as client:
+        resp = await client.post("/agents/a0/profile", json={"skills": {"billing": 8}})
+        assert resp.status == 200 and (await resp.json())["skills"] == {"billing": 8}
+        assert [dict(p.skills) for p in engine.profiles.stored] == [{"billing": 8}]
+        assert dict(engine.core.agent("a0").profile.skills) == {"billing": 8}  # then live
+        resp = await client.get("/sms/outbox?state=sent")
+        assert await resp.json() == [{
+            "id": 7, "call_id": "c7", "number": "+8613800138000", "rule": "abandoned",
+            "state": "sent", "reason": "", "attempts": 1,
+            "created_at": "2025-06-23T02:00:00+00:00", "text": "稍后回电"}]
+        resp = await client.post("/sms/optout", json={"number": "13800138000"})
+        assert await resp.json() == {"ok": True, "number": "+8613800138000", "changed": True}
+        resp = await client.post("/sms/click/nope")
+        assert resp.status == 404
 
 
 def test_the_api_does_not_import_the_engine() -> None:

@@ -39,6 +39,30 @@ async def test_concurrent_lookups_share_one_fetch_and_failures_reach_each_waiter
     assert b.batches == 3
 
 
+async def test_a_withheld_caller_id_is_no_one_and_is_not_looked_up() -> None:
+    """anonymous, unknown, Restricted... are what the network sends for every
+    withheld number: they must not share the last agent or profile of
+    whichever withheld caller was served last."""
+    asked: list[str] = []
+
+    async def fetch(numbers: Collection[str]) -> dict[str, Context]:
+        asked.extend(numbers)
+        return {n: (CustomerProfile(n, vip_level=3), "a7") for n in numbers}
+
+    b = LookupBatcher(fetch, linger_s=0.001)
+    b.start()
+    try:
+        for caller in ("anonymous", "unknown", "Restricted", "Private", "Unavailable",
+                       "", " ", "+", "12"):
+            assert await b.attributes(caller) == {}, caller
+        assert asked == []
+        attrs = await b.attributes("013800138000")  # a number, in any form: looked up
+        assert attrs["last_agent"] == "a7" and attrs["vip_level"] == "3"
+        assert asked == ["013800138000"]
+    finally:
+        await b.stop()
+
+
 async def test_record_writer_skips_a_refused_row_and_keeps_the_rest(db: Database) -> None:
     import time as _time
 

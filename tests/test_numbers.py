@@ -73,36 +73,70 @@ def test_the_configured_country_reads_its_national_forms_only() -> None:
         assert normalize("008613800138000", country) == "+8613800138000"
 
 
-def test_one_form_is_stable_and_its_variants_come_back_to_it() -> None:
-    rng = random.Random(11)
-    samples = ["13800138000", "02012345678", "4008108888", "+16502530000", "1001"]
-    for _ in range(3000):
-        prefix = rng.choice(["", "+", "00", "0", "86", "+86", "0086", "1", "13", "2"])
+def _samples(seed: int, n: int) -> list[str]:
+    rng = random.Random(seed)
+    samples = ["13800138000", "013800138000", "02012345678", "4008108888", "+16502530000",
+               "16502530000", "1001"]
+    for _ in range(n):
+        prefix = rng.choice(["", "+", "00", "0", "86", "+86", "0086", "1", "13", "2", "44"])
         samples.append(prefix + "".join(rng.choice("0123456789")
                                         for _ in range(rng.randint(0, 14))))
-    for s in samples:
-        one = normalize(s)
-        assert normalize(one) == one, s
-        forms = variants(one)
+    return samples
+
+
+@pytest.mark.parametrize("country", ["86", "44", "1"])
+def test_one_form_is_stable_and_its_variants_come_back_to_it(country: str) -> None:
+    for s in _samples(11, 3000):
+        one = normalize(s, country)
+        assert normalize(one, country) == one, s
+        forms = variants(one, country)
         assert forms[0] == one and len(set(forms)) == len(forms)
-        # the older forms read back as the number; the digits without '+' (how
-        # the SMS tables used to keep a foreign number) may read otherwise
-        # (16502530000 is a Chinese mobile too): a key for old rows only
+        # every variant reads as the number, in the country it is asked for:
+        # an old row is never taken for another number's
         for f in forms:
-            assert normalize(f) == one or f == one[1:], (s, forms)
-        assert normalize(dialled(one)) == one, s
+            assert normalize(f, country) == one, (s, forms)
+        assert normalize(dialled(one, country), country) == one, s
         assert is_e164(one) or one == clean(s), s  # nothing is lost
+
+
+@pytest.mark.parametrize("country", ["86", "44", "1"])
+def test_every_form_that_reads_as_the_number_is_a_variant(country: str) -> None:
+    """The other direction: a caller id or an old row written without
+    separators in any form the rules read (E.164 without '+', '00', national,
+    trunk 0 + national) is among the variants of its number."""
+    for s in _samples(12, 5000):
+        one = normalize(s, country)
+        if not is_e164(one) or s.removeprefix("+").removeprefix("00").startswith("860"):
+            continue  # not a full number; a trunk 0 written after +86 (no one stores that)
+        assert s in variants(one, country), (s, one)
 
 
 def test_variants_are_the_forms_older_rows_hold() -> None:
     for n in ("+8613800138000", "+862012345678", "+864008108888", "+8675512345678"):
         assert all(normalize(f) == n for f in variants(n)), n
     assert variants("+8613800138000") == (
-        "+8613800138000", "8613800138000", "008613800138000", "13800138000")
+        "+8613800138000", "8613800138000", "008613800138000", "13800138000", "013800138000")
     assert variants("+862012345678") == (
         "+862012345678", "862012345678", "00862012345678", "02012345678")
-    assert variants("+16502530000") == ("+16502530000", "16502530000", "0016502530000")
     assert variants("1001") == ("1001",)
+
+
+def test_a_mobile_behind_the_trunk_0_is_a_form_of_the_mobile() -> None:
+    # some PBXs put the trunk 0 before a mobile: 013800138000 is +8613800138000
+    assert normalize("013800138000") == "+8613800138000"
+    assert "013800138000" in variants("+8613800138000")
+    assert "013800138000" not in variants("+8613800138000", "44")  # not read there
+
+
+def test_bare_digits_of_a_foreign_number_are_not_its_variant() -> None:
+    # 16502530000 is a Chinese mobile (+8616502530000), which is how an older
+    # version stored it; it must not match the US caller +1 650 253 0000
+    assert normalize("16502530000") == "+8616502530000"
+    assert variants("+16502530000") == ("+16502530000", "0016502530000")
+    assert "16502530000" in variants("+8616502530000")
+    # where the country reads no national forms, only the international ones
+    assert variants("+8613800138000", "44") == ("+8613800138000", "008613800138000")
+    assert variants("+16502530000", "1") == ("+16502530000", "0016502530000")
 
 
 def test_dialled_is_what_a_gateway_of_the_country_takes() -> None:

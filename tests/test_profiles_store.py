@@ -214,6 +214,56 @@ async def test_the_last_agent_is_the_latest_answered_call_in_any_form(
     assert await store.caller_context("13800138000") == (None, "a2")
 
 
+async def test_a_mobile_behind_the_trunk_0_keeps_its_last_agent(
+        sqlite_store: ProfileStore) -> None:
+    """Some PBXs give a mobile's caller id with the trunk 0: call records keep
+    it as it came (013800138000), and every form of the number finds it."""
+    store = sqlite_store
+    await store.db.write_batch([answered("c1", "013800138000", "a7", 1000.0)], [])
+    for caller in ("013800138000", "13800138000", "+8613800138000", "008613800138000"):
+        assert await store.caller_context(caller) == (None, "a7"), caller
+    now = dt.datetime.now(dt.UTC)
+    async with store.db.engine.begin() as conn:  # a customer as an older version stored it
+        await conn.execute(customers_table.insert(), [
+            {"number": "013900000001", "name": "旧", "vip_level": 2, "updated_at": now}])
+    got = await store.get_customer("+8613900000001")
+    assert got is not None and got.vip_level == 2
+    lookups = LookupBatcher(store.callers_context)
+    lookups.start()
+    try:
+        assert (await lookups.attributes("13800138000"))["last_agent"] == "a7"
+    finally:
+        await lookups.stop()
+
+
+async def test_an_old_row_is_never_found_under_another_number(
+        sqlite_store: ProfileStore) -> None:
+    """16502530000 is how an older version stored the Chinese mobile
+    +8616502530000: it is not the US caller +1 650 253 0000, in either direction."""
+    store = sqlite_store
+    now = dt.datetime.now(dt.UTC)
+    async with store.db.engine.begin() as conn:
+        await conn.execute(customers_table.insert(), [
+            {"number": "16502530000", "name": "旧", "vip_level": 3, "updated_at": now},
+            {"number": "0016502530001", "name": "US", "vip_level": 1, "updated_at": now}])
+    await store.db.write_batch([answered("c1", "16502530000", "a1", 1000.0),
+                                answered("c2", "+16502530000", "a2", 900.0)], [])
+    assert await store.get_customer("+16502530000") is None
+    assert await store.customer_updated_at("+16502530000") is None
+    assert await store.caller_context("+16502530000") == (None, "a2")
+    assert await store.caller_context("0016502530000") == (None, "a2")
+    got = await store.get_customer("+8616502530000")
+    assert got is not None and got.vip_level == 3
+    assert (await store.caller_context("16502530000"))[1] == "a1"
+    # an old row in a form that reads as the number is found
+    got = await store.get_customer("+1 650 253 0001")
+    assert got is not None and got.name == "US"
+    # a configured country without national forms: 16502530000 is no one's form
+    elsewhere = ProfileStore(store.db, country="44")
+    assert await elsewhere.get_customer("+8616502530000") is None
+    assert await elsewhere.get_customer("16502530000") is not None  # as written
+
+
 # ----------------------------------------------------------------- agents
 
 

@@ -11,7 +11,7 @@ from acd.core.model import (
     AgentLogout,
     AgentPause,
     AgentState,
-    CallerHungUp,
+    CallerGone,
     CallPriorityChanged,
     CallQueued,
     CallStarted,
@@ -319,7 +319,7 @@ def test_stale_partition_entries_are_compacted() -> None:
     cc = center((agent("g", "1001", skills={"vip": 5}),))  # nobody serves general
     for i in range(500):
         queue(cc, f"c{i}", float(i), {})
-        cc.handle(CallerHungUp(f"c{i}"), float(i) + 0.5)
+        cc.handle(CallerGone(f"c{i}"), float(i) + 0.5)
     sizes = cc.partition_sizes("general")
     assert sum(waiting for waiting, _ in sizes) == 0
     assert sum(held for _, held in sizes) < 200

@@ -19,7 +19,7 @@ from acd.core.model import (
     AgentPause,
     AgentReady,
     AgentState,
-    CallerHungUp,
+    CallerGone,
     CallQueued,
     CallStarted,
     CallState,
@@ -189,7 +189,7 @@ def test_router_invariants(agent_list: list[AgentProfile], ops: list[tuple]) -> 
             call = cc.call(cid)
             assert call is not None
             if kind == "hangup" and call.state is not CallState.IVR:
-                h.feed(CallerHungUp(cid))
+                h.feed(CallerGone(cid))
             elif kind == "answer" and call.state is CallState.OFFERED:
                 h.feed(OfferAnswered(cid, h.offers[cid]))
             elif kind == "fail" and call.state is CallState.OFFERED:

@@ -106,6 +106,19 @@ def test_numbers() -> None:
     assert not is_opt_out("STOP charging me twice")
 
 
+def test_a_withheld_caller_gets_no_sms_whatever_the_pattern() -> None:
+    # anonymous, unknown, Restricted... are not phone numbers: not-mobile, as
+    # before, even under a pattern that would match the word
+    loose = parse_sms_policy("templates: {a: {zh: x}}\nrules: [{name: r, when: {}, "
+                             "template: a}]\nmobile_pattern: '.*'\n")
+    for caller in ("anonymous", "unknown", "Restricted", "Private", ""):
+        for policy in (POLICY, loose):
+            p = policy.decide(facts(number=caller))
+            assert p is not None and p.suppressed == "not-mobile", (caller, policy.file)
+    p = loose.decide(facts(number="013800138000"))  # a number: the pattern decides
+    assert p is not None and p.suppressed is None and p.number == "+8613800138000"
+
+
 @pytest.mark.parametrize("text,line,words", [
     ("templates: {}\n", 1, "templates is empty"),
     ("templates: {a: {zh: 'x {link}'}}\n", 1, "uses {link} but the file sets no link"),
@@ -219,6 +232,34 @@ async def test_opt_outs_in_any_form_and_rows_written_before_normalising(db: Data
     assert await store.opted_out() == []
 
 
+async def test_a_mobile_behind_the_trunk_0_is_the_mobile_for_cap_and_opt_out(
+        db: Database) -> None:
+    """Some PBXs give a mobile's caller id with the trunk 0 (013800138000);
+    an older version stored that as it came: its opt-out and SMS still count."""
+    from acd.adapters.sms_store import sms_optout, sms_outbox
+
+    store = SmsStore(db)
+    when = dt.datetime.fromtimestamp(at(9), dt.UTC)
+    async with db.engine.begin() as conn:
+        await conn.execute(sms_optout.insert().values(
+            number="013900000000", at=when, source="reply"))
+        await conn.execute(sms_outbox.insert().values(
+            call_id="old", number="013700000000", rule="r", template="t", language="zh",
+            text="x", token="old-token", state="sent", reason="", created_at=when,
+            send_after=when, next_attempt_at=when))
+    await queue_call(db, "c1", number="13900000000")
+    row = await store.get("c1")
+    assert row is not None and row.reason == "opted-out"
+    await queue_call(db, "c2", number="+8613700000000")
+    row = await store.get("c2")
+    assert row is not None and row.reason == "cap: 1 in 24 h"
+    # and a call from 013800138000 is capped by an SMS to 13800138000
+    await queue_call(db, "c3", number="13800138000", ended=at(10))
+    await queue_call(db, "c4", number="013800138000", ended=at(11))
+    row = await store.get("c4")
+    assert row is not None and (row.number, row.reason) == ("+8613800138000", "cap: 1 in 24 h")
+
+
 async def test_sender_retries_with_backoff_and_defers_quiet_hours(db: Database) -> None:
     store = SmsStore(db)
     now = [at(10)]
@@ -247,6 +288,29 @@ async def test_sender_retries_with_backoff_and_defers_quiet_hours(db: Database) 
     # nothing is sent twice, however often the sender looks
     await sender.send_due()
     assert len(gw.sent) == 2
+
+
+async def test_a_row_retried_for_days_waits_the_cap_not_an_overflow(db: Database) -> None:
+    store = SmsStore(db)
+    now = [at(10, 30)]
+    gw = SmsGateway()
+    sender = SmsSender(store, gw, SenderConfig(backoff_s=1.0, backoff_max_s=300.0,
+                                               max_age_h=720), clock=lambda: now[0])
+    await queue_call(db, "long", "13800000005", ended=at(10))
+    row = await store.get("long")
+    assert row is not None
+    await store.mark_retry(row.id, "gateway down", now[0], 2000)  # about a week of retries
+    gw.down = True
+    await sender.send_due()
+    row = await store.get("long")
+    assert row is not None and row.state == "queued" and row.attempts == 2001
+    gw.down = False
+    now[0] += 299  # the wait is the cap
+    await sender.send_due()
+    assert gw.sent == []
+    now[0] += 2
+    await sender.send_due()
+    assert [m.to for m in gw.sent] == ["13800000005"]
 
 
 async def test_permanent_refusal_and_expiry_fail_with_a_reason(db: Database) -> None:

@@ -17,7 +17,7 @@ from acd.adapters.sms_store import SmsStore
 from acd.adapters.storage import Database
 from acd.core.model import CallRecord, Outcome
 from acd.runtime.sms_sender import SenderConfig, SmsSender
-from acd.sms.policy import CallFacts, load_sms_policy
+from acd.sms.policy import CallFacts, PendingSms, load_sms_policy
 from cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,3 +157,33 @@ def test_optout_cli_refuses_a_bad_number_and_keeps_the_list(tmp_path: Path) -> N
     assert "13800138000" in r.output and "13900000000" not in r.output
     r = CliRunner().invoke(main, ["sms", "optout", "remove", "13800138000", "--db", url])
     assert r.exit_code == 0 and "removed" in r.output
+
+
+def test_a_call_back_from_the_trunk_0_form_counts_as_a_return(tmp_path: Path) -> None:
+    """Call records keep the caller id as the network gave it: a call-back
+    from 013800138000 after an SMS to 13800138000 is a return of that number,
+    and one from 16502530000 (another number here) is not one of +16502530000."""
+
+    async def run() -> list[tuple[int, int, int]]:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}")
+        await db.create()
+        store = SmsStore(db)
+        t = DAY.timestamp() + 10 * 3600
+        for i, number in enumerate(("13800138000", "+16502530000")):
+            rec = CallRecord(f"c{i}", number, "", t - 60, t, Outcome.ABANDONED, (), "general",
+                             t - 50, 50.0, None, None, None, 0, "pbx1")
+            await db.write_batch([rec], [], [PendingSms(
+                f"c{i}", store.identity(number), "abandoned", "sorry", "zh", "x", f"tok{i}",
+                t, t)])
+            row = await store.get(f"c{i}")
+            assert row is not None and row.state == "queued"
+            assert await store.mark_sent(row.id, f"m{i}", "log", t + 1, 1)
+        for j, caller in enumerate(("013800138000", "16502530000")):  # 2 h later
+            await db.write_batch([CallRecord(
+                f"r{j}", caller, "", t + 7200, t + 7260, Outcome.ANSWERED, (), "general",
+                t + 7200, 1.0, "a2", t + 7201, 59.0, 1, "pbx1")], [])
+        rows = await store.report(tz="Asia/Shanghai")
+        await db.dispose()
+        return [(r.sent, r.returned_24h, r.returned_7d) for r in rows]
+
+    assert asyncio.run(run()) == [(2, 1, 1)]

@@ -25,7 +25,7 @@ from smsc import (
     Submit,
 )
 
-from acd.adapters.sms_smpp import SmppConfig, SmppTransport
+from acd.adapters.sms_smpp import SmppConfig, SmppTransport, destination
 from acd.protocols.smpp import (
     DC_GSM7,
     DC_UCS2,
@@ -249,7 +249,8 @@ async def test_chinese_text_goes_as_three_concatenated_ucs2_parts(h: Harness) ->
     assert message_id == subs[0].message_id  # the FIRST part's id
     for s in subs:
         assert (s.data_coding, s.esm_class, s.registered_delivery) == (0x08, 0x40, 1)
-        assert (s.destination, s.dest_ton, s.dest_npi) == ("8613800138000", 1, 1)
+        # the default TON 0 (as acd.yaml's): the national form, whatever form came in
+        assert (s.destination, s.dest_ton, s.dest_npi) == ("13800138000", 0, 1)
         assert (s.source, s.source_ton, s.source_npi) == ("10086", 0, 1)
     parts = udh_parts(subs)
     assert [(ref, total, seq) for ref, total, seq, _ in parts] == [
@@ -445,3 +446,66 @@ async def test_throughput_limit(h: Harness) -> None:
     finally:
         await transport.close()
 
+
+
+# -- the destination address and its TON ------------------------------------------
+
+
+@pytest.mark.parametrize(("ton", "to", "address"), [
+    # what the outbox gives (the number as dialled in China) under each TON
+    (1, "13800138000", "8613800138000"),  # international: E.164 digits, no '+'
+    (1, "02012345678", "862012345678"),
+    (1, "0016502530000", "16502530000"),
+    (0, "13800138000", "13800138000"),  # unknown: as dialled in the country
+    (0, "02012345678", "02012345678"),
+    (0, "0016502530000", "0016502530000"),  # a foreign number after 00
+    (2, "13800138000", "13800138000"),  # national
+    (2, "+862012345678", "02012345678"),
+    (0, "8613800138000", "13800138000"),  # any form in, the TON's form out
+    (1, "+86 138 0013 8000", "8613800138000"),
+])
+async def test_the_destination_takes_the_form_of_its_ton(ton: int, to: str,
+                                                         address: str) -> None:
+    """A strict SMSC reads the address by its TON: 13800138000 under TON 1
+    would be +1 380..., so the transport writes what the TON says."""
+    smsc = FakeSmsc(password="secret")
+    await smsc.start()
+    transport = SmppTransport(config(smsc.port, dest_ton=ton, dest_npi=1), country="86")
+    h = Harness(smsc, transport)
+    await transport.start(h.on_receipt, h.on_inbound)
+    try:
+        assert await transport.wait_bound(5.0)
+        await transport.send(OutgoingSms(1, to, "hi"))
+        (s,) = await smsc.wait_submits(1)
+        assert (s.destination, s.dest_ton, s.dest_npi) == (address, ton, 1)
+    finally:
+        await transport.close()
+        await smsc.stop()
+
+
+async def test_a_foreign_number_under_the_national_ton_is_refused_not_sent(
+        h: Harness) -> None:
+    transport = SmppTransport(config(h.smsc.port, dest_ton=2))
+    await transport.start(h.on_receipt, h.on_inbound)
+    try:
+        assert await transport.wait_bound(3.0)
+        with pytest.raises(PermanentSmsError, match=r"\+16502530000 is a foreign number.*"
+                                                    r"dest_ton 2 \(national\)"):
+            await transport.send(OutgoingSms(1, "0016502530000", "hi"))
+        await transport.send(OutgoingSms(2, "13800138000", "hi"))  # a Chinese one goes
+        (s,) = await h.smsc.wait_submits(1)
+        assert (s.destination, s.dest_ton) == ("13800138000", 2)
+    finally:
+        await transport.close()
+
+
+def test_destination_refuses_what_its_ton_cannot_carry() -> None:
+    with pytest.raises(PermanentSmsError, match="not a full international number"):
+        destination("10086", 1)  # a short code has no international form
+    assert destination("10086", 0) == destination("10086", 2) == "10086"
+    # a country without a numbering plan here: its own numbers have no national form
+    with pytest.raises(PermanentSmsError, match="without a national form"):
+        destination("+447911123456", 2, "44")
+    assert destination("+447911123456", 0, "44") == "00447911123456"
+    with pytest.raises(PermanentSmsError, match="not a full international number"):
+        destination("13800138000", 1, "44")  # not a number of 44 that can be read

@@ -5,8 +5,10 @@ it delivered, a TD reply opts the number out."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
+import pytest
 from helpers import wait_for
 from smsc import FakeSmsc
 
@@ -15,7 +17,7 @@ from acd.adapters.sms_store import SmsStore
 from acd.adapters.storage import Database
 from acd.core.model import CallRecord, Outcome
 from acd.runtime.sms_sender import SenderConfig, SmsSender
-from acd.sms.policy import CallFacts, parse_sms_policy
+from acd.sms.policy import CallFacts, PendingSms, parse_sms_policy
 
 POLICY = parse_sms_policy("""
 sender: "10086"
@@ -79,6 +81,49 @@ async def test_abandoned_call_one_sms_over_smpp_receipt_and_td_reply(db: Databas
         assert await wait_for(opted)
         await asyncio.sleep(0.3)
         assert len(smsc.submits) == 3  # exactly one SMS (three parts), never resent
+    finally:
+        await sender.stop()
+        await smsc.stop()
+
+
+async def test_a_foreign_number_under_the_national_ton_fails_with_the_reason(
+        db: Database, caplog: pytest.LogCaptureFixture) -> None:
+    """dest_ton 2 (national) cannot carry +1 650...: the row is failed with a
+    reason that says so (and the log says it), nothing reaches the SMSC, and
+    the Chinese mobile queued after it still goes, in its national form."""
+    smsc = FakeSmsc(password="pw")
+    await smsc.start()
+    store = SmsStore(db)
+    transport = SmppTransport(SmppConfig(host="127.0.0.1", port=smsc.port, system_id="acd",
+                                         password="pw", dest_ton=2, reconnect_min_s=0.05,
+                                         reconnect_max_s=0.2, liveness_check_s=0.1))
+    sender = SmsSender(store, transport, SenderConfig(sender="10086", poll_s=0.05))
+    t = time.time()
+    records, pending = [], []
+    for call_id, number in (("us", "+1 650 253 0000"), ("cn", "013900001111")):
+        records.append(CallRecord(call_id, number, "", t - 90, t, Outcome.ABANDONED, (),
+                                  "billing", t - 80, 80.0, None, None, None, 0, "pbx1"))
+        pending.append(PendingSms(call_id, store.identity(number), "abandoned", "sorry", "en",
+                                  "hi", f"tok-{call_id}", t, t))
+    await db.write_batch(records, [], pending)
+    caplog.set_level(logging.WARNING, logger="acd.runtime.sms_sender")
+    await sender.start()
+    try:
+        (part,) = await smsc.wait_submits(1, timeout=10)
+        assert (part.destination, part.dest_ton) == ("13900001111", 2)
+
+        async def failed() -> bool:
+            r = await store.get("us")
+            return r is not None and r.state == "failed"
+
+        assert await wait_for(failed)
+        row = await store.get("us")
+        assert row is not None and row.reason.startswith(
+            "refused: +16502530000 is a foreign number (country code 86); dest_ton 2")
+        assert any("+16502530000 is a foreign number" in r.getMessage()
+                   for r in caplog.records if r.levelno == logging.WARNING)
+        await asyncio.sleep(0.2)
+        assert len(smsc.submits) == 1  # never sent in a form the SMSC would misread
     finally:
         await sender.stop()
         await smsc.stop()

@@ -10,6 +10,8 @@ routes without the profile), and never the flusher.
 attributes (the customer's profile and ``last_agent``).  The fetch
 (``ProfileStore.callers_context``) finds the number in any of its forms: a
 call from ``13800138000`` finds the customer stored as ``+8613800138000``.
+A caller id that is not a phone number (``anonymous``, ``Restricted``, an
+empty one) is not looked up: withheld callers are not one customer.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
+from acd.core.numbers import is_number
 from acd.core.profiles import CustomerProfile
 
 log = logging.getLogger(__name__)
@@ -55,10 +58,17 @@ class LookupBatcher:
 
     async def attributes(self, number: str) -> dict[str, str]:
         """The caller's routing attributes: the customer's profile and the
-        agent of their latest answered call as ``last_agent`` (none for an
-        unknown number or an empty caller id)."""
+        agent of their latest answered call as ``last_agent``.
+
+        None for an unknown number, and none, without a lookup, for a caller
+        id that is not a phone number by :func:`acd.core.numbers.is_number`
+        (3-20 digits with an optional leading ``+``, separators aside):
+        ``anonymous``, ``unknown``, ``Restricted``, ``Private``, an empty
+        one.  Those are what the network sends for a withheld number, so
+        they name no one caller, and must not hand one withheld caller the
+        profile or the last agent of another."""
         attrs: dict[str, str] = {}
-        if not number:
+        if not is_number(number):
             return attrs
         customer, last = await self.get(number)
         if customer is not None:

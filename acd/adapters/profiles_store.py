@@ -17,11 +17,14 @@ longer than a column where SQLite would keep it.
 Customers are keyed by the one form of their number
 (:func:`acd.core.numbers.normalize`, for the store's ``country``): it is
 normalised when written, and every read (``get_customer``, the caller
-lookup) looks up that form first, then the forms an older version may have
-stored (:func:`acd.core.numbers.variants`: ``13800138000``,
-``8613800138000`` ...), so rows written before numbers were normalised are
-still found.  The same holds for the caller column of the call records the
-last agent is read from.
+lookup) looks up that form first, then the other forms that read as the
+same number in that country, as an older version may have stored them
+(:func:`acd.core.numbers.variants`: ``8613800138000``, ``008613800138000``,
+``13800138000``, ``013800138000``), so rows written before numbers were
+normalised are still found, and a row is never found under a number its key
+does not read as (``16502530000`` is a Chinese mobile, not ``+16502530000``).
+The same holds for the caller column of the call records the last agent is
+read from, which keeps the caller id as the network gave it.
 """
 
 from __future__ import annotations
@@ -209,7 +212,7 @@ class ProfileStore:
 
     def _forms(self, numbers: Iterable[str]) -> dict[str, tuple[str, ...]]:
         """Each number -> the forms it may be stored under, its one form first."""
-        return {n: variants(self.identity(n)) for n in numbers}
+        return {n: variants(self.identity(n), self.country) for n in numbers}
 
     # ------------------------------------------------------------ upserts
 
@@ -341,7 +344,7 @@ class ProfileStore:
 
     async def customer_updated_at(self, number: str) -> dt.datetime | None:
         """When the customer was last written (UTC), or None if unknown."""
-        forms = variants(self.identity(number))
+        forms = variants(self.identity(number), self.country)
         q = select(customers_table.c.number, customers_table.c.updated_at) \
             .where(customers_table.c.number.in_(forms))
         async with self.db.engine.connect() as conn:

@@ -25,6 +25,15 @@ retries).  What we add:
   message will never go (``ESME_RINVDSTADR``, bad TON/NPI, bad length...).
   When a later part fails, the parts already accepted stay sent: the retry
   resends the whole message under the same reference;
+* the destination address in the form its ``dest_ton`` says
+  (:func:`destination`): TON 1 (international) the E.164 digits without
+  ``+`` (``8613800138000``); TON 0 (unknown), 2 (national) and the others
+  the number as dialled in the configured country (``13800138000``,
+  ``02012345678``; under TON 0 a foreign number as ``00`` and its digits).
+  A number that the TON cannot carry (a foreign one under TON 2, one that is
+  not a full number under TON 1) is refused with
+  :class:`~acd.sms.transport.PermanentSmsError`, never sent in a form the
+  SMSC would read as another number;
 * receipts: ``registered_delivery=1`` on EVERY part.  A ``deliver_sm`` with
   ``esm_class`` 0x04 (or an intermediate notification, 0x20) is a receipt: the id
   from the ``receipted_message_id`` TLV, else the ``id:`` of the receipt text; the
@@ -59,6 +68,7 @@ from typing import Literal
 import smpp34
 
 from acd.adapters.backoff import Backoff
+from acd.core.numbers import DEFAULT_COUNTRY, dialled, is_e164, normalize
 from acd.protocols.smpp import (
     DELIVERED_STATES,
     ESM_UDHI,
@@ -98,6 +108,41 @@ class _Group:
     done: bool = False
 
 
+# -- destination addresses ---------------------------------------------------------
+
+TON_UNKNOWN, TON_INTERNATIONAL, TON_NATIONAL = 0, 1, 2
+
+
+def destination(number: str, ton: int, country: str = DEFAULT_COUNTRY) -> str:
+    """``number`` (any form; the outbox gives it as dialled in ``country``) as
+    the ``destination_addr`` of a ``submit_sm`` with ``dest_addr_ton`` ``ton``.
+
+    TON 1: the E.164 digits without ``+`` (``8613800138000``).  TON 2: the
+    national form in ``country`` (``13800138000``, ``02012345678``).  TON 0
+    and the others: the number as dialled in ``country``
+    (:func:`acd.core.numbers.dialled`: national, a foreign number as
+    ``0016502530000``).  Raises :class:`~acd.sms.transport.PermanentSmsError`
+    for a number the TON cannot carry: a foreign number (or one without a
+    national form here) under TON 2, one that is not a full international
+    number under TON 1.
+    """
+    one = normalize(number, country)
+    if ton == TON_INTERNATIONAL:
+        if not is_e164(one):
+            raise PermanentSmsError(
+                f"{number!r} is not a full international number, which dest_ton 1 "
+                "(international) needs")
+        return one[1:]
+    form = dialled(one, country)
+    if ton == TON_NATIONAL and is_e164(one) and form.startswith("00"):
+        what = ("a foreign number" if not one.startswith("+" + country)
+                else "a number without a national form here")
+        raise PermanentSmsError(
+            f"{one} is {what} (country code {country}); dest_ton 2 (national) cannot "
+            "carry it: set sms.smpp.dest_ton to 0 or 1 to reach it")
+    return form
+
+
 # -- configuration -------------------------------------------------------------
 
 BindMode = Literal["transceiver", "transmitter"]
@@ -115,8 +160,11 @@ class SmppConfig:
     # TON/NPI of the sender; None: alphanumeric sender -> 5/0, digits -> 0/1
     source_ton: int | None = None
     source_npi: int | None = None
-    dest_ton: int = 1  # international: OutgoingSms.to is E.164 without '+'
-    dest_npi: int = 1  # ISDN/E.164; national numbers usually want dest_ton 0 or 2
+    # TON of the destination, which decides its form (see `destination`): 0 unknown
+    # (the default, as acd.yaml's: the national form, foreign numbers as 00...),
+    # 1 international (E.164 digits without '+'), 2 national (national form only)
+    dest_ton: int = TON_UNKNOWN
+    dest_npi: int = 1  # ISDN/E.164, sent as configured
     bind: BindMode = "transceiver"  # transmitter: no receipts, no replies
     registered_delivery: bool = True  # ask for a receipt on every part
     submit_timeout_s: float = 10.0  # per part, submit_sm -> submit_sm_resp
@@ -150,12 +198,16 @@ class SmppConfig:
 
 
 class SmppTransport:
-    """:class:`~acd.sms.transport.SmsTransport` over one SMPP bind."""
+    """:class:`~acd.sms.transport.SmsTransport` over one SMPP bind.
+
+    ``country``: the configured country calling code (acd.yaml
+    ``country_code``), for the national form of a destination."""
 
     name = "smpp"
 
-    def __init__(self, config: SmppConfig) -> None:
+    def __init__(self, config: SmppConfig, country: str = DEFAULT_COUNTRY) -> None:
         self.config = config
+        self.country = country
         self._on_receipt: OnReceipt | None = None
         self._on_inbound: OnInbound | None = None
         self._smsc: smpp34.Smsc | None = None
@@ -311,6 +363,7 @@ class SmppTransport:
     async def send(self, msg: OutgoingSms) -> str:
         """Submit every part of ``msg``; the SMSC's message id of the FIRST part."""
         cfg = self.config
+        to = destination(msg.to, cfg.dest_ton, self.country)
         try:
             data_coding, parts = split_message(msg.text, msg.sms_id & 0xFF)
         except ValueError as exc:
@@ -328,7 +381,7 @@ class SmppTransport:
                 try:
                     async with asyncio.timeout(cfg.submit_timeout_s):
                         resp = await smsc.submit_sm(
-                            msg.to, part, source_addr=source, source_addr_ton=source_ton,
+                            to, part, source_addr=source, source_addr_ton=source_ton,
                             source_addr_npi=source_npi, dest_addr_ton=cfg.dest_ton,
                             dest_addr_npi=cfg.dest_npi, service_type=cfg.service_type,
                             esm_class=esm_class, data_coding=data_coding,

@@ -10,11 +10,15 @@ transaction, so they hold across restarts and engines.
 Numbers: every number column holds the one form of the number
 (:func:`acd.core.numbers.normalize`: ``+8613800138000``); the policy
 normalises the SMS's number, the store normalises what it is given (opt-outs,
-replies, app logins).  Reads also match the forms an older version stored
-(:func:`acd.core.numbers.variants`: ``13800138000`` ...), so an opt-out
-written before still holds and the cap counts all forms as one number.  The
-gateway gets the number as it dials it (``OutboxRow.to``: national for the
-configured country).
+replies, app logins).  Reads also match the other forms that read as the
+same number in the configured country, as an older version stored them or
+as call records hold the caller id (:func:`acd.core.numbers.variants`:
+``13800138000``, ``013800138000`` ...), so an opt-out written before still
+holds, the cap counts all forms as one number, and the report counts a
+call-back from ``013800138000``.  The transports get the number as it is
+dialled in the configured country (``OutboxRow.to``: national, or ``00``
+and the digits for a foreign number); the SMPP transport rewrites it for
+its ``dest_ton``.
 
 States: ``queued`` (waiting: quiet hours, or the gateway is down) ->
 ``sent`` (the gateway accepted it) -> ``delivered`` (its receipt came back);
@@ -99,7 +103,7 @@ async def insert_pending(conn: AsyncConnection, pending: Sequence[PendingSms]) -
     o = sms_outbox.c
     for p in pending:
         reason = p.suppressed
-        forms = variants(p.number)  # the policy gives the one form
+        forms = variants(p.number, p.country)  # the policy gives the one form
         if reason is None:
             opted = (await conn.execute(
                 select(sms_optout.c.number).where(sms_optout.c.number.in_(forms)))).first()
@@ -169,13 +173,6 @@ class SmsStore:
         async with self.db.engine.connect() as conn:
             return [_row(r, self.country) for r in (await conn.execute(q)).all()]
 
-    async def next_due_at(self) -> dt.datetime | None:
-        o = sms_outbox.c
-        q = select(func.min(o.next_attempt_at)).where(o.state == QUEUED)
-        async with self.db.engine.connect() as conn:
-            first: dt.datetime | None = (await conn.execute(q)).scalar_one_or_none()
-        return aware(first)
-
     async def _update(self, sms_id: int, only_if: str, **values: Any) -> bool:
         o = sms_outbox.c
         async with self.db.engine.begin() as conn:
@@ -225,7 +222,7 @@ class SmsStore:
     async def opt_out(self, number: str, source: str, now: float) -> bool:
         """Add ``number`` (any form) to the opt-out list; also suppress what is
         still queued for it.  False if it was already there."""
-        forms = variants(self.identity(number))
+        forms = variants(self.identity(number), self.country)
         async with self.db.engine.begin() as conn:
             there = (await conn.execute(select(sms_optout.c.number).where(
                 sms_optout.c.number.in_(forms)))).first()
@@ -239,7 +236,7 @@ class SmsStore:
 
     async def opt_in(self, number: str) -> bool:
         """Take ``number`` (any form) off the opt-out list; False if it was not on it."""
-        forms = variants(self.identity(number))
+        forms = variants(self.identity(number), self.country)
         async with self.db.engine.begin() as conn:
             res = await conn.execute(delete(sms_optout).where(sms_optout.c.number.in_(forms)))
             return bool(res.rowcount)
@@ -293,7 +290,8 @@ class SmsStore:
         ident = self.identity
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(q)).all()
-            forms = sorted({f for r in rows for f in variants(ident(r.number))})
+            forms = sorted({f for r in rows
+                            for f in variants(ident(r.number), self.country)})
             calls: dict[str, list[float]] = defaultdict(list)
             events: dict[str, list[tuple[float, str, str | None]]] = defaultdict(list)
             for i in range(0, len(forms), 500):

@@ -114,12 +114,6 @@ class Database:
     async def dispose(self) -> None:
         await self.engine.dispose()
 
-    async def write_calls(self, records: Sequence[CallRecord]) -> None:
-        if not records:
-            return
-        async with self.engine.begin() as conn:
-            await conn.execute(call_records.insert(), [_row(r) for r in records])
-
     async def write_batch(self, records: Sequence[CallRecord],
                           items: Sequence[Explanation],
                           sms: Sequence[PendingSms] = ()) -> None:

@@ -46,8 +46,7 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from acd.adapters.profiles_store import ProfileStoreError
-from acd.adapters.sms_store import SmsStore
-from acd.api.protocol import ControlledEngine
+from acd.api.protocol import AgentView, ControlledEngine, SmsOutboxStore
 from acd.api.requests import (
     PROFILE_FIELDS,
     REASON_MAX,
@@ -60,7 +59,6 @@ from acd.api.requests import (
     string,
 )
 from acd.api.views import Views
-from acd.core.center import Agent
 from acd.core.errors import UnknownSubject
 from acd.core.model import (
     AgentLogin,
@@ -183,7 +181,7 @@ class ControlApi:
     def _now(self) -> float:
         return self.engine.clock()
 
-    def _agent(self, agent_id: str) -> Agent:
+    def _agent(self, agent_id: str) -> AgentView:
         try:
             return self.engine.core.agent(agent_id)
         except UnknownSubject:
@@ -296,7 +294,7 @@ class ControlApi:
 
     # -------------------------------------------------------------- SMS
 
-    def _sms_store(self) -> SmsStore:
+    def _sms_store(self) -> SmsOutboxStore:
         store = self.engine.sms_store
         if store is None:
             raise ApiError(404, "SMS diversion is off (no `sms:` in the configuration)")

@@ -5,21 +5,77 @@ The engine passes itself (``ControlApi(engine)``) and satisfies
 package, so the two do not import each other.  Every change goes through
 :meth:`ControlledEngine.submit`, which returns the core's refusal (answered
 409 with the core's own reason) or None.
+
+What the API reads is read-only here: agents and calls as
+:class:`AgentView` and :class:`CallView` (the core's ``Agent`` and ``Call``
+have these shapes), the stores as the few methods it calls
+(:class:`AgentProfileStore`, :class:`SmsOutboxStore`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
-from acd.adapters.profiles_store import ProfileStore
-from acd.adapters.sms_store import SmsStore
-from acd.core.center import Agent, Call
 from acd.core.errors import CoreError
-from acd.core.model import Event
-from acd.core.policy import Policy, QueuePolicy
+from acd.core.model import AgentState, CallState, Event
+from acd.core.policy import Policy, QueuePolicy, Stage
+from acd.core.profiles import AgentProfile
 from acd.core.stats import Statistics
 from acd.ivr.nodes import Flow
+
+
+class AgentView(Protocol):
+    """An agent as the API reads it (the core's ``Agent`` has this shape)."""
+
+    @property
+    def agent_id(self) -> str: ...
+    @property
+    def profile(self) -> AgentProfile: ...
+    @property
+    def state(self) -> AgentState: ...
+    @property
+    def since(self) -> float:
+        """When it entered its state (0: never)."""
+        ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def call_id(self) -> str | None: ...
+    @property
+    def calls_handled(self) -> int: ...
+    @property
+    def logout_after_call(self) -> bool: ...
+
+
+class CallView(Protocol):
+    """A call as the API reads it (the core's ``Call`` has this shape)."""
+
+    @property
+    def call_id(self) -> str: ...
+    @property
+    def caller(self) -> str: ...
+    @property
+    def state(self) -> CallState: ...
+    @property
+    def queue(self) -> str | None: ...
+    @property
+    def queued_at(self) -> float | None: ...
+    @property
+    def customer_class(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def stage(self) -> Stage | None:
+        """What applies to the call now (its escalation steps done)."""
+        ...
+    @property
+    def attrs(self) -> Mapping[str, str]: ...
+    @property
+    def agent_id(self) -> str | None:
+        """The agent it rings or talks to."""
+        ...
 
 
 class CenterView(Protocol):
@@ -28,15 +84,15 @@ class CenterView(Protocol):
     @property
     def policy(self) -> Policy: ...
 
-    def agent(self, agent_id: str) -> Agent:
+    def agent(self, agent_id: str) -> AgentView:
         """Raises ``UnknownSubject`` for an agent the core does not know."""
         ...
 
-    def agents(self) -> Iterator[Agent]: ...
+    def agents(self) -> Iterator[AgentView]: ...
 
-    def call(self, call_id: str) -> Call | None: ...
+    def call(self, call_id: str) -> CallView | None: ...
 
-    def calls(self) -> Iterator[Call]: ...
+    def calls(self) -> Iterator[CallView]: ...
 
     def queue_names(self) -> list[str]: ...
 
@@ -80,6 +136,68 @@ class FlowSource(Protocol):
     def reload(self) -> FlowReload: ...
 
 
+class AgentProfileStore(Protocol):
+    """Where an edited agent profile is stored before it goes live
+    (``acd.adapters.profiles_store.ProfileStore`` has this shape)."""
+
+    async def upsert_agents(self, profiles: Iterable[AgentProfile]) -> tuple[int, int]:
+        """Store the profiles: ``(inserted, updated)``.  Raises
+        ``ProfileStoreError`` for a profile it cannot store, ``SQLAlchemyError``
+        or ``OSError`` when the database cannot be reached."""
+        ...
+
+
+class OutboxEntry(Protocol):
+    """One SMS of the outbox as the API shows it."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def call_id(self) -> str: ...
+    @property
+    def number(self) -> str: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def created_at(self) -> dt.datetime: ...
+    @property
+    def text(self) -> str: ...
+
+
+class SmsOutboxStore(Protocol):
+    """What the SMS endpoints need of the SMS store
+    (``acd.adapters.sms_store.SmsStore`` has this shape)."""
+
+    def identity(self, number: str) -> str:
+        """``number`` in its one form, as the SMS tables key it."""
+        ...
+
+    async def click(self, token: str, now: float) -> str | None:
+        """Count a click on an SMS link: the number it was sent to, or None
+        for an unknown token."""
+        ...
+
+    async def app_login(self, number: str, now: float) -> None: ...
+
+    async def opt_out(self, number: str, source: str, now: float) -> bool:
+        """True if the number was not opted out before."""
+        ...
+
+    async def opt_in(self, number: str) -> bool:
+        """True if the number was opted out."""
+        ...
+
+    async def rows(self, state: str | None = None, limit: int = 100) -> Sequence[OutboxEntry]:
+        """The outbox, newest first (``state``: only those)."""
+        ...
+
+
 class ControlledEngine(Protocol):
     """The engine as the control API sees it."""
 
@@ -98,12 +216,12 @@ class ControlledEngine(Protocol):
     def flows(self) -> FlowSource: ...
 
     @property
-    def profiles(self) -> ProfileStore:
+    def profiles(self) -> AgentProfileStore:
         """Where an edited agent profile is stored before it goes live."""
         ...
 
     @property
-    def sms_store(self) -> SmsStore | None:
+    def sms_store(self) -> SmsOutboxStore | None:
         """None when SMS diversion is off."""
         ...
 

@@ -8,8 +8,7 @@ import datetime as dt
 from dataclasses import asdict
 from typing import Any
 
-from acd.api.protocol import ControlledEngine, FlowSource
-from acd.core.center import Agent, Call
+from acd.api.protocol import AgentView, CallView, ControlledEngine, FlowSource
 from acd.core.model import AgentState, CallState
 from acd.core.stats import ServiceLevel
 
@@ -54,7 +53,7 @@ class Views:
         return {a: (busy[a] / available[a] if available[a] else None) for a in available}
 
     @staticmethod
-    def agent_json(agent: Agent, now: float, occupancy: float | None) -> dict[str, Any]:
+    def agent_json(agent: AgentView, now: float, occupancy: float | None) -> dict[str, Any]:
         p = agent.profile
         return {
             "id": p.agent_id, "extension": p.extension, "name": p.name,
@@ -69,7 +68,7 @@ class Views:
             "logout_after_call": agent.logout_after_call,
         }
 
-    def agent(self, agent: Agent) -> dict[str, Any]:
+    def agent(self, agent: AgentView) -> dict[str, Any]:
         now = self.engine.clock()
         occ = self.engine.statistics.occupancy(agent.agent_id, now=now)
         return self.agent_json(agent, now, occ)
@@ -157,7 +156,7 @@ class Views:
         today, ready = self._today(now), self._ready_by_skill()
         return [self._queue_json(q, now, today, ready) for q in self.engine.core.queue_names()]
 
-    def _call_json(self, call: Call, now: float) -> dict[str, Any]:
+    def _call_json(self, call: CallView, now: float) -> dict[str, Any]:
         where = self.engine.core.position(call.call_id)
         return {
             "call_id": call.call_id, "caller": call.caller,

@@ -36,9 +36,7 @@ from typing import Any
 
 from sortedcontainers import SortedList
 
-# re-exported: callers have always imported them from here
-from acd.core.errors import DuplicateCall as DuplicateCall
-from acd.core.errors import UnknownSubject as UnknownSubject
+from acd.core.errors import DuplicateCall, UnknownSubject
 from acd.core.model import (
     AGENT_TABLE,
     CALL_TABLE,
@@ -53,7 +51,6 @@ from acd.core.model import (
     AgentStateChanged,
     AgentTrigger,
     CallerGone,
-    CallerHungUp,
     CallPriorityChanged,
     CallQueued,
     CallRecord,
@@ -259,8 +256,8 @@ class ContactCenter:
         self._stage_ids: dict[int, tuple[int, int]] = {}  # id(stage) -> (sig id, pref id)
         self._handlers: dict[type, Callable[[Any, float, list[Action]], None]] = {
             CallStarted: self._call_started, CallQueued: self._call_queued,
-            IvrEnded: self._ivr_ended, CallerHungUp: self._caller_hung_up,
-            CallerGone: self._caller_gone, AgentHungUp: self._agent_hung_up,
+            IvrEnded: self._ivr_ended, CallerGone: self._caller_gone,
+            AgentHungUp: self._agent_hung_up,
             OfferAnswered: self._offer_answered, OfferFailed: self._offer_failed,
             ConversationEnded: self._conversation_ended,
             CallPriorityChanged: self._priority_changed, AgentLogin: self._agent_login,
@@ -512,12 +509,19 @@ class ContactCenter:
         call.ivr_path = ev.ivr_path
         self._finish(call, now, Outcome.IVR, out)
 
-    def _caller_hung_up(self, ev: CallerHungUp, now: float, out: list[Action]) -> None:
-        call = self._get_call(ev.call_id)
+    def _caller_gone(self, ev: CallerGone, now: float, out: list[Action]) -> None:
+        """The caller hung up: the call's state says what that means."""
+        call = self._calls.get(ev.call_id)
+        if call is None:
+            return  # ended already (the other source of the same hang-up was first)
         state = call.state
+        if state is CallState.IVR:
+            self._ivr_ended(IvrEnded(ev.call_id, ev.ivr_path, "caller-hangup"), now, out)
+            return
         if state is CallState.CONNECTED:
             self._conversation_ended(ConversationEnded(ev.call_id, "caller"), now, out)
             return
+        # waiting or ringing: abandoned, the ringing agent released
         self._move_call(call, CallTrigger.HANGUP)
         if state is CallState.OFFERED:
             agent = self.agent(call.agent_id or "")
@@ -528,18 +532,7 @@ class ContactCenter:
                 self._log_out(agent, now, out)
             else:
                 self._dispatch_agent(agent, now, out)
-        outcome = Outcome.IVR if state is CallState.IVR else Outcome.ABANDONED
-        self._finish(call, now, outcome, out)
-
-    def _caller_gone(self, ev: CallerGone, now: float, out: list[Action]) -> None:
-        """The caller's channel is gone: the call's state says what that means."""
-        call = self._calls.get(ev.call_id)
-        if call is None:
-            return  # ended already (the other source of the same hang-up was first)
-        if call.state is CallState.IVR:
-            self._ivr_ended(IvrEnded(ev.call_id, ev.ivr_path, "caller-hangup"), now, out)
-        else:  # waiting or ringing: abandoned; connected: the conversation ends
-            self._caller_hung_up(CallerHungUp(ev.call_id, ev.cause), now, out)
+        self._finish(call, now, Outcome.ABANDONED, out)
 
     def _agent_hung_up(self, ev: AgentHungUp, now: float, out: list[Action]) -> None:
         call = self._calls.get(ev.call_id)

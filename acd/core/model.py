@@ -183,31 +183,17 @@ class IvrEnded:
 
 
 @dataclass(init=False)
-class CallerHungUp:
-    """The caller hung up while waiting or ringing (or connected: the
-    conversation ends).  The virtual simulator sends it; the engine, which
-    learns of a hang-up without knowing the call's state, sends
-    :class:`CallerGone` and lets the core choose."""
-
-    call_id: str
-    cause: int = 16
-
-    def __init__(self, call_id: str, cause: int = 16) -> None:
-        self.call_id = call_id
-        self.cause = cause
-
-
-@dataclass(init=False)
 class CallerGone:
-    """The caller's channel is gone, however the engine learnt it (the AGI
-    session saw the hang-up, an AMI ``Hangup``, a resync after a reconnect).
+    """The caller hung up: the one caller hang-up event, however it was
+    learnt (the engine: the AGI session saw the hang-up, an AMI ``Hangup``,
+    a resync after a reconnect; the virtual simulator: the caller's patience
+    ran out).  The sender need not know the call's state.
 
     The core picks the outcome from the call's state: in the IVR the call
     ends there (``ivr_path``, as ``IvrEnded`` with reason ``caller-hangup``);
-    connected, the conversation ends (by the caller); waiting or ringing, the
-    caller hung up (``CallerHungUp``: abandoned, the ringing agent released).
-    A call that has already ended is left alone: two sources may report the
-    same hang-up."""
+    connected, the conversation ends (by the caller); waiting or ringing,
+    the call is abandoned (the ringing agent released).  A call that has
+    already ended is left alone: two sources may report the same hang-up."""
 
     call_id: str
     cause: int = 16
@@ -324,7 +310,7 @@ class TimerFired:
 
 
 Event = (
-    CallStarted | CallQueued | IvrEnded | CallerHungUp | CallerGone | AgentHungUp
+    CallStarted | CallQueued | IvrEnded | CallerGone | AgentHungUp
     | OfferAnswered | OfferFailed | ConversationEnded | AgentLogin | AgentLogout | AgentReady
     | AgentPause | TimerFired | AgentProfileChanged | CallPriorityChanged
 )

@@ -23,8 +23,9 @@ default; ``country_code`` in acd.yaml):
   ``anonymous``, an empty caller id) stays as it is, without the separators:
   nothing is lost, and it is still one identity per written form.
 
-Rows written before numbers were normalised may hold an older form; the
-readers look those up too (:func:`variants`).  docs/decisions.md ("One
+Rows written before numbers were normalised, and call records (which keep
+the caller id as the network gave it), may hold another form; the readers
+look up every form that reads as the number (:func:`variants`).  docs/decisions.md ("One
 identity per phone number") says why the rules are written here rather than
 taken from the ``phonenumbers`` package.
 """
@@ -156,17 +157,26 @@ def dialled(number: str, country: str = DEFAULT_COUNTRY) -> str:
     return "00" + n[1:]
 
 
-def variants(number: str) -> tuple[str, ...]:
-    """The forms under which rows written before normalisation may hold the
-    normalised ``number``, itself first: ``+8613800138000`` ->
-    ``('+8613800138000', '8613800138000', '008613800138000', '13800138000')``.
-    A number that is not E.164 has only itself."""
+def variants(number: str, country: str = DEFAULT_COUNTRY) -> tuple[str, ...]:
+    """The forms under which older rows or raw caller ids may hold the
+    normalised ``number``, itself first: for ``country`` 86,
+    ``+8613800138000`` -> ``('+8613800138000', '8613800138000',
+    '008613800138000', '13800138000', '013800138000')``.
+
+    The candidates are the E.164 digits without ``+``, the ``00`` form, and
+    for a country in :data:`PLANS` the national number and the trunk ``0``
+    before it; a candidate is kept only if ``normalize(candidate, country)``
+    is ``number``.  So a row is found under a number only when its key reads
+    as that number today: ``16502530000`` is a Chinese mobile in ``86``, and
+    is not a form of ``+16502530000`` (whose forms there are itself and
+    ``0016502530000``).  A number that is not E.164 has only itself."""
     if not is_e164(number):
         return (number,)
     digits = number[1:]
-    out = [number, digits, "00" + digits]
+    out = [digits, "00" + digits]
     for code, plan in PLANS.items():
         nsn = digits[len(code):]
         if digits.startswith(code) and plan.national.fullmatch(nsn):
-            out.append(nsn if plan.bare.fullmatch(nsn) else plan.trunk + nsn)
-    return tuple(dict.fromkeys(out))
+            out += [nsn, plan.trunk + nsn]
+    return tuple(dict.fromkeys(
+        [number] + [f for f in out if normalize(f, country) == number]))

@@ -58,9 +58,10 @@ How the scenario becomes a live run
       drawn per ring), after ``ring_delay_s``; an unanswered ring ends at the
       queue's ring timeout (the simulator's Dial timeout).
     * Agents and shifts: agents log in and out through
-      ``engine.handle(AgentLogin / AgentLogout)`` at their scaled shift
-      times; an agent whose shift ends during a call logs out when the call
-      ends (as in the virtual run).  Extensions are renumbered (``20001``
+      ``engine.submit(AgentLogin / AgentLogout)`` at their scaled shift
+      times (the core's refusal of one already in or out is ignored); an
+      agent whose shift ends during a call logs out when the call ends (as
+      in the virtual run).  Extensions are renumbered (``20001``
       ...) because the dialplan's ``acd-connect`` only matches digits.
     * Time: the engine's clock runs in simulated time (epoch seconds of the
       scenario's day, so opening hours see the scenario's time of day), and

@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from acd.core.fsm import IllegalTransition
 from acd.core.model import (
     Action,
     AgentLogin,
     AgentLogout,
-    AgentState,
     AgentStateChanged,
     CallQueued,
     ConnectCall,
@@ -73,20 +73,23 @@ class _Observer:
                 if rec.outcome is Outcome.ANSWERED and rec.agent_id is not None:
                     self.last_agent[rec.caller] = rec.agent_id
 
-    # --- shifts
+    # --- shifts: the core decides what a shift's start or end means
     def login(self, aid: str) -> None:
-        eng = self.engine
-        assert eng is not None
-        agent = eng.core.agent(aid)
-        # logged out; or asked out at the end of its call (back-to-back shifts: stays)
-        if agent.state is AgentState.LOGGED_OUT or agent.logout_after_call:
-            eng.handle(AgentLogin(aid, ready=True))
+        """Logs a logged-out agent in; one asked out at the end of its call
+        stays (back-to-back shifts); one already in refuses, which is fine."""
+        self._shift(AgentLogin(aid, ready=True))
 
     def logout(self, aid: str) -> None:
+        """Logs the agent out (on a call: when the call ends); one already
+        out refuses, which is fine."""
+        self._shift(AgentLogout(aid))
+
+    def _shift(self, event: AgentLogin | AgentLogout) -> None:
         eng = self.engine
         assert eng is not None
-        if eng.core.agent(aid).state is not AgentState.LOGGED_OUT:
-            eng.handle(AgentLogout(aid))  # on a call: the core logs it out when it ends
+        refusal = eng.submit(event)
+        if refusal is not None and not isinstance(refusal, IllegalTransition):
+            raise refusal  # an unknown agent: a bug, not a shift boundary
 
 
 def live_engine(config: EngineConfig, clock: SimClock, observer: _Observer,

@@ -33,10 +33,11 @@ memory of its own).  The drawn numbers are one form per caller, so they
 are the key as they are.
 
 A caller whose patience runs out before an agent answers hangs up
-(``CallerHungUp``).  Events for a call that is gone, or for an offer that
-is no longer the call's (the caller left; the offer failed), are dropped
-before they reach the core.  Agents log in and out at their shift times; an
-agent whose shift ends during a call is logged out when the call ends.
+(``CallerGone``, the one caller hang-up event, as the engine sends it).
+Events for a call that is gone, or for an offer that is no longer the
+call's (the caller left; the offer failed), are dropped before they reach
+the core.  Agents log in and out at their shift times; an agent whose
+shift ends during a call is logged out when the call ends.
 
 The figures are computed by :mod:`acd.loadsim.figures`.
 """
@@ -57,7 +58,7 @@ from acd.core.model import (
     AgentLogout,
     AgentState,
     AgentStateChanged,
-    CallerHungUp,
+    CallerGone,
     CallQueued,
     CallRecord,
     CallStarted,
@@ -363,7 +364,7 @@ class _Loop:
                 if lc is None or lc.answered:
                     continue
                 self.core_events += 1
-                self.apply(handle(CallerHungUp(subject), t), t)
+                self.apply(handle(CallerGone(subject), t), t)
             elif kind == _TIMER:
                 key = self.timer_keys.pop(number, None)
                 if key is None:

@@ -13,6 +13,6 @@ class EngineCounters:
     #: call records the core wrote (every call ends in exactly one)
     calls_finished: int = 0
     #: events the core refused from the engine's own sources (AMI, AGI,
-    #: timers) and tasks that failed; refusals returned to a caller of
+    #: timers), tasks that failed and observer failures; refusals returned to a caller of
     #: ``Engine.submit`` (the control API) are that caller's, not counted
     errors: int = 0

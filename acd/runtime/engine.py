@@ -82,7 +82,9 @@ log = logging.getLogger(__name__)
 
 #: ``observer(event, actions, started_ns)``: called after each core decision,
 #: before its actions are carried out; ``started_ns`` is ``time.monotonic_ns()``
-#: when the event reached the engine
+#: when the event reached the engine.  An ``Exception`` it raises is logged
+#: with the event and counted in ``counters.errors``; the actions are
+#: carried out all the same
 Observer = Callable[[Event, Sequence[Action], int], None]
 
 
@@ -269,7 +271,14 @@ class Engine:
         if self.latencies is not None:
             self.latencies.append(time.perf_counter_ns() - t0)
         if observer is not None:
-            observer(event, actions, started)
+            try:
+                observer(event, actions, started)
+            except Exception:
+                # the core has decided: its actions are carried out whatever the
+                # observer does (a skipped ConnectCall would strand the call)
+                self.counters.errors += 1
+                log.exception("observer failed on event %s (its actions are carried out)",
+                              event)
         for action in actions:
             self._do(action)
         return None

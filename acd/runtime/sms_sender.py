@@ -53,6 +53,20 @@ class SenderConfig:
     batch: int = 100
 
 
+def retry_delay(config: SenderConfig, attempts: int) -> float:
+    """The wait before an SMS's next try after its ``attempts``-th failed:
+    ``backoff_s`` doubling with each attempt, capped at ``backoff_max_s``.
+
+    Not :class:`acd.adapters.backoff.Backoff`, though the waits double with
+    a cap as there: that is one peer's reconnect schedule, a counter in
+    memory that a success resets.  Here each SMS has its own schedule,
+    computed from the attempts stored with its row and kept as its
+    ``next_attempt_at``: it survives a restart, and one SMS's failures do
+    not lengthen another's wait.  The exponent is bounded so that a row
+    retried for days (``max_age_h`` allows 30) cannot overflow a float."""
+    return min(config.backoff_s * 2.0 ** min(attempts - 1, 64), config.backoff_max_s)
+
+
 @dataclass(slots=True)
 class SenderStats:
     sent: int = 0
@@ -118,7 +132,7 @@ class SmsSender:
                 self.stats.failed += 1
                 log.warning("SMS %d to %s refused: %s", row.id, row.number, exc)
             except TransportError as exc:
-                delay = min(cfg.backoff_s * 2 ** (attempts - 1), cfg.backoff_max_s)
+                delay = retry_delay(cfg, attempts)
                 await self.store.mark_retry(row.id, str(exc), self.clock() + delay, attempts)
                 self.stats.retries += 1
                 log.info("SMS %d to %s not sent (%s); retry in %.0f s", row.id, row.number,

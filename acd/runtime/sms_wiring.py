@@ -18,7 +18,7 @@ def make_transport(cfg: SmsConfig, on_app_login: Callable[[str], Any] | None = N
         return MqttTransport(cfg.mqtt or MqttConfig(), on_app_login)
     if cfg.transport == "smpp":
         from acd.adapters.sms_smpp import SmppTransport
-        return SmppTransport(cfg.smpp)
+        return SmppTransport(cfg.smpp, country=cfg.policy.country)  # its national forms
     from acd.adapters.sms_log import LogTransport
     return LogTransport()
 

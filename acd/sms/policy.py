@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from acd.core.numbers import DEFAULT_COUNTRY, dialled, normalize
+from acd.core.numbers import DEFAULT_COUNTRY, dialled, is_number, normalize
 from acd.ivr.expr import ExprError, Template, parse_template
 from acd.ivr.hours import HoursError, zone
 from acd.loaders.yamlpos import Reader, YamlError, read_text
@@ -149,6 +149,9 @@ class PendingSms:
     cap_per_number: int = 1
     #: ... within this many hours
     cap_hours: float = 24.0
+    #: the country ``number`` was normalised for (the outbox reads older rows'
+    #: forms of it: :func:`acd.core.numbers.variants`)
+    country: str = DEFAULT_COUNTRY
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,9 +176,12 @@ class SmsPolicy:
         object.__setattr__(self, "_mobile", re.compile(self.mobile_pattern))
 
     def is_mobile(self, number: str) -> bool:
-        """``mobile_pattern`` matches the number as the gateway takes it
-        (national for the configured country: ``+8613800138000`` -> ``13800138000``)."""
-        return self._mobile.fullmatch(dialled(number, self.country)) is not None
+        """``number`` is a phone number (:func:`acd.core.numbers.is_number`: a
+        withheld ``anonymous`` is not, whatever the pattern) and ``mobile_pattern``
+        matches it as the gateway takes it (national for the configured
+        country: ``+8613800138000`` -> ``13800138000``)."""
+        return (is_number(number)
+                and self._mobile.fullmatch(dialled(number, self.country)) is not None)
 
     def choose(self, call: CallFacts) -> tuple[str, str] | None:
         """(rule, template) for this call, or None."""
@@ -208,7 +214,7 @@ class SmsPolicy:
         send_after = release.timestamp() if release else call.ended_at
         return PendingSms(call.call_id, normalize(call.caller, self.country), rule, template,
                           language, text, token, call.ended_at, send_after, suppressed,
-                          self.cap_per_number, self.cap_hours)
+                          self.cap_per_number, self.cap_hours, self.country)
 
 
 @functools.lru_cache(maxsize=1024)

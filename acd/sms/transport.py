@@ -23,7 +23,7 @@ from typing import Protocol
 @dataclass(frozen=True, slots=True)
 class OutgoingSms:
     sms_id: int  # the outbox row: unique, stable across retries (idempotency key)
-    to: str  # E.164 digits without '+', e.g. 8613800138000, or a national number
+    to: str  # as dialled in the configured country: 13800138000, 0016502530000 (SMPP: per TON)
     text: str  # Unicode; the transport encodes it (GSM 7-bit or UCS-2) and splits it
     sender: str = ""  # source address / sender id
 
