@@ -19,7 +19,7 @@ from types import ModuleType
 __all__ = ["EXTRA", "PlotUnavailable", "require_matplotlib"]
 
 #: what to install for drawings
-EXTRA = "pip install 'acd[plot]'"
+EXTRA = "pip install 'acd[plot]' (from a checkout: pip install -e '.[plot]')"
 
 
 class PlotUnavailable(RuntimeError):
