@@ -16,7 +16,8 @@ References between nodes are checked by the parser of the whole file
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import yaml
 
@@ -151,20 +152,24 @@ def scalar_text(r: Reader, node: yaml.Node, what: str) -> str:
     return str(node.value)
 
 
-def _template(r: Reader, node: yaml.Node, what: str) -> Template:
+P = TypeVar("P")
+
+
+def _parsed(r: Reader, node: yaml.Node, what: str, parse: Callable[[str], P]) -> P:
+    """The node's text through ``parse``; an error at its column in the file."""
     text = scalar_text(r, node, what)
     try:
-        return parse_template(text)
+        return parse(text)
     except ExprError as exc:
         raise _at(r, node, exc.column, f"{what}: {exc}") from None
+
+
+def _template(r: Reader, node: yaml.Node, what: str) -> Template:
+    return _parsed(r, node, what, parse_template)
 
 
 def _expr(r: Reader, node: yaml.Node, what: str) -> Expr:
-    text = scalar_text(r, node, what)
-    try:
-        return parse_expr(text)
-    except ExprError as exc:
-        raise _at(r, node, exc.column, f"{what}: {exc}") from None
+    return _parsed(r, node, what, parse_expr)
 
 
 def _at(r: Reader, node: yaml.Node, column: int, message: str) -> YamlError:

@@ -124,7 +124,7 @@ from acd.adapters.ami import AmiConfig
 from acd.core.model import CallState, CoreConfig
 from acd.ivr.nodes import Flow
 from acd.loadsim.figures import SAMPLE_S, CallOutcome, Occupancy, result_of
-from acd.loadsim.live_engine import _Observer, live_engine
+from acd.loadsim.live_engine import LiveObserver, live_engine
 from acd.loadsim.live_result import LiveResult, percentiles, ring_latencies
 from acd.loadsim.model import Scenario, SimError, TraceCall, day_start
 from acd.loadsim.pbx_side import SECRET, ChildPbx, PbxSetup, PbxSide
@@ -211,7 +211,7 @@ async def _run(sc: Scenario, seed: int, plan: list[PlannedCall], flow: Flow, spe
     for i, spec in enumerate(sc.agents):
         prof = dataclasses.replace(spec.profile, extension=str(FIRST_EXTENSION + i))
         profiles.append(prof)
-    obs = _Observer(clock, Occupancy({p.agent_id: tuple(p.skills) for p in profiles},
+    obs = LiveObserver(clock, Occupancy({p.agent_id: tuple(p.skills) for p in profiles},
                                      sc.warmup_s, sc.interval_s))
     h = sc.handle
     setup = PbxSetup(tuple(p.extension for p in profiles), speed, prompt_s, sc.ring_delay_s,

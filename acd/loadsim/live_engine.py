@@ -2,7 +2,7 @@
 time (:class:`~acd.runtime.timers.LoopTimers` at the clock's speed: they
 fire after ``delay / speed`` real seconds), and its decisions observed
 (the engine's ``observer`` hook) for the figures and latencies
-(:func:`live_engine`; :class:`_Observer`, which also logs agents in and out
+(:func:`live_engine`; :class:`LiveObserver`, which also logs agents in and out
 at their shift times).  Nothing of the engine is overridden."""
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from acd.runtime.engine import Engine
 from acd.runtime.settings import EngineConfig
 from acd.runtime.timers import LoopTimers
 
-__all__ = ["live_engine"]
+__all__ = ["LiveObserver", "live_engine"]
 
 
-class _Observer:
+class LiveObserver:
     """The engine side's watch: offers, agent states (occupancy); shifts."""
 
     def __init__(self, clock: SimClock, occupancy: Occupancy) -> None:
@@ -92,7 +92,7 @@ class _Observer:
             raise refusal  # an unknown agent: a bug, not a shift boundary
 
 
-def live_engine(config: EngineConfig, clock: SimClock, observer: _Observer,
+def live_engine(config: EngineConfig, clock: SimClock, observer: LiveObserver,
                 lookup: Callable[[str], Any]) -> Engine:
     """The production engine with a simulated clock: timers fire after
     ``delay / speed`` real seconds; offers and agent states are observed."""
