@@ -27,11 +27,11 @@ from acd.core.numbers import DEFAULT_COUNTRY, CountryError, parse_country
 from acd.core.policy import simple_policy
 from acd.core.profiles import AgentProfile
 from acd.ivr.load import load_flow
-from acd.ivr.nodes import Flow
+from acd.ivr.nodes import Flow, Sms
 from acd.loaders.routing import PolicyError, load_policy
 from acd.loaders.yamlpos import Places, Reader, YamlError
 from acd.runtime.sms_sender import SenderConfig
-from acd.sms.policy import SmsPolicy
+from acd.sms.policy import SmsPolicy, SmsPolicyError, load_sms_policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,9 +304,6 @@ def load_config(path: str | Path) -> EngineConfig:
 
 def _sms(c: _Cfg, raw: Any, base: Path, nodes: Any, country: str = DEFAULT_COUNTRY) -> SmsConfig:
     """``sms:`` -- the rules file, the transport and its settings."""
-    from acd.runtime.sms_sender import SenderConfig
-    from acd.sms.policy import SmsPolicyError, load_sms_policy
-
     d = c.mapping(raw, "sms")
     c.known(d, "sms", {"policy", "transport", "mqtt", "smpp", "max_age_h", "poll_s"})
     ppath = Path(c.text(d.get("policy", "sms.example.yaml"), "sms.policy"))
@@ -315,7 +312,6 @@ def _sms(c: _Cfg, raw: Any, base: Path, nodes: Any, country: str = DEFAULT_COUNT
                                  known_nodes=list(nodes), country=country)
     except SmsPolicyError as exc:
         raise ConfigError(str(exc)) from None
-    from acd.ivr.nodes import Sms
     for node in nodes.values():
         if isinstance(node.body, Sms) and node.body.template not in policy.templates:
             raise ConfigError(f"{node.file}:{node.line}:{node.column}: node {node.name!r}: "
