@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ami-host", default="127.0.0.1")
     p.add_argument("--ami-port", type=int, default=5038)
     p.add_argument("--agi-url", default="agi://127.0.0.1:4573", help="value of ${ACD_AGI}")
+    p.add_argument("--agi-standby-url", default=None,
+                   help="value of ${ACD_AGI_STANDBY} (acd-recover's second engine); "
+                        "default: the same as --agi-url")
     p.add_argument("--user", default="acd")
     p.add_argument("--secret", default="acdsecret")
     p.add_argument("--agents", default="1001-1010", help="extensions, e.g. 1001-1020,1050")
@@ -65,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def _main(args: argparse.Namespace) -> int:
     cfg = SimConfig(ami_host=args.ami_host, ami_port=args.ami_port, users={args.user: args.secret},
-                    agi_url=args.agi_url, time_scale=args.time_scale, prompt_s=args.prompt_s)
+                    agi_url=args.agi_url, agi_standby_url=args.agi_standby_url,
+                    time_scale=args.time_scale, prompt_s=args.prompt_s)
     pbx = SimPBX(cfg)
     no_answer = set(parse_extensions(args.no_answer))
     for ext in parse_extensions(args.agents):

@@ -53,6 +53,16 @@ Replies of the other commands, as res_agi.c's handlers print them:
   < 0 no limit; ``#`` ends the input without being part of it; max 0 answers
   ``200 result=-1``.
 
+How a session ends (run_agi / launch_netscript in res_agi.c): a refused
+connection (or none within ``agi_connect_timeout_s``, MAX_AGI_CONNECT 2 s)
+makes ``AGISTATUS=FAILURE`` and ``AGI()`` returns 0: the dialplan goes on.
+The socket is read only between commands: if the engine goes away while a
+command runs (``EXEC MusicOnHold``), the command runs to its end (the caller
+keeps hearing music), its reply goes nowhere, then EOF ends the session as
+"script completed": ``AGISTATUS=SUCCESS``, next priority.  An AMI Redirect
+interrupts the running command at once even then: ``AGISTATUS=HANGUP``,
+and the channel goes on at the target.
+
 A handler that returns RESULT_FAILURE in res_agi.c (a ``-1`` from SAY,
 STREAM FILE, WAIT FOR DIGIT, RECORD FILE's hang-up) publishes ``AGIExecEnd
 ResultCode: -1 Result: Failure``, and, unless the channel was hung up (or
@@ -64,7 +74,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -82,7 +91,7 @@ from sim.channels import Channel, ChannelInterrupted, ChannelRegistry
 from sim.config import SAMPLES_PER_SECOND, Recording, SimConfig
 from sim.dialplan import AppRunner, Dialplan
 from sim.events import Events
-from sim.util import atoi
+from sim.util import atoi, scan_int
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +104,6 @@ FRAME_SAMPLES = 160
 WAITFOR_ROUND_LEFT_MS = 100000 - 20
 #: ``ast_stream_rewind(fs, 200)`` after an escape key in RECORD FILE.
 DTMF_CUT_SAMPLES = 200 * SAMPLES_PER_SECOND // 1000
-
-_SCAN_INT = re.compile(r"\s*([-+]?\d+)")
 
 #: SAY DATETIME: sound files per format letter (say.c ast_say_date_with_format_en).
 _FORMAT_WORDS = {**dict.fromkeys("AaBbhmdeYIlHkMNPpSQq", 1), "R": 2, "T": 3}
@@ -125,12 +132,6 @@ def parse_agi_url(url: str) -> AgiUrl | None:
     except ValueError:
         return None
     return AgiUrl(host, port_no, script)
-
-
-def scan_int(text: str) -> int | None:
-    """``sscanf(text, "%30d", &n) == 1``: the leading integer, None if there is none."""
-    m = _SCAN_INT.match(text)
-    return int(m.group(1)) if m else None
 
 
 def format_words(fmt: str) -> int:

@@ -6,8 +6,27 @@ Manager/11.0.0``; ``Response`` first, ``ActionID`` second, then the rest;
 login; a wrong secret gets ``Authentication failed`` and the connection is
 closed; ``FullyBooted`` right after a login whose event mask includes
 ``system``; ``Logoff`` -> ``Goodbye`` / ``Thanks for all the fish.`` and
-close; list actions (CoreShowChannels) answer with ``EventList: start``,
-one event per item and a ``...Complete`` event with ``ListItems``.
+close; list actions (CoreShowChannels, DeviceStateList) answer with
+``EventList: start``, one event per item (no ``Privilege`` header) and a
+``...Complete`` event with ``ListItems``.  ``CoreShowChannel`` carries the
+channel snapshot (with manager.conf ``channelvars`` as ``ChanVariable:
+NAME=value`` lines after ``Linkedid``), then ``Application``,
+``ApplicationData``, ``Duration``, ``BridgeId``.  ``Redirect`` checks its
+headers and the channel in action_redirect's order and with its messages
+(``Channel does not exist: <name>``, ``Redirect failed, channel not up.``
+for a hung-up channel or one whose previous Redirect is still pending,
+``Priority is invalid`` for an unknown label).  ``DBGet`` / ``DBPut`` /
+``DBDel`` (main/db.c) read and write the PBX's AstDB (:mod:`sim.astdb`):
+``DBGet`` answers a one-item list (``DBGetResponse``, ``DBGetComplete``) or
+``Error`` ``Database entry not found``.  Write classes of actions are not
+checked (Asterisk: DBGet needs ``system`` or ``reporting``, DBPut/DBDel
+``system``).
+
+Fault injection for tests: :meth:`AmiServer.freeze`, :meth:`AmiServer.drop_all`,
+:meth:`AmiServer.drop_after` (carry out the next action of a name, then reset
+every connection before its response is written) and
+:meth:`AmiServer.refuse` / :meth:`AmiServer.accept` (close the listening
+socket: new connections are refused, open sessions go on).
 
 One task per connection (owned, cancelled on stop).  Events are encoded once
 by :class:`sim.events.Events` and written to every session that wants their
@@ -31,10 +50,13 @@ from acd.protocols.ami import (
     encode_message,
     parse_variables,
 )
-from sim.channels import STATE_DESC, Channel, ChannelRegistry
+from sim.astdb import AstDB
+from sim.channels import Channel, ChannelRegistry
 from sim.config import SimConfig
+from sim.dialplan import Dialplan
+from sim.events import Events
 from sim.originate import OriginateRequest, OriginateResult
-from sim.util import atoi, parse_callerid
+from sim.util import atoi, parse_callerid, scan_int
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +127,7 @@ class AmiSession:
         self.write(payload)
 
     def write(self, payload: bytes) -> None:
-        if self.closed:
+        if self.closed or self._server.muted:
             return
         if self._server.frozen:
             self._held.append(payload)
@@ -191,7 +213,18 @@ class AmiSession:
             self._error(msg, f"Invalid/unknown command: {msg.action}. "
                              "Use Action: ListCommands to show available commands.")
             return
-        await handler(self, msg)
+        server = self._server
+        if not server.take_drop(name):
+            await handler(self, msg)
+            return
+        # Fault injection: carry the action out, then reset every connection
+        # before anything (its response included) reaches a client.
+        server.muted = True
+        try:
+            await handler(self, msg)
+        finally:
+            server.abort_all()
+            server.muted = False
 
     # ---------------------------------------------------------------- actions
 
@@ -293,26 +326,73 @@ class AmiSession:
             self._error(msg, "Originate failed")
 
     async def _redirect(self, msg: AmiMessage) -> None:
-        name = msg.get("Channel")
+        """manager.c ``action_redirect``: checks and messages in its order."""
+        pbx = self._server.pbx
+        name, context, exten = msg.get("Channel"), msg.get("Context"), msg.get("Exten")
+        name2, context2 = msg.get("ExtraChannel"), msg.get("ExtraContext")
+        exten2, prio2_text = msg.get("ExtraExten"), msg.get("ExtraPriority")
         if not name:
             self._error(msg, "Channel not specified")
             return
-        prio_text = msg.get("Priority", "1") or "1"
-        if not prio_text.strip().isdigit():
-            self._error(msg, "Invalid priority")
+        if not context:
+            self._error(msg, "Context not specified")
             return
-        pbx = self._server.pbx
-        error = pbx.redirect(name, msg.get("Context"), msg.get("Exten"), int(prio_text))
-        if error is None and msg.get("ExtraChannel"):
-            extra_prio = msg.get("ExtraPriority", prio_text) or prio_text
-            error = pbx.redirect(msg.get("ExtraChannel"),
-                                 msg.get("ExtraContext", msg.get("Context")),
-                                 msg.get("ExtraExten", msg.get("Exten")),
-                                 atoi(extra_prio, 1))
-        if error is not None:
-            self._error(msg, error)
+        if not exten:
+            self._error(msg, "Exten not specified")
+            return
+        if not msg.get("Priority"):
+            self._error(msg, "Priority not specified")
+            return
+        priority = self._priority(context, exten, msg.get("Priority"))
+        if priority < 1:
+            self._error(msg, "Priority is invalid")
+            return
+        priority2 = 0
+        if name2 and context2:
+            if not exten2:
+                self._error(msg, "ExtraExten not specified")
+                return
+            if not prio2_text:
+                self._error(msg, "ExtraPriority not specified")
+                return
+            priority2 = self._priority(context2, exten2, prio2_text)
+            if priority2 < 1:
+                self._error(msg, "ExtraPriority is invalid")
+                return
+        chan = pbx.channels.find(name)
+        if chan is None or chan.destroyed:
+            self._error(msg, f"Channel does not exist: {name}")
+            return
+        if chan.interrupted:  # ast_check_hangup: any soft hang-up flag, ASYNCGOTO too
+            self._error(msg, "Redirect failed, channel not up.")
+            return
+        if not name2:
+            if pbx.redirect(chan, context, exten, priority):
+                self._success(msg, "Redirect successful")
+            else:
+                self._error(msg, "Redirect failed")
+            return
+        chan2 = pbx.channels.find(name2)
+        if chan2 is None or chan2.destroyed:
+            self._error(msg, f"ExtraChannel does not exist: {name2}")
+            return
+        if chan2.interrupted:
+            self._error(msg, "Redirect failed, extra channel not up.")
+            return
+        if not pbx.redirect(chan, context, exten, priority):
+            self._error(msg, "Redirect failed")
+        elif not (pbx.redirect(chan2, context2, exten2, priority2) if context2
+                  else pbx.redirect(chan2, context, exten, priority)):
+            self._error(msg, "Secondary redirect failed")
         else:
-            self._success(msg, "Redirect successful")
+            self._success(msg, "Dual Redirect successful")
+
+    def _priority(self, context: str, exten: str, text: str) -> int:
+        """``sscanf("%30d")``, else the label's priority (-1 when none)."""
+        number = scan_int(text)
+        if number is not None:
+            return number
+        return self._server.pbx.dialplan.find_label(context, exten, text)
 
     async def _hangup(self, msg: AmiMessage) -> None:
         name = msg.get("Channel")
@@ -373,20 +453,7 @@ class AmiSession:
         for ch in channels:
             bridge = ch.bridge.uniqueid if ch.bridge is not None else ""
             headers: Headers = [("Event", "CoreShowChannel"), *aid,
-                                ("Channel", ch.name),
-                                ("ChannelState", str(ch.state)),
-                                ("ChannelStateDesc", STATE_DESC.get(ch.state, "Unknown")),
-                                ("CallerIDNum", ch.cid_num or "<unknown>"),
-                                ("CallerIDName", ch.cid_name or "<unknown>"),
-                                ("ConnectedLineNum", ch.conn_num or "<unknown>"),
-                                ("ConnectedLineName", ch.conn_name or "<unknown>"),
-                                ("Language", ch.language),
-                                ("AccountCode", ch.accountcode),
-                                ("Context", ch.context),
-                                ("Exten", ch.exten),
-                                ("Priority", str(ch.priority)),
-                                ("Uniqueid", ch.uniqueid),
-                                ("Linkedid", ch.linkedid),
+                                *pbx.events.snapshot(ch),
                                 ("Application", ch.application),
                                 ("ApplicationData", ch.app_data),
                                 ("Duration", _duration(pbx.cfg.unscaled(now - ch.created))),
@@ -395,6 +462,69 @@ class AmiSession:
         self.write(encode_message([("Event", "CoreShowChannelsComplete"), *aid,
                                    ("EventList", "Complete"),
                                    ("ListItems", str(len(channels)))]))
+
+    def _family_key(self, msg: AmiMessage, period: str) -> tuple[str, str] | None:
+        """The ``Family`` and ``Key`` headers, or an error reply (None)."""
+        family, key = msg.get("Family"), msg.get("Key")
+        if not family:
+            self._error(msg, f"No family specified{period}")
+            return None
+        if not key:
+            self._error(msg, f"No key specified{period}")
+            return None
+        return family, key
+
+    async def _db_get(self, msg: AmiMessage) -> None:
+        """main/db.c ``manager_dbget``: ``Error`` "Database entry not found",
+        or a one-item list: ``Success`` + ``EventList: start`` + ``Message:
+        Result will follow``, ``DBGetResponse`` (``Family``, ``Key``, ``Val``,
+        then ``ActionID``), ``DBGetComplete`` with ``ListItems: 1``."""
+        names = self._family_key(msg, ".")
+        if names is None:
+            return
+        family, key = names
+        value = self._server.pbx.astdb.get(family, key)
+        if value is None:
+            self._error(msg, "Database entry not found")
+            return
+        aid: Headers = [("ActionID", msg.action_id)] if msg.action_id is not None else []
+        self._reply(msg, "Success", [("EventList", "start"),
+                                     ("Message", "Result will follow")])
+        self.write(encode_message([("Event", "DBGetResponse"), ("Family", family),
+                                   ("Key", key), ("Val", value), *aid]))
+        self.write(encode_message([("Event", "DBGetComplete"), *aid,
+                                   ("EventList", "Complete"), ("ListItems", "1")]))
+
+    async def _db_put(self, msg: AmiMessage) -> None:
+        """``manager_dbput`` (no period after its "No ... specified")."""
+        names = self._family_key(msg, "")
+        if names is None:
+            return
+        self._server.pbx.astdb.put(*names, msg.get("Val"))
+        self._success(msg, "Updated database successfully")
+
+    async def _db_del(self, msg: AmiMessage) -> None:
+        """``manager_dbdel`` (``ast_db_del2``: a missing key is an error)."""
+        names = self._family_key(msg, ".")
+        if names is None:
+            return
+        if self._server.pbx.astdb.delete(*names):
+            self._success(msg, "Key deleted successfully")
+        else:
+            self._error(msg, "Database entry could not be deleted")
+
+    async def _device_state_list(self, msg: AmiMessage) -> None:
+        """res_manager_devicestate.c: response, one DeviceStateChange per
+        device (no Privilege header), then DeviceStateListComplete."""
+        aid: Headers = [("ActionID", msg.action_id)] if msg.action_id is not None else []
+        self._reply(msg, "Success", [("EventList", "start"),
+                                     ("Message", "Device State Changes will follow")])
+        states = self._server.pbx.device_states()
+        for device, state in states:
+            self.write(encode_message([("Event", "DeviceStateChange"), *aid,
+                                       ("Device", device), ("State", state)]))
+        self.write(encode_message([("Event", "DeviceStateListComplete"), *aid,
+                                   ("EventList", "Complete"), ("ListItems", str(len(states)))]))
 
 
 _ACTIONS = {
@@ -410,6 +540,10 @@ _ACTIONS = {
     "getvar": AmiSession._getvar,
     "setvar": AmiSession._setvar,
     "coreshowchannels": AmiSession._core_show_channels,
+    "devicestatelist": AmiSession._device_state_list,
+    "dbget": AmiSession._db_get,
+    "dbput": AmiSession._db_put,
+    "dbdel": AmiSession._db_del,
 }
 
 
@@ -425,10 +559,18 @@ class AmiHost(Protocol):
     @property
     def loop(self) -> asyncio.AbstractEventLoop: ...
 
+    @property
+    def events(self) -> Events: ...
+    @property
+    def dialplan(self) -> Dialplan: ...
+    @property
+    def astdb(self) -> AstDB: ...
+
     def read_var(self, chan: Channel, name: str) -> str | None: ...
     def set_var(self, chan: Channel, name: str, value: str) -> None: ...
     def originate(self, req: OriginateRequest) -> asyncio.Future[OriginateResult]: ...
-    def redirect(self, name: str, context: str, exten: str, priority: int) -> str | None: ...
+    def redirect(self, chan: Channel, context: str, exten: str, priority: int) -> bool: ...
+    def device_states(self) -> list[tuple[str, str]]: ...
     def soft_hangup(self, chan: Channel, cause: int, *, final_cause: int | None = None,
                     by: str | None = None) -> None: ...
 
@@ -446,12 +588,21 @@ class AmiServer:
         self._unfrozen = asyncio.Event()
         self._unfrozen.set()
         self._server: asyncio.Server | None = None
+        self._host = "127.0.0.1"
+        #: while set, nothing is written to any client (drop_after).
+        self.muted = False
+        #: action name (lower case) -> how many more times to drop after it.
+        self._drop_after: dict[str, int] = {}
+        #: actions after which every connection was dropped, in order.
+        self.dropped_after: list[str] = []
+        self._reopen: asyncio.Task[None] | None = None
         #: set at the first successful login (python -m sim waits for it).
         self.logged_in = asyncio.Event()
         self.started = time.monotonic()
         self.port = 0
 
     async def start(self, host: str, port: int) -> None:
+        self._host = host
         self._server = await asyncio.start_server(self._on_connect, host, port)
         self.port = self._server.sockets[0].getsockname()[1]
         self.started = time.monotonic()
@@ -510,6 +661,59 @@ class AmiServer:
             session.abort()
         await self._cancel(sessions)
 
+    def abort_all(self) -> None:
+        """Reset every connection now (their tasks end on their own)."""
+        for session in list(self.sessions):
+            session.abort()
+
+    def drop_after(self, action: str, times: int = 1) -> None:
+        """Arm: after the next ``times`` actions named ``action`` have been
+        carried out, reset every connection before the response is written."""
+        if times < 1:
+            raise ValueError(f"drop_after({action!r}, times={times}): times must be >= 1")
+        self._drop_after[action.strip().lower()] = times
+
+    def take_drop(self, action: str) -> bool:
+        """Is a drop armed for this action (lower case)?  Uses one up."""
+        left = self._drop_after.get(action, 0)
+        if left <= 0:
+            return False
+        if left == 1:
+            del self._drop_after[action]
+        else:
+            self._drop_after[action] = left - 1
+        self.dropped_after.append(action)
+        return True
+
+    async def refuse(self, seconds: float | None = None) -> None:
+        """Stop listening (connections are refused); open sessions stay.
+        With ``seconds``, listen again after that long (real time)."""
+        self._cancel_reopen()
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+        if seconds is not None:
+            self._reopen = asyncio.get_running_loop().create_task(
+                self._accept_later(seconds), name="sim:ami-reopen")
+
+    async def _accept_later(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._reopen = None
+        await self.accept()
+
+    async def accept(self) -> None:
+        """Listen again on the same port (after :meth:`refuse`)."""
+        if self._reopen is not None and self._reopen is not asyncio.current_task():
+            self._cancel_reopen()
+        if self._server is None:
+            self._server = await asyncio.start_server(self._on_connect, self._host, self.port)
+
+    def _cancel_reopen(self) -> None:
+        task, self._reopen = self._reopen, None
+        if task is not None and not task.done():
+            task.cancel()
+
     async def inject(self, raw: bytes) -> None:
         for session in list(self.sessions):
             session.write(raw)
@@ -527,6 +731,10 @@ class AmiServer:
             await asyncio.wait(pending)
 
     async def stop(self) -> None:
+        task, self._reopen = self._reopen, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
         if self._server is not None:
             self._server.close()
         self.freeze(False)

@@ -13,7 +13,11 @@ x2/``BridgeDestroy``, or ``DialEnd NOANSWER|BUSY|CANCEL`` and the leg's
 dialplan; a failed Dial goes on to the next priority with ``DIALSTATUS``
 set.  An unknown or unregistered phone fails the request before any
 channel exists (``DIALSTATUS=CHANUNAVAIL``, no Dial events), as
-``ast_request`` does.
+``ast_request`` does.  Once the phone answers, as dial_exec_full does:
+``DIALSTATUS=ANSWER``, the ``U(context^arg1^...)`` routine on the agent's
+leg (``Gosub(context,s,1(args))``, the caller still on music), ``DialEnd
+ANSWER``, ``MusicOnHoldStop``, the bridge; ``Return()`` (app_stack.c) ends
+the routine.
 
 ``Dial(PJSIP/<number>@<trunk>)`` (acd-transfer) calls an outside party
 through the trunk: the leg ``PJSIP/<trunk>-XXXXXXXX`` (context
@@ -25,6 +29,16 @@ RINGING``, ``DialEnd ANSWER``, the bridge, ``Hangup``) but no
 hangs up after ``transfer_talk_s`` unless the caller does first.  A trunk
 other than ``SimConfig.trunk`` does not exist: CHANUNAVAIL.
 
+``Goto([[context,]exten,]priority)`` and ``GotoIf(cond?[a][:b])``
+(pbx_builtins.c): a number, ``+n``/``-n`` or a label of the target
+extension; ``n - 1`` is stored (the PBX loop adds one); a bad priority
+returns -1 (the channel hangs up).  ``GotoIf``'s condition is false when
+empty or a leading integer 0, true otherwise (pbx_checkcondition).
+``Set(name=value)`` gets its value with ``$[...]`` already evaluated (the
+runner substitutes the whole argument first, as pbx_extension_helper does).
+``MusicOnHold(class,duration)`` plays whole seconds (sscanf ``%d``), forever
+without one.
+
 ``VoiceMail(<mailbox>[@context][,options])``: answers if needed, plays the
 greeting (``voicemail_greeting_s``), the beep, then records until the caller
 presses ``#`` (it types its next ``keys`` entry: an input prompt), hangs up,
@@ -35,25 +49,41 @@ hang-up, else 0.  Each message is kept in :attr:`Apps.voicemails`.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from sim.agi_client import AgiHost, AgiSession
 from sim.channels import STATE_DOWN, STATE_RINGING, STATE_UP, Bridge, Channel, ChannelInterrupted
 from sim.config import Recording, VoicemailMessage
+from sim.dialplan import release_frame
 from sim.phones import Phone, PhoneBank
-from sim.util import atof, atoi
+from sim.util import atof, atoi, parse_app_options, scan_int, separate_args
 
 log = logging.getLogger(__name__)
 
 App = Callable[[Channel, str], Awaitable[int]]
 
-_MOH_OPT = re.compile(r"m(?:\(([^)]*)\))?")
-
 #: the ``context =`` of the trunk endpoint (asterisk_conf/README.md's example),
 #: which chan_pjsip gives the outbound channels it creates towards it.
 TRUNK_CONTEXT = "from-trunk"
+
+
+def _whole_int(text: str) -> int | None:
+    """pbx_parse_location's ``sscanf(pri, "%30d%1s") == 1``: an integer with
+    nothing after it (``1x`` is a label)."""
+    value = scan_int(text)
+    if value is None or text.strip().lstrip("+-").strip("0123456789"):
+        return None
+    return value
+
+
+def _check_condition(condition: str) -> bool:
+    """pbx_checkcondition: empty is false, a leading integer decides, any
+    other string is true."""
+    if not condition:
+        return False
+    number = scan_int(condition)
+    return bool(number) if number is not None else True
 
 
 def _dial_status_for(cause: int) -> str:
@@ -78,6 +108,8 @@ class AppHost(AgiHost, Protocol):
                              uniqueid: str | None = None, cid_num: str = "",
                              cid_name: str = "") -> Channel: ...
     def continue_in_dialplan(self, chan: Channel) -> None: ...
+    async def run_sub(self, chan: Channel, context: str, exten: str, priority: int,
+                      args: list[str]) -> int: ...
     def remote_hangup(self, chan: Channel, cause: int) -> None: ...
     def request_hangup(self, chan: Channel, cause: int) -> None: ...
     def destroy(self, chan: Channel, cause: int, *, release_phone: bool = True) -> None: ...
@@ -95,12 +127,15 @@ class Apps:
             "musiconhold": self.music_on_hold,
             "playback": self.playback,
             "set": self.set,
+            "goto": self.goto,
+            "gotoif": self.goto_if,
             "noop": self.noop,
             "ringing": self.noop,
             "progress": self.noop,
             "dial": self.dial,
             "agi": self.agi,
             "voicemail": self.voicemail,
+            "return": self.return_,
         }
         #: files written by AGI RECORD FILE, in order.
         self.recordings: list[Recording] = []
@@ -141,6 +176,74 @@ class Apps:
             self._pbx.set_var(chan, name.strip(), value)
         return 0
 
+    async def goto(self, chan: Channel, data: str) -> int:
+        """``Goto([[context,]exten,]priority)`` (pbx_parseable_goto): the
+        priority is a number, ``+n``/``-n`` (relative) or a label of the
+        target extension; 0 on success (the target's priority - 1 is stored,
+        as ast_explicit_goto does inside the PBX loop), -1 for a bad one."""
+        if not data:
+            log.warning("%s: Goto requires an argument ([[context,]extension,]priority)",
+                        chan.name)
+            return -1
+        parts = data.split(",", 2)
+        context = parts[0] if len(parts) == 3 else ""
+        exten = parts[-2] if len(parts) >= 2 else ""
+        pri = parts[-1]
+        mode = 0
+        if pri[:1] in ("+", "-"):
+            mode = 1 if pri[0] == "+" else -1
+            pri = pri[1:]
+        number = _whole_int(pri)
+        if number is None:
+            number = self._pbx.dialplan.find_label(context or chan.context, exten or chan.exten,
+                                                   pri)
+            if number < 1:
+                log.warning("%s: Priority '%s' must be a number > 0, or valid label",
+                            chan.name, pri)
+                return -1
+            mode = 0
+        if mode:
+            number = chan.priority + number * mode
+        if chan.redirect_to is not None:  # an AMI Redirect is pending: it wins
+            return 0
+        if context:
+            chan.context = context
+        if exten:
+            chan.exten = exten
+        if number > -1:
+            chan.priority = number - 1  # AST_FLAG_IN_AUTOLOOP: the loop adds one
+        return 0
+
+    async def goto_if(self, chan: Channel, data: str) -> int:
+        """``GotoIf(condition?[label1][:label2])`` (pbx_builtin_gotoif): a
+        condition that is empty or reads as integer 0 is false, any other
+        number or string true; no branch for the outcome: on to the next."""
+        if not data:
+            log.warning("%s: GotoIf: ignoring, since there is no variable to check", chan.name)
+            return 0
+        condition, _, branches = data.partition("?")
+        branch1, _, branch2 = branches.partition(":")
+        branch = branch1 if _check_condition(condition) else branch2
+        if not branch:
+            return 0
+        return await self.goto(chan, branch)
+
+    async def return_(self, chan: Channel, data: str) -> int:
+        """``Return([value])`` (apps/app_stack.c ``return_exec``): back to the
+        innermost Gosub's return address (its priority - 1: the loop adds
+        one), its ``ARGn`` gone, ``GOSUB_RETVAL`` = ``value``; -1 when that
+        frame ends a routine run from C (Dial's ``U()``), which stops the
+        routine's loop; -1 with an error when there is no Gosub."""
+        if not chan.gosub:
+            log.error("%s: Return without Gosub: stack is empty", chan.name)
+            return -1
+        frame = chan.gosub.pop()
+        chan.context, chan.exten = frame.context, frame.exten
+        chan.priority = frame.priority - 1  # AST_FLAG_IN_AUTOLOOP
+        release_frame(self._pbx.events, chan, frame)
+        self._pbx.set_var(chan, "GOSUB_RETVAL", data)
+        return -1 if frame.is_special else 0
+
     async def wait(self, chan: Channel, data: str) -> int:
         seconds = atof(data)
         try:
@@ -167,14 +270,20 @@ class Apps:
         return 0
 
     async def music_on_hold(self, chan: Channel, data: str) -> int:
-        """``MusicOnHold(class,duration)``: MusicOnHoldStart/Stop around the wait."""
+        """``MusicOnHold(class,duration)``: MusicOnHoldStart/Stop around the wait.
+
+        play_moh_exec (res_musiconhold.c) reads the duration with sscanf
+        ``%d``: whole seconds (``2.5`` is 2); none, 0 or unreadable plays
+        until the channel hangs up or is redirected.  It returns 0 when the
+        time is up, -1 when interrupted."""
         pbx = self._pbx
         moh_class, _, duration = data.partition(",")
         moh_class = moh_class.strip() or pbx.cfg.default_moh_class
-        seconds = atof(duration) if duration.strip() else 0.0
+        seconds = scan_int(duration) if duration.strip() else None
         if chan.interrupted:
             return -1
-        deadline = chan.loop.time() + pbx.cfg.scaled(seconds) if seconds > 0 else None
+        deadline = (chan.loop.time() + pbx.cfg.scaled(seconds)
+                    if seconds is not None and seconds > 0 else None)
         pbx.events.moh_start(chan, moh_class)
         if chan.caller is not None:
             chan.caller.on_hold_start(chan)
@@ -234,12 +343,11 @@ class Apps:
 
     async def dial(self, chan: Channel, data: str) -> int:
         pbx = self._pbx
-        parts = data.split(",")
-        target = parts[0].split("&")[0]
+        parts = separate_args(data, ",", remove_chars=True)  # AST_STANDARD_APP_ARGS
+        target = parts[0].split("&")[0] if parts else ""
         ring_s = atof(parts[1]) if len(parts) > 1 and parts[1].strip() else 0.0
-        options = parts[2] if len(parts) > 2 else ""
-        moh = _MOH_OPT.search(options)
-        moh_class = (moh.group(1) or pbx.cfg.default_moh_class) if moh else None
+        options = parse_app_options(parts[2] if len(parts) > 2 else "")
+        moh_class = (options["m"] or pbx.cfg.default_moh_class) if "m" in options else None
         tech, _, ext = target.partition("/")
         if tech.upper() == "PJSIP" and "@" in ext:
             return await self._dial_trunk(chan, ext, ring_s, moh_class)
@@ -264,17 +372,36 @@ class Apps:
             chan.caller.on_ringing(chan, ext)
 
         status = await self._wait_answer(chan, leg, ring_s)
-        if moh_class is not None:
-            pbx.events.moh_stop(chan)
         if chan.caller is not None:
             chan.caller.on_ring_end(chan)
             chan.caller.record_dial(status)
 
         if status != "ANSWER":
+            if moh_class is not None:
+                pbx.events.moh_stop(chan)
             return self._not_answered(chan, leg, status)
-        pbx.events.dial_end(chan, leg, "ANSWER")
+        # dial_exec_full after the answer: DIALSTATUS, the U() routine on the
+        # agent's leg (the caller still hears music), DialEnd ANSWER, the
+        # music stops, the bridge (answered.txt: VarSet DIALSTATUS first).
         pbx.set_var(chan, "DIALSTATUS", "ANSWER")
+        if options.get("U"):
+            await self._callee_gosub(leg, options["U"])
+        pbx.events.dial_end(chan, leg, "ANSWER")
+        if moh_class is not None:
+            pbx.events.moh_stop(chan)
         return await self._bridge(chan, leg, ext)
+
+    async def _callee_gosub(self, leg: Channel, spec: str) -> None:
+        """Dial's ``U(context[^arg1[^...]])``: ``^`` becomes ``,``
+        (``ast_replace_subargument_delimiter``), the routine starts at
+        ``context,s,1`` with the rest as its arguments (``Gosub(context,s,1(
+        args))``, split by gosub_exec's ``AST_STANDARD_RAW_ARGS``) and runs on
+        the called channel.  Its result is not used unless it sets
+        ``GOSUB_RESULT`` (not emulated): a missing context only logs an
+        error, the call is bridged all the same."""
+        context, sep, rest = spec.replace("^", ",").partition(",")
+        args = separate_args(rest) if sep else []
+        await self._pbx.run_sub(leg, context, "s", 1, args)
 
     async def _wait_answer(self, chan: Channel, leg: Channel, ring_s: float) -> str:
         """Ring ``leg`` until it answers, hangs up, the caller leaves or time is up."""

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sim.config import CallResult, PhoneBehaviour
@@ -83,6 +84,22 @@ class PhoneHook(Protocol):
     def behaviour(self) -> PhoneBehaviour: ...
 
 
+@dataclass(slots=True)
+class GosubFrame:
+    """One return address of a channel's Gosub stack (apps/app_stack.c
+    ``gosub_stack_frame``): where ``Return()`` goes back to, the ``ARGn`` /
+    ``ARGC`` variables the call pushed (with the values they hide: None =
+    none), and whether it ends a routine run from C (Dial's ``U()``:
+    ``is_special``, its ``Return()`` ends the routine's loop)."""
+
+    context: str
+    exten: str
+    priority: int
+    arguments: int
+    hidden: dict[str, str | None] = field(default_factory=dict)
+    is_special: bool = False
+
+
 def _wake_up(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
@@ -94,7 +111,7 @@ class Channel:
     __slots__ = (
         "_wake", "accountcode", "agi", "answered", "app_data", "application", "bridge",
         "caller", "cid_name", "cid_num", "conn_name", "conn_num", "context", "created",
-        "destroyed", "digits", "dnid", "exten", "hangup_cause", "has_pbx", "hungup",
+        "destroyed", "digits", "dnid", "exten", "gosub", "hangup_cause", "has_pbx", "hungup",
         "language", "linkedid", "listening", "loop", "name", "owner", "phone", "priority",
         "redirect_to", "state", "timers", "uniqueid", "vars",
     )
@@ -119,6 +136,8 @@ class Channel:
         self.dnid = dnid
         self.created = loop.time()
         self.vars: dict[str, str] = {}
+        #: Gosub return addresses, innermost last.
+        self.gosub: list[GosubFrame] = []
         self.application = ""
         self.app_data = ""
         self.bridge: Bridge | None = None

@@ -32,6 +32,11 @@ class SimConfig:
     ami_read: str | None = None
     #: a client whose unsent output exceeds this is dropped (Asterisk does the same).
     ami_max_buffer: int = 16 * 1024 * 1024
+    #: manager.conf ``channelvars``: every event with a channel snapshot (and
+    #: CoreShowChannel) carries ``ChanVariable: NAME=value`` for each, in this
+    #: order, ``NAME=`` when unset (DialBegin & co.: ``DestChanVariable`` for
+    #: the Dest channel).  Defaults to the shipped asterisk_conf/manager.conf.
+    channelvars: tuple[str, ...] = ("ACD_CALL_ID", "ACD_QUEUED", "ACD_OFFER")
 
     # Dialplan (mirrors asterisk_conf/extensions.conf)
     agi_url: str = "agi://127.0.0.1:4573"  # ${ACD_AGI}
@@ -41,11 +46,26 @@ class SimConfig:
     hotline_extens: tuple[str, ...] = ("10086",)
     hotline_script: str = "hotline"
     connect_context: str = "acd-connect"
+    #: ``[acd-answered]``: the routine acd-connect's Dial runs on the agent's
+    #: channel when it answers (``U()``), writing AstDB ``acd/answered/<ext>``.
+    answered_context: str = "acd-answered"
     fallback_context: str = "acd-fallback"
     #: ``[acd-transfer]``: ``Dial(PJSIP/${EXTEN}@${ACD_TRUNK},60)``; the engine
     #: sends a caller there with AGI SET CONTEXT/EXTENSION/PRIORITY.
     transfer_context: str = "acd-transfer"
     requeue_script: str = "requeue"
+    #: ``[acd-recover]``: where a caller goes when its FastAGI session ended
+    #: without the engine moving it (or the engine could not be reached).
+    recover_context: str = "acd-recover"
+    resume_script: str = "resume"
+    #: ${ACD_AGI_STANDBY}: the second engine acd-recover tries; None = the
+    #: same as :attr:`agi_url` (one engine, as in the shipped [globals]).
+    agi_standby_url: str | None = None
+    #: ${ACD_RECOVER_TRIES}: rounds in acd-recover before the last resort (VoiceMail).
+    recover_tries: int = 10
+    #: ${ACD_RECOVER_WAIT}: seconds of MusicOnHold between two rounds
+    #: (MusicOnHold reads whole seconds: sscanf ``%d``).
+    recover_wait_s: int = 3
     #: context/exten given to outbound phone channels (Dial legs, Originate).
     agent_context: str = "agents"
     #: the trunk's PJSIP endpoint: inbound channels are ``PJSIP/<trunk>-...``,
@@ -84,7 +104,8 @@ class SimConfig:
     voicemail_max_s: float = 30.0
 
     # FastAGI (Asterisk side)
-    agi_connect_timeout_s: float = 5.0
+    #: res_agi.c MAX_AGI_CONNECT (2000 ms): then AGISTATUS=FAILURE, dialplan goes on.
+    agi_connect_timeout_s: float = 2.0
     #: after ``HANGUP`` was written, close the socket if the engine has not
     #: done so after this long (real Asterisk would wait for ever).
     agi_dead_close_s: float = 5.0

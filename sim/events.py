@@ -55,9 +55,9 @@ def snapshot(ch: Channel, prefix: str = "") -> Headers:
         (prefix + "ChannelState", str(ch.state)),
         (prefix + "ChannelStateDesc", STATE_DESC.get(ch.state, "Unknown")),
         (prefix + "CallerIDNum", ch.cid_num or "<unknown>"),
-        (prefix + "CallerIDName", ch.cid_name or "<unknown>"),
+        (prefix + "CallerIDName", escape_c(ch.cid_name) or "<unknown>"),
         (prefix + "ConnectedLineNum", ch.conn_num or "<unknown>"),
-        (prefix + "ConnectedLineName", ch.conn_name or "<unknown>"),
+        (prefix + "ConnectedLineName", escape_c(ch.conn_name) or "<unknown>"),
         (prefix + "Language", ch.language),
         (prefix + "AccountCode", ch.accountcode),
         (prefix + "Context", ch.context),
@@ -66,6 +66,28 @@ def snapshot(ch: Channel, prefix: str = "") -> Headers:
         (prefix + "Uniqueid", ch.uniqueid),
         (prefix + "Linkedid", ch.linkedid),
     ]
+
+
+#: ``ast_escape_c``: what a ChanVariable value shows for these characters.
+_C_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+              "\t": "\\t", "\v": "\\v", "\\": "\\\\", "'": "\\'", '"': '\\"',
+              "?": "\\?"}
+
+
+def escape_c(value: str) -> str:
+    """``ast_escape_c_alloc``: C escapes, as channel variables are printed in events."""
+    if not any(c in _C_ESCAPES for c in value):
+        return value
+    return "".join(_C_ESCAPES.get(c, c) for c in value)
+
+
+ManagerVars = Callable[[Channel], list[tuple[str, str]]]
+
+
+def chan_variables(pairs: list[tuple[str, str]], prefix: str = "") -> Headers:
+    """``ChanVariable: NAME=value`` lines (manager_channels.c
+    ``ast_manager_build_channel_state_string_prefix``), after ``Linkedid``."""
+    return [(prefix + "ChanVariable", f"{name}={escape_c(value)}") for name, value in pairs]
 
 
 def bridge_block(bridge: Bridge) -> Headers:
@@ -83,11 +105,21 @@ def bridge_block(bridge: Bridge) -> Headers:
 class Events:
     """Builds and publishes the events the simulated PBX emits."""
 
-    def __init__(self, out: EventOutput, *, varset: bool = True, agi_exec: bool = True) -> None:
+    def __init__(self, out: EventOutput, *, varset: bool = True, agi_exec: bool = True,
+                 manager_vars: ManagerVars | None = None) -> None:
         self._out = out
         self._varset = varset
         self._agi_exec = agi_exec
+        #: manager.conf ``channelvars`` of a channel (None: none configured).
+        self.manager_vars = manager_vars
         self.listeners: list[EventListener] = []
+
+    def snapshot(self, ch: Channel, prefix: str = "") -> Headers:
+        """The channel block, with its ``ChanVariable`` lines if channelvars are set."""
+        fields = snapshot(ch, prefix)
+        if self.manager_vars is not None:
+            fields.extend(chan_variables(self.manager_vars(ch), prefix))
+        return fields
 
     def on(self, event_class: str) -> bool:
         """Is anybody interested in this class?  Checked before building."""
@@ -106,7 +138,7 @@ class Events:
     def _chan(self, event_class: str, name: str, ch: Channel,
               extra: Headers | None = None) -> None:
         if self.on(event_class):
-            fields = snapshot(ch)
+            fields = self.snapshot(ch)
             if extra:
                 fields.extend(extra)
             self.emit(event_class, name, fields)
@@ -155,8 +187,8 @@ class Events:
 
     def _dial(self, name: str, caller: Channel | None, dest: Channel, extra: Headers) -> None:
         if self.on("call"):
-            fields = snapshot(caller) if caller is not None else []
-            fields.extend(snapshot(dest, "Dest"))
+            fields = self.snapshot(caller) if caller is not None else []
+            fields.extend(self.snapshot(dest, "Dest"))
             fields.extend(extra)
             self.emit("call", name, fields)
 
@@ -181,11 +213,11 @@ class Events:
 
     def bridge_enter(self, bridge: Bridge, ch: Channel) -> None:
         if self.on("call"):
-            self.emit("call", "BridgeEnter", bridge_block(bridge) + snapshot(ch))
+            self.emit("call", "BridgeEnter", bridge_block(bridge) + self.snapshot(ch))
 
     def bridge_leave(self, bridge: Bridge, ch: Channel) -> None:
         if self.on("call"):
-            self.emit("call", "BridgeLeave", bridge_block(bridge) + snapshot(ch))
+            self.emit("call", "BridgeLeave", bridge_block(bridge) + self.snapshot(ch))
 
     # ------------------------------------------------------------------- misc
 
@@ -195,8 +227,13 @@ class Events:
 
     def originate_response(self, action_id: str | None, *, success: bool, channel: str,
                            context: str, exten: str, reason: int, uniqueid: str,
-                           cid_num: str, cid_name: str) -> None:
-        """rona.txt / answered.txt: ActionID first, ``Uniqueid: <unknown>`` on failure."""
+                           cid_num: str, cid_name: str, chan: Channel | None = None) -> None:
+        """rona.txt / answered.txt: ActionID first, ``Uniqueid: <unknown>`` on failure.
+
+        ``chan``: the channel made (fast_originate passes it to
+        ``ast_manager_event_multichan``), whose manager.conf channelvars
+        follow in the old form ``ChanVariable(<channel>): NAME=value``
+        (manager.c ``append_channel_vars``: no escaping)."""
         if not self.on("call"):
             return
         fields: Headers = [("ActionID", action_id)] if action_id is not None else []
@@ -210,6 +247,9 @@ class Events:
             ("CallerIDNum", cid_num or "<unknown>"),
             ("CallerIDName", cid_name or "<unknown>"),
         ]
+        if chan is not None and self.manager_vars is not None:
+            fields += [(f"ChanVariable({chan.name})", f"{name}={value}")
+                       for name, value in self.manager_vars(chan)]
         self.emit("call", "OriginateResponse", fields)
 
     def agi_exec_start(self, ch: Channel, command_id: int, command: str) -> None:

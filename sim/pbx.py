@@ -25,17 +25,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from sim.ami_server import AmiServer
 from sim.apps import Apps
+from sim.astdb import AstDB
 from sim.callers import CallerState, CallHandle
 from sim.channels import STATE_DOWN, STATE_RING, Channel, ChannelRegistry
 from sim.config import CallerScript, PhoneBehaviour, SimConfig
 from sim.dialplan import Dialplan, DialplanRunner
 from sim.events import EventListener, Events
+from sim.expr import substitute
 from sim.originate import (
     REASON_ANSWERED,
     REASON_BUSY,
@@ -47,11 +49,9 @@ from sim.originate import (
     OriginateResult,
 )
 from sim.phones import Phone, PhoneBank
+from sim.util import separate_args
 
 log = logging.getLogger(__name__)
-
-_VAR_REF = re.compile(r"\$\{([^{}]+)\}")
-
 
 #: the dialplan functions / built-in variables GET VARIABLE and ${...} know.
 _FUNCTIONS: dict[str, Callable[[Channel], str]] = {
@@ -70,19 +70,20 @@ _FUNCTIONS: dict[str, Callable[[Channel], str]] = {
 }
 
 
-def _fmt_seconds(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
 class SimPBX:
     """The simulated PBX.  ``async with SimPBX(cfg) as pbx: ...``"""
 
-    def __init__(self, cfg: SimConfig | None = None) -> None:
+    def __init__(self, cfg: SimConfig | None = None, *, astdb: AstDB | None = None) -> None:
         self.cfg = cfg or SimConfig()
+        #: AstDB (``DB()``, AMI ``DBGet``/``DBPut``/``DBDel``): outlives AMI
+        #: sessions and stop/start; pass one to a new SimPBX to play a restart.
+        self.astdb = astdb if astdb is not None else AstDB()
+        #: ``${EPOCH}``'s clock: wall-clock seconds (``time(NULL)``), not scaled.
+        self.wall_clock: Callable[[], float] = time.time
         self.channels = ChannelRegistry()
         self.ami = AmiServer(self)
         self.events = Events(self.ami, varset=self.cfg.emit_varset,
-                             agi_exec=self.cfg.emit_agi_exec)
+                             agi_exec=self.cfg.emit_agi_exec, manager_vars=self.manager_vars)
         self.phones = PhoneBank(self.cfg, self.events, self.remote_hangup)
         self.apps = Apps(self)
         self.dialplan = Dialplan(self.cfg)
@@ -187,6 +188,33 @@ class SimPBX:
         """Write raw bytes to every AMI client (malformed frames...)."""
         await self.ami.inject(data)
 
+    def drop_ami_after(self, action: str, times: int = 1) -> None:
+        """The next ``times`` AMI actions named ``action`` (``Redirect``) are
+        carried out, then every AMI connection is reset before the response
+        is written: the client never learns whether it worked."""
+        self.ami.drop_after(action, times)
+
+    async def refuse_ami(self, seconds: float | None = None) -> None:
+        """Close the AMI listening socket (new connections are refused, as when
+        Asterisk is down; open sessions stay); reopen on the same port after
+        ``seconds`` (real time), or at :meth:`accept_ami`."""
+        await self.ami.refuse(seconds)
+
+    async def accept_ami(self) -> None:
+        """Listen again on the AMI port after :meth:`refuse_ami`."""
+        await self.ami.accept()
+
+    def set_registered(self, ext: str, registered: bool) -> None:
+        """The phone ``PJSIP/<ext>`` registers or unregisters: an idle phone's
+        device state becomes NOT_INUSE / UNAVAILABLE (``DeviceStateChange``);
+        one in a call keeps the call's state until it ends (chan_pjsip
+        ``chan_pjsip_devicestate``: channels decide while there are any)."""
+        self.phones.set_registered(ext, registered)
+
+    def device_states(self) -> list[tuple[str, str]]:
+        """What AMI ``DeviceStateList`` reports: (device, state) of every phone."""
+        return [(phone.device, phone.device_state) for phone in self.phones.phones.values()]
+
     # -------------------------------------------------------------- channels
 
     def new_outbound_channel(self, phone: Phone, linked_to: Channel | None, *,
@@ -261,23 +289,31 @@ class SimPBX:
         self._mark_hangup(chan)
         self._interrupt(chan)
 
-    def redirect(self, name: str, context: str, exten: str, priority: int) -> str | None:
-        """AMI Redirect; returns the error message, or None on success."""
-        chan = self.channels.find(name)
-        if chan is None or chan.destroyed or chan.hungup:
-            return "Channel specified does not exist"
-        target = (context or chan.context, exten or chan.exten, priority)
+    def redirect(self, chan: Channel, context: str, exten: str, priority: int) -> bool:
+        """``ast_async_goto`` of a live channel (AMI Redirect); False: "Redirect failed".
+
+        A channel running dialplan - inside AGI too, even one whose FastAGI
+        server is gone - is interrupted at once (``AST_SOFTHANGUP_ASYNCGOTO``):
+        the running application returns, and the channel goes on at the
+        target once ``AGI()`` is over.  Until then the redirect is pending and
+        a second one is refused (``ast_check_hangup``: see the AMI server)."""
+        target = (context, exten, priority)
         if chan.owner is not None:  # a Dial leg: only once it is up and bridged
             if chan.bridge is None:
-                return "Redirect failed"
+                return False
             chan.redirect_to = target
             chan.poke()
-            return None
+            return True
         if not chan.has_pbx:  # an originated channel still ringing
-            return "Redirect failed"
+            return False
         chan.redirect_to = target
         self._interrupt(chan)
-        return None
+        return True
+
+    async def run_sub(self, chan: Channel, context: str, exten: str, priority: int,
+                      args: list[str]) -> int:
+        """A Gosub routine run on ``chan`` from C (Dial's ``U()``)."""
+        return await self._runner.run_sub(chan, context, exten, priority, args)
 
     def continue_in_dialplan(self, chan: Channel) -> None:
         """A redirected Dial leg leaves its bridge and runs dialplan on its own."""
@@ -310,13 +346,22 @@ class SimPBX:
     # ------------------------------------------------------------- variables
 
     def read_var(self, chan: Channel, name: str) -> str | None:
-        """A channel variable or one of the few dialplan functions, None if unset."""
+        """A channel variable or one of the few dialplan functions, None if
+        unset.  As ``pbx_builtin_getvar_helper``: the channel's variable, else
+        the global (AMI ``Setvar`` without a channel, then extensions.conf's
+        ``[globals]``)."""
         special = _FUNCTIONS.get(name.strip().upper())
         if special is not None:
             return special(chan)
+        if name == "EPOCH":  # pbx_variables.c: "%d" of time(NULL), before any variable
+            return str(int(self.wall_clock()))
+        if name.startswith("DB(") and name.endswith(")"):
+            return self._db_read(chan, name[3:-1])
         value = chan.vars.get(name)
         if value is None:
             value = self.globals.get(name)
+        if value is None:
+            value = self.dialplan.global_var(name)
         return value
 
     def set_var(self, chan: Channel, name: str, value: str) -> None:
@@ -325,28 +370,49 @@ class SimPBX:
             chan.cid_num = value
         elif up == "CALLERID(NAME)":
             chan.cid_name = value
+        elif name.startswith("DB(") and name.endswith(")"):
+            self._db_write(name[3:-1], value)
+            return  # a function write (ast_func_write): no VarSet
         else:
             chan.vars[name] = value
         self.events.varset(chan, name, value)
 
+    def _db_read(self, chan: Channel, args: str) -> str:
+        """``${DB(family/key)}`` (funcs/func_db.c ``function_db_read``): the
+        value, ``""`` when missing; a value found is also set as
+        ``DB_RESULT``."""
+        parts = separate_args(args, "/", remove_chars=True, max_args=2)
+        if len(parts) < 2:
+            log.warning("%s: DB requires an argument, DB(<family>/<key>)", chan.name)
+            return ""
+        value = self.astdb.get(parts[0], parts[1])
+        if value is None:
+            return ""
+        self.set_var(chan, "DB_RESULT", value)
+        return value
+
+    def _db_write(self, args: str, value: str) -> None:
+        """``Set(DB(family/key)=value)`` (``function_db_write``): family up to
+        the first ``/``, the key is the rest (``acd/answered/1001`` -> family
+        ``acd``, key ``answered/1001``: AstDB key ``/acd/answered/1001``);
+        a malformed key is written all the same, with a warning."""
+        parts = separate_args(args, "/", remove_chars=True, max_args=2)
+        if len(parts) < 2:
+            log.warning("DB requires an argument, DB(<family>/<key>)=value")
+            return
+        family, key = parts
+        if not key or key[0] == "/" or key[-1] == "/" or "//" in key:
+            log.warning("DB: key '%s' seems malformed", key)
+        self.astdb.put(family, key, value)
+
     def expand(self, chan: Channel, template: str) -> str:
-        """``${VAR}`` substitution; ACD_AGI / ACD_RING_TIMEOUT / ACD_MOH have defaults."""
-        cfg = self.cfg
-        defaults = {
-            "ACD_AGI": cfg.agi_url,
-            "ACD_SERVER": cfg.server_name or "",
-            "ACD_RING_TIMEOUT": _fmt_seconds(cfg.default_ring_timeout_s),
-            "ACD_MOH": cfg.default_moh_class,
-        }
+        """``${VAR}`` and ``$[expression]`` substitution (sim.expr)."""
+        return substitute(template, lambda name: self.read_var(chan, name) or "")
 
-        def sub(m: re.Match[str]) -> str:
-            key = m.group(1)
-            value = self.read_var(chan, key)
-            if not value:
-                value = defaults.get(key, value or "")
-            return value
-
-        return _VAR_REF.sub(sub, template)
+    def manager_vars(self, chan: Channel) -> list[tuple[str, str]]:
+        """manager.conf ``channelvars`` of ``chan``: (name, value), ``""`` when
+        unset (``channel_get_external_vars``)."""
+        return [(name, self.read_var(chan, name) or "") for name in self.cfg.channelvars]
 
     # ------------------------------------------------------------- originate
 
@@ -370,7 +436,8 @@ class SimPBX:
             self.events.originate_response(
                 req.action_id, success=result.success, channel=result.channel,
                 context=req.context, exten=req.exten, reason=result.reason,
-                uniqueid=result.uniqueid, cid_num=req.cid_num, cid_name=req.cid_name)
+                uniqueid=result.uniqueid, cid_num=req.cid_num, cid_name=req.cid_name,
+                chan=self.channels.find(result.uniqueid) if result.success else None)
         if not fut.done():
             fut.set_result(result)
 

@@ -3,11 +3,15 @@
 A phone with a channel (ringing or talking) is busy: a second ``Dial``
 gets ``BUSY``.  Device state goes ``NOT_INUSE`` -> ``RINGING`` ->
 ``INUSE`` -> ``NOT_INUSE`` and is published as ``DeviceStateChange``
-(``Device: PJSIP/1001``), as app_dial's outbound legs do in answered.txt.
+(``Device: PJSIP/1001``), as app_dial's outbound legs do in answered.txt;
+an unregistered idle phone is ``UNAVAILABLE`` (chan_pjsip_devicestate: the
+endpoint's state when it has no channel, the channels' otherwise).  AMI
+``DeviceStateList`` reports every phone's current state.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -62,6 +66,16 @@ class PhoneBank:
         if phone.channel is None:
             self._set_state(phone, "NOT_INUSE" if behaviour.registered else "UNAVAILABLE")
         return phone
+
+    def set_registered(self, ext: str, registered: bool) -> None:
+        """Register or unregister ``PJSIP/<ext>`` (KeyError naming it if unknown)."""
+        phone = self.phones.get(ext)
+        if phone is None:
+            raise KeyError(f"no phone PJSIP/{ext} in the simulator")
+        # a copy: one PhoneBehaviour may be shared by several phones
+        phone.behaviour = dataclasses.replace(phone.behaviour, registered=registered)
+        if phone.channel is None:
+            self._set_state(phone, "NOT_INUSE" if registered else "UNAVAILABLE")
 
     def get(self, ext: str) -> Phone | None:
         return self.phones.get(ext)

@@ -190,22 +190,99 @@ async def test_ami_link_lost_mid_call_reconnects_and_resyncs(tmp_path: Path) -> 
     assert reconnects == 1
 
 
-async def test_frozen_ami_is_declared_dead_by_the_watchdog(tmp_path: Path) -> None:
-    async with system(tmp_path, {"1001": PhoneBehaviour()},
+async def test_a_stalled_asterisk_keeps_its_link_and_its_events(tmp_path: Path) -> None:
+    """Frozen: neither Ping nor a new login is answered, so the link is kept
+    (a new session would never see the stall's events); a call answered
+    during the stall is recorded answered once it is over."""
+    phones = {"1001": PhoneBehaviour(answer_after_s=0.05, talk_s=0.3)}
+    async with system(tmp_path, phones,
                       ami={"ping_interval": 0.2, "ping_timeout": 0.3,
-                           "backoff_initial": 0.1}) as (pbx, engine):
+                           "connect_timeout": 0.3}) as (pbx, engine):
         pbx.freeze_ami(True)
+        h = await pbx.place_call(CallerScript(keys=["", "1"], key_delay_s=0.02))
         t0 = time.monotonic()
-        while engine.ami.connected and time.monotonic() - t0 < 5:
+        while engine.ami.stalled_since is None and time.monotonic() - t0 < 5:
             await asyncio.sleep(0.02)
-        dead_after = time.monotonic() - t0
+        assert engine.ami.stalled_since is not None and engine.ami.connected
+        await asyncio.sleep(1.0)
         pbx.freeze_ami(False)
-        while not engine.ami.connected and time.monotonic() - t0 < 10:
-            await asyncio.sleep(0.05)
-        assert engine.ami.connected
-    assert dead_after < 1.5  # ping interval + ping timeout, with slack
+        res = await asyncio.wait_for(h.done, 10)
+        recs = await records_for(engine, 1)
+        assert engine.ami.reconnects == 0 and engine.ami.stalled_since is None
+    assert res.outcome is Outcome.TALKED
+    assert recs[res.uniqueid]["outcome"] == "answered"
 
 
+class Relay:
+    """A TCP relay to the simulator's AMI that can go silent on the
+    connections it carries (a half-open link: no FIN, nothing through)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.silent: set[asyncio.StreamWriter] = set()
+        self.conns: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._on, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    def blackhole(self) -> None:
+        self.silent.update(self.conns)
+
+    async def _on(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        ur, uw = await asyncio.open_connection("127.0.0.1", self.port)
+        self.conns.append(w)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while data := await src.read(65536):
+                if w not in self.silent:
+                    dst.write(data)
+
+        await asyncio.gather(pipe(r, uw), pipe(ur, w), return_exceptions=True)
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for w in self.conns:
+            w.close()
+
+
+async def test_a_half_open_ami_link_is_declared_dead(tmp_path: Path) -> None:
+    """Pings go unanswered on the link while a new session logs in: the
+    link is dead (half-open TCP); the engine reconnects."""
+    from dataclasses import replace
+
+    from helpers import pbx_for_engine
+    phones = {"1001": PhoneBehaviour(answer_after_s=0.05, talk_s=0.1)}
+    policy = simple_policy({q: 5 for q in sorted(FLOW.queues)})
+    cfg = EngineConfig(
+        core=CoreConfig(policy=policy, agents=agents_for_queues({"a1001": ("1001", tuple(
+            policy.queues))}), wrap_up_s=0.05, rona_pause_s=None),
+        flow=FLOW, database_url=db_url(tmp_path), agi_port=0,
+        ami=AmiConfig(username="acd", secret=SECRET, ping_interval=0.2, ping_timeout=0.3,
+                      backoff_initial=0.1, connect_timeout=1))
+    async with SimPBX(pbx_for_engine()) as pbx:
+        pbx.add_phone("1001", phones["1001"])
+        relay = Relay(pbx.ami_port)
+        port = await relay.start()
+        engine = Engine(replace(cfg, ami=replace(cfg.ami, port=port)))
+        await engine.start()
+        try:
+            pbx.cfg.agi_url = f"agi://127.0.0.1:{engine.agi.port}"
+            relay.blackhole()
+            t0 = time.monotonic()
+            while engine.ami.reconnects == 0 and time.monotonic() - t0 < 5:
+                await asyncio.sleep(0.02)
+            assert engine.ami.reconnects >= 1
+            while not engine.ami.connected and time.monotonic() - t0 < 5:
+                await asyncio.sleep(0.02)
+            h = await pbx.place_call(CallerScript(keys=["", "1"], key_delay_s=0.02))
+            res = await asyncio.wait_for(h.done, 10)
+        finally:
+            await engine.stop()
+            await relay.stop()
+    assert res.outcome is Outcome.TALKED
 
 
 async def test_call_from_an_unconfigured_server_is_refused_and_others_go_on(

@@ -162,21 +162,6 @@ def test_a_fallback_keeps_the_record_until_its_redirect_is_out() -> None:
     assert calls.get("c1") is None
 
 
-async def test_resync_ends_calls_whose_channel_vanished() -> None:
-    calls, sink, events, gone = registry_with("c1")
-    gone.run = None
-    kept = LiveCall("c2", "PJSIP/trunk-2")
-    calls.add(kept)
-
-    async def send_list(action: str) -> list[AmiMessage]:
-        assert action == "CoreShowChannels"
-        return [ami("CoreShowChannel", Uniqueid="c2"), ami("CoreShowChannelsComplete")]
-
-    await events.resync(send_list)
-    assert sink.events == [CallerGone("c1", 0, ())]
-    assert calls.leg("c1") is None and calls.leg("c2") == ("c2", "caller")
-
-
 # ------------------------------------------------------------------ moves
 
 
@@ -305,8 +290,8 @@ async def test_an_observer_that_raises_cannot_strand_a_call(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'acd.db'}"),
         clock=vt, timers=vt, observer=observe)
     fake = FakeAmi()
-    engine.moves = PbxMoves(fake, engine.calls, CallReports(engine.calls, engine.handle),
-                            "acd-connect")
+    engine.servers["pbx1"].moves = PbxMoves(
+        fake, engine.calls, CallReports(engine.calls, engine.handle), "acd-connect")
     try:
         with caplog.at_level(logging.ERROR, logger="acd.runtime.engine"):
             assert engine.handle(AgentLogin("a1")) is None

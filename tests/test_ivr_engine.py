@@ -209,7 +209,10 @@ async def record(engine: Engine, call_id: str) -> dict:
 
 
 def commands(res: CallResult) -> list[str]:
-    return [c for c in res.agi_commands if not c.startswith(("ANSWER", "GET VARIABLE"))]
+    """What the flow made the caller hear and do (not the engine's own
+    bookkeeping: ANSWER, variables it reads, its ACD_* channel variables)."""
+    return [c for c in res.agi_commands
+            if not c.startswith(("ANSWER", "GET VARIABLE", "SET VARIABLE ACD_"))]
 
 
 async def test_input_lookup_say_set_branch_and_queue(tmp_path: Path) -> None:

@@ -266,7 +266,7 @@ async def test_transfer_by_set_context_extension_priority(agi: AgiScriptServer,
     uid = agi.requests[0].env["agi_uniqueid"]
     steps = [(m["Context"], m["Exten"], m["Priority"], m["Application"], m["AppData"])
              for m in events if m.event == "Newexten" and m["Uniqueid"] == uid]
-    assert steps[2:] == [("acd-transfer", "13900139000", "1", "Dial",
+    assert steps[3:] == [("acd-transfer", "13900139000", "1", "Dial",
                           "PJSIP/13900139000@trunk,60")]
     begin = next(m for m in events if m.event == "DialBegin")
     assert begin["Uniqueid"] == uid
@@ -292,8 +292,8 @@ async def test_transfer_by_set_context_extension_priority(agi: AgiScriptServer,
 
 async def test_without_set_priority_the_dialplan_goes_on_after_the_agi(
         agi: AgiScriptServer, pbx: SimPBX, ami: AmiProbe) -> None:
-    """SET CONTEXT/EXTENSION alone keep the priority (2, the AGI's): the loop
-    adds one, so acd-transfer,<number>,3 runs, which does not exist -> the end."""
+    """SET CONTEXT/EXTENSION alone keep the priority (3, the AGI's): the loop
+    adds one, so acd-transfer,<number>,4 runs, which does not exist -> the end."""
     lines, result = await call_with(agi, pbx, ["SET CONTEXT acd-transfer",
                                                "SET EXTENSION 13900139000"],
                                     CallerScript())
@@ -302,7 +302,7 @@ async def test_without_set_priority_the_dialplan_goes_on_after_the_agi(
     uid = result.uniqueid
     apps = [m["Application"] for m in ami.messages
             if m.event == "Newexten" and m["Uniqueid"] == uid]
-    assert apps == ["Answer", "AGI"]
+    assert apps == ["Answer", "Set", "AGI"]
     assert (result.transferred_to, result.outcome) == (None, Outcome.ENGINE_HANGUP)
 
 

@@ -151,8 +151,12 @@ async def test_core_show_channels_lists_live_channels(pbx: SimPBX, ami: AmiProbe
     assert [k for k, _ in chan.headers] == [
         "Event", "ActionID", "Channel", "ChannelState", "ChannelStateDesc", "CallerIDNum",
         "CallerIDName", "ConnectedLineNum", "ConnectedLineName", "Language", "AccountCode",
-        "Context", "Exten", "Priority", "Uniqueid", "Linkedid", "Application",
-        "ApplicationData", "Duration", "BridgeId"]
+        "Context", "Exten", "Priority", "Uniqueid", "Linkedid",
+        # manager.conf channelvars = ACD_CALL_ID,ACD_QUEUED,ACD_OFFER
+        "ChanVariable", "ChanVariable", "ChanVariable",
+        "Application", "ApplicationData", "Duration", "BridgeId"]
+    # unset: empty
+    assert chan.get_all("ChanVariable") == ["ACD_CALL_ID=", "ACD_QUEUED=", "ACD_OFFER="]
     assert chan.get("Uniqueid") == call.uniqueid
     assert chan.get("Linkedid") == call.uniqueid
     assert chan.get("CallerIDName") == "张三"
@@ -160,7 +164,7 @@ async def test_core_show_channels_lists_live_channels(pbx: SimPBX, ami: AmiProbe
     assert (chan.get("Application"), chan.get("ApplicationData")) == ("MusicOnHold",
                                                                       "default,30")
     assert chan.get("Context") == "acd-hotline"
-    assert chan.get("Priority") == "2"
+    assert chan.get("Priority") == "3"
     call.hangup()
     await call.done
     _, items = await ami.list_action("CoreShowChannels")
@@ -184,7 +188,8 @@ async def test_getvar_setvar_redirect_errors(pbx: SimPBX, ami: AmiProbe) -> None
     bad = await ami.action("Redirect", {"Channel": "PJSIP/nope-00000000",
                                         "Context": "acd-connect", "Exten": "1001",
                                         "Priority": "1"})
-    assert (bad.response, bad.get("Message")) == ("Error", "Channel specified does not exist")
+    assert (bad.response, bad.get("Message")) == (
+        "Error", "Channel does not exist: PJSIP/nope-00000000")  # manager.c action_redirect
     call.hangup()
     await call.done
 
@@ -317,7 +322,7 @@ async def test_originate_into_the_hotline_runs_its_agi(pbx: SimPBX, ami: AmiProb
     assert env["agi_uniqueid"] == res.get("Uniqueid")
     assert (env["agi_callerid"], env["agi_calleridname"]) == ("13800138000", "张三")
     assert (env["agi_context"], env["agi_extension"], env["agi_priority"]) == (
-        "acd-hotline", "10086", "2")
+        "acd-hotline", "10086", "3")
     # The agent's talk time ends it: HANGUP on the AGI side, then Hangup.
     hangup = await ami.wait_event("Hangup", Uniqueid=res.get("Uniqueid"))
     assert hangup.get("Cause") == "16"

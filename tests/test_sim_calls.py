@@ -72,7 +72,7 @@ async def test_answered_call_like_the_recording(agi: AgiScriptServer, pbx: SimPB
     assert env["agi_channel"] == call.channel
     assert re.fullmatch(r"PJSIP/trunk-[0-9a-f]{8}", call.channel)
     assert (env["agi_context"], env["agi_extension"], env["agi_priority"]) == (
-        "acd-hotline", "10086", "2")
+        "acd-hotline", "10086", "3")
     assert env["agi_dnid"] == "10086"
     assert list(env)[-1] == "agi_threadid"
 
@@ -108,7 +108,8 @@ async def test_answered_call_like_the_recording(agi: AgiScriptServer, pbx: SimPB
                                                             ("2", "Received")]
     apps = [(m["Context"], m["Priority"], m["Application"]) for m in events
             if m.event == "Newexten" and m["Uniqueid"] == call.uniqueid]
-    assert apps == [("acd-hotline", "1", "Answer"), ("acd-hotline", "2", "AGI"),
+    assert apps == [("acd-hotline", "1", "Answer"), ("acd-hotline", "2", "Set"),
+                    ("acd-hotline", "3", "AGI"),
                     ("acd-connect", "1", "Set"), ("acd-connect", "2", "Dial")]
 
     assert result.outcome is Outcome.TALKED
@@ -196,7 +197,7 @@ async def test_ring_no_answer_continues_into_requeue(agi: AgiScriptServer, pbx: 
     moh = await ami.wait_event("MusicOnHoldStart", Uniqueid=call.uniqueid)
     await redirect(ami, moh["Channel"], "1002")
     dial = await ami.wait_event("Newexten", Uniqueid=call.uniqueid, Application="Dial")
-    assert dial["AppData"] == "PJSIP/1002,3,m(default)"
+    assert dial["AppData"] == "PJSIP/1002,3,m(default)U(acd-answered^^1002)"  # no ACD_CALL_ID
     end = await ami.wait_event("DialEnd", Uniqueid=call.uniqueid)
     assert end["DialStatus"] == "NOANSWER"
     leg = await ami.wait_event("Hangup", Uniqueid=end["DestUniqueid"])
@@ -400,14 +401,19 @@ async def test_input_commands(agi: AgiScriptServer) -> None:
 
 
 async def test_agi_refused_goes_to_next_priority(pbx: SimPBX, ami: AmiProbe) -> None:
+    """Connection refused: AGISTATUS=FAILURE, AGI() returns 0, the next priority
+    (Goto acd-recover) runs (tests/test_sim_recovery.py follows it further)."""
     pbx.cfg.agi_url = f"agi://127.0.0.1:{free_port()}"
     call = await pbx.place_call(CallerScript())
-    step = await ami.wait_event("Newexten", Uniqueid=call.uniqueid, Application="Hangup")
-    assert step["Priority"] == "3"
     agistatus = await ami.wait_event("VarSet", Uniqueid=call.uniqueid, Variable="AGISTATUS")
     assert agistatus["Value"] == "FAILURE"
+    step = await ami.wait_event("Newexten", Uniqueid=call.uniqueid, Application="Goto")
+    assert (step["Priority"], step["AppData"]) == ("4", "acd-recover,s,1")
+    step = await ami.wait_event("Newexten", Uniqueid=call.uniqueid, Context="acd-recover")
+    assert (step["Exten"], step["Priority"], step["Application"]) == ("s", "1", "Set")
+    call.hangup()
     result = await call.done
-    assert (result.outcome, result.cause) == (Outcome.ENGINE_HANGUP, 16)
+    assert result.cause == 16
 
 
 async def test_dead_agi_socket_is_closed_by_the_sim(agi: AgiScriptServer) -> None:

@@ -11,7 +11,11 @@ What we add or replace, because of its known defects:
 * login: a wrong password raises :class:`AmiAuthError` (panoramisk reconnects
   forever without saying so);
 * liveness: a ``Ping`` every ``ping_interval`` must be answered within
-  ``ping_timeout``, or the link is declared dead and closed;
+  ``ping_timeout``; when it is not, a fresh session tries to log in: if it
+  can, the link is declared dead and closed (a half-open TCP link); if it
+  cannot either, Asterisk itself is stalled and the link is kept, so the
+  events of the stall still arrive when it is over (a new session would
+  never see them);
 * reconnect: our own supervisor with exponential backoff (panoramisk's fixed
   timer is disabled), and an ``on_connected`` hook to resync state;
 * every action runs under a timeout.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +43,7 @@ from acd.protocols.ami import (
     AmiFrameError,
     AmiMessage,
     AmiProtocolError,
+    encode_message,
 )
 
 log = logging.getLogger(__name__)
@@ -164,6 +170,8 @@ class AmiClient:
         self._lost = asyncio.Event()
         self.connected = False
         self.reconnects = 0
+        #: since when (monotonic) Asterisk answers nothing on a link kept open
+        self.stalled_since: float | None = None
 
     # ----------------------------------------------------------- connection
 
@@ -266,13 +274,59 @@ class AmiClient:
                 return
             try:
                 await self.send("Ping", timeout=cfg.ping_timeout)
+                if self.stalled_since is not None:
+                    log.warning("AMI %s: answering again after %.1fs", self.name,
+                                time.monotonic() - self.stalled_since)
+                    self.stalled_since = None
             except AmiActionTimeout:
-                log.error("AMI %s: no answer to Ping within %.1fs; declaring the link dead",
-                          self.name, cfg.ping_timeout)
-                self._drop()
-                return
+                # a dead link, or an Asterisk too busy to answer (frozen)?  A
+                # fresh session tells: if it logs in, this link is dead; if it
+                # cannot either, Asterisk is stalled, and this link is kept so
+                # that the events of the stall still arrive when it is over
+                if await self._fresh_login_works() and not await self._answers_ping():
+                    log.error("AMI %s: no answer to Ping within %.1fs while a new session "
+                              "logs in; declaring the link dead", self.name, cfg.ping_timeout)
+                    self._drop()
+                    return
+                if self.stalled_since is None:
+                    self.stalled_since = time.monotonic()
+                    log.warning("AMI %s: Asterisk answers neither Ping nor a new login; "
+                                "keeping the link until it does", self.name)
             except AmiNotConnected:
                 return
+
+    async def _answers_ping(self) -> bool:
+        """One more Ping on this link (a stall may have ended meanwhile)."""
+        try:
+            await self.send("Ping", timeout=self.config.ping_timeout)
+        except AmiError:
+            return False
+        return True
+
+    async def _fresh_login_works(self) -> bool:
+        """Does a new AMI session log in, within ``connect_timeout``?"""
+        cfg = self.config
+        writer = None
+        try:
+            async with asyncio.timeout(cfg.connect_timeout):
+                reader, writer = await asyncio.open_connection(cfg.host, cfg.port)
+                decoder = AmiDecoder(expect_banner=True, events=frozenset())
+                writer.write(encode_message([("Action", "Login"), ("ActionID", "probe"),
+                                             ("Username", cfg.username),
+                                             ("Secret", cfg.secret), ("Events", "off")]))
+                while True:
+                    data = await reader.read(4096)
+                    if not data:
+                        return False
+                    for item in decoder.feed(data):
+                        if isinstance(item, AmiMessage) and item.get("ActionID") == "probe":
+                            writer.write(encode_message([("Action", "Logoff")]))
+                            return item.get("Response").lower() == "success"
+        except (OSError, TimeoutError, AmiProtocolError):
+            return False
+        finally:
+            if writer is not None:
+                writer.close()
 
     def _drop(self) -> None:
         self.connected = False

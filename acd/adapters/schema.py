@@ -59,6 +59,45 @@ explanations = Table(
 )
 
 
+#: calls in progress, one row per call the engine has accepted and not yet
+#: recorded: what a later engine process (a restart, a standby taking over)
+#: needs to pick the call up and write its one record.  Written with the
+#: call's decisions (same writer as the records); deleted in the transaction
+#: that writes the call's record.
+calls_live = Table(
+    "calls_live",
+    metadata,
+    Column("call_id", String(64), primary_key=True),
+    Column("server", String(64), nullable=False, default=""),
+    Column("channel", String(128), nullable=False, default=""),
+    Column("caller", String(64), nullable=False, default=""),
+    Column("caller_name", String(128), nullable=False, default=""),
+    Column("state", String(16), nullable=False),  # ivr, waiting, offered, connected
+    Column("started_at", Float, nullable=False),  # epoch seconds, as the core keeps them
+    Column("queue", String(64)),
+    Column("first_queue", String(64)),
+    Column("queued_at", Float),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("attributes", String(4096), nullable=False, default="{}"),  # JSON object
+    Column("ivr_path", String(1024), nullable=False, default=""),
+    Column("offers", Integer, nullable=False, default=0),
+    Column("offer_id", Integer, nullable=False, default=0),
+    Column("agent_id", String(64)),
+    Column("answered_at", Float),
+    Column("updated_at", Float, nullable=False),
+)
+
+#: each agent's last login state and pause (kept across restarts and takeovers)
+agent_states = Table(
+    "agent_states",
+    metadata,
+    Column("agent_id", String(64), primary_key=True),
+    Column("state", String(16), nullable=False),  # an AgentState value
+    Column("reason", String(128), nullable=False, default=""),
+    Column("since", Float, nullable=False),
+)
+
+
 def utc(ts: float) -> dt.datetime:
     """A clock reading (seconds since the epoch) as an aware UTC datetime."""
     return dt.datetime.fromtimestamp(ts, tz=dt.UTC)

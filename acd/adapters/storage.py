@@ -16,20 +16,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, event, func, select
+from sqlalchemy import Integer, delete, event, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from acd.adapters.backoff import Backoff
-from acd.adapters.schema import call_records, explanations, metadata, utc
+from acd.adapters.schema import agent_states, call_records, calls_live, explanations, metadata, utc
 from acd.adapters.sms_store import insert_pending
 from acd.core.model import CallRecord, Explanation, Outcome
 from acd.sms.policy import PendingSms
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Database", "RecordWriter", "StorageError", "Summary", "make_engine"]
+__all__ = ["AgentStateRow", "Database", "LiveCallRow", "RecordWriter", "StorageError", "Summary",
+           "make_engine"]
 
 _LIMITS = {"call_id": 64, "caller": 64, "caller_name": 128, "server": 64,
            "ivr_path": 1024, "queue": 64, "agent_id": 64, "customer_class": 64,
@@ -45,6 +46,71 @@ def _explanation_row(e: Explanation) -> dict[str, Any]:
         "candidates": json.dumps([{"agent_id": c.agent_id, "score": c.score,
                                    "terms": dict(c.terms)} for c in e.candidates])[:8192],
     }
+
+
+@dataclass(frozen=True, slots=True)
+class LiveCallRow:
+    """A call in progress as the next engine process needs it (table
+    ``calls_live``): written with the call's decisions, gone with its record."""
+
+    call_id: str
+    server: str
+    channel: str
+    caller: str
+    caller_name: str
+    state: str  # ivr, waiting, offered, connected
+    started_at: float
+    queue: str | None
+    first_queue: str | None
+    queued_at: float | None
+    priority: int
+    attributes: tuple[tuple[str, str], ...]
+    ivr_path: tuple[str, ...]
+    offers: int
+    offer_id: int
+    agent_id: str | None
+    answered_at: float | None
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStateRow:
+    """An agent's last state and pause reason (table ``agent_states``)."""
+
+    agent_id: str
+    state: str  # an AgentState value
+    reason: str
+    since: float
+
+
+def _live_row(r: LiveCallRow) -> dict[str, Any]:
+    attrs = json.dumps(dict(r.attributes), ensure_ascii=False)
+    if len(attrs) > 4096:  # routing attributes are short; never fail a row on them
+        attrs = "{}"
+    return {
+        "call_id": r.call_id, "server": r.server[:64], "channel": r.channel[:128],
+        "caller": r.caller[:64], "caller_name": r.caller_name[:128], "state": r.state,
+        "started_at": r.started_at, "queue": r.queue, "first_queue": r.first_queue,
+        "queued_at": r.queued_at, "priority": r.priority, "attributes": attrs,
+        "ivr_path": ">".join(r.ivr_path)[:1024], "offers": r.offers, "offer_id": r.offer_id,
+        "agent_id": r.agent_id, "answered_at": r.answered_at, "updated_at": r.updated_at,
+    }
+
+
+def _from_live(d: Any) -> LiveCallRow:
+    try:
+        attrs = json.loads(d["attributes"] or "{}")
+    except ValueError:
+        attrs = {}
+    return LiveCallRow(
+        call_id=d["call_id"], server=d["server"], channel=d["channel"], caller=d["caller"],
+        caller_name=d["caller_name"], state=d["state"], started_at=d["started_at"],
+        queue=d["queue"], first_queue=d["first_queue"], queued_at=d["queued_at"],
+        priority=d["priority"],
+        attributes=tuple((str(k), str(v)) for k, v in attrs.items()),
+        ivr_path=tuple(p for p in (d["ivr_path"] or "").split(">") if p),
+        offers=d["offers"], offer_id=d["offer_id"], agent_id=d["agent_id"],
+        answered_at=d["answered_at"], updated_at=d["updated_at"])
 
 
 class StorageError(Exception):
@@ -116,18 +182,65 @@ class Database:
 
     async def write_batch(self, records: Sequence[CallRecord],
                           items: Sequence[Explanation],
-                          sms: Sequence[PendingSms] = ()) -> None:
-        """Call records, explanations and the calls' SMS in one transaction
-        (all or none)."""
-        if not records and not items and not sms:
+                          sms: Sequence[PendingSms] = (),
+                          live: Sequence[LiveCallRow] = (),
+                          agents: Sequence[AgentStateRow] = ()) -> None:
+        """Call records, explanations, the calls' SMS, calls in progress and
+        agents' states in one transaction (all or none).  A recorded call's
+        row in ``calls_live`` goes in the same transaction; ``live`` rows
+        replace the calls' earlier ones (the last one per call wins)."""
+        if not records and not items and not sms and not live and not agents:
             return
+        recorded = {r.call_id for r in records}
+        latest: dict[str, LiveCallRow] = {}
+        for row in live:
+            if row.call_id not in recorded:
+                latest[row.call_id] = row
+        states = {a.agent_id: a for a in agents}
         async with self.engine.begin() as conn:
             if records:
                 await conn.execute(call_records.insert(), [_row(r) for r in records])
+            gone = recorded | latest.keys()
+            if gone:
+                await conn.execute(delete(calls_live).where(calls_live.c.call_id.in_(gone)))
+            if latest:
+                await conn.execute(calls_live.insert(), [_live_row(r) for r in latest.values()])
             if items:
                 await conn.execute(explanations.insert(), [_explanation_row(e) for e in items])
             if sms:
                 await insert_pending(conn, sms)
+            if states:
+                await conn.execute(delete(agent_states).where(
+                    agent_states.c.agent_id.in_(states.keys())))
+                await conn.execute(agent_states.insert(), [
+                    {"agent_id": a.agent_id, "state": a.state, "reason": a.reason[:128],
+                     "since": a.since} for a in states.values()])
+
+    async def live_calls(self) -> list[LiveCallRow]:
+        """The calls in progress an earlier engine process left (``calls_live``)."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(calls_live))).mappings().all()
+        return [_from_live(r) for r in rows]
+
+    async def forget_live(self, call_ids: Sequence[str]) -> None:
+        """Drop rows of calls that already have their record."""
+        if call_ids:
+            async with self.engine.begin() as conn:
+                await conn.execute(delete(calls_live).where(calls_live.c.call_id.in_(call_ids)))
+
+    async def recorded(self, call_ids: Sequence[str]) -> set[str]:
+        """Which of these calls already have a record."""
+        if not call_ids:
+            return set()
+        q = select(call_records.c.call_id).where(call_records.c.call_id.in_(call_ids))
+        async with self.engine.connect() as conn:
+            return {r[0] for r in (await conn.execute(q)).all()}
+
+    async def agent_states(self) -> list[AgentStateRow]:
+        """Each agent's last state and pause reason."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(agent_states))).mappings().all()
+        return [AgentStateRow(r["agent_id"], r["state"], r["reason"], r["since"]) for r in rows]
 
     async def explanations_for(self, call_id: str) -> list[dict[str, Any]]:
         q = select(explanations).where(explanations.c.call_id == call_id) \
@@ -175,6 +288,9 @@ class Database:
         )
 
 
+_Item = CallRecord | Explanation | PendingSms | LiveCallRow | AgentStateRow
+
+
 class RecordWriter:
     """Owned task batching call records into the database.
 
@@ -184,14 +300,18 @@ class RecordWriter:
 
     def __init__(self, db: Database, batch: int = 500, linger_s: float = 0.25) -> None:
         self._db = db
-        self._queue: asyncio.Queue[CallRecord | Explanation | PendingSms | None] = \
-            asyncio.Queue()
+        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._batch = batch
         self._linger = linger_s
         self._task: asyncio.Task[None] | None = None
         self.written = 0
         self.failed = 0
         self._accepted = 0
+
+    @property
+    def pending(self) -> int:
+        """Accepted and not yet written (nor given up)."""
+        return self._accepted - self.written - self.failed
 
     def put(self, rec: CallRecord) -> None:
         self._accepted += 1
@@ -200,6 +320,15 @@ class RecordWriter:
     def put_explanation(self, item: Explanation) -> None:
         self._accepted += 1
         self._queue.put_nowait(item)
+
+    def put_live(self, row: LiveCallRow) -> None:
+        """A call in progress changed: its row for the next engine process."""
+        self._accepted += 1
+        self._queue.put_nowait(row)
+
+    def put_agent_state(self, row: AgentStateRow) -> None:
+        self._accepted += 1
+        self._queue.put_nowait(row)
 
     def put_sms(self, item: PendingSms) -> None:
         """Queue after its call's record: both land in the same transaction
@@ -224,7 +353,7 @@ class RecordWriter:
             if first is None:
                 return
             await asyncio.sleep(self._linger)
-            batch: list[CallRecord | Explanation | PendingSms] = [first]
+            batch: list[_Item] = [first]
             while len(batch) < self._batch and not self._queue.empty():
                 item = self._queue.get_nowait()
                 if item is None:
@@ -233,7 +362,7 @@ class RecordWriter:
                 batch.append(item)
             await self._write(batch)
 
-    async def _write(self, batch: list[CallRecord | Explanation | PendingSms]) -> None:
+    async def _write(self, batch: list[_Item]) -> None:
         """Write a batch; while the database is down, retry with backoff
         (nothing accepted is dropped); a row the database refuses (e.g. a
         duplicate key) is logged and skipped, the rest written."""
@@ -243,7 +372,9 @@ class RecordWriter:
                 await self._db.write_batch(
                     [b for b in batch if isinstance(b, CallRecord)],
                     [b for b in batch if isinstance(b, Explanation)],
-                    [b for b in batch if isinstance(b, PendingSms)])
+                    [b for b in batch if isinstance(b, PendingSms)],
+                    [b for b in batch if isinstance(b, LiveCallRow)],
+                    [b for b in batch if isinstance(b, AgentStateRow)])
                 self.written += len(batch)
                 return
             except IntegrityError:

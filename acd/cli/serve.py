@@ -3,7 +3,8 @@ against the PBX simulator).
 
 Exit codes of ``acd serve``: 2 the configuration or the flow is wrong, 3
 Asterisk refused the AMI login, 4 Asterisk cannot be reached, 5 another
-operating-system error (a port in use, ...).
+operating-system error (a port in use, ...), 6 the database cannot hold
+the leadership (hot standby: an unsupported or unknown database).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import click
 from rich.table import Table
 
 from acd.adapters.ami import AmiAuthError, AmiConnectError
+from acd.adapters.leader import LeadershipError
 from acd.cli.common import console, err_console
 from acd.ivr.load import load_flow
 from acd.ivr.parse import FlowError
@@ -40,8 +42,12 @@ def _setup_logging(verbose: int) -> None:
 def serve(config_path: Path, verbose: int) -> None:
     """Run the engine: FastAGI server, AMI client and database.
 
-    Exits non-zero with a clear message if the configuration or the flow is
-    wrong, Asterisk cannot be reached, or it refuses the AMI login.
+    Of several `acd serve` sharing a database, one leads and drives Asterisk;
+    the others stand by and take over when it dies (docs/continuity.md).
+    SIGTERM stops gracefully: no new calls, the calls in progress left to
+    the next engine, records flushed.  Exits non-zero with a clear message if
+    the configuration or the flow is wrong, Asterisk cannot be reached, or
+    it refuses the AMI login.
     """
     _setup_logging(verbose + 1)
     from acd.runtime.serve import serve as serve_engine
@@ -67,6 +73,9 @@ def serve(config_path: Path, verbose: int) -> None:
     except AmiConnectError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         sys.exit(4)
+    except LeadershipError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        sys.exit(6)
     except OSError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         sys.exit(5)

@@ -54,6 +54,7 @@ from acd.core.model import (
     CallPriorityChanged,
     CallQueued,
     CallRecord,
+    CallRestored,
     CallStarted,
     CallState,
     CallTrigger,
@@ -76,6 +77,7 @@ from acd.core.model import (
 )
 from acd.core.policy import (
     IDLE_CAP_MIN,
+    SERVER_ATTR,
     Policy,
     PrefKey,
     QueuePolicy,
@@ -252,10 +254,11 @@ class ContactCenter:
         self._aht: dict[str, float] = {q: qp.handle_time_s
                                        for q, qp in self.policy.queues.items()}
         self._stage_text: dict[tuple[str, int], tuple[str, ...]] = {}
-        self._stages: dict[tuple[str, int, str, str, str, str], Stage] = {}
+        self._stages: dict[tuple[str, int, str, str, str, str, str], Stage] = {}
         self._stage_ids: dict[int, tuple[int, int]] = {}  # id(stage) -> (sig id, pref id)
         self._handlers: dict[type, Callable[[Any, float, list[Action]], None]] = {
-            CallStarted: self._call_started, CallQueued: self._call_queued,
+            CallStarted: self._call_started, CallRestored: self._call_restored,
+            CallQueued: self._call_queued,
             IvrEnded: self._ivr_ended, CallerGone: self._caller_gone,
             AgentHungUp: self._agent_hung_up,
             OfferAnswered: self._offer_answered, OfferFailed: self._offer_failed,
@@ -379,6 +382,80 @@ class ContactCenter:
         self._calls[ev.call_id] = Call(
             ev.call_id, ev.caller, ev.caller_name, ev.channel, ev.server, now)
 
+    def _call_restored(self, ev: CallRestored, now: float, out: list[Action]) -> None:
+        """A call an earlier engine process accepted, put back as it was (see
+        :class:`~acd.core.model.CallRestored`).  Refused (nothing changes)
+        when it names an unknown queue or agent, or an agent already busy with
+        another call: the engine then restores it as waiting."""
+        if ev.call_id in self._calls:
+            raise DuplicateCall(f"call {ev.call_id!r} restored twice")
+        agent: Agent | None = None
+        queue, priority = ev.queue, ev.priority
+        attrs = dict(ev.attributes)
+        attrs.setdefault("number", ev.caller)
+        if ev.server:
+            attrs[SERVER_ATTR] = ev.server
+        if queue is not None and ev.reroute:
+            attrs["ivr_queue"] = queue
+            queue, prio = self.policy.route(attrs, queue)
+            priority += prio
+        if queue is not None:
+            if queue not in self.policy.queues:
+                raise UnknownSubject(f"call {ev.call_id}: unknown queue {queue!r} "
+                                     f"(queues: {', '.join(self.policy.queues)})")
+            if ev.agent_id is not None:
+                agent = self.agent(ev.agent_id)
+                if agent.call_id is not None or agent.state in _ON_A_CALL:
+                    raise DuplicateCall(f"call {ev.call_id}: agent {ev.agent_id!r} is busy "
+                                        f"with call {agent.call_id!r}")
+        call = Call(ev.call_id, ev.caller, ev.caller_name, ev.channel, ev.server,
+                    ev.started_at)
+        call.ivr_path = ev.ivr_path
+        call.offers = ev.offers
+        call.offer_id = ev.offer_id
+        if ev.offer_id > self._offer_seq:
+            self._offer_seq = ev.offer_id
+        self._calls[ev.call_id] = call
+        if queue is None:
+            return  # in the IVR: the flow starts again
+        queued_at = ev.queued_at if ev.queued_at is not None else now
+        self._move_call(call, CallTrigger.QUEUE)
+        call.attrs = attrs
+        call.customer_class = self.policy.classify(attrs)
+        call.priority = priority
+        call.queued_at = queued_at
+        call.queue = queue
+        call.first_queue = ev.first_queue if ev.first_queue is not None else queue
+        self._seq += 1
+        call.seq = self._seq
+        call.key = queued_at - call.priority * self.policy.aging_s_per_level
+        self._set_stage(call, self._due_stage(call, queue, now))
+        if agent is None:
+            self._enter(call)
+            self._arm_timers(call, out)
+            self._dispatch_call(call, now, out)
+            return
+        # the agent's phone rings (or talks) for this call: the agent is
+        # logged in and taken through the table's steps to where it is
+        if agent.state is AgentState.LOGGED_OUT:
+            self._agent_move(agent, AgentTrigger.LOGIN, now, out)
+        if agent.state is AgentState.WRAP_UP:
+            out.append(CancelTimer(("wrap_up", agent.agent_id)))
+            self._agent_move(agent, AgentTrigger.WRAP_UP_DONE, now, out)
+        if agent.state is AgentState.PAUSED:
+            out.append(CancelTimer(("ready", agent.agent_id)))
+            self._agent_move(agent, AgentTrigger.READY, now, out)
+        self._move_call(call, CallTrigger.OFFER)
+        self._agent_move(agent, AgentTrigger.OFFER, now, out)
+        call.agent_id = agent.agent_id
+        agent.call_id = call.call_id
+        if ev.answered_at is None:
+            self._arm_timers(call, out)
+            return
+        self._move_call(call, CallTrigger.ANSWER)
+        call.answered_at = ev.answered_at
+        self._agent_move(agent, AgentTrigger.ANSWER, now, out)
+
     # ------------------------------------------------------------ call events
 
     def _get_call(self, call_id: str) -> Call:
@@ -395,6 +472,8 @@ class ContactCenter:
         attrs = dict(ev.attributes)
         attrs.setdefault("number", call.caller)
         attrs["ivr_queue"] = ev.queue
+        if call.server:
+            attrs[SERVER_ATTR] = call.server
         queue, prio = self.policy.route(attrs, ev.queue)
         if queue not in self.policy.queues:
             raise UnknownSubject(f"call {ev.call_id}: unknown queue {queue!r} "
@@ -429,7 +508,8 @@ class ContactCenter:
     def _stage(self, queue: str, steps_done: int, attrs: Mapping[str, str]) -> Stage:
         """``stage_for``, cached on what a stage depends on (many callers share it)."""
         key = (queue, steps_done, attrs.get("dialect", ""), attrs.get("language", ""),
-               attrs.get("preferred_gender", ""), attrs.get("preferred_age_band", ""))
+               attrs.get("preferred_gender", ""), attrs.get("preferred_age_band", ""),
+               attrs.get(SERVER_ATTR, ""))
         stage = self._stages.get(key)
         if stage is None:
             if len(self._stages) >= CACHE_LIMIT:
@@ -552,7 +632,7 @@ class ContactCenter:
         if call is None:
             return
         self._move_call(call, CallTrigger.ANSWER)
-        call.answered_at = now
+        call.answered_at = ev.at if ev.at is not None and ev.at <= now else now
         self._cancel_timers(call, out)
         agent = self.agent(call.agent_id or "")
         self._agent_move(agent, AgentTrigger.ANSWER, now, out)

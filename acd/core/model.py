@@ -168,6 +168,68 @@ class CallQueued:
 
 
 @dataclass(init=False)
+class CallRestored:
+    """A call in progress that an earlier engine process accepted, found
+    again at start-up (its channel on the PBX, its row in the database):
+    put back as it was, so its record is still written once, by us.
+
+    - ``queue`` None: still in the IVR (its flow starts again; the record
+      keeps ``started_at``);
+    - ``agent_id`` and ``answered_at``: connected to that agent;
+    - ``agent_id`` and no ``answered_at``: that agent's phone is ringing for
+      it, under offer ``offer_id`` (the id the dialplan will name);
+    - else waiting at its original place (``queued_at``, ``priority``).
+
+    ``offer_id`` is also the call's last offer: later offers get higher ids,
+    so a late result of an earlier process's offer is never taken for one
+    of ours.  ``reroute``: ``queue`` and ``priority`` are what the IVR asked
+    for (read back from the channel), routed again as ``CallQueued`` does."""
+
+    call_id: str
+    caller: str
+    caller_name: str
+    channel: str
+    server: str
+    started_at: float
+    queue: str | None
+    first_queue: str | None
+    queued_at: float | None
+    priority: int
+    attributes: tuple[tuple[str, str], ...]
+    ivr_path: tuple[str, ...]
+    offers: int
+    offer_id: int
+    agent_id: str | None
+    answered_at: float | None
+    reroute: bool
+
+    def __init__(self, call_id: str, caller: str, caller_name: str = "", channel: str = "",
+                 server: str = "", started_at: float = 0.0, *, queue: str | None = None,
+                 first_queue: str | None = None, queued_at: float | None = None,
+                 priority: int = 0, attributes: tuple[tuple[str, str], ...] = (),
+                 ivr_path: tuple[str, ...] = (), offers: int = 0, offer_id: int = 0,
+                 agent_id: str | None = None, answered_at: float | None = None,
+                 reroute: bool = False) -> None:
+        self.call_id = call_id
+        self.caller = caller
+        self.caller_name = caller_name
+        self.channel = channel
+        self.server = server
+        self.started_at = started_at
+        self.queue = queue
+        self.first_queue = first_queue
+        self.queued_at = queued_at
+        self.priority = priority
+        self.attributes = attributes
+        self.ivr_path = ivr_path
+        self.offers = offers
+        self.offer_id = offer_id
+        self.agent_id = agent_id
+        self.answered_at = answered_at
+        self.reroute = reroute
+
+
+@dataclass(init=False)
 class IvrEnded:
     """The call ended inside the IVR (flow hung up, or the caller did)."""
 
@@ -219,12 +281,17 @@ class AgentHungUp:
 
 @dataclass(init=False)
 class OfferAnswered:
+    """The agent answered the offer; ``at``: when, if it was learnt later
+    (an answer the engine missed while AMI was down); else now."""
+
     call_id: str
     offer_id: int
+    at: float | None = None
 
-    def __init__(self, call_id: str, offer_id: int) -> None:
+    def __init__(self, call_id: str, offer_id: int, at: float | None = None) -> None:
         self.call_id = call_id
         self.offer_id = offer_id
+        self.at = at
 
 
 @dataclass(init=False)
@@ -310,7 +377,7 @@ class TimerFired:
 
 
 Event = (
-    CallStarted | CallQueued | IvrEnded | CallerGone | AgentHungUp
+    CallStarted | CallRestored | CallQueued | IvrEnded | CallerGone | AgentHungUp
     | OfferAnswered | OfferFailed | ConversationEnded | AgentLogin | AgentLogout | AgentReady
     | AgentPause | TimerFired | AgentProfileChanged | CallPriorityChanged
 )

@@ -266,6 +266,13 @@ class Signature:
     age_band: str = ""
     vip_qualified: bool = False
     groups: frozenset[str] = frozenset()
+    #: the caller's Asterisk server: only agents reachable from it
+    server: str = ""
+
+
+#: the call attribute naming the caller's Asterisk server (set by the core
+#: from the call; routing rules may test it too)
+SERVER_ATTR = "server"
 
 
 def signature(require: Requirements, attrs: Mapping[str, str]) -> Signature:
@@ -277,6 +284,7 @@ def signature(require: Requirements, attrs: Mapping[str, str]) -> Signature:
         gender=attrs.get("preferred_gender", "") if require.gender else "",
         age_band=attrs.get("preferred_age_band", "") if require.age_band else "",
         vip_qualified=require.vip_qualified, groups=require.groups,
+        server=attrs.get(SERVER_ATTR, ""),
     )
 
 
@@ -314,6 +322,8 @@ def eligible(agent: AgentProfile, sig: Signature) -> bool:
     if sig.age_band and agent.age_band != sig.age_band:
         return False
     if sig.vip_qualified and not agent.vip_qualified:
+        return False
+    if sig.server and agent.servers and sig.server not in agent.servers:
         return False
     return not sig.groups or bool(agent.groups & sig.groups)
 

@@ -59,6 +59,9 @@ class AgentProfile:
     age_band: str = ""
     groups: frozenset[str] = frozenset()
     vip_qualified: bool = False
+    #: the Asterisk servers whose callers can reach the agent's phone (its
+    #: own, and those with a path to it); empty: every server (one server)
+    servers: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "skills", _frozen(self.skills))
@@ -78,4 +81,4 @@ class AgentProfile:
         """Everything but identity: agents of one shape score alike."""
         return (tuple(sorted(self.skills.items())), tuple(sorted(self.dialects.items())),
                 tuple(sorted(self.languages)), self.gender, self.age_band,
-                tuple(sorted(self.groups)), self.vip_qualified)
+                tuple(sorted(self.groups)), self.vip_qualified, tuple(sorted(self.servers)))

@@ -39,11 +39,17 @@ def _serial(value: object) -> str:
 
 _Spec = tuple[tuple[str, object, Callable[[str], Any], bool], ...]
 
+#: profile fields the engine fills in at run time, never read from a file or
+#: the database (``servers``: where the agent's phone can be reached from)
+RUNTIME_ONLY = frozenset({"servers"})
+
 
 def _spec(cls: type[CustomerProfile] | type[AgentProfile],
           parsers: Mapping[str, Callable[[str], Any]], required: tuple[str, ...]) -> _Spec:
     out = []
     for f in fields(cls):
+        if f.name in RUNTIME_ONLY:
+            continue
         default: object = f.default
         if f.default_factory is not MISSING:
             default = f.default_factory()

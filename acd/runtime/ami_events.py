@@ -11,18 +11,19 @@ DialBegin      the agent's channel is mapped to the call; the Dial belongs
 DialEnd        ``ANSWER``: ``OfferAnswered``; ``CANCEL``: nothing (the
                caller left, a Hangup follows); else ``OfferFailed``
 Rename         the caller's channel name (used for Redirect) follows
+DeviceState-   a PJSIP phone's state (``on_device(extension, state)``): an
+Change         agent paused because their phone was busy is ready once free
 =============  =============================================================
 
-After every (re)connect, :meth:`AmiEvents.resync` asks ``CoreShowChannels``:
-calls whose caller's channel vanished while the link was down have ended.
+After every (re)connect the engine reconciles its calls with
+``CoreShowChannels`` (:mod:`acd.runtime.rebuild`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-from acd.adapters.ami import AmiError
 from acd.core.model import AgentHungUp, OfferAnswered
 from acd.protocols.ami import AmiMessage
 from acd.runtime.calls import AGENT, CALLER, CallRegistry, CallReports
@@ -30,37 +31,48 @@ from acd.runtime.calls import AGENT, CALLER, CallRegistry, CallReports
 log = logging.getLogger(__name__)
 
 #: the AMI events the engine acts on; the rest are dropped before parsing
-AMI_EVENTS = frozenset({"Hangup", "DialBegin", "DialEnd", "Rename", "FullyBooted", "Shutdown"})
+AMI_EVENTS = frozenset({"Hangup", "DialBegin", "DialEnd", "Rename", "DeviceStateChange",
+                        "FullyBooted", "Shutdown"})
 
-SendList = Callable[[str], Awaitable[list[AmiMessage]]]
+#: ``on_device(server, extension, state)``
+OnDevice = Callable[[str, str, str], None]
 
 
 class AmiEvents:
-    """Hangup, DialBegin, DialEnd and Rename of our channels -> core events."""
+    """Hangup, DialBegin, DialEnd and Rename of our channels on one Asterisk
+    server (``server``; "" = the first) -> core events."""
 
-    def __init__(self, calls: CallRegistry, reports: CallReports) -> None:
+    def __init__(self, calls: CallRegistry, reports: CallReports,
+                 on_device: OnDevice | None = None, server: str = "") -> None:
         self.calls = calls
         self.reports = reports
+        self.on_device = on_device
+        self.server = server or calls.primary
 
     def on_event(self, msg: AmiMessage) -> None:
         name = msg.event
         if name == "Hangup":
             self._hangup(msg)
         elif name == "DialBegin":
-            entry = self.calls.leg(msg.get("Uniqueid"))
+            entry = self.calls.leg(msg.get("Uniqueid"), self.server)
             if entry is not None and entry[1] == CALLER:
                 self.calls.map_agent(entry[0], msg.get("DestUniqueid"))
         elif name == "DialEnd":
             self._dial_end(msg)
+        elif name == "DeviceStateChange":
+            if self.on_device is not None:
+                tech, _, ext = msg.get("Device").partition("/")
+                if tech.upper() == "PJSIP" and ext:
+                    self.on_device(self.server, ext, msg.get("State"))
         elif name == "Rename":
-            entry = self.calls.leg(msg.get("Uniqueid"))
+            entry = self.calls.leg(msg.get("Uniqueid"), self.server)
             if entry is not None and entry[1] == CALLER:
                 call = self.calls.get(entry[0])
                 if call is not None:
                     call.channel = msg.get("Newname") or call.channel
 
     def _hangup(self, msg: AmiMessage) -> None:
-        entry = self.calls.drop_leg(msg.get("Uniqueid"))
+        entry = self.calls.drop_leg(msg.get("Uniqueid"), self.server)
         if entry is None:
             return
         call_id, role = entry
@@ -71,7 +83,7 @@ class AmiEvents:
             self.reports.handle(AgentHungUp(call_id))
 
     def _dial_end(self, msg: AmiMessage) -> None:
-        entry = self.calls.leg(msg.get("Uniqueid"))
+        entry = self.calls.leg(msg.get("Uniqueid"), self.server)
         if entry is None or entry[1] != CALLER:
             return
         call_id = entry[0]
@@ -85,22 +97,3 @@ class AmiEvents:
         elif status != "CANCEL":  # CANCEL: the caller left; Hangup follows
             self.calls.drop_agent_leg(call)
             self.reports.offer_failed(call_id, offer, status or "UNKNOWN")
-
-    async def resync(self, send_list: SendList) -> None:
-        """After a (re)connect: calls whose caller channel no longer exists
-        ended while we were not listening."""
-        # only channels we knew before asking can be judged by the answer:
-        # a call that arrives while the reply is on its way is not in it
-        known = self.calls.legs()
-        try:
-            items = await send_list("CoreShowChannels")
-        except AmiError as exc:
-            log.warning("resync after AMI connect failed: %s", exc)
-            return
-        live = {m.get("Uniqueid") for m in items if m.event == "CoreShowChannel"}
-        for uid, (call_id, role) in known.items():
-            if uid not in live and self.calls.leg(uid) == (call_id, role):
-                self.calls.drop_leg(uid)
-                if role == CALLER:
-                    log.info("resync: call %s ended while AMI was down", call_id)
-                    self.reports.caller_gone(call_id, 0)

@@ -36,6 +36,10 @@ class LiveCall:
     call_id: str
     channel: str
     run: FlowRun | None = None
+    #: the Asterisk server of the caller's channel ("" = the first one)
+    server: str = ""
+    #: the caller channel's ``Uniqueid`` on that server ("" = ``call_id``)
+    uid: str = ""
     #: offer id whose Redirect we asked for; an AGI -1/HANGUP then means
     #: "moved to the agent", not "caller hung up".
     redirect_offer: int | None = None
@@ -57,6 +61,9 @@ class LiveCall:
     profile_merged: bool = False
     #: the core has written the call's record (the call is over for routing)
     ended: bool = False
+    #: its offer was put back at start-up from the PBX: the offer id the
+    #: dialplan names may be one this process never knew
+    restored_offer: bool = False
 
     @property
     def ivr_path(self) -> tuple[str, ...]:
@@ -71,13 +78,35 @@ class LiveCall:
 
 
 class CallRegistry:
-    """Live calls by call id, and channel ``Uniqueid`` -> (call id, role).
+    """Live calls by call id, and (server, channel ``Uniqueid``) -> (call
+    id, role).
 
-    The caller's channel ``Uniqueid`` is the call id (``agi_uniqueid``)."""
+    A call's id is its caller channel's ``Uniqueid`` (``agi_uniqueid``) on
+    the first server; on any other server, ``<server>:<Uniqueid>``
+    (:meth:`call_id`): uniqueids are unique on one Asterisk server only.
+    The leg methods take the channel's server (default: the first)."""
 
-    def __init__(self) -> None:
+    def __init__(self, primary: str = "") -> None:
+        self.primary = primary
         self._calls: dict[str, LiveCall] = {}
-        self._legs: dict[str, tuple[str, Role]] = {}
+        self._legs: dict[tuple[str, str], tuple[str, Role]] = {}
+
+    def call_id(self, server: str, uid: str) -> str:
+        """The id of the call whose caller channel is ``uid`` on ``server``."""
+        return uid if not server or server == self.primary else f"{server}:{uid}"
+
+    def uid(self, server: str, call_id: str) -> str:
+        """The caller channel's ``Uniqueid`` of a call of ``server``."""
+        prefix = f"{server}:"
+        if server and server != self.primary and call_id.startswith(prefix):
+            return call_id[len(prefix):]
+        return call_id
+
+    def _server(self, server: str | None) -> str:
+        return self.primary if not server else server
+
+    def _caller_key(self, call: LiveCall) -> tuple[str, str]:
+        return self._server(call.server), call.uid or call.call_id
 
     # ------------------------------------------------------------ read side
 
@@ -95,41 +124,47 @@ class CallRegistry:
         Redirect is out)."""
         return iter(list(self._calls.values()))
 
-    def leg(self, uid: str) -> tuple[str, Role] | None:
+    def leg(self, uid: str, server: str | None = None) -> tuple[str, Role] | None:
         """(call id, role) of a channel; None when it is none of ours."""
-        return self._legs.get(uid)
+        return self._legs.get((self._server(server), uid))
 
-    def legs(self) -> dict[str, tuple[str, Role]]:
-        """A copy of the channel map."""
-        return dict(self._legs)
+    def legs(self, server: str | None = None) -> dict[str, tuple[str, Role]]:
+        """A copy of one server's channel map: ``Uniqueid`` -> (call id, role)."""
+        srv = self._server(server)
+        return {uid: entry for (s, uid), entry in self._legs.items() if s == srv}
 
     # ----------------------------------------------------------- write side
 
     def add(self, call: LiveCall) -> None:
         """A new call (the hotline AGI started); its caller leg is mapped."""
+        if not call.uid:
+            call.uid = self.uid(call.server, call.call_id)
         self._calls[call.call_id] = call
-        self._legs[call.call_id] = (call.call_id, CALLER)
+        self._legs[self._caller_key(call)] = (call.call_id, CALLER)
 
     def map_caller(self, call_id: str) -> None:
         """The caller's channel is ours again (back from a failed ring)."""
-        self._legs[call_id] = (call_id, CALLER)
+        call = self._calls.get(call_id)
+        if call is not None:
+            self._legs[self._caller_key(call)] = (call_id, CALLER)
 
     def map_agent(self, call_id: str, uid: str) -> None:
         """``Dial`` began ringing the agent on channel ``uid`` (DialBegin):
         that Dial belongs to the offer we redirected for."""
-        self._legs[uid] = (call_id, AGENT)
         call = self._calls.get(call_id)
-        if call is not None:
-            call.agent_uid = uid
-            call.dial_offer = call.redirect_offer
+        if call is None:
+            return
+        self._legs[(self._server(call.server), uid)] = (call_id, AGENT)
+        call.agent_uid = uid
+        call.dial_offer = call.redirect_offer
 
-    def drop_leg(self, uid: str) -> tuple[str, Role] | None:
-        return self._legs.pop(uid, None)
+    def drop_leg(self, uid: str, server: str | None = None) -> tuple[str, Role] | None:
+        return self._legs.pop((self._server(server), uid), None)
 
     def drop_agent_leg(self, call: LiveCall) -> None:
         """The ring ended unanswered: the agent's channel is no longer ours."""
         if call.agent_uid is not None:
-            self._legs.pop(call.agent_uid, None)
+            self._legs.pop((self._server(call.server), call.agent_uid), None)
             call.agent_uid = None
 
     def offer_over(self, call_id: str, offer_id: int) -> None:
@@ -146,14 +181,15 @@ class CallRegistry:
         the record too unless a fallback Redirect is still to go out
         (:meth:`discard` then).  Returns the record, marked ended."""
         call = self._calls.get(call_id)
-        self._legs.pop(call_id, None)
         if call is None:
+            self._legs.pop((self.primary, call_id), None)
             return None
+        self._legs.pop(self._caller_key(call), None)
         call.ended = True
         if call.fallback is None:
             del self._calls[call_id]
         if call.agent_uid is not None:
-            self._legs.pop(call.agent_uid, None)
+            self._legs.pop((self._server(call.server), call.agent_uid), None)
         return call
 
     def discard(self, call_id: str) -> None:
@@ -168,12 +204,20 @@ class CallReports:
                  handle: Callable[[Event], CoreError | None]) -> None:
         self.calls = calls
         self.handle = handle
+        #: the engine is handing its calls over (graceful stop): the ends of
+        #: the AGI sessions it closes are not the callers' hang-ups
+        self.stopping = False
 
-    def caller_gone(self, call_id: str, cause: int, call: LiveCall | None = None) -> None:
+    def caller_gone(self, call_id: str, cause: int, call: LiveCall | None = None, *,
+                    session: bool = False) -> None:
         """The caller's channel is gone, however we learnt it (AGI or AMI).
         ``call``: the record, when the caller holds it (it leaves the
         registry with the call's end).  Nothing is sent for a call whose
-        record is already written."""
+        record is already written.  ``session``: learnt from the end of its
+        AGI session, which means nothing while the engine is stopping (it
+        closes the sessions itself; the caller goes on to the next engine)."""
+        if session and self.stopping:
+            return
         if call is None:
             call = self.calls.get(call_id)
         if call is not None and call.ended:

@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from acd.adapters.ami import AmiClient
+from acd.adapters.ami import AmiConnectError
 from acd.adapters.fastagi import FastAgiServer
 from acd.adapters.lookup import LookupBatcher
 from acd.adapters.profiles_store import ProfileStore
@@ -50,10 +50,10 @@ from acd.core.center import ContactCenter
 from acd.core.errors import CoreError
 from acd.core.model import (
     Action,
-    AgentLogin,
     AgentProfileChanged,
     AgentStateChanged,
     CallRecord,
+    CallState,
     CancelTimer,
     ConnectCall,
     Event,
@@ -66,13 +66,22 @@ from acd.core.model import (
 from acd.core.stats import ServiceLevel, Statistics
 from acd.ivr.nodes import Flow
 from acd.runtime.agi_scripts import CallScripts
-from acd.runtime.ami_events import AMI_EVENTS, AmiEvents
 from acd.runtime.calls import CallRegistry, CallReports, LiveCall
+from acd.runtime.continuity import agent_row, live_row, touched
 from acd.runtime.counters import EngineCounters
+from acd.runtime.event_bus import EventBus
 from acd.runtime.flows import FlowRegistry
 from acd.runtime.hold import Hold
 from acd.runtime.http_lookup import HttpLookup
-from acd.runtime.moves import PbxMoves
+from acd.runtime.rebuild import (
+    ABSENT_DEVICE_STATES,
+    BUSY_DEVICE_STATES,
+    Phones,
+    RebuildReport,
+    StartUp,
+    agents_back,
+)
+from acd.runtime.servers import PbxServer
 from acd.runtime.settings import EngineConfig
 from acd.runtime.sms_sender import SmsSender
 from acd.runtime.sms_wiring import call_facts, make_transport
@@ -129,12 +138,15 @@ class Engine:
                                       for c in config.core.policy.classes.values()})
         self.timers: Timers = timers if timers is not None else LoopTimers(clock)
         self.observer = observer
+        #: calls, agents and queues published over MQTT (None: no `events:` configured)
+        self.events = EventBus(config.events, config.server, self.core, clock) \
+            if config.events is not None else None
         #: set to a list to collect every core decision's duration (ns), for benchmarks
         self.latencies: list[int] | None = None
 
         # the parts
-        self.calls = CallRegistry()
-        reports = CallReports(self.calls, self.handle)
+        self.calls = CallRegistry(config.server)
+        self.reports = reports = CallReports(self.calls, self.handle)
         self.hold = Hold(self.core, reports, config.moh_class,
                          fallback_wait_s=config.ami.action_timeout + 1)
         self.scripts = CallScripts(config, self.calls, reports, self.hold,
@@ -142,13 +154,24 @@ class Engine:
                                    clock, self.counters)
         self.agi = FastAgiServer(self.scripts.routes(), host=config.agi_host,
                                  port=config.agi_port)
-        self.ami_events = AmiEvents(self.calls, reports)
-        ami_cfg = config.ami
-        if ami_cfg.wanted_events is None:
-            ami_cfg = dataclasses.replace(ami_cfg, wanted_events=AMI_EVENTS)
-        self.ami = AmiClient(ami_cfg, self.ami_events.on_event, self._resync,
-                             name=config.server)
-        self.moves = PbxMoves(self.ami, self.calls, reports, config.connect_context)
+        #: what the start-up found of an earlier process's calls
+        self.restored: RebuildReport | None = None
+        self.phones = Phones(self.core, self.handle)
+        #: agent id -> the server their phone is on (several servers only)
+        self.agent_home: dict[str, str] = dict(config.agent_servers)
+        #: one per Asterisk server, the first (``server``/``ami``) first
+        self.servers: dict[str, PbxServer] = {}
+        for name, ami_cfg in ((config.server, config.ami),
+                              *((x.name, x.ami) for x in config.servers)):
+            self.servers[name] = PbxServer(
+                name, ami_cfg, core=self.core, submit=self.handle, calls=self.calls,
+                reports=reports, db=self.db, connect_context=config.connect_context,
+                path_contexts=[ctx for (a, _), ctx in config.paths.items() if a == name],
+                clock=clock, on_device=self._device_state, offer_live=self._offer_live)
+        first = self.servers[config.server]
+        #: the first server's parts (the only ones with one server)
+        self.ami, self.ami_events, self.moves, self.rebuild = \
+            first.ami, first.events, first.moves, first.rebuild
         self.api = ControlApi(self)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ami_task: asyncio.Task[None] | None = None
@@ -162,28 +185,46 @@ class Engine:
             # agents stored with `acd agents import/set` join (or update) the configured ones
             self.handle(AgentProfileChanged(profile))
         self.writer.start()
+        if self.events is not None:
+            await self.events.start()  # returns at once, broker or not
         self.lookups.start()
         if self.sms is not None:
             await self.sms.start()
-        await self.agi.start()
         try:
+            for srv in self.servers.values():
+                try:
+                    # a wrong password, or no first Asterisk, fails here, loudly
+                    await srv.ami.connect()
+                except AmiConnectError as exc:
+                    if srv.ami is self.ami:
+                        raise
+                    log.error("%s; its calls are picked up once it is reachable", exc)
+            # calls and agents an earlier process left, before any new call:
+            # FastAGI opens after (callers in acd-recover retry meanwhile)
+            self.restored = found = await self._start_up()
+            self.counters.calls_restored = (found.waiting + found.ringing + found.talking
+                                            + found.ivr + found.ended)
+            await self.agi.start()
             if self.config.api_port is not None:
                 await self.api.start(self.config.api_host, self.config.api_port)
-            await self.ami.connect()  # a wrong password or no Asterisk fails here, loudly
         except BaseException:
             await self.api.stop()
             await self.agi.stop()
+            for srv in self.servers.values():
+                await srv.ami.close()
+            self.timers.cancel_all()
             if self.sms is not None:
                 await self.sms.stop()
             await self.lookups.stop()
+            if self.events is not None:
+                await self.events.stop()
             await self.writer.stop()
             await self.db.dispose()
             raise
-        self._ami_task = asyncio.get_running_loop().create_task(self.ami.run(), name="ami")
+        self._ami_task = asyncio.get_running_loop().create_task(self._run_amis(), name="ami")
         self._ami_task.add_done_callback(self._ami_ended)
-        if self.config.login_agents:
-            for agent in self.core.agents():
-                self.handle(AgentLogin(agent.agent_id, ready=True))
+        if self.counters.calls_restored:
+            log.info("start-up found an earlier engine's calls: %s", self.restored)
         if self.config.flow_watch:
             self._watch_task = asyncio.get_running_loop().create_task(
                 self.flows.watch(), name="flow-watch")
@@ -193,8 +234,14 @@ class Engine:
                  self.config.ami.port, sum(1 for _ in self.core.agents()), self.flow.file)
 
     async def stop(self) -> None:
-        await self.api.stop()
+        """Graceful stop: no new calls (FastAGI closes first: Asterisk's
+        acd-recover sends callers on to the next engine), the calls in
+        progress are left to the next engine process (their rows stay in the
+        database; no record is written for them here), and everything
+        accepted is flushed, within ``stop_flush_s``."""
+        self.reports.stopping = True
         await self.agi.stop()
+        await self.api.stop()
         if self._watch_task is not None:
             self._watch_task.cancel()
             await asyncio.gather(self._watch_task, return_exceptions=True)
@@ -206,12 +253,19 @@ class Engine:
         if self._ami_task is not None:
             self._ami_task.cancel()
             await asyncio.gather(self._ami_task, return_exceptions=True)
-        await self.ami.close()
+        for srv in self.servers.values():
+            await srv.ami.close()
         self.timers.cancel_all()
         if self.sms is not None:
             await self.sms.stop()
         await self.lookups.stop()
-        await self.writer.stop()
+        if self.events is not None:
+            await self.events.stop()  # bounded: a few seconds at most, broker or not
+        try:
+            await asyncio.wait_for(self.writer.stop(), self.config.stop_flush_s)
+        except TimeoutError:
+            log.error("stop: the database took over %ss; %d accepted rows not written",
+                      self.config.stop_flush_s, self.writer.pending)
         await self.db.dispose()
 
     @property
@@ -232,8 +286,74 @@ class Engine:
 
     @property
     def pbx_connected(self) -> bool:
-        """The AMI link is up."""
-        return bool(self.ami.connected)
+        """Every server's AMI link is up."""
+        return all(srv.ami.connected for srv in self.servers.values())
+
+    async def _run_amis(self) -> None:
+        """Every server's AMI supervisor; ends (raises) when one ends with a
+        fatal error (a refused login on a reconnect, say)."""
+        await asyncio.gather(*(srv.ami.run() for srv in self.servers.values()))
+
+    async def _start_up(self) -> RebuildReport:
+        """What an earlier process left: agents' states, then on every
+        server the calls with an agent, agents placed on servers, busy
+        phones paused, then the waiting calls at their places."""
+        report = RebuildReport()
+        agents_back(self.core, self.handle, await self.db.agent_states(),
+                    self.config.login_agents, report)
+        found: list[StartUp] = []
+        for srv in self.servers.values():
+            if srv.ami.connected:
+                found.append(await srv.rebuild.scan(srv.ami.send_list, report))
+                srv.scanned = True
+        if len(self.servers) > 1:
+            self._place_agents(found)
+        self.phones.pause_busy({ext for f in found for ext, state in f.devices.items()
+                                if state in BUSY_DEVICE_STATES}, report)
+        for f in found:
+            await f.rebuild.finish(f, self.servers[f.rebuild.server].ami.send, report)
+        return report
+
+    def _place_agents(self, found: list[StartUp]) -> None:
+        """Several servers: each agent is reached on the server their phone
+        is on (``server:`` in acd.yaml, else the first whose device state
+        says it is there), or from a server with a path to it."""
+        for f in found:
+            for ext, state in f.devices.items():
+                if state in ABSENT_DEVICE_STATES:
+                    continue
+                for agent in self.core.agents():
+                    if agent.profile.extension == ext:
+                        self.agent_home.setdefault(agent.agent_id, f.rebuild.server)
+        for agent in list(self.core.agents()):
+            self._reach(agent.agent_id)
+
+    def _reach(self, agent_id: str) -> None:
+        """Tell the core which servers' callers can reach the agent."""
+        home = self.agent_home.get(agent_id)
+        profile = self.core.agent(agent_id).profile
+        if home is None:
+            log.warning("agent %s: phone %s is on none of the servers; offered to callers "
+                        "of any server", agent_id, profile.extension)
+            return
+        reach = frozenset({home, *(a for (a, b) in self.config.paths if b == home)})
+        if profile.servers != reach:
+            self.handle(AgentProfileChanged(dataclasses.replace(profile, servers=reach)))
+
+    def _device_state(self, server: str, extension: str, state: str) -> None:
+        """A ``DeviceStateChange`` on ``server``: busy-phone pauses end, and
+        with several servers an agent whose phone registered elsewhere
+        (and has no ``server:`` in acd.yaml) is reached there."""
+        self.phones.state(extension, state)
+        if len(self.servers) <= 1 or state in ABSENT_DEVICE_STATES:
+            return
+        for agent in list(self.core.agents()):
+            aid = agent.agent_id
+            if agent.profile.extension == extension and aid not in self.config.agent_servers \
+                    and self.agent_home.get(aid) != server:
+                log.info("agent %s: phone %s now on %s", aid, extension, server)
+                self.agent_home[aid] = server
+                self._reach(aid)
 
     @property
     def sms_app_url(self) -> str | None:
@@ -265,7 +385,8 @@ class Engine:
         started = time.monotonic_ns() if observer is not None else 0
         t0 = time.perf_counter_ns()
         try:
-            actions = self.core.handle(event, self.clock())
+            now = self.clock()
+            actions = self.core.handle(event, now)
         except CoreError as exc:
             return exc
         if self.latencies is not None:
@@ -279,9 +400,29 @@ class Engine:
                 self.counters.errors += 1
                 log.exception("observer failed on event %s (its actions are carried out)",
                               event)
+        if self.events is not None:
+            self.events.on_decision(event, actions, now)  # only queues: never raises or waits
         for action in actions:
             self._do(action)
+        self._persist(event, actions, now)
         return None
+
+    def _persist(self, event: Event, actions: Sequence[Action], now: float) -> None:
+        """What a later process needs: the rows of the calls this decision
+        changed, and agents' new states (written by the record writer)."""
+        last = None
+        for call_id in touched(event, actions):
+            if call_id == last:
+                continue
+            last = call_id
+            call = self.core.call(call_id)
+            if call is not None:
+                row = live_row(call, now)
+                if row is not None:
+                    self.writer.put_live(row)
+        for action in actions:
+            if isinstance(action, AgentStateChanged):
+                self.writer.put_agent_state(agent_row(action))
 
     def handle(self, event: Event) -> CoreError | None:
         """:meth:`submit` for the engine's own sources (AMI, AGI, timers,
@@ -301,7 +442,10 @@ class Engine:
                 call = self.calls.get(action.call_id)
                 if call is not None:
                     call.redirect_offer = action.offer_id
-                self._spawn(self.moves.connect(action), f"connect-{action.call_id}")
+                srv = self.servers.get(action.server) or self.servers[self.config.server]
+                home = self.agent_home.get(action.agent_id, srv.name)
+                context = self.config.paths.get((srv.name, home)) if home != srv.name else None
+                self._spawn(srv.moves.connect(action, context), f"connect-{action.call_id}")
             case StartTimer():
                 self.timers.start(action.key, action.at, self._fire)
             case CancelTimer():
@@ -320,7 +464,8 @@ class Engine:
                 call = self.calls.get(action.call_id)
                 if call is not None:
                     call.fallback = action.kind
-                    self._spawn(self.moves.fallback(call, action), f"fallback-{action.call_id}")
+                    srv = self.servers.get(call.server) or self.servers[self.config.server]
+                    self._spawn(srv.moves.fallback(call, action), f"fallback-{action.call_id}")
 
     def _fire(self, key: TimerKey) -> None:
         self.handle(TimerFired(key))
@@ -334,8 +479,10 @@ class Engine:
         if pending is not None:
             self.writer.put_sms(pending)
 
-    async def _resync(self) -> None:
-        await self.ami_events.resync(self.ami.send_list)
+    def _offer_live(self, call_id: str, offer_id: int) -> bool:
+        call = self.core.call(call_id)
+        return call is not None and call.state is CallState.OFFERED \
+            and call.offer_id == offer_id
 
     async def _app_login(self, number: str) -> None:
         if self.sms_store is not None:

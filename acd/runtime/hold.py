@@ -60,7 +60,7 @@ class Hold:
             if call.moved:
                 return  # moved: closing the socket lets the channel go on
             if res.failed:
-                self.reports.caller_gone(call.call_id, 16, call)
+                self.reports.caller_gone(call.call_id, 16, call, session=True)
                 return
             if app == "MusicOnHold" and time.monotonic() - t0 < min(1.0, chunk / 2):
                 # the class could not start (no files): hold in silence

@@ -4,9 +4,13 @@ and to a fallback after the queue's maximum wait (``FallbackCall``).
 How a caller is connected (see docs/decisions.md): the held caller's
 channel gets ``ACD_OFFER`` and ``ACD_RING_TIMEOUT`` (AMI ``Setvar``) and is
 redirected to ``acd-connect,<extension>,1``, whose ``Dial`` rings the agent.
-A Redirect that fails is reported to the core as the offer's failure
-(through no fault of the agent) or, when the channel is gone, as the
-caller's hang-up.
+A Redirect that Asterisk refuses is reported to the core as the offer's
+failure (through no fault of the agent) or, when the channel is gone, as
+the caller's hang-up.  A Redirect whose answer never came (the link
+dropped or froze) may have moved the caller all the same: it is never
+re-offered blindly, but settled by what happens next (DialBegin, requeue
+or Hangup) under a guard timer, then by the live channels
+(``settle(call_id)``, a ``CoreShowChannels`` look-up).
 """
 
 from __future__ import annotations
@@ -14,17 +18,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from acd.adapters.ami import AmiActionFailed, AmiError
+from acd.adapters.ami import AmiActionFailed, AmiError, AmiNotConnected
 from acd.core.model import ConnectCall, FallbackCall
 from acd.protocols.ami import AmiMessage
 from acd.runtime.calls import CallRegistry, CallReports, LiveCall
 
 log = logging.getLogger(__name__)
 
-#: pause before re-offering after the PBX refused a redirect or its link failed
+#: pause before re-offering after the PBX refused a redirect
 REDIRECT_RETRY_S = 1.0
+#: a Redirect with no answer: how long DialBegin, requeue or Hangup may take
+#: to tell what it did, before the live channels are asked
+SETTLE_AFTER_S = 3.0
+#: ... and how long in all before the offer is given up as failed (the link
+#: stayed down: the reconnect's reconciliation settles the rest)
+SETTLE_GIVE_UP_S = 60.0
 FALLBACK_CONTEXT = "acd-fallback"
 
 
@@ -36,16 +47,26 @@ class PbxMoves:
     """Carries out ``ConnectCall`` and ``FallbackCall`` with AMI actions."""
 
     def __init__(self, ami: AmiSender, calls: CallRegistry, reports: CallReports,
-                 connect_context: str) -> None:
+                 connect_context: str,
+                 settle: Callable[[str], Awaitable[None]] | None = None,
+                 offer_live: Callable[[str, int], bool] | None = None) -> None:
+        """``settle(call_id)``: reconcile one call's offer with the live
+        channels; ``offer_live(call_id, offer_id)``: the offer is still the
+        call's current one, unanswered (the core's view)."""
         self.ami = ami
         self.calls = calls
         self.reports = reports
         self.connect_context = connect_context
+        self.settle = settle
+        self.offer_live = offer_live
+        #: Redirects whose answer never came, settled later
+        self.unsettled = 0
 
-    async def connect(self, action: ConnectCall) -> None:
+    async def connect(self, action: ConnectCall, context: str | None = None) -> None:
         """Move the held caller to the agent: AMI Setvar ACD_OFFER (so the
         dialplan's requeue can name the offer it failed) and ACD_RING_TIMEOUT,
-        then Redirect to ``acd-connect,<extension>,1``.
+        then Redirect to ``acd-connect,<extension>,1`` (``context``: a path
+        to an agent on another server instead).
 
         The three actions go out back to back, without waiting for each
         answer (one round trip instead of three): Asterisk runs the actions of
@@ -60,7 +81,7 @@ class PbxMoves:
             self.ami.send("Setvar", {"Channel": channel, "Variable": "ACD_RING_TIMEOUT",
                                      "Value": str(max(1, round(action.ring_timeout_s)))}),
             self.ami.send("Redirect", {
-                "Channel": channel, "Context": self.connect_context,
+                "Channel": channel, "Context": context or self.connect_context,
                 "Exten": action.extension, "Priority": "1",
             }),
             return_exceptions=True)
@@ -83,7 +104,14 @@ class PbxMoves:
             text = exc.message.lower()
             if "not exist" in text or "not found" in text or "no such" in text \
                     or "not up" in text:
-                # the caller is hanging up; the Hangup event will confirm it
+                # the caller is hanging up, or a Redirect of it is still
+                # pending ("channel not up" says both): the live channels tell
+                if self.settle is not None:
+                    try:
+                        await self.settle(action.call_id)
+                        return
+                    except AmiError:
+                        pass
                 self.reports.caller_gone(action.call_id, 16)
             else:
                 # refused for a reason that is not the agent's (permissions,
@@ -93,13 +121,44 @@ class PbxMoves:
                 await asyncio.sleep(REDIRECT_RETRY_S)
                 self.reports.offer_failed(action.call_id, action.offer_id,
                                           f"REDIRECT {exc.message}", agent_fault=False)
-        else:
-            # the PBX link is down or slow: not the agent's fault; wait a
-            # little so a dead link does not spin offers
+        elif self.settle is None or self.offer_live is None \
+                or isinstance(exc, AmiNotConnected):
+            # not sent (the link was down): surely not moved
             log.warning("call %s: redirect to %s failed: %s", action.call_id, action.agent_id, exc)
             await asyncio.sleep(REDIRECT_RETRY_S)
             self.reports.offer_failed(action.call_id, action.offer_id, "PBX-UNREACHABLE",
                                       agent_fault=False)
+        else:
+            # no answer (timeout, link lost): the Redirect may have moved the
+            # caller all the same; offering again now could pull them away
+            # from an agent who answers
+            self.unsettled += 1
+            log.warning("call %s: no answer to the redirect to %s (%s); settling it by what "
+                        "happens next", action.call_id, action.agent_id, exc)
+            await self._settle(action)
+
+    async def _settle(self, action: ConnectCall) -> None:
+        assert self.settle is not None and self.offer_live is not None
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + SETTLE_GIVE_UP_S
+        call_id, offer = action.call_id, action.offer_id
+        while True:
+            await asyncio.sleep(SETTLE_AFTER_S)
+            call = self.calls.get(call_id)
+            if not self.offer_live(call_id, offer) or call is None \
+                    or call.dial_offer == offer:
+                return  # DialBegin, requeue, Hangup or a reconnect settled it
+            try:
+                await self.settle(call_id)
+            except AmiError as exc:
+                if loop.time() < give_up:
+                    log.info("call %s: cannot settle its redirect yet (%s)", call_id, exc)
+                    continue
+                log.error("call %s: redirect to %s never settled in %ss; offer given up",
+                          call_id, action.agent_id, SETTLE_GIVE_UP_S)
+                self.reports.offer_failed(call_id, offer, "PBX-UNREACHABLE",
+                                          agent_fault=False)
+            return
 
     async def fallback(self, call: LiveCall, action: FallbackCall) -> None:
         """Max wait reached: move the caller to ``acd-fallback,<kind>,1``."""

@@ -17,6 +17,7 @@ Example (see ``acd.example.yaml``)::
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,17 @@ from acd.ivr.load import load_flow
 from acd.ivr.nodes import Flow, Sms
 from acd.loaders.routing import PolicyError, load_policy
 from acd.loaders.yamlpos import Places, Reader, YamlError
+from acd.runtime.event_bus import EventsConfig
 from acd.runtime.sms_sender import SenderConfig
 from acd.sms.policy import SmsPolicy, SmsPolicyError, load_sms_policy
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Another Asterisk server the engine drives (``servers:`` in acd.yaml)."""
+
+    name: str
+    ami: AmiConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +68,33 @@ class EngineConfig:
     #: the Asterisk sounds folder, if this machine has it: flows whose
     #: prompts are missing there are refused
     sounds: str | None = None
+    #: graceful stop: how long the accepted records may take to reach the database
+    stop_flush_s: float = 10.0
+    #: hot standby (docs/continuity.md): engines sharing a database take the
+    #: leadership of this name; only the leader drives Asterisk
+    leader_name: str = "acd"
+    #: how often a standby tries to take the leadership
+    leader_poll_s: float = 1.0
+    #: more Asterisk servers besides ``server``/``ami`` (docs/continuity.md)
+    servers: tuple[ServerConfig, ...] = ()
+    #: (from server, to server) -> the context on ``from`` whose Dial reaches
+    #: an agent registered on ``to`` (a trunk between them)
+    paths: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: agent id -> the server their phone is on (else: found by device state)
+    agent_servers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def server_names(self) -> tuple[str, ...]:
+        """Every Asterisk server the engine drives, the first one first."""
+        return (self.server, *(s.name for s in self.servers))
     transfer_context: str = "acd-transfer"
     #: SMS diversion after hangup (None: off); see docs/sms.md
     sms: SmsConfig | None = None
     #: the country calling code for numbers written in a national form
     #: (``13800138000`` is ``+8613800138000``); see acd.core.numbers
     country_code: str = DEFAULT_COUNTRY
+    #: the event bus: calls, agents and queues over MQTT (None: off); see docs/events.md
+    events: EventsConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +152,24 @@ class _Cfg:
             if k not in keys:
                 raise self.err(f"{where}.{k}" if where else str(k),
                                f"unknown key (known: {', '.join(sorted(keys))})", key=True)
+
+
+def _ami(c: _Cfg, raw: Any, where: str) -> AmiConfig:
+    ami_d = c.mapping(raw, where)
+    c.known(ami_d, where, {"host", "port", "username", "secret", "action_timeout_s",
+                           "ping_interval_s", "ping_timeout_s"})
+    return AmiConfig(
+        host=c.text(ami_d.get("host", "127.0.0.1"), f"{where}.host"),
+        port=c.port(ami_d.get("port", 5038), f"{where}.port"),
+        username=c.text(ami_d.get("username", "acd"), f"{where}.username"),
+        secret=str(ami_d.get("secret", "")),
+        action_timeout=c.number(ami_d.get("action_timeout_s", 5), f"{where}.action_timeout_s",
+                                0.1, 120),
+        ping_interval=c.number(ami_d.get("ping_interval_s", 5), f"{where}.ping_interval_s",
+                               0.1, 600),
+        ping_timeout=c.number(ami_d.get("ping_timeout_s", 3), f"{where}.ping_timeout_s",
+                              0.1, 120),
+    )
 
 
 def _agent(c: _Cfg, ad: dict[str, Any], where: str, qnames: set[str],
@@ -187,20 +236,40 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None, *,
     c.known(top, "", {"server", "ami", "agi", "database", "flow", "moh_class", "wrap_up_s",
                       "rona_pause_s", "queues", "agents", "routing", "api_port", "api_host",
                       "login_agents", "flow_watch", "sounds", "transfer_context", "sms",
-                      "country_code"})
+                      "country_code", "events", "stop_flush_s", "standby", "servers",
+                      "paths"})
     base = base or Path(".")
-    ami_d = c.mapping(top.get("ami", {}), "ami")
-    c.known(ami_d, "ami", {"host", "port", "username", "secret", "action_timeout_s",
-                           "ping_interval_s", "ping_timeout_s"})
-    ami = AmiConfig(
-        host=c.text(ami_d.get("host", "127.0.0.1"), "ami.host"),
-        port=c.port(ami_d.get("port", 5038), "ami.port"),
-        username=c.text(ami_d.get("username", "acd"), "ami.username"),
-        secret=str(ami_d.get("secret", "")),
-        action_timeout=c.number(ami_d.get("action_timeout_s", 5), "ami.action_timeout_s", 0.1, 120),
-        ping_interval=c.number(ami_d.get("ping_interval_s", 5), "ami.ping_interval_s", 0.1, 600),
-        ping_timeout=c.number(ami_d.get("ping_timeout_s", 3), "ami.ping_timeout_s", 0.1, 120),
-    )
+    ami = _ami(c, top.get("ami", {}), "ami")
+    server = c.text(top.get("server", "pbx1"), "server")
+    servers: list[ServerConfig] = []
+    servers_raw = top.get("servers") or []
+    if not isinstance(servers_raw, list):
+        raise c.err("servers", "must be a list of servers ({name, ami})")
+    for i, sd_raw in enumerate(servers_raw):
+        where = f"servers[{i}]"
+        sd = c.mapping(sd_raw, where)
+        c.known(sd, where, {"name", "ami"})
+        name = c.text(sd.get("name"), f"{where}.name")
+        if name == server or any(s.name == name for s in servers):
+            raise c.err(f"{where}.name", f"server {name!r} is named twice")
+        servers.append(ServerConfig(name, _ami(c, sd.get("ami", {}), f"{where}.ami")))
+    names_all = {server, *(s.name for s in servers)}
+    paths: dict[tuple[str, str], str] = {}
+    paths_raw = top.get("paths") or []
+    if not isinstance(paths_raw, list):
+        raise c.err("paths", "must be a list of {from, to, context}")
+    for i, pd_raw in enumerate(paths_raw):
+        where = f"paths[{i}]"
+        pd = c.mapping(pd_raw, where)
+        c.known(pd, where, {"from", "to", "context"})
+        ends = []
+        for k in ("from", "to"):
+            v = c.text(pd.get(k), f"{where}.{k}")
+            if v not in names_all:
+                raise c.err(f"{where}.{k}", f"unknown server {v!r} "
+                            f"(servers: {', '.join(sorted(names_all))})")
+            ends.append(v)
+        paths[(ends[0], ends[1])] = c.text(pd.get("context"), f"{where}.context")
     agi_d = c.mapping(top.get("agi", {}), "agi")
     c.known(agi_d, "agi", {"host", "port"})
     if "routing" in top:
@@ -232,10 +301,19 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None, *,
     agents_raw = top.get("agents") or []
     if not isinstance(agents_raw, list):
         raise c.err("agents", "must be a list of agents")
+    agent_servers: dict[str, str] = {}
     for i, a in enumerate(agents_raw):
-        profile = _agent(c, c.mapping(a, f"agents[{i}]"), f"agents[{i}]", qnames, skills_known)
+        ad = c.mapping(a, f"agents[{i}]")
+        home = ad.pop("server", None) if isinstance(ad, dict) else None
+        profile = _agent(c, ad, f"agents[{i}]", qnames, skills_known)
         if any(x.agent_id == profile.agent_id for x in agents):
             raise c.err(f"agents[{i}].id", f"agent {profile.agent_id!r} is defined twice")
+        if home is not None:
+            home = c.text(home, f"agents[{i}].server")
+            if home not in names_all:
+                raise c.err(f"agents[{i}].server", f"unknown server {home!r} "
+                            f"(servers: {', '.join(sorted(names_all))})")
+            agent_servers[profile.agent_id] = home
         agents.append(profile)
     rona = top.get("rona_pause_s", 30)
     core = CoreConfig(
@@ -259,15 +337,22 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None, *,
         country = parse_country(str(top.get("country_code", DEFAULT_COUNTRY)))
     except CountryError as exc:
         raise c.err("country_code", str(exc)) from None
+    events = _events(c, top["events"], top.get("server", "pbx1")) \
+        if top.get("events") is not None else None
     sms = _sms(c, top["sms"], base, flow.nodes, country) if top.get("sms") is not None \
         else None
+    standby = c.mapping(top.get("standby") or {}, "standby")
+    c.known(standby, "standby", {"name", "poll_s"})
     return EngineConfig(
-        core=core, flow=flow, ami=ami, sms=sms, country_code=country,
+        core=core, flow=flow, ami=ami, sms=sms, country_code=country, events=events,
+        stop_flush_s=c.number(top.get("stop_flush_s", 10), "stop_flush_s", 0.1, 600),
+        leader_name=c.text(standby.get("name", "acd"), "standby.name"),
+        leader_poll_s=c.number(standby.get("poll_s", 1), "standby.poll_s", 0.05, 60),
         agi_host=c.text(agi_d.get("host", "127.0.0.1"), "agi.host"),
         agi_port=c.port(agi_d.get("port", 4573), "agi.port"),
         database_url=c.text(top.get("database", "sqlite+aiosqlite:///acd.db"), "database"),
         moh_class=c.text(top.get("moh_class", "default"), "moh_class"),
-        server=c.text(top.get("server", "pbx1"), "server"),
+        server=server, servers=tuple(servers), paths=paths, agent_servers=agent_servers,
         login_agents=bool(top.get("login_agents", True)),
         api_host=c.text(top.get("api_host", "127.0.0.1"), "api_host"),
         api_port=None if top.get("api_port") is None else c.port(top["api_port"], "api_port"),
@@ -349,3 +434,42 @@ def _sms(c: _Cfg, raw: Any, base: Path, nodes: Any, country: str = DEFAULT_COUNT
                           max_age_h=c.number(d.get("max_age_h", 48), "sms.max_age_h", 1, 24 * 30),
                           poll_s=c.number(d.get("poll_s", 1), "sms.poll_s", 0.05, 60))
     return SmsConfig(policy=policy, transport=transport, mqtt=mqtt, smpp=smpp, sender=sender)
+
+
+def _events(c: _Cfg, raw: Any, server: Any) -> EventsConfig:
+    """``events:`` -- the event bus's broker, topics and queue (docs/events.md)."""
+    d = c.mapping(raw, "events")
+    c.known(d, "events", {"transport", "host", "port", "topic_prefix", "qos", "client_id",
+                          "username", "password", "queue_limit", "queue_every_s"})
+    transport = c.text(d.get("transport", "mqtt"), "events.transport")
+    if transport != "mqtt":
+        raise c.err("events.transport", f"{transport!r} is not one of: mqtt")
+    if importlib.util.find_spec("aiomqtt") is None:
+        raise c.err("events.transport", "mqtt needs the aiomqtt package: "
+                    "pip install 'acd[mqtt]' (in a checkout: pip install -e '.[mqtt]')")
+    prefix = c.text(d.get("topic_prefix", "acd"), "events.topic_prefix")
+    if any(ch in prefix for ch in "+#\x00") or prefix.startswith("/") or prefix.endswith("/") \
+            or "//" in prefix:
+        raise c.err("events.topic_prefix", f"{prefix!r} must be MQTT topic levels without "
+                    "wildcards (+ #) or empty levels, e.g. acd or tenant1/acd")
+    if any(ch in str(server) for ch in "/+#"):
+        raise c.err("server", f"{server!r} is a topic level of the events: "
+                    "it may not contain / + #")
+    qos = d.get("qos", 1)
+    if isinstance(qos, bool) or not isinstance(qos, int) or qos not in (0, 1, 2):
+        raise c.err("events.qos", "must be 0, 1 or 2 (the MQTT QoS)")
+    limit = d.get("queue_limit", 10_000)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000_000:
+        raise c.err("events.queue_limit", "must be a whole number from 1 to 10000000 "
+                    "(events held while the broker is away)")
+
+    def optional(key: str) -> str | None:
+        return None if d.get(key) is None else c.text(d[key], f"events.{key}")
+
+    return EventsConfig(
+        transport=transport, host=c.text(d.get("host", "127.0.0.1"), "events.host"),
+        port=c.port(d.get("port", 1883), "events.port"), topic_prefix=prefix, qos=qos,
+        client_id=optional("client_id"), username=optional("username"),
+        password=None if d.get("password") is None else str(d["password"]),
+        queue_limit=limit,
+        queue_every_s=c.number(d.get("queue_every_s", 5), "events.queue_every_s", 0, 3600))

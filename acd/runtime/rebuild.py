@@ -1,0 +1,478 @@
+"""Picking the world up again: at start-up from what an earlier engine
+process left (the database's calls in progress and agents' states, the
+PBX's live channels and device states), and after an AMI reconnect from
+the live channels alone (docs/continuity.md).
+
+Decide, then do I/O: every call found is put back through the core as a
+:class:`~acd.core.model.CallRestored` (and a :class:`~acd.core.model.CallerGone`
+when its caller left meanwhile, so its one record is written); the only
+PBX actions are Redirects of callers whose AGI session died with the
+earlier process, to ``acd-recover,resume,1``, where the dialplan brings
+them back to us.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from acd.adapters.ami import AmiActionFailed, AmiError
+from acd.adapters.storage import AgentStateRow, Database, LiveCallRow
+from acd.core.center import ContactCenter
+from acd.core.errors import CoreError
+from acd.core.model import (
+    AgentLogin,
+    AgentLogout,
+    AgentPause,
+    AgentReady,
+    AgentState,
+    CallRestored,
+    CallState,
+    Event,
+    OfferAnswered,
+)
+from acd.protocols.ami import AmiMessage
+from acd.runtime.calls import CallRegistry, CallReports, LiveCall
+from acd.runtime.continuity import (
+    CALL_ID_VAR,
+    OFFER_VAR,
+    QUEUED_VAR,
+    ivr_row_from_channel,
+    login_events,
+    parse_queued,
+    restored,
+    row_from_channel,
+)
+from acd.runtime.pbx_state import RECOVER_CONTEXT, PbxChannels, Place
+
+log = logging.getLogger(__name__)
+
+#: a phone in one of these device states is busy: its agent is not offered calls
+BUSY_DEVICE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
+#: ... in one of these, it is not on that server (not registered there)
+ABSENT_DEVICE_STATES = frozenset({"UNAVAILABLE", "INVALID", "UNKNOWN", ""})
+#: the pause reason of an agent whose phone was busy with a call not ours
+PHONE_BUSY = "phone-in-use"
+#: the dialplan's holding contexts besides the connect context and acd-recover
+HOTLINE_CONTEXTS = ("acd-hotline",)
+
+#: ``send_list(action, fields)``: an AMI action's events
+SendList = Callable[..., Awaitable[list[AmiMessage]]]
+#: AstDB family where the dialplan's [acd-answered] writes, per agent
+#: extension, "<epoch> <call id>" of the last call it answered
+ANSWERED_FAMILY = "acd/answered"
+Send = Callable[[str, dict[str, str]], Awaitable[AmiMessage]]
+Submit = Callable[[Event], CoreError | None]
+
+
+@dataclass(slots=True)
+class RebuildReport:
+    """What the start-up found (logged, and shown to tests and operators)."""
+
+    waiting: int = 0
+    ringing: int = 0
+    talking: int = 0
+    ivr: int = 0
+    ended: int = 0  # the caller left while no engine listened: record written now
+    from_channel: int = 0  # found by the channel's variables alone
+    redirected: int = 0  # dead AGI sessions sent to acd-recover,resume
+    agents_restored: int = 0
+    phones_busy: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (f"{self.waiting} waiting, {self.ringing} ringing, {self.talking} talking, "
+                f"{self.ivr} in the IVR, {self.ended} ended while no engine ran "
+                f"({self.from_channel} from channel variables only), "
+                f"{self.redirected} sessions resumed, {self.agents_restored} agent states, "
+                f"{len(self.phones_busy)} phones busy")
+
+
+@dataclass(slots=True)
+class StartUp:
+    """What :meth:`Rebuild.scan` found that :meth:`Rebuild.finish` puts back."""
+
+    rebuild: Rebuild
+    pbx: PbxChannels
+    later: list[LiveCallRow]
+    reroute: set[str]
+    #: extension -> PJSIP device state on this server
+    devices: dict[str, str]
+
+
+def agents_back(core: ContactCenter, submit: Submit, rows: Sequence[AgentStateRow],
+                login_agents: bool, report: RebuildReport) -> None:
+    """Agents' login states and pauses as the earlier process left them;
+    the others logged in (``login_agents``) or left out."""
+    seen: set[str] = set()
+    for agent_id, what, reason in login_events(rows):
+        try:
+            agent = core.agent(agent_id)
+        except CoreError:
+            continue  # no longer configured
+        seen.add(agent_id)
+        report.agents_restored += 1
+        if what == "out":
+            if agent.state is not AgentState.LOGGED_OUT:
+                submit(AgentLogout(agent_id))
+            continue
+        if agent.state is AgentState.LOGGED_OUT:
+            submit(AgentLogin(agent_id, ready=False))
+        if what == "pause":
+            submit(AgentPause(agent_id, reason))
+        else:
+            submit(AgentReady(agent_id))
+    if login_agents:
+        for agent in list(core.agents()):
+            if agent.agent_id not in seen and agent.state is AgentState.LOGGED_OUT:
+                submit(AgentLogin(agent.agent_id, ready=True))
+
+
+class Phones:
+    """Agents whose phone is busy with a call not ours are paused until it
+    is free (``DeviceStateChange``), so nobody talking is offered a call."""
+
+    def __init__(self, core: ContactCenter, submit: Submit) -> None:
+        self.core = core
+        self.submit = submit
+        #: agents paused because their phone was busy
+        self.paused: set[str] = set()
+
+    def pause_busy(self, busy: set[str], report: RebuildReport) -> None:
+        for agent in list(self.core.agents()):
+            if agent.profile.extension in busy and agent.call_id is None \
+                    and agent.state is AgentState.READY:
+                self.submit(AgentPause(agent.agent_id, PHONE_BUSY))
+                self.paused.add(agent.agent_id)
+                report.phones_busy.append(agent.agent_id)
+
+    def state(self, extension: str, state: str) -> None:
+        """A ``DeviceStateChange``: an agent paused for a busy phone is ready
+        again once it is free."""
+        if state in BUSY_DEVICE_STATES or not self.paused:
+            return
+        for agent in list(self.core.agents()):
+            if agent.profile.extension == extension and agent.agent_id in self.paused:
+                self.paused.discard(agent.agent_id)
+                if agent.state is AgentState.PAUSED and agent.reason == PHONE_BUSY:
+                    self.submit(AgentReady(agent.agent_id))
+
+
+class Rebuild:
+    """Start-up rebuild and reconnect reconciliation for one Asterisk server."""
+
+    def __init__(self, core: ContactCenter, submit: Submit, calls: CallRegistry,
+                 reports: CallReports, db: Database, *, server: str, connect_context: str,
+                 clock: Callable[[], float], path_contexts: Sequence[str] = ()) -> None:
+        """``submit``: the engine's submit (returns the core's refusal);
+        ``path_contexts``: this server's contexts that dial agents on others."""
+        self.path_contexts = tuple(path_contexts)
+        self.core = core
+        self.submit = submit
+        self.calls = calls
+        self.reports = reports
+        self.db = db
+        self.server = server
+        self.connect_context = connect_context
+        self.clock = clock
+
+    def _channels(self, events: list[AmiMessage]) -> PbxChannels:
+        return PbxChannels(events, connect_context=self.connect_context,
+                           holding_contexts=HOTLINE_CONTEXTS, path_contexts=self.path_contexts)
+
+    # ------------------------------------------------------------ start-up
+
+    async def scan(self, send_list: SendList, report: RebuildReport) -> StartUp:
+        """Phase 1 of the start-up, for this server: read the database's
+        calls in progress, the live channels and the phones' states; put
+        back the calls that are with an agent (ringing, talking) and end the
+        ones whose caller left.  The rest waits for :meth:`finish`, once
+        every server's agents are known (the engine pauses busy phones and
+        places agents on servers in between)."""
+        rows = [r for r in await self.db.live_calls() if self._mine(r.server)]
+        done = await self.db.recorded([r.call_id for r in rows])
+        if done:  # the record made it, the row's delete did not (rows of an older version)
+            await self.db.forget_live(sorted(done))
+            rows = [r for r in rows if r.call_id not in done]
+        pbx = self._channels(await send_list("CoreShowChannels"))
+        devices = await self._device_states(send_list)
+        known = {r.call_id for r in rows}
+        now = self.clock()
+        for ch in pbx.ours(CALL_ID_VAR):
+            call_id = self.calls.call_id(self.server, ch.uniqueid)
+            if call_id in known or pbx.where(ch.uniqueid).place is not Place.HOLDING:
+                continue
+            queued = parse_queued(ch.variables.get(QUEUED_VAR))
+            if queued is not None:
+                rows.append(row_from_channel(call_id, queued, caller=ch.caller,
+                                             caller_name=ch.caller_name, channel=ch.name,
+                                             server=self.server, now=now))
+            else:  # still in the IVR
+                rows.append(ivr_row_from_channel(
+                    call_id, caller=ch.caller, caller_name=ch.caller_name, channel=ch.name,
+                    server=self.server, started_at=now - ch.duration_s, now=now))
+            report.from_channel += 1
+        reroute = {r.call_id for r in rows if r.call_id not in known}
+        later: list[LiveCallRow] = []
+        for row in rows:
+            w = pbx.where(self.calls.uid(self.server, row.call_id))
+            if w.place is Place.TALKING or w.place is Place.RINGING:
+                assert w.channel is not None
+                self._with_agent(row, w.channel.name, w.place, w.extension or "", w.agent_leg,
+                                 w.channel.variables.get(OFFER_VAR, ""),
+                                 row.call_id in reroute, report)
+            elif w.place is Place.GONE or w.place is Place.ELSEWHERE:
+                await self._ended(row, row.call_id in reroute, report, send_list,
+                                  elsewhere=w.place is Place.ELSEWHERE)
+            else:
+                later.append(row)
+        return StartUp(self, pbx, later, reroute, devices)
+
+    async def finish(self, found: StartUp, send: Send, report: RebuildReport) -> None:
+        """Phase 2: the waiting calls back at their places (they may be
+        offered at once), then the ones still in the IVR; callers whose AGI
+        session died with the earlier process are sent to acd-recover."""
+        redirect: list[tuple[str, str]] = []
+        for row in sorted(found.later, key=lambda r: r.state == "ivr"):
+            w = found.pbx.where(self.calls.uid(self.server, row.call_id))
+            assert w.channel is not None
+            self._waiting(row, w.channel.name, row.call_id in found.reroute, report)
+            if w.channel.context != RECOVER_CONTEXT:
+                redirect.append((row.call_id, w.channel.name))
+        for call_id, channel in redirect:
+            await self._resume(call_id, channel, send, report)
+
+    def _mine(self, server: str) -> bool:
+        return server == self.server or (not server and self.server == self.calls.primary)
+
+    async def _device_states(self, send_list: SendList) -> dict[str, str]:
+        """Extension -> state of each PJSIP device (AMI ``DeviceStateList``)."""
+        try:
+            events = await send_list("DeviceStateList")
+        except AmiError as exc:
+            log.warning("start-up: DeviceStateList on %s failed (%s): agents' phones not "
+                        "checked", self.server, exc)
+            return {}
+        out: dict[str, str] = {}
+        for msg in events:
+            if msg.event != "DeviceStateChange":
+                continue
+            tech, _, ext = msg.get("Device").partition("/")
+            if tech.upper() == "PJSIP" and ext:
+                out[ext] = msg.get("State")
+        return out
+
+
+    def _agent_by_extension(self, extension: str) -> str | None:
+        for agent in self.core.agents():
+            if agent.profile.extension == extension:
+                return agent.agent_id
+        return None
+
+    def _put_back(self, ev: CallRestored, channel: str) -> bool:
+        call = LiveCall(ev.call_id, channel, server=self.server,
+                        uid=self.calls.uid(self.server, ev.call_id))
+        self.calls.add(call)
+        refusal = self.submit(ev)
+        if refusal is not None:
+            self.calls.finished(ev.call_id)
+            self.calls.discard(ev.call_id)
+            log.error("start-up: call %s could not be put back: %s", ev.call_id, refusal)
+            return False
+        return True
+
+    def _with_agent(self, row: LiveCallRow, channel: str, place: Place, extension: str,
+                    agent_leg: str | None, offer_var: str, reroute: bool,
+                    report: RebuildReport) -> None:
+        agent_id = self._agent_by_extension(extension)
+        talking = place is Place.TALKING
+        offer_id = int(offer_var) if offer_var.isdigit() else row.offer_id
+        if agent_id is None:
+            log.error("start-up: call %s is with extension %s, which is no agent of ours; "
+                      "it is put back as waiting", row.call_id, extension)
+            self._waiting(row, channel, reroute, report)
+            return
+        state = "connected" if talking else "offered"
+        answered = row.answered_at if row.answered_at is not None else self.clock()
+        ev = restored(row, state=state, agent_id=agent_id, offer_id=offer_id,
+                      answered_at=answered)
+        ev.reroute = reroute
+        if not self._put_back(ev, channel):
+            self._waiting(row, channel, reroute, report)
+            return
+        call = self.calls.get(row.call_id)
+        assert call is not None
+        call.redirect_offer = offer_id
+        call.restored_offer = True
+        if agent_leg:
+            self.calls.map_agent(row.call_id, agent_leg)
+        else:
+            call.dial_offer = offer_id
+        if talking:
+            report.talking += 1
+        else:
+            report.ringing += 1
+
+    def _waiting(self, row: LiveCallRow, channel: str, reroute: bool,
+                 report: RebuildReport) -> None:
+        state = "ivr" if row.state == "ivr" or row.queue is None else "waiting"
+        ev = restored(row, state=state, channel=channel)
+        ev.reroute = reroute
+        if self._put_back(ev, channel):
+            if state == "ivr":
+                report.ivr += 1
+            else:
+                report.waiting += 1
+
+    async def _ended(self, row: LiveCallRow, reroute: bool, report: RebuildReport,
+                     send_list: SendList, *, elsewhere: bool) -> None:
+        """The caller is gone (or out of our hands): the record, now.  A
+        call that was ringing an agent was answered if AstDB says so."""
+        state = row.state if row.state in ("ivr", "connected") else "waiting"
+        answered = row.answered_at
+        if row.state == "offered" and row.agent_id is not None:
+            try:
+                ext = self.core.agent(row.agent_id).profile.extension
+            except CoreError:
+                ext = ""
+            answered = await self.answered_at(send_list, ext, row.call_id)
+            if answered is not None:
+                state = "connected"
+        if row.queue is None:
+            state = "ivr"
+        ev = restored(row, state=state, answered_at=answered)
+        ev.reroute = reroute
+        if state == "connected" and row.agent_id is not None:
+            try:
+                agent = self.core.agent(row.agent_id)
+            except CoreError:
+                agent = None
+            if agent is None or agent.call_id is not None:
+                ev = restored(row, state="waiting")
+                ev.reroute = reroute
+        if not self._put_back(ev, row.channel):
+            return
+        if elsewhere:
+            log.warning("start-up: call %s left the engine's contexts while no engine ran; "
+                        "its record is written now", row.call_id)
+        self.reports.caller_gone(row.call_id, 0)
+        report.ended += 1
+
+    async def _resume(self, call_id: str, channel: str, send: Send,
+                      report: RebuildReport) -> None:
+        """A caller whose AGI session died with the earlier process: back to
+        us through ``acd-recover,resume,1`` (unless already offered)."""
+        call = self.calls.get(call_id)
+        core_call = self.core.call(call_id)
+        if call is None or core_call is None or call.moved or core_call.state not in (
+                CallState.WAITING, CallState.IVR):
+            return
+        try:
+            await send("Redirect", {"Channel": channel, "Context": RECOVER_CONTEXT,
+                                    "Exten": "resume", "Priority": "1"})
+            report.redirected += 1
+        except AmiError as exc:
+            # it comes back by itself when its hold chunk ends
+            log.warning("start-up: call %s: Redirect to %s,resume failed (%s)", call_id,
+                        RECOVER_CONTEXT, exc)
+
+    # ------------------------------------------------------- reconciliation
+
+    async def answered_at(self, send_list: SendList, extension: str,
+                          call_id: str) -> float | None:
+        """When ``extension`` answered call ``call_id``, by the AstDB entry
+        the dialplan's ``[acd-answered]`` writes (None: it did not, or
+        there is no telling)."""
+        if not extension:
+            return None
+        try:
+            events = await send_list("DBGet", {"Family": ANSWERED_FAMILY, "Key": extension})
+        except AmiActionFailed:
+            return None  # no entry: that phone never answered one of our calls
+        except AmiError as exc:
+            log.warning("DBGet %s/%s failed (%s): call %s taken as not answered",
+                        ANSWERED_FAMILY, extension, exc, call_id)
+            return None
+        for msg in events:
+            if msg.event == "DBGetResponse":
+                epoch, _, answered = msg.get("Val").partition(" ")
+                if answered == call_id:
+                    try:
+                        return float(epoch)
+                    except ValueError:
+                        return self.clock()
+        return None
+
+    async def _gone(self, call_id: str, send_list: SendList) -> None:
+        """The caller left while nobody listened: if it was ringing an agent
+        who answered meanwhile (AstDB says so), it was answered first."""
+        core_call = self.core.call(call_id)
+        if core_call is not None and core_call.state is CallState.OFFERED \
+                and core_call.agent_id is not None:
+            ext = self.core.agent(core_call.agent_id).profile.extension
+            at = await self.answered_at(send_list, ext, call_id)
+            core_call = self.core.call(call_id)  # still ringing after the look-up?
+            if at is not None and core_call is not None \
+                    and core_call.state is CallState.OFFERED:
+                log.info("call %s was answered by %s while AMI was down", call_id, ext)
+                self.submit(OfferAnswered(call_id, core_call.offer_id, at))
+        self.reports.caller_gone(call_id, 0)
+
+    async def reconcile(self, events: list[AmiMessage], known: Mapping[str, tuple[str, str]],
+                        send_list: SendList) -> None:
+        """After an AMI (re)connect: the live channels settle what the
+        engine may have missed while the link was down.  ``known``: the
+        channel map taken before asking (a call that arrived while the
+        answer was on its way is not in the answer)."""
+        pbx = self._channels(events)
+        gone: list[str] = []
+        for uid, (call_id, role) in known.items():
+            if uid not in pbx and self.calls.leg(uid, self.server) == (call_id, role):
+                self.calls.drop_leg(uid, self.server)
+                if role == "caller":
+                    log.info("resync: call %s ended while AMI was down", call_id)
+                    gone.append(call_id)
+        for uid, (call_id, role) in known.items():
+            if role == "caller" and uid in pbx:
+                self.settle(call_id, pbx)
+        for call_id in gone:
+            await self._gone(call_id, send_list)
+
+    async def settle_from(self, call_id: str, events: list[AmiMessage],
+                          send_list: SendList) -> None:
+        """:meth:`settle` one call by a fresh ``CoreShowChannels`` answer."""
+        pbx = self._channels(events)
+        if self.calls.uid(self.server, call_id) not in pbx:
+            await self._gone(call_id, send_list)
+            return
+        self.settle(call_id, pbx)
+
+    def settle(self, call_id: str, pbx: PbxChannels) -> None:
+        """Make the core's view of one call's offer agree with the PBX."""
+        call = self.calls.get(call_id)
+        core_call = self.core.call(call_id)
+        if call is None or core_call is None:
+            return
+        w = pbx.where(call.uid or call_id)
+        if w.channel is not None and w.channel.name:
+            call.channel = w.channel.name
+        state = core_call.state
+        if state is CallState.OFFERED:
+            offer = core_call.offer_id
+            if w.place is Place.TALKING:
+                if call.dial_offer is None:
+                    call.dial_offer = offer
+                if w.agent_leg and call.agent_uid is None:
+                    self.calls.map_agent(call_id, w.agent_leg)
+                self.submit(OfferAnswered(call_id, offer))
+            elif w.place is Place.RINGING:
+                if w.agent_leg and call.agent_uid is None:
+                    self.calls.map_agent(call_id, w.agent_leg)
+                call.dial_offer = offer
+            elif w.place is Place.HOLDING:
+                # the Redirect never moved it (or the ring is over and requeue
+                # comes): the offer failed, not through the agent's fault
+                self.reports.offer_failed(call_id, offer, "NOT-MOVED", agent_fault=False)
+        elif state is CallState.CONNECTED and w.place is Place.TALKING:
+            if w.agent_leg and call.agent_uid is None:
+                self.calls.map_agent(call_id, w.agent_leg)

@@ -1,0 +1,75 @@
+"""One Asterisk server as the engine drives it: its AMI client, the events
+of its channels, the Redirects, and the start-up rebuild and
+reconciliation of its calls (docs/continuity.md).  The engine holds one
+:class:`PbxServer` per server in ``acd.yaml`` (``server``/``ami``, then
+``servers:``), all over one core: a server that goes down ends only its
+own calls."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+
+from acd.adapters.ami import AmiClient, AmiConfig, AmiError
+from acd.adapters.storage import Database
+from acd.core.center import ContactCenter
+from acd.runtime.ami_events import AMI_EVENTS, AmiEvents, OnDevice
+from acd.runtime.calls import CallRegistry, CallReports
+from acd.runtime.moves import PbxMoves
+from acd.runtime.rebuild import Rebuild, RebuildReport, Submit
+
+log = logging.getLogger(__name__)
+
+
+class PbxServer:
+    """AMI client, AMI events, moves and rebuild of one Asterisk server."""
+
+    def __init__(self, name: str, ami_config: AmiConfig, *, core: ContactCenter,
+                 submit: Submit, calls: CallRegistry, reports: CallReports, db: Database,
+                 connect_context: str, path_contexts: Sequence[str],
+                 clock: Callable[[], float], on_device: OnDevice,
+                 offer_live: Callable[[str, int], bool]) -> None:
+        self.name = name
+        self.calls = calls
+        self.rebuild = Rebuild(core, submit, calls, reports, db, server=name,
+                               connect_context=connect_context, clock=clock,
+                               path_contexts=path_contexts)
+        self.events = AmiEvents(calls, reports, on_device, server=name)
+        if ami_config.wanted_events is None:
+            ami_config = dataclasses.replace(ami_config, wanted_events=AMI_EVENTS)
+        self.ami = AmiClient(ami_config, self.events.on_event, self._resync, name=name)
+        self.moves = PbxMoves(self.ami, calls, reports, connect_context,
+                              settle=self._settle, offer_live=offer_live)
+        #: the start-up rebuild ran for this server (one unreachable at start
+        #: runs it at its first connect instead)
+        self.scanned = False
+
+    async def _resync(self) -> None:
+        """After every AMI (re)connect: the live channels settle what was
+        missed while the link was down (calls gone, offers answered or not)."""
+        if not self.scanned:
+            report = RebuildReport()
+            try:
+                found = await self.rebuild.scan(self.ami.send_list, report)
+                await self.rebuild.finish(found, self.ami.send, report)
+            except AmiError as exc:
+                log.warning("AMI %s: start-up rebuild failed (%s); again at the next connect",
+                            self.name, exc)
+                return
+            self.scanned = True
+            log.info("AMI %s: first connect; found %s", self.name, report)
+            return
+        known = self.calls.legs(self.name)
+        try:
+            items = await self.ami.send_list("CoreShowChannels")
+        except AmiError as exc:
+            log.warning("AMI %s: resync after connect failed: %s", self.name, exc)
+            return
+        await self.rebuild.reconcile(items, known, self.ami.send_list)
+
+    async def _settle(self, call_id: str) -> None:
+        """A Redirect whose answer never came: the live channels say whether
+        it moved the caller."""
+        items = await self.ami.send_list("CoreShowChannels")
+        await self.rebuild.settle_from(call_id, items, self.ami.send_list)

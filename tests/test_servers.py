@@ -1,0 +1,133 @@
+"""Several Asterisk servers, one engine: calls keyed by (server, uniqueid),
+agents reached on the server their phone is on (or through a path), one
+router over all, and a server whose AMI drops ends only its own calls."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from helpers import SECRET, db_url, pbx_for_engine
+
+from acd.adapters.ami import AmiConfig
+from acd.core.center import ContactCenter, agents_for_queues
+from acd.core.model import (
+    AgentLogin,
+    CallQueued,
+    CallStarted,
+    ConnectCall,
+    CoreConfig,
+)
+from acd.core.policy import simple_policy
+from acd.ivr.load import load_flow
+from acd.runtime.engine import Engine
+from acd.runtime.settings import ConfigError, EngineConfig, ServerConfig, parse_config
+from sim.config import CallerScript, Outcome, PhoneBehaviour
+from sim.pbx import SimPBX
+
+ROOT = Path(__file__).resolve().parent.parent
+FLOW = load_flow(ROOT / "ivr_flows" / "basic.yaml")
+
+
+def test_the_router_offers_a_call_only_to_agents_its_server_reaches() -> None:
+    from dataclasses import replace
+    base = agents_for_queues({"a1": ("1001", ("q",)), "a2": ("2001", ("q",))})
+    agents = (replace(base[0], servers=frozenset({"pbx1"})),
+              replace(base[1], servers=frozenset({"pbx2"})))
+    cc = ContactCenter(CoreConfig(policy=simple_policy({"q": 20}), agents=agents))
+    cc.handle(AgentLogin("a1"), 0)
+    cc.handle(AgentLogin("a2"), 0)
+    offered = {}
+    for cid, server in (("x", "pbx2"), ("y", "pbx1")):
+        cc.handle(CallStarted(cid, "1", server=server), 1)
+        out = cc.handle(CallQueued(cid, "q"), 1)
+        offered.update({a.call_id: (a.agent_id, a.server) for a in out
+                        if isinstance(a, ConnectCall)})
+    # a1 was idle longest, yet the pbx2 call goes to a2
+    assert offered == {"x": ("a2", "pbx2"), "y": ("a1", "pbx1")}
+
+
+def test_servers_and_paths_in_acd_yaml(tmp_path: Path) -> None:
+    flow = str(ROOT / "ivr_flows" / "basic.yaml")
+    base = {"flow": flow, "queues": [{"name": q} for q in sorted(FLOW.queues)],
+            "agents": [{"id": "a1", "extension": "1001", "queues": ["billing"],
+                        "server": "pbx2"}],
+            "servers": [{"name": "pbx2", "ami": {"host": "10.0.0.2", "secret": "s"}}],
+            "paths": [{"from": "pbx1", "to": "pbx2", "context": "acd-connect-pbx2"}]}
+    cfg = parse_config(base, "acd.yaml", ROOT)
+    assert cfg.server_names == ("pbx1", "pbx2")
+    assert cfg.servers == (ServerConfig("pbx2", AmiConfig(host="10.0.0.2", secret="s")),)
+    assert cfg.paths == {("pbx1", "pbx2"): "acd-connect-pbx2"}
+    assert cfg.agent_servers == {"a1": "pbx2"}
+    for bad, where in (
+            ({"servers": [{"name": "pbx1"}]}, "servers[0].name"),
+            ({"servers": [{"name": "pbx2", "amy": {}}]}, "servers[0].amy"),
+            ({"paths": [{"from": "pbx1", "to": "pbx9", "context": "c"}]}, "paths[0].to"),
+            ({"agents": [{"id": "a1", "extension": "1001", "queues": ["billing"],
+                          "server": "pbx7"}]}, "agents[0].server")):
+        with pytest.raises(ConfigError, match=rf"{where.replace('[', '.').replace(']', '.')}"):
+            parse_config({**base, **bad}, "acd.yaml", ROOT)
+
+
+async def test_two_servers_calls_reach_agents_on_their_own_server(tmp_path: Path) -> None:
+    """Agents 1001-1003 have phones on pbx1, 2001-2003 on pbx2 (found by
+    device state); both simulators number their channels alike, so the same
+    uniqueid lives on both.  Every call is answered by an agent of its own
+    server; pbx2's AMI drops mid-load and pbx1's calls go on untouched."""
+    phones1 = {str(1001 + i): PhoneBehaviour(answer_after_s=0.05, talk_s=0.4) for i in range(3)}
+    phones2 = {str(2001 + i): PhoneBehaviour(answer_after_s=0.05, talk_s=0.4) for i in range(3)}
+    policy = simple_policy({q: 5 for q in sorted(FLOW.queues)})
+    agents = agents_for_queues({f"a{ext}": (ext, tuple(policy.queues))
+                                for ext in (*phones1, *phones2)})
+    async with SimPBX(pbx_for_engine(server_name="pbx1")) as pbx1, \
+            SimPBX(pbx_for_engine(server_name="pbx2")) as pbx2:
+        for pbx, phones in ((pbx1, phones1), (pbx2, phones2)):
+            for ext, b in phones.items():
+                pbx.add_phone(ext, b)
+        cfg = EngineConfig(
+            core=CoreConfig(policy=policy, agents=agents, wrap_up_s=0.05, rona_pause_s=None),
+            flow=FLOW, database_url=db_url(tmp_path), agi_port=0, server="pbx1",
+            ami=AmiConfig(username="acd", secret=SECRET, port=pbx1.ami_port,
+                          backoff_initial=0.1),
+            servers=(ServerConfig("pbx2", AmiConfig(username="acd", secret=SECRET,
+                                                    port=pbx2.ami_port,
+                                                    backoff_initial=0.1)),))
+        engine = Engine(cfg)
+        await engine.start()
+        try:
+            assert engine.agent_home == {**{f"a{e}": "pbx1" for e in phones1},
+                                         **{f"a{e}": "pbx2" for e in phones2}}
+            for pbx in (pbx1, pbx2):
+                pbx.cfg.agi_url = f"agi://127.0.0.1:{engine.agi.port}"
+            handles = []
+            for i in range(30):
+                pbx = pbx1 if i % 2 else pbx2
+                handles.append((pbx, await pbx.place_call(CallerScript(
+                    number=f"1380000{i:04d}", keys=["", "1"], patience_s=None,
+                    key_delay_s=0.02))))
+                if i == 14:
+                    await pbx2.drop_ami_clients()
+                await asyncio.sleep(0.05)
+            results = [(pbx, await asyncio.wait_for(h.done, 30)) for pbx, h in handles]
+            while engine.counters.calls_finished < len(results):
+                await asyncio.sleep(0.05)
+            await engine.writer.drain()
+            recs = {r["call_id"]: r for r in await engine.db.calls()}
+            reconnects = (engine.servers["pbx1"].ami.reconnects,
+                          engine.servers["pbx2"].ami.reconnects)
+        finally:
+            await engine.stop()
+    uids = Counter(res.uniqueid for _, res in results)
+    assert any(n == 2 for n in uids.values()), "the two servers never shared a uniqueid"
+    assert len(recs) == 30
+    for pbx, res in results:
+        assert res.outcome is Outcome.TALKED
+        own = phones1 if pbx is pbx1 else phones2
+        assert res.agent in own, f"a call of {pbx.cfg.server_name} reached {res.agent}"
+        call_id = res.uniqueid if pbx is pbx1 else f"pbx2:{res.uniqueid}"
+        rec = recs[call_id]
+        assert (rec["outcome"], rec["agent_id"], rec["server"]) == \
+            ("answered", f"a{res.agent}", pbx.cfg.server_name)
+    assert reconnects[0] == 0 and reconnects[1] >= 1
