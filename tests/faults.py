@@ -19,6 +19,7 @@ has it.  Such calls are counted apart (``never_reached``), not as lost.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import random
 import signal
@@ -227,6 +228,8 @@ class Verdict:
     rang_busy_or_out: list[str]
     left_in_progress: int
     outcomes: dict[str, int]
+    #: an agent recorded on two calls at once
+    overlaps: list[str] = field(default_factory=list)
 
     def problems(self) -> list[str]:
         out = []
@@ -244,10 +247,17 @@ class Verdict:
                        f"{self.rang_busy_or_out[:5]}")
         if self.left_in_progress:
             out.append(f"{self.left_in_progress} rows left in calls_live")
+        if self.overlaps:
+            out.append(f"agents on two calls at once: {self.overlaps[:5]}")
         return out
 
 
-async def verdict(results: list[CallResult], database: str, logs: str = "") -> Verdict:
+async def verdict(results: list[CallResult], database: str, logs: str = "", *,
+                  overlaps: bool = True) -> Verdict:
+    """``overlaps``: check that no agent is recorded on two calls at once.
+    Not across an engine's death: a call that ended while no engine ran is
+    recorded as ending when the next engine learnt of it (docs/continuity.md,
+    "What is not covered"), which may be after the agent's next call began."""
     db = Database(database)
     try:
         recs = {r["call_id"]: r for r in await db.calls()}
@@ -278,8 +288,20 @@ async def verdict(results: list[CallResult], database: str, logs: str = "") -> V
     rang = [f"{r.uniqueid}: {r.dial_statuses}" for r in results
             if any(s not in ("ANSWER", "CANCEL") for s in r.dial_statuses)]
     duplicated = logs.count("the database refused")
+    spans: dict[str, list[tuple[float, float, str]]] = {}
+    for rec in recs.values():
+        if rec["outcome"] == "answered" and rec["talk_s"] is not None:
+            end = rec["ended_at"].timestamp()
+            spans.setdefault(rec["agent_id"], []).append((end - rec["talk_s"], end,
+                                                          rec["call_id"]))
+    overlapping = []
+    for agent, iv in (spans.items() if overlaps else ()):
+        iv.sort()
+        for (_, e1, c1), (s2, _, c2) in itertools.pairwise(iv):
+            if s2 < e1 - 0.05:
+                overlapping.append(f"{agent}: {c1} and {c2}")
     return Verdict(len(results), len(recs), len(never), lost, duplicated, wrong, absent, rang,
-                   left, outcomes)
+                   left, outcomes, overlapping)
 
 
 async def stop_all(*procs: EngineProcess) -> None:

@@ -38,6 +38,7 @@ from acd.runtime.continuity import (
     row_from_channel,
 )
 from acd.runtime.pbx_state import PbxChannels, Place
+from acd.runtime.rebuild import order_key
 
 
 def make(n_agents: int = 1, queues: tuple[str, ...] = ("billing",)) -> ContactCenter:
@@ -192,9 +193,26 @@ def test_queued_variable_round_trip_and_its_bound() -> None:
 def test_agent_states_come_back_but_not_a_ring_no_answer_pause() -> None:
     rows = [AgentStateRow("a1", "logged_out", "", 1), AgentStateRow("a2", "paused", "lunch", 2),
             AgentStateRow("a3", "paused", "offer NOANSWER", 3),
-            AgentStateRow("a4", "on_call", "", 4), AgentStateRow("a5", "bogus", "", 5)]
+            AgentStateRow("a4", "on_call", "", 4), AgentStateRow("a5", "bogus", "", 5),
+            AgentStateRow("a6", "paused", "phone-in-use", 6)]
+    # a busy-phone pause is not kept either: the start-up looks at the phone again
     assert list(login_events(rows)) == [("a1", "out", ""), ("a2", "pause", "lunch"),
-                                        ("a3", "login", ""), ("a4", "login", "")]
+                                        ("a3", "login", ""), ("a4", "login", ""),
+                                        ("a6", "login", "")]
+
+
+def test_waiting_calls_are_put_back_in_order_of_virtual_arrival() -> None:
+    cc = ContactCenter(CoreConfig(policy=simple_policy({"billing": 20}), agents=()))
+    aging = cc.policy.aging_s_per_level
+
+    def row(cid: str, state: str, queued_at: float | None, priority: int = 0) -> LiveCallRow:
+        return LiveCallRow(cid, "pbx1", "", "", "", state, 0.0, "billing", None, queued_at,
+                           priority, (), (), 0, 0, None, None, 0.0)
+
+    rows = [row("late", "waiting", 100), row("ivr", "ivr", None),
+            row("early", "waiting", 50), row("vip", "waiting", 100 + 5 * aging - 1, 5)]
+    assert [r.call_id for r in sorted(rows, key=lambda r: order_key(r, cc))] == \
+        ["early", "vip", "late", "ivr"]
 
 
 async def test_the_database_keeps_calls_in_progress_until_their_record(tmp_path: Path) -> None:
@@ -250,6 +268,7 @@ def test_where_callers_are_by_core_show_channels() -> None:
         chan("talk-agent", "agents", "AppDial", bridge="b1", linked="talk", exten="s"),
         chan("requeue", "acd-connect", "AGI"),
         chan("recover", "acd-recover", "Playback"),
+        chan("voicemail", "acd-recover", "VoiceMail", exten="last"),
         chan("transfer", "acd-transfer", "Dial", exten="0755"),
         AmiMessage((("Event", "CoreShowChannelsComplete"),)),
     ]
@@ -264,6 +283,7 @@ def test_where_callers_are_by_core_show_channels() -> None:
     assert (talk.place, talk.extension, talk.agent_leg) == (Place.TALKING, "1002", "talk-agent")
     assert pbx.where("requeue").place is Place.HOLDING
     assert pbx.where("recover").place is Place.HOLDING
+    assert pbx.where("voicemail").place is Place.ELSEWHERE  # the last resort
     assert pbx.where("transfer").place is Place.ELSEWHERE
     assert [c.uniqueid for c in pbx.ours("ACD_CALL_ID")] == ["hold"]
     assert pbx.by_uid["hold"].duration_s == 65

@@ -72,7 +72,7 @@ async def _restart_case(tmp_path: Path, sig: int, name: str) -> None:
             await stop_all(first, second)
             first.kill_quietly()
             second.kill_quietly()
-    v = await verdict(results, database, first.log() + second.log())
+    v = await verdict(results, database, first.log() + second.log(), overlaps=False)
     report(name, v, takeover[0] if takeover else None)
     assert v.records + v.never_reached == load.calls
     assert not v.problems(), "\n".join(v.problems()) + "\n" + second.log()[-3000:]
@@ -121,7 +121,7 @@ async def test_sigkill_of_the_leader_with_a_standby_running(
             await stop_all(standby, leader)
             leader.kill_quietly()
             standby.kill_quietly()
-    v = await verdict(results, fresh_pg_database, leader.log() + standby.log())
+    v = await verdict(results, fresh_pg_database, leader.log() + standby.log(), overlaps=False)
     report("SIGKILL of the leader, standby takes over", v, takeover[0] if takeover else None)
     assert takeover and takeover[0] < 10
     assert not v.problems(), "\n".join(v.problems()) + "\n" + standby.log()[-3000:]

@@ -131,3 +131,59 @@ async def test_two_servers_calls_reach_agents_on_their_own_server(tmp_path: Path
         assert (rec["outcome"], rec["agent_id"], rec["server"]) == \
             ("answered", f"a{res.agent}", pbx.cfg.server_name)
     assert reconnects[0] == 0 and reconnects[1] >= 1
+
+
+async def test_a_server_first_reached_late_keeps_the_calls_taken_meanwhile(
+        tmp_path: Path) -> None:
+    """pbx2 is down when the engine starts; its calls still come over
+    FastAGI and are queued.  When its AMI comes up, the first-connect
+    rebuild must not put those calls back over the live ones."""
+    from helpers import free_port
+
+    from acd.core.model import AgentLogin
+    p2 = free_port()
+    policy = simple_policy({q: 5 for q in sorted(FLOW.queues)})
+    agents = agents_for_queues({"a2001": ("2001", tuple(policy.queues))})
+    async with SimPBX(pbx_for_engine(server_name="pbx1")) as pbx1:
+        pbx2 = SimPBX(pbx_for_engine(server_name="pbx2", ami_port=p2))
+        pbx2.add_phone("2001", PhoneBehaviour(answer_after_s=0.05, talk_s=0.3))
+        cfg = EngineConfig(
+            core=CoreConfig(policy=policy, agents=agents, wrap_up_s=0.05, rona_pause_s=None),
+            flow=FLOW, database_url=db_url(tmp_path), agi_port=0, server="pbx1",
+            ami=AmiConfig(username="acd", secret=SECRET, port=pbx1.ami_port),
+            servers=(ServerConfig("pbx2", AmiConfig(username="acd", secret=SECRET, port=p2,
+                                                    backoff_initial=0.1, backoff_max=0.3)),),
+            agent_servers={"a2001": "pbx2"}, login_agents=False)
+        engine = Engine(cfg)
+        await engine.start()
+        try:
+            assert not engine.servers["pbx2"].scanned
+            pbx2.cfg.agi_url = f"agi://127.0.0.1:{engine.agi.port}"
+            h = await pbx2.place_call(CallerScript(keys=["", "1"], patience_s=None,
+                                                   key_delay_s=0.02))
+            cid = f"pbx2:{h.uniqueid}"
+            for _ in range(200):
+                c = engine.core.call(cid)
+                if c is not None and c.queue is not None:
+                    break
+                await asyncio.sleep(0.02)
+            await engine.writer.drain()  # its calls_live row is written
+            await pbx2.start()
+            for _ in range(100):
+                if engine.servers["pbx2"].scanned:
+                    break
+                await asyncio.sleep(0.05)
+            assert engine.servers["pbx2"].scanned
+            assert engine.calls.get(cid) is not None and engine.core.call(cid) is not None
+            engine.handle(AgentLogin("a2001"))
+            res = await asyncio.wait_for(h.done, 20)
+            while engine.counters.calls_finished < 1:
+                await asyncio.sleep(0.05)
+            await engine.writer.drain()
+            recs = {r["call_id"]: r for r in await engine.db.calls()}
+        finally:
+            await engine.stop()
+            await pbx2.stop()
+    assert res.outcome is Outcome.TALKED and res.agent == "2001"
+    assert (recs[cid]["outcome"], recs[cid]["agent_id"]) == ("answered", "a2001")
+    assert engine.counters.errors == 0

@@ -306,11 +306,15 @@ class CallScripts:
         call.channel = req.channel or call.channel
         self.calls.map_caller(call_id)
         state = core_call.state
-        if state is CallState.OFFERED and call.dial_offer is None:
-            # it was to ring an agent, but it is here: that offer is over
+        if state is CallState.OFFERED and call.dial_offer is None \
+                and (call.restored_offer or call.redirect_offer != core_call.offer_id):
+            # it was to ring an agent (an earlier process's offer), but it is
+            # here: that offer is over
+            call.restored_offer = False
             self.reports.offer_failed(call_id, core_call.offer_id, "RESUMED",
                                       agent_fault=False)
-            call.redirect_offer = None
+        elif state is CallState.OFFERED and call.dial_offer is None:
+            pass  # our Redirect for this offer is on its way: hold until it lands
         elif state is CallState.OFFERED or state is CallState.CONNECTED:
             log.warning("resume of call %s, which is %s with agent %s: left alone", call_id,
                         state.value, core_call.agent_id)

@@ -43,11 +43,16 @@ class AmiEvents:
     server (``server``; "" = the first) -> core events."""
 
     def __init__(self, calls: CallRegistry, reports: CallReports,
-                 on_device: OnDevice | None = None, server: str = "") -> None:
+                 on_device: OnDevice | None = None, server: str = "",
+                 caller_gone: Callable[[str, int], None] | None = None) -> None:
+        """``caller_gone(call_id, cause)``: how a caller's Hangup is told
+        (default ``reports.caller_gone``; the engine's looks up a missed
+        answer first when the call was ringing)."""
         self.calls = calls
         self.reports = reports
         self.on_device = on_device
         self.server = server or calls.primary
+        self.caller_gone = caller_gone or self.reports.caller_gone
 
     def on_event(self, msg: AmiMessage) -> None:
         name = msg.event
@@ -78,7 +83,7 @@ class AmiEvents:
         call_id, role = entry
         if role == CALLER:
             cause = msg.get("Cause")
-            self.reports.caller_gone(call_id, int(cause) if cause.isdigit() else 0)
+            self.caller_gone(call_id, int(cause) if cause.isdigit() else 0)
         elif role == AGENT:
             self.reports.handle(AgentHungUp(call_id))
 

@@ -64,6 +64,8 @@ class LiveCall:
     #: its offer was put back at start-up from the PBX: the offer id the
     #: dialplan names may be one this process never knew
     restored_offer: bool = False
+    #: a Redirect of ours is sent and its answer not in yet
+    redirect_pending: bool = False
 
     @property
     def ivr_path(self) -> tuple[str, ...]:

@@ -40,6 +40,8 @@ from acd.core.model import (
 CALL_ID_VAR = "ACD_CALL_ID"
 QUEUED_VAR = "ACD_QUEUED"
 OFFER_VAR = "ACD_OFFER"
+#: the pause reason of an agent whose phone was busy with a call not ours
+PHONE_BUSY = "phone-in-use"
 #: res_agi reads a command line of at most 2048 bytes: keep SET VARIABLE under it
 _VAR_MAX = 1500
 
@@ -175,7 +177,8 @@ def ivr_row_from_channel(call_id: str, *, caller: str, caller_name: str, channel
 def login_events(rows: Sequence[AgentStateRow]) -> Iterator[tuple[str, str, str]]:
     """(agent id, what, reason) to put each agent back: ``login`` (ready),
     ``pause`` (logged in, paused with the reason) or ``out``.  A pause for
-    ring-no-answer is not kept (its timer died with the process): ready."""
+    ring-no-answer is not kept (its timer died with the process), nor one
+    for a busy phone (the start-up looks at the phone again): ready."""
     for row in rows:
         try:
             state = AgentState(row.state)
@@ -183,7 +186,8 @@ def login_events(rows: Sequence[AgentStateRow]) -> Iterator[tuple[str, str, str]
             continue
         if state is AgentState.LOGGED_OUT:
             yield row.agent_id, "out", ""
-        elif state is AgentState.PAUSED and not row.reason.startswith("offer "):
+        elif state is AgentState.PAUSED and not row.reason.startswith("offer ") \
+                and row.reason != PHONE_BUSY:
             yield row.agent_id, "pause", row.reason
         else:
             yield row.agent_id, "login", ""

@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from acd.adapters.ami import AmiConnectError
+from acd.adapters.ami import AmiConnectError, AmiError
 from acd.adapters.fastagi import FastAgiServer
 from acd.adapters.lookup import LookupBatcher
 from acd.adapters.profiles_store import ProfileStore
@@ -80,6 +80,7 @@ from acd.runtime.rebuild import (
     RebuildReport,
     StartUp,
     agents_back,
+    order_key,
 )
 from acd.runtime.servers import PbxServer
 from acd.runtime.settings import EngineConfig
@@ -167,7 +168,8 @@ class Engine:
                 name, ami_cfg, core=self.core, submit=self.handle, calls=self.calls,
                 reports=reports, db=self.db, connect_context=config.connect_context,
                 path_contexts=[ctx for (a, _), ctx in config.paths.items() if a == name],
-                clock=clock, on_device=self._device_state, offer_live=self._offer_live)
+                clock=clock, on_device=self._device_state, offer_live=self._offer_live,
+                spawn=self._spawn)
         first = self.servers[config.server]
         #: the first server's parts (the only ones with one server)
         self.ami, self.ami_events, self.moves, self.rebuild = \
@@ -201,15 +203,24 @@ class Engine:
                     log.error("%s; its calls are picked up once it is reachable", exc)
             # calls and agents an earlier process left, before any new call:
             # FastAGI opens after (callers in acd-recover retry meanwhile)
-            self.restored = found = await self._start_up()
+            self.restored = found = RebuildReport()
+            redirects = await self._start_up(found)
             self.counters.calls_restored = (found.waiting + found.ringing + found.talking
                                             + found.ivr + found.ended)
             await self.agi.start()
+            # callers in sessions that died with the earlier process: back
+            # to us now that FastAGI is open
+            for srv, pending in redirects:
+                await srv.rebuild.resume(pending, srv.ami.send, found)
             if self.config.api_port is not None:
                 await self.api.start(self.config.api_host, self.config.api_port)
         except BaseException:
             await self.api.stop()
             await self.agi.stop()
+            for t in list(self._tasks):
+                t.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
             for srv in self.servers.values():
                 await srv.ami.close()
             self.timers.cancel_all()
@@ -233,13 +244,22 @@ class Engine:
                  self.config.agi_host, self.agi.port, self.config.ami.host,
                  self.config.ami.port, sum(1 for _ in self.core.agents()), self.flow.file)
 
-    async def stop(self) -> None:
+    async def stop(self, *, fenced: bool = False) -> None:
         """Graceful stop: no new calls (FastAGI closes first: Asterisk's
         acd-recover sends callers on to the next engine), the calls in
         progress are left to the next engine process (their rows stay in the
         database; no record is written for them here), and everything
-        accepted is flushed, within ``stop_flush_s``."""
+        accepted is flushed, within ``stop_flush_s``.  ``fenced``: another
+        engine may lead already (the leadership was lost): Asterisk is let
+        go of first (AMI links cut, timers off), then the rest."""
         self.reports.stopping = True
+        if fenced:
+            self.timers.cancel_all()
+            if self._ami_task is not None:  # no reconnect either
+                self._ami_task.cancel()
+                await asyncio.gather(self._ami_task, return_exceptions=True)
+            for srv in self.servers.values():
+                srv.ami.abort()
         await self.agi.stop()
         await self.api.stop()
         if self._watch_task is not None:
@@ -291,28 +311,51 @@ class Engine:
 
     async def _run_amis(self) -> None:
         """Every server's AMI supervisor; ends (raises) when one ends with a
-        fatal error (a refused login on a reconnect, say)."""
-        await asyncio.gather(*(srv.ami.run() for srv in self.servers.values()))
+        fatal error (a refused login on a reconnect, say), the others
+        cancelled with it."""
+        tasks = [asyncio.ensure_future(srv.ami.run()) for srv in self.servers.values()]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:
+                t.result()  # raises the fatal error
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _start_up(self) -> RebuildReport:
+    async def _start_up(self, report: RebuildReport
+                        ) -> list[tuple[PbxServer, list[tuple[str, str]]]]:
         """What an earlier process left: agents' states, then on every
         server the calls with an agent, agents placed on servers, busy
-        phones paused, then the waiting calls at their places."""
-        report = RebuildReport()
+        phones paused, then the waiting calls at their places, in order of
+        virtual arrival across all servers.  Returns the callers to send
+        back to acd-recover once FastAGI is open."""
         agents_back(self.core, self.handle, await self.db.agent_states(),
                     self.config.login_agents, report)
         found: list[StartUp] = []
         for srv in self.servers.values():
-            if srv.ami.connected:
+            if not srv.ami.connected:
+                continue
+            try:
                 found.append(await srv.rebuild.scan(srv.ami.send_list, report))
                 srv.scanned = True
+            except AmiError as exc:
+                if srv.ami is self.ami:
+                    raise
+                log.error("start-up on %s failed (%s); again at its next connect",
+                          srv.name, exc)
         if len(self.servers) > 1:
             self._place_agents(found)
         self.phones.pause_busy({ext for f in found for ext, state in f.devices.items()
                                 if state in BUSY_DEVICE_STATES}, report)
-        for f in found:
-            await f.rebuild.finish(f, self.servers[f.rebuild.server].ami.send, report)
-        return report
+        later = sorted(((order_key(row, self.core), i, row, f) for f in found
+                        for i, row in enumerate(f.later)), key=lambda x: (x[0], x[1]))
+        redirects: dict[str, list[tuple[str, str]]] = {}
+        for _, _, row, f in later:
+            pending = f.rebuild.put_back(row, f, report)
+            if pending is not None:
+                redirects.setdefault(f.rebuild.server, []).append(pending)
+        return [(self.servers[name], items) for name, items in redirects.items()]
 
     def _place_agents(self, found: list[StartUp]) -> None:
         """Several servers: each agent is reached on the server their phone

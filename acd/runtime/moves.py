@@ -75,16 +75,13 @@ class PbxMoves:
         Redirect's answer decides what happens next."""
         call = self.calls.get(action.call_id)
         channel = call.channel if call is not None else action.channel
-        results = await asyncio.gather(
-            self.ami.send("Setvar", {"Channel": channel, "Variable": "ACD_OFFER",
-                                     "Value": str(action.offer_id)}),
-            self.ami.send("Setvar", {"Channel": channel, "Variable": "ACD_RING_TIMEOUT",
-                                     "Value": str(max(1, round(action.ring_timeout_s)))}),
-            self.ami.send("Redirect", {
-                "Channel": channel, "Context": context or self.connect_context,
-                "Exten": action.extension, "Priority": "1",
-            }),
-            return_exceptions=True)
+        if call is not None:
+            call.redirect_pending = True
+        try:
+            results = await self._send_connect(action, channel, context)
+        finally:
+            if call is not None:
+                call.redirect_pending = False
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, Exception):
                 raise result  # cancelled: not ours to swallow
@@ -98,6 +95,19 @@ class PbxMoves:
                 if isinstance(result, BaseException):  # moved anyway: say why it may misreport
                     log.warning("call %s: Setvar before the redirect failed: %s",
                                 action.call_id, result)
+
+    async def _send_connect(self, action: ConnectCall, channel: str,
+                            context: str | None) -> list[AmiMessage | BaseException]:
+        return list(await asyncio.gather(
+            self.ami.send("Setvar", {"Channel": channel, "Variable": "ACD_OFFER",
+                                     "Value": str(action.offer_id)}),
+            self.ami.send("Setvar", {"Channel": channel, "Variable": "ACD_RING_TIMEOUT",
+                                     "Value": str(max(1, round(action.ring_timeout_s)))}),
+            self.ami.send("Redirect", {
+                "Channel": channel, "Context": context or self.connect_context,
+                "Exten": action.extension, "Priority": "1",
+            }),
+            return_exceptions=True))
 
     async def _connect_failed(self, action: ConnectCall, exc: AmiError) -> None:
         if isinstance(exc, AmiActionFailed):

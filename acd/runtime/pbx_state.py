@@ -133,6 +133,8 @@ class PbxChannels:
                     if p.uniqueid != uid]
             return Where(Place.RINGING, ch, ch.exten,
                          legs[0].uniqueid if len(legs) == 1 else None)
+        if ch.context == RECOVER_CONTEXT and ch.exten == "last":
+            return Where(Place.ELSEWHERE, ch)  # the last resort: out of our hands
         if ch.context in self.holding:
             return Where(Place.HOLDING, ch)
         return Where(Place.ELSEWHERE, ch)

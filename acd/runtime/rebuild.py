@@ -37,6 +37,7 @@ from acd.runtime.calls import CallRegistry, CallReports, LiveCall
 from acd.runtime.continuity import (
     CALL_ID_VAR,
     OFFER_VAR,
+    PHONE_BUSY,
     QUEUED_VAR,
     ivr_row_from_channel,
     login_events,
@@ -52,8 +53,6 @@ log = logging.getLogger(__name__)
 BUSY_DEVICE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
 #: ... in one of these, it is not on that server (not registered there)
 ABSENT_DEVICE_STATES = frozenset({"UNAVAILABLE", "INVALID", "UNKNOWN", ""})
-#: the pause reason of an agent whose phone was busy with a call not ours
-PHONE_BUSY = "phone-in-use"
 #: the dialplan's holding contexts besides the connect context and acd-recover
 HOTLINE_CONTEXTS = ("acd-hotline",)
 
@@ -86,6 +85,14 @@ class RebuildReport:
                 f"({self.from_channel} from channel variables only), "
                 f"{self.redirected} sessions resumed, {self.agents_restored} agent states, "
                 f"{len(self.phones_busy)} phones busy")
+
+
+def order_key(row: LiveCallRow, core: ContactCenter) -> tuple[bool, float]:
+    """Waiting calls are put back in order of virtual arrival (each may be
+    offered as it is put back: the earliest first), the IVR ones last."""
+    if row.state == "ivr" or row.queue is None or row.queued_at is None:
+        return True, row.started_at
+    return False, row.queued_at - row.priority * core.policy.aging_s_per_level
 
 
 @dataclass(slots=True)
@@ -189,7 +196,10 @@ class Rebuild:
         ones whose caller left.  The rest waits for :meth:`finish`, once
         every server's agents are known (the engine pauses busy phones and
         places agents on servers in between)."""
-        rows = [r for r in await self.db.live_calls() if self._mine(r.server)]
+        # calls this process already holds (a server first reached after the
+        # start, a scan run again) are its own: never put back over them
+        rows = [r for r in await self.db.live_calls()
+                if self._mine(r.server) and not self._held(r.call_id)]
         done = await self.db.recorded([r.call_id for r in rows])
         if done:  # the record made it, the row's delete did not (rows of an older version)
             await self.db.forget_live(sorted(done))
@@ -198,29 +208,35 @@ class Rebuild:
         devices = await self._device_states(send_list)
         known = {r.call_id for r in rows}
         now = self.clock()
+        found_on_channel: list[LiveCallRow] = []
         for ch in pbx.ours(CALL_ID_VAR):
             call_id = self.calls.call_id(self.server, ch.uniqueid)
-            if call_id in known or pbx.where(ch.uniqueid).place is not Place.HOLDING:
+            if call_id in known or self._held(call_id) \
+                    or pbx.where(ch.uniqueid).place is not Place.HOLDING:
                 continue
             queued = parse_queued(ch.variables.get(QUEUED_VAR))
             if queued is not None:
-                rows.append(row_from_channel(call_id, queued, caller=ch.caller,
-                                             caller_name=ch.caller_name, channel=ch.name,
-                                             server=self.server, now=now))
+                found_on_channel.append(row_from_channel(
+                    call_id, queued, caller=ch.caller, caller_name=ch.caller_name,
+                    channel=ch.name, server=self.server, now=now))
             else:  # still in the IVR
-                rows.append(ivr_row_from_channel(
+                found_on_channel.append(ivr_row_from_channel(
                     call_id, caller=ch.caller, caller_name=ch.caller_name, channel=ch.name,
                     server=self.server, started_at=now - ch.duration_s, now=now))
-            report.from_channel += 1
+        recorded = await self.db.recorded([r.call_id for r in found_on_channel])
+        for r in found_on_channel:
+            if r.call_id not in recorded:
+                rows.append(r)
+                report.from_channel += 1
         reroute = {r.call_id for r in rows if r.call_id not in known}
         later: list[LiveCallRow] = []
         for row in rows:
             w = pbx.where(self.calls.uid(self.server, row.call_id))
             if w.place is Place.TALKING or w.place is Place.RINGING:
                 assert w.channel is not None
-                self._with_agent(row, w.channel.name, w.place, w.extension or "", w.agent_leg,
-                                 w.channel.variables.get(OFFER_VAR, ""),
-                                 row.call_id in reroute, report)
+                await self._with_agent(row, w.channel.name, w.place, w.extension or "",
+                                       w.agent_leg, w.channel.variables.get(OFFER_VAR, ""),
+                                       row.call_id in reroute, report, send_list)
             elif w.place is Place.GONE or w.place is Place.ELSEWHERE:
                 await self._ended(row, row.call_id in reroute, report, send_list,
                                   elsewhere=w.place is Place.ELSEWHERE)
@@ -228,19 +244,35 @@ class Rebuild:
                 later.append(row)
         return StartUp(self, pbx, later, reroute, devices)
 
+    def put_back(self, row: LiveCallRow, found: StartUp,
+                 report: RebuildReport) -> tuple[str, str] | None:
+        """Phase 2, one call: a waiting (or IVR) call back at its place (it
+        may be offered at once).  Returns (call id, channel) when its caller
+        sits in a session that died with the earlier process: to be sent to
+        acd-recover once FastAGI is open (:meth:`resume`)."""
+        w = found.pbx.where(self.calls.uid(self.server, row.call_id))
+        assert w.channel is not None
+        self._waiting(row, w.channel.name, row.call_id in found.reroute, report)
+        if w.channel.context != RECOVER_CONTEXT:
+            return row.call_id, w.channel.name
+        return None
+
     async def finish(self, found: StartUp, send: Send, report: RebuildReport) -> None:
-        """Phase 2: the waiting calls back at their places (they may be
-        offered at once), then the ones still in the IVR; callers whose AGI
-        session died with the earlier process are sent to acd-recover."""
-        redirect: list[tuple[str, str]] = []
-        for row in sorted(found.later, key=lambda r: r.state == "ivr"):
-            w = found.pbx.where(self.calls.uid(self.server, row.call_id))
-            assert w.channel is not None
-            self._waiting(row, w.channel.name, row.call_id in found.reroute, report)
-            if w.channel.context != RECOVER_CONTEXT:
-                redirect.append((row.call_id, w.channel.name))
-        for call_id, channel in redirect:
+        """Phase 2 for this server alone (a server first reached after the
+        start): the waiting calls in order of virtual arrival, then resumes."""
+        later = sorted(found.later, key=lambda r: order_key(r, self.core))
+        redirects = [r for r in (self.put_back(row, found, report) for row in later) if r]
+        await self.resume(redirects, send, report)
+
+    async def resume(self, redirects: Sequence[tuple[str, str]], send: Send,
+                     report: RebuildReport) -> None:
+        """Callers whose AGI session died with the earlier process: back to
+        us through ``acd-recover,resume,1`` (FastAGI must be open)."""
+        for call_id, channel in redirects:
             await self._resume(call_id, channel, send, report)
+
+    def _held(self, call_id: str) -> bool:
+        return call_id in self.calls or self.core.call(call_id) is not None
 
     def _mine(self, server: str) -> bool:
         return server == self.server or (not server and self.server == self.calls.primary)
@@ -270,6 +302,8 @@ class Rebuild:
         return None
 
     def _put_back(self, ev: CallRestored, channel: str) -> bool:
+        if self._held(ev.call_id):
+            return False  # ours already: never overwritten
         call = LiveCall(ev.call_id, channel, server=self.server,
                         uid=self.calls.uid(self.server, ev.call_id))
         self.calls.add(call)
@@ -281,24 +315,32 @@ class Rebuild:
             return False
         return True
 
-    def _with_agent(self, row: LiveCallRow, channel: str, place: Place, extension: str,
-                    agent_leg: str | None, offer_var: str, reroute: bool,
-                    report: RebuildReport) -> None:
+    async def _with_agent(self, row: LiveCallRow, channel: str, place: Place, extension: str,
+                          agent_leg: str | None, offer_var: str, reroute: bool,
+                          report: RebuildReport, send_list: SendList) -> None:
         agent_id = self._agent_by_extension(extension)
         talking = place is Place.TALKING
         offer_id = int(offer_var) if offer_var.isdigit() else row.offer_id
         if agent_id is None:
-            log.error("start-up: call %s is with extension %s, which is no agent of ours; "
-                      "it is put back as waiting", row.call_id, extension)
-            self._waiting(row, channel, reroute, report)
+            # never offered again (a Redirect would cut a live conversation):
+            # a ring that ends comes back through requeue/resume by itself
+            log.error("start-up: call %s is %s extension %s, which is no agent of ours; "
+                      "left alone", row.call_id, "talking to" if talking else "ringing",
+                      extension)
             return
         state = "connected" if talking else "offered"
-        answered = row.answered_at if row.answered_at is not None else self.clock()
+        answered = row.answered_at
+        if talking and answered is None:
+            answered = await self.answered_at(send_list, extension, row.call_id)
+        if answered is None:
+            answered = self.clock()
         ev = restored(row, state=state, agent_id=agent_id, offer_id=offer_id,
                       answered_at=answered)
         ev.reroute = reroute
         if not self._put_back(ev, channel):
-            self._waiting(row, channel, reroute, report)
+            if not talking:  # the agent is taken: the ring ends, requeue brings it back
+                log.error("start-up: call %s rings %s, who is busy with another call",
+                          row.call_id, agent_id)
             return
         call = self.calls.get(row.call_id)
         assert call is not None
@@ -360,8 +402,7 @@ class Rebuild:
 
     async def _resume(self, call_id: str, channel: str, send: Send,
                       report: RebuildReport) -> None:
-        """A caller whose AGI session died with the earlier process: back to
-        us through ``acd-recover,resume,1`` (unless already offered)."""
+        """One caller to ``acd-recover,resume,1`` (unless offered meanwhile)."""
         call = self.calls.get(call_id)
         core_call = self.core.call(call_id)
         if call is None or core_call is None or call.moved or core_call.state not in (
@@ -403,9 +444,11 @@ class Rebuild:
                         return self.clock()
         return None
 
-    async def _gone(self, call_id: str, send_list: SendList) -> None:
-        """The caller left while nobody listened: if it was ringing an agent
-        who answered meanwhile (AstDB says so), it was answered first."""
+    async def gone(self, call_id: str, send_list: SendList, cause: int = 0) -> None:
+        """The caller is gone (a Hangup, or not in ``CoreShowChannels`` after
+        an outage).  If the core still has it ringing an agent, the answer
+        may have been missed with a lost link: AstDB says whether that agent
+        answered it, and if so the call was answered first."""
         core_call = self.core.call(call_id)
         if core_call is not None and core_call.state is CallState.OFFERED \
                 and core_call.agent_id is not None:
@@ -416,14 +459,20 @@ class Rebuild:
                     and core_call.state is CallState.OFFERED:
                 log.info("call %s was answered by %s while AMI was down", call_id, ext)
                 self.submit(OfferAnswered(call_id, core_call.offer_id, at))
-        self.reports.caller_gone(call_id, 0)
+        self.reports.caller_gone(call_id, cause)
+
+    def offers(self) -> dict[str, int]:
+        """Each call's current offer id, taken with ``known`` before asking
+        the PBX: an offer made while the answer was on its way is not in it."""
+        return {c.call_id: c.offer_id for c in self.core.calls()}
 
     async def reconcile(self, events: list[AmiMessage], known: Mapping[str, tuple[str, str]],
-                        send_list: SendList) -> None:
+                        send_list: SendList, offers: Mapping[str, int] | None = None) -> None:
         """After an AMI (re)connect: the live channels settle what the
         engine may have missed while the link was down.  ``known``: the
         channel map taken before asking (a call that arrived while the
-        answer was on its way is not in the answer)."""
+        answer was on its way is not in the answer); ``offers``: likewise
+        each call's offer id (:meth:`offers`)."""
         pbx = self._channels(events)
         gone: list[str] = []
         for uid, (call_id, role) in known.items():
@@ -434,24 +483,30 @@ class Rebuild:
                     gone.append(call_id)
         for uid, (call_id, role) in known.items():
             if role == "caller" and uid in pbx:
-                self.settle(call_id, pbx)
+                self.settle(call_id, pbx, None if offers is None else offers.get(call_id))
         for call_id in gone:
-            await self._gone(call_id, send_list)
+            await self.gone(call_id, send_list)
 
     async def settle_from(self, call_id: str, events: list[AmiMessage],
-                          send_list: SendList) -> None:
-        """:meth:`settle` one call by a fresh ``CoreShowChannels`` answer."""
+                          send_list: SendList, offer_id: int | None = None) -> None:
+        """:meth:`settle` one call by a fresh ``CoreShowChannels`` answer
+        (``offer_id``: the offer in question, taken before asking)."""
         pbx = self._channels(events)
         if self.calls.uid(self.server, call_id) not in pbx:
-            await self._gone(call_id, send_list)
+            await self.gone(call_id, send_list)
             return
-        self.settle(call_id, pbx)
+        self.settle(call_id, pbx, offer_id)
 
-    def settle(self, call_id: str, pbx: PbxChannels) -> None:
-        """Make the core's view of one call's offer agree with the PBX."""
+    def settle(self, call_id: str, pbx: PbxChannels, offer_id: int | None = None) -> None:
+        """Make the core's view of one call's offer agree with the PBX.
+        Nothing is judged for an offer other than ``offer_id`` (made after
+        the PBX was asked); a caller still on hold is not taken as a failed
+        offer while its Redirect awaits an answer."""
         call = self.calls.get(call_id)
         core_call = self.core.call(call_id)
         if call is None or core_call is None:
+            return
+        if offer_id is not None and core_call.offer_id != offer_id:
             return
         w = pbx.where(call.uid or call_id)
         if w.channel is not None and w.channel.name:
@@ -469,9 +524,10 @@ class Rebuild:
                 if w.agent_leg and call.agent_uid is None:
                     self.calls.map_agent(call_id, w.agent_leg)
                 call.dial_offer = offer
-            elif w.place is Place.HOLDING:
+            elif w.place is Place.HOLDING and not call.redirect_pending:
                 # the Redirect never moved it (or the ring is over and requeue
-                # comes): the offer failed, not through the agent's fault
+                # comes): the offer failed, not through the agent's fault; a
+                # Redirect still awaiting its answer may yet move it
                 self.reports.offer_failed(call_id, offer, "NOT-MOVED", agent_fault=False)
         elif state is CallState.CONNECTED and w.place is Place.TALKING:
             if w.agent_leg and call.agent_uid is None:

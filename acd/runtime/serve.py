@@ -84,6 +84,7 @@ async def _lead(config: EngineConfig, leader: Leadership, stopper: asyncio.Task[
                 raise exc
         return lost.done() and not stopper.done()
     finally:
+        fenced = lost.done()
         lost.cancel()
-        await engine.stop()
+        await engine.stop(fenced=fenced)
         gc.unfreeze()
