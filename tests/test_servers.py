@@ -187,3 +187,58 @@ async def test_a_server_first_reached_late_keeps_the_calls_taken_meanwhile(
     assert res.outcome is Outcome.TALKED and res.agent == "2001"
     assert (recs[cid]["outcome"], recs[cid]["agent_id"]) == ("answered", "a2001")
     assert engine.counters.errors == 0
+
+
+def test_a_server_needs_its_ami_and_a_path_leads_elsewhere() -> None:
+    flow = str(ROOT / "ivr_flows" / "basic.yaml")
+    base = {"flow": flow, "queues": [{"name": q} for q in sorted(FLOW.queues)]}
+    with pytest.raises(ConfigError, match=r"servers\[0\]: server 'pbx2' needs its ami"):
+        parse_config({**base, "servers": [{"name": "pbx2"}]}, "acd.yaml", ROOT)
+    with pytest.raises(ConfigError, match=r"paths\[0\]\.to: a path leads from a server to"):
+        parse_config({**base, "paths": [{"from": "pbx1", "to": "pbx1", "context": "c"}]},
+                     "acd.yaml", ROOT)
+
+
+async def test_an_answer_is_read_from_astdb_and_a_missing_one_fails_fast() -> None:
+    """DBGet of a missing key is an Error answer: no wait for a list."""
+    import time
+
+    from acd.adapters.ami import AmiClient
+    from acd.core.center import ContactCenter
+    from acd.runtime.calls import CallRegistry, CallReports
+    from acd.runtime.rebuild import Rebuild
+    async with SimPBX(pbx_for_engine()) as pbx:
+        ami = AmiClient(AmiConfig(username="acd", secret=SECRET, port=pbx.ami_port),
+                        lambda m: None)
+        await ami.connect()
+        calls = CallRegistry("pbx1")
+        rebuild = Rebuild(ContactCenter(CoreConfig(policy=simple_policy({"q": 5}))),
+                          lambda e: None, calls, CallReports(calls, lambda e: None),
+                          None, server="pbx1", connect_context="acd-connect",  # type: ignore[arg-type]
+                          clock=time.time)
+        t0 = time.monotonic()
+        assert await rebuild.answered_at(ami.send_list, "1001", "c1") is None
+        assert time.monotonic() - t0 < 1.0
+        pbx.astdb.put("acd/answered", "1001", "1790000000 c1")
+        assert await rebuild.answered_at(ami.send_list, "1001", "c1") == 1790000000.0
+        assert await rebuild.answered_at(ami.send_list, "1001", "c2") is None  # another call
+        await ami.close()
+
+
+async def test_a_fastagi_port_in_use_fails_before_asterisk_is_driven(tmp_path: Path) -> None:
+    import socket
+    policy = simple_policy({q: 5 for q in sorted(FLOW.queues)})
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        async with SimPBX(pbx_for_engine()) as pbx:
+            logins: list[str] = []
+            pbx.add_event_listener(lambda cls, payload: logins.append(cls))
+            engine = Engine(EngineConfig(
+                core=CoreConfig(policy=policy), flow=FLOW, database_url=db_url(tmp_path),
+                agi_port=port, ami=AmiConfig(username="acd", secret=SECRET,
+                                             port=pbx.ami_port)))
+            with pytest.raises(OSError, match=r"agi\.host, agi\.port"):
+                await engine.start()
+            assert not engine.ami.connected and engine.ami.reconnects == 0

@@ -360,7 +360,12 @@ class AmiClient:
 
     async def send_list(self, action: str, fields: Mapping[str, str] | None = None,
                         timeout: float | None = None) -> list[AmiMessage]:
-        result = await self._send(action, fields, None, timeout, as_list=True)
+        """Send an event-list action; return its response and events.  The
+        list is recognised by the response (``EventList: start``, "... will
+        follow"), so an ``Error`` answer (DBGet of a missing key, say) ends
+        it at once and raises :class:`AmiActionFailed`; forcing a list would
+        wait for events that never come."""
+        result = await self._send(action, fields, None, timeout, as_list=None)
         return result if isinstance(result, list) else [result]
 
     async def _send(self, action: str, fields: Mapping[str, str] | None,

@@ -162,9 +162,23 @@ class FastAgiServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._on_connect, self._host, self._port, limit=64 * 1024, backlog=1024
-        )
+        """Listen and serve (:meth:`bind` first to hold the port early)."""
+        if self._server is None:
+            await self.bind()
+        assert self._server is not None
+        await self._server.start_serving()
+
+    async def bind(self) -> None:
+        """Take the port without accepting connections yet: a port in use
+        fails here, before the engine does anything else.  Raises OSError
+        naming the address."""
+        try:
+            self._server = await asyncio.start_server(
+                self._on_connect, self._host, self._port, limit=64 * 1024, backlog=1024,
+                start_serving=False)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot listen for FastAGI on {self._host}:{self._port} "
+                                     f"(acd.yaml: agi.host, agi.port): {exc.strerror}") from None
 
     async def stop(self) -> None:
         """No new connections, then every session ended (its socket closed).

@@ -193,6 +193,7 @@ class Engine:
         if self.sms is not None:
             await self.sms.start()
         try:
+            await self.agi.bind()  # a port in use fails before anything is driven
             for srv in self.servers.values():
                 try:
                     # a wrong password, or no first Asterisk, fails here, loudly
@@ -240,9 +241,12 @@ class Engine:
             self._watch_task = asyncio.get_running_loop().create_task(
                 self.flows.watch(), name="flow-watch")
 
-        log.info("engine up: FastAGI on %s:%s, AMI %s:%s, %d agents, flow %s",
-                 self.config.agi_host, self.agi.port, self.config.ami.host,
-                 self.config.ami.port, sum(1 for _ in self.core.agents()), self.flow.file)
+        log.info("engine up: FastAGI on %s:%s, AMI %s, %d agents, flow %s",
+                 self.config.agi_host, self.agi.port,
+                 ", ".join(f"{s.name} {s.ami.config.host}:{s.ami.config.port}"
+                           f"{'' if s.ami.connected else ' (not reached yet)'}"
+                           for s in self.servers.values()),
+                 sum(1 for _ in self.core.agents()), self.flow.file)
 
     async def stop(self, *, fenced: bool = False) -> None:
         """Graceful stop: no new calls (FastAGI closes first: Asterisk's
@@ -253,6 +257,7 @@ class Engine:
         engine may lead already (the leadership was lost): Asterisk is let
         go of first (AMI links cut, timers off), then the rest."""
         self.reports.stopping = True
+        log.info("stopping: %d calls in progress left to the next engine", len(self.core_calls()))
         if fenced:
             self.timers.cancel_all()
             if self._ami_task is not None:  # no reconnect either
@@ -286,6 +291,8 @@ class Engine:
         except TimeoutError:
             log.error("stop: the database took over %ss; %d accepted rows not written",
                       self.config.stop_flush_s, self.writer.pending)
+        else:
+            log.info("stopped: %d rows written in all, none pending", self.writer.written)
         await self.db.dispose()
 
     @property
@@ -303,6 +310,10 @@ class Engine:
     def fallbacks(self) -> deque[tuple[str, str, str]]:
         """(call id, kind, number) of the latest calls sent to a fallback."""
         return self.scripts.fallbacks
+
+    def core_calls(self) -> list[str]:
+        """The ids of the calls the core holds (in progress)."""
+        return [c.call_id for c in self.core.calls()]
 
     @property
     def pbx_connected(self) -> bool:

@@ -19,11 +19,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from acd.adapters.ami import AmiConnectError
 from acd.adapters.leader import Leadership
 from acd.runtime.engine import Engine
 from acd.runtime.settings import EngineConfig
 
 log = logging.getLogger(__name__)
+
+#: a standby that took over but cannot reach Asterisk tries again this often
+RETRY_S = 2.0
 
 
 async def serve(config: EngineConfig, on_up: Callable[[Engine], None] | None = None) -> None:
@@ -37,6 +41,7 @@ async def serve(config: EngineConfig, on_up: Callable[[Engine], None] | None = N
             loop.add_signal_handler(sig, stop.set)
     leader = Leadership(config.database_url, config.leader_name, poll_s=config.leader_poll_s)
     stopper: asyncio.Task[bool] = asyncio.ensure_future(stop.wait())
+    standby = False  # this process has waited for another: it never gives up on Asterisk
     try:
         while not stop.is_set():
             waited = time.monotonic()
@@ -50,10 +55,21 @@ async def serve(config: EngineConfig, on_up: Callable[[Engine], None] | None = N
             acquiring.result()
             waited_s = time.monotonic() - waited
             if waited_s > config.leader_poll_s:
-                log.warning("took over the leadership %r after %.1f s as standby",
-                            config.leader_name, waited_s)
-            if not await _lead(config, leader, stopper, on_up):
-                return
+                standby = True
+                log.warning("leadership %r taken: this engine drives Asterisk now (it stood by "
+                            "for %.1f s)", config.leader_name, waited_s)
+            try:
+                if not await _lead(config, leader, stopper, on_up):
+                    return
+            except AmiConnectError as exc:
+                if not standby:
+                    raise  # the first start: Asterisk cannot be reached (exit 4)
+                # a standby that took over keeps trying, as the leader did
+                log.error("%s; the leadership is given back and taken again in %.0f s", exc,
+                          RETRY_S)
+                await leader.release()
+                await asyncio.wait([stopper], timeout=RETRY_S)
+                continue
             log.error("leadership %r lost: stopped driving Asterisk; waiting to lead again",
                       config.leader_name)
     finally:

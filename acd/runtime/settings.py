@@ -252,7 +252,9 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None, *,
         name = c.text(sd.get("name"), f"{where}.name")
         if name == server or any(s.name == name for s in servers):
             raise c.err(f"{where}.name", f"server {name!r} is named twice")
-        servers.append(ServerConfig(name, _ami(c, sd.get("ami", {}), f"{where}.ami")))
+        if "ami" not in sd:
+            raise c.err(where, f"server {name!r} needs its ami: {{host, port, username, secret}}")
+        servers.append(ServerConfig(name, _ami(c, sd["ami"], f"{where}.ami")))
     names_all = {server, *(s.name for s in servers)}
     paths: dict[tuple[str, str], str] = {}
     paths_raw = top.get("paths") or []
@@ -269,6 +271,9 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None, *,
                 raise c.err(f"{where}.{k}", f"unknown server {v!r} "
                             f"(servers: {', '.join(sorted(names_all))})")
             ends.append(v)
+        if ends[0] == ends[1]:
+            raise c.err(f"{where}.to", f"a path leads from a server to another, not to itself "
+                        f"({ends[0]!r})")
         paths[(ends[0], ends[1])] = c.text(pd.get("context"), f"{where}.context")
     agi_d = c.mapping(top.get("agi", {}), "agi")
     c.known(agi_d, "agi", {"host", "port"})
