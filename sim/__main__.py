@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agi-standby-url", default=None,
                    help="value of ${ACD_AGI_STANDBY} (acd-recover's second engine); "
                         "default: the same as --agi-url")
+    p.add_argument("--server", default="pbx1",
+                   help="${ACD_SERVER}: this simulated Asterisk's name in acd.yaml")
     p.add_argument("--user", default="acd")
     p.add_argument("--secret", default="acdsecret")
     p.add_argument("--agents", default="1001-1010", help="extensions, e.g. 1001-1020,1050")
@@ -69,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 async def _main(args: argparse.Namespace) -> int:
     cfg = SimConfig(ami_host=args.ami_host, ami_port=args.ami_port, users={args.user: args.secret},
                     agi_url=args.agi_url, agi_standby_url=args.agi_standby_url,
+                    server_name=args.server,
                     time_scale=args.time_scale, prompt_s=args.prompt_s)
     pbx = SimPBX(cfg)
     no_answer = set(parse_extensions(args.no_answer))
@@ -93,8 +96,11 @@ async def _main(args: argparse.Namespace) -> int:
             stopper = asyncio.ensure_future(stop.wait())
             await asyncio.wait({load, stopper}, return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
-            if not load.done():
-                await pbx.stop()
+            if not load.done():  # a signal: no summary of a load cut short
+                load.cancel()
+                await asyncio.gather(load, return_exceptions=True)
+                print("sim: stopped before the load ended", file=sys.stderr, flush=True)
+                return 1
             results = await load
             print(json.dumps(summarize(results), ensure_ascii=False), flush=True)
         else:
