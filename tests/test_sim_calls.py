@@ -125,7 +125,7 @@ async def test_caller_hangs_up_while_talking(agi: AgiScriptServer, pbx: SimPBX,
 
     agi.scripts["hotline"] = hotline
     pbx.add_phone("1001", PhoneBehaviour(answer_after_s=0.5, talk_s=lambda: 1000.0))
-    call = await pbx.place_call(CallerScript(patience_s=None, hangup_after_s=10))
+    call = await pbx.place_call(CallerScript(patience_s=None, hangup_after_s=50))
     moh = await ami.wait_event("MusicOnHoldStart", Uniqueid=call.uniqueid)
     await redirect(ami, moh["Channel"], "1001")
     enter = await ami.wait_event("BridgeEnter", Uniqueid=call.uniqueid)
