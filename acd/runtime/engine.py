@@ -80,7 +80,7 @@ from acd.runtime.rebuild import (
     RebuildReport,
     StartUp,
     agents_back,
-    order_key,
+    put_back_in_order,
 )
 from acd.runtime.servers import PbxServer
 from acd.runtime.settings import EngineConfig
@@ -257,7 +257,8 @@ class Engine:
         engine may lead already (the leadership was lost): Asterisk is let
         go of first (AMI links cut, timers off), then the rest."""
         self.reports.stopping = True
-        log.info("stopping: %d calls in progress left to the next engine", len(self.core_calls()))
+        log.info("stopping: %d calls in progress left to the next engine",
+                 sum(1 for _ in self.core.calls()))
         if fenced:
             self.timers.cancel_all()
             if self._ami_task is not None:  # no reconnect either
@@ -311,10 +312,6 @@ class Engine:
         """(call id, kind, number) of the latest calls sent to a fallback."""
         return self.scripts.fallbacks
 
-    def core_calls(self) -> list[str]:
-        """The ids of the calls the core holds (in progress)."""
-        return [c.call_id for c in self.core.calls()]
-
     @property
     def pbx_connected(self) -> bool:
         """Every server's AMI link is up."""
@@ -359,14 +356,8 @@ class Engine:
             self._place_agents(found)
         self.phones.pause_busy({ext for f in found for ext, state in f.devices.items()
                                 if state in BUSY_DEVICE_STATES}, report)
-        later = sorted(((order_key(row, self.core), i, row, f) for f in found
-                        for i, row in enumerate(f.later)), key=lambda x: (x[0], x[1]))
-        redirects: dict[str, list[tuple[str, str]]] = {}
-        for _, _, row, f in later:
-            pending = f.rebuild.put_back(row, f, report)
-            if pending is not None:
-                redirects.setdefault(f.rebuild.server, []).append(pending)
-        return [(self.servers[name], items) for name, items in redirects.items()]
+        return [(self.servers[name], items)
+                for name, items in put_back_in_order(self.core, found, report).items()]
 
     def _place_agents(self, found: list[StartUp]) -> None:
         """Several servers: each agent is reached on the server their phone

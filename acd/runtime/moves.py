@@ -59,8 +59,6 @@ class PbxMoves:
         self.connect_context = connect_context
         self.settle = settle
         self.offer_live = offer_live
-        #: Redirects whose answer never came, settled later
-        self.unsettled = 0
 
     async def connect(self, action: ConnectCall, context: str | None = None) -> None:
         """Move the held caller to the agent: AMI Setvar ACD_OFFER (so the
@@ -142,7 +140,6 @@ class PbxMoves:
             # no answer (timeout, link lost): the Redirect may have moved the
             # caller all the same; offering again now could pull them away
             # from an agent who answers
-            self.unsettled += 1
             log.warning("call %s: no answer to the redirect to %s (%s); settling it by what "
                         "happens next", action.call_id, action.agent_id, exc)
             await self._settle(action)

@@ -95,6 +95,22 @@ def order_key(row: LiveCallRow, core: ContactCenter) -> tuple[bool, float]:
     return False, row.queued_at - row.priority * core.policy.aging_s_per_level
 
 
+def put_back_in_order(core: ContactCenter, found: Sequence[StartUp],
+                      report: RebuildReport) -> dict[str, list[tuple[str, str]]]:
+    """Phase 2 over one or more servers: their waiting calls put back in
+    one order of virtual arrival (:func:`order_key`), the IVR ones last.
+    Returns, per server, the callers to send back to acd-recover once
+    FastAGI is open."""
+    later = sorted(((order_key(row, core), i, row, f) for f in found
+                    for i, row in enumerate(f.later)), key=lambda x: (x[0], x[1]))
+    redirects: dict[str, list[tuple[str, str]]] = {}
+    for _, _, row, f in later:
+        pending = f.rebuild.put_back(row, f, report)
+        if pending is not None:
+            redirects.setdefault(f.rebuild.server, []).append(pending)
+    return redirects
+
+
 @dataclass(slots=True)
 class StartUp:
     """What :meth:`Rebuild.scan` found that :meth:`Rebuild.finish` puts back."""
@@ -260,9 +276,8 @@ class Rebuild:
     async def finish(self, found: StartUp, send: Send, report: RebuildReport) -> None:
         """Phase 2 for this server alone (a server first reached after the
         start): the waiting calls in order of virtual arrival, then resumes."""
-        later = sorted(found.later, key=lambda r: order_key(r, self.core))
-        redirects = [r for r in (self.put_back(row, found, report) for row in later) if r]
-        await self.resume(redirects, send, report)
+        for _, redirects in put_back_in_order(self.core, [found], report).items():
+            await self.resume(redirects, send, report)
 
     async def resume(self, redirects: Sequence[tuple[str, str]], send: Send,
                      report: RebuildReport) -> None:
