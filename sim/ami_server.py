@@ -54,7 +54,7 @@ from sim.astdb import AstDB
 from sim.channels import Channel, ChannelRegistry
 from sim.config import SimConfig
 from sim.dialplan import Dialplan
-from sim.events import Events
+from sim.events import Events, encode_event
 from sim.originate import OriginateRequest, OriginateResult
 from sim.util import atoi, parse_callerid, scan_int
 
@@ -458,7 +458,7 @@ class AmiSession:
                                 ("ApplicationData", ch.app_data),
                                 ("Duration", _duration(pbx.cfg.unscaled(now - ch.created))),
                                 ("BridgeId", bridge)]
-            self.write(encode_message(headers))
+            self.write(encode_event(headers))
         self.write(encode_message([("Event", "CoreShowChannelsComplete"), *aid,
                                    ("EventList", "Complete"),
                                    ("ListItems", str(len(channels)))]))

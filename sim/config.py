@@ -36,7 +36,7 @@ class SimConfig:
     #: CoreShowChannel) carries ``ChanVariable: NAME=value`` for each, in this
     #: order, ``NAME=`` when unset (DialBegin & co.: ``DestChanVariable`` for
     #: the Dest channel).  Defaults to the shipped asterisk_conf/manager.conf.
-    channelvars: tuple[str, ...] = ("ACD_CALL_ID", "ACD_QUEUED", "ACD_OFFER")
+    channelvars: tuple[str, ...] = ("ACD_CALL_ID", "ACD_QUEUED", "ACD_OFFER", "ACD_CALL_SECRET")
 
     # Dialplan (mirrors asterisk_conf/extensions.conf)
     agi_url: str = "agi://127.0.0.1:4573"  # ${ACD_AGI}
@@ -54,6 +54,10 @@ class SimConfig:
     #: sends a caller there with AGI SET CONTEXT/EXTENSION/PRIORITY.
     transfer_context: str = "acd-transfer"
     requeue_script: str = "requeue"
+    #: requeue, resume and fallback pass ``${ACD_CALL_SECRET}`` as their AGI
+    #: argument (the shipped extensions.conf); False: no argument, as the
+    #: dialplan of a version before the call's secret
+    call_secret_arg: bool = True
     #: ``[acd-recover]``: where a caller goes when its FastAGI session ended
     #: without the engine moving it (or the engine could not be reached).
     recover_context: str = "acd-recover"

@@ -13,7 +13,7 @@ Mirrors the project's ``asterisk_conf/extensions.conf`` (names from
      same => n,Dial(PJSIP/${EXTEN},${ACD_RING_TIMEOUT},m(${ACD_MOH})\
 U(acd-answered^${ACD_CALL_ID}^${EXTEN}))       (one line in extensions.conf)
      same => n,AGI(${ACD_AGI}/requeue?status=${DIALSTATUS}&offer=${ACD_THIS_OFFER}\
-&server=${ACD_SERVER})       (one line in extensions.conf)
+&server=${ACD_SERVER},${ACD_CALL_SECRET})       (one line in extensions.conf)
      same => n,Goto(acd-recover,s,1)
     [acd-answered]
     exten => s,1,Set(DB(acd/answered/${ARG2})=${EPOCH} ${ARG1})
@@ -22,15 +22,16 @@ U(acd-answered^${ACD_CALL_ID}^${EXTEN}))       (one line in extensions.conf)
     exten => s,1,Set(ACD_TRIES=$[${ACD_TRIES} + 1])
      same => n,GotoIf($[${ACD_TRIES} > ${ACD_RECOVER_TRIES}]?last,1)
      same => n,Playback(acd/one-moment)
-     same => n(again),AGI(${ACD_AGI}/resume?server=${ACD_SERVER})
-     same => n,AGI(${ACD_AGI_STANDBY}/resume?server=${ACD_SERVER})
+     same => n(again),AGI(${ACD_AGI}/resume?server=${ACD_SERVER},${ACD_CALL_SECRET})
+     same => n,AGI(${ACD_AGI_STANDBY}/resume?server=${ACD_SERVER},${ACD_CALL_SECRET})
      same => n,MusicOnHold(${ACD_MOH},${ACD_RECOVER_WAIT})
      same => n,Goto(s,1)
     exten => resume,1,Goto(s,again)
     exten => last,1,VoiceMail(${ACD_VOICEMAIL},u)
      same => n,Hangup()
     [acd-fallback]
-    exten => callback,1,AGI(${ACD_AGI}/fallback?kind=${EXTEN}&server=${ACD_SERVER})
+    exten => callback,1,AGI(${ACD_AGI}/fallback?kind=${EXTEN}&server=${ACD_SERVER},\
+${ACD_CALL_SECRET})       (one line in extensions.conf)
      same => n,Playback(acd/all-busy-call-later)
      same => n,Hangup()
     (likewise sms and message)
@@ -40,7 +41,10 @@ U(acd-answered^${ACD_CALL_ID}^${EXTEN}))       (one line in extensions.conf)
     exten => _X.,1,Dial(PJSIP/${EXTEN}@${ACD_TRUNK},60)
      same => n,Hangup()
 
-(``?server=`` / ``&server=`` only when ``SimConfig.server_name`` is set.)
+(``?server=`` / ``&server=`` only when ``SimConfig.server_name`` is set;
+``,${ACD_CALL_SECRET}``, the call's secret the engine set on the channel,
+only when ``SimConfig.call_secret_arg`` is, as it is by default: off, the
+dialplan of an older version.)
 ``[globals]`` (:meth:`Dialplan.global_var`): ``ACD_AGI`` = ``agi_url``,
 ``ACD_AGI_STANDBY`` = ``agi_standby_url`` (default: ``agi_url``),
 ``ACD_SERVER``, ``ACD_RING_TIMEOUT``, ``ACD_MOH``, ``ACD_VOICEMAIL``
@@ -176,6 +180,8 @@ class Dialplan:
                        "&offer=${ACD_THIS_OFFER}"
                        + (f"&{server}" if server else ""))
         resume_query = f"?{server}" if server else ""
+        secret = ",${ACD_CALL_SECRET}" if cfg.call_secret_arg else ""
+        requeue_url += secret
         recover = cfg.recover_context
         hotline = extension(
             ("Answer", ""),
@@ -198,14 +204,15 @@ class Dialplan:
             ("Set", "ACD_TRIES=$[${ACD_TRIES} + 1]"),
             ("GotoIf", "$[${ACD_TRIES} > ${ACD_RECOVER_TRIES}]?last,1"),
             ("Playback", "acd/one-moment"),
-            ("AGI", f"${{ACD_AGI}}/{cfg.resume_script}{resume_query}", "again"),
-            ("AGI", f"${{ACD_AGI_STANDBY}}/{cfg.resume_script}{resume_query}"),
+            ("AGI", f"${{ACD_AGI}}/{cfg.resume_script}{resume_query}{secret}", "again"),
+            ("AGI", f"${{ACD_AGI_STANDBY}}/{cfg.resume_script}{resume_query}{secret}"),
             ("MusicOnHold", "${ACD_MOH},${ACD_RECOVER_WAIT}"),
             ("Goto", "s,1"),
         )
         resume = extension(("Goto", "s,again"))
         voicemail = extension(("VoiceMail", "${ACD_VOICEMAIL},u"), ("Hangup", ""))
-        fallback_url = "${ACD_AGI}/fallback?kind=${EXTEN}" + (f"&{server}" if server else "")
+        fallback_url = "${ACD_AGI}/fallback?kind=${EXTEN}" + (f"&{server}" if server else "") \
+            + secret
         fallback = extension(("AGI", fallback_url), ("Playback", "acd/all-busy-call-later"),
                              ("Hangup", ""))
         transfer = extension(("Dial", "PJSIP/${EXTEN}@${ACD_TRUNK},60"), ("Hangup", ""))

@@ -48,6 +48,20 @@ class EventOutput(Protocol):
 EventListener = Callable[[AmiMessage], None]
 
 
+def encode_event(headers: Headers) -> bytes:
+    """``encode_message``, and what Asterisk does that the codec will not: a
+    value holding bytes that are not UTF-8 (a caller's name in GBK, written
+    as surrogate escapes: ``b"\\xd5\\xc5".decode("utf-8", "surrogateescape")``)
+    goes out as those bytes, as Asterisk copies a SIP display name."""
+    try:
+        return encode_message(headers)
+    except ValueError:
+        raw = [(k, v.encode("utf-8", "surrogateescape")) for k, v in headers]
+        # the codec's other checks, on the text as a reader would decode it
+        encode_message([(k, v.decode("utf-8", "replace")) for k, v in raw])
+    return b"".join(k.encode() + b": " + v + b"\r\n" for k, v in raw) + b"\r\n"
+
+
 def snapshot(ch: Channel, prefix: str = "") -> Headers:
     """The channel block every channel event carries (answered.txt)."""
     return [
@@ -129,7 +143,7 @@ class Events:
         headers: Headers = [("Event", name), ("Privilege", f"{event_class},all")]
         headers.extend(fields)
         if self._out.wants(event_class):
-            self._out.publish(event_class, encode_message(headers))
+            self._out.publish(event_class, encode_event(headers))
         if self.listeners:
             msg = AmiMessage(tuple(headers))
             for listener in list(self.listeners):

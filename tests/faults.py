@@ -11,9 +11,10 @@ a load of simulated callers, and the checks every fault must pass:
 - nothing is left in the database's calls in progress at the end.
 
 A caller who arrives while no engine runs and hangs up before one is back
-never reached an engine (FastAGI was refused on every try, not one AGI
-command ran): no engine can write a record for that call, Asterisk's CDR
-has it.  Such calls are counted apart (``never_reached``), not as lost.
+never reached an engine (FastAGI was refused on every try, or the engine
+died during the call's welcome, before it took the call: ``accepted``): no
+engine can write a record for that call, Asterisk's CDR has it.  Such
+calls are counted apart (``never_reached``), not as lost.
 """
 
 from __future__ import annotations
@@ -252,6 +253,18 @@ class Verdict:
         return out
 
 
+#: the commands of a new call's welcome, before the engine takes it as a
+#: call: its secret set on the channel and the answer, while the channel is
+#: proven over AMI (docs/security.md).  An engine killed then has taken
+#: nothing: no row of the call exists anywhere, as for a refused FastAGI.
+WELCOME = ("SET VARIABLE ACD_CALL_SECRET", "ANSWER")
+
+
+def accepted(res: CallResult) -> bool:
+    """Did an engine take the call (run any command beyond the welcome)?"""
+    return any(not c.upper().startswith(WELCOME) for c in res.agi_commands)
+
+
 async def verdict(results: list[CallResult], database: str, logs: str = "", *,
                   overlaps: bool = True) -> Verdict:
     """``overlaps``: check that no agent is recorded on two calls at once.
@@ -264,9 +277,9 @@ async def verdict(results: list[CallResult], database: str, logs: str = "", *,
         left = len(await db.live_calls())
     finally:
         await db.dispose()
-    never = [r for r in results if not r.agi_commands]
+    never = [r for r in results if r.uniqueid not in recs and not accepted(r)]
     lost = [f"{r.uniqueid} ({r.outcome.value}, agent {r.agent}, AGI {r.agi_scripts})"
-            for r in results if r.uniqueid not in recs and r.agi_commands]
+            for r in results if r.uniqueid not in recs and accepted(r)]
     wrong = []
     outcomes: dict[str, int] = {}
     for res in results:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -217,3 +218,31 @@ def test_demo_works_without_the_plot_extra(tmp_path: Path) -> None:
                        "--db", f"sqlite+aiosqlite:///{tmp_path}/d.db"])
     assert r.returncode == 0, r.stdout + r.stderr
     assert "4 calls, 2 agents" in r.stdout
+
+
+def test_flow_validate_and_test_exit_2_for_a_file_that_cannot_be_read(tmp_path: Path) -> None:
+    """1 for a readable flow with a problem (above), 2 for one that cannot be
+    read or parsed at all: not UTF-8, not YAML, an alias bomb, missing."""
+    good = (ROOT / "ivr_flows" / "basic.yaml").read_bytes()
+    bomb = "".join(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}" if i else "x"] * 9) + "]\n"
+                   for i in range(10))
+    files = {"latin1.yaml": good.replace(b"\n", b" # caf\xe9\n", 1),
+             "syntax.yaml": b"flow: x\nstart: [\n", "bomb.yaml": bomb.encode()}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        r = CliRunner().invoke(main, ["flow", "validate", str(tmp_path / name)])
+        assert r.exit_code == 2, (name, r.output)
+        assert re.search(rf"{name}:\d+:\d+: ", r.output), r.output
+    r = CliRunner().invoke(main, ["flow", "validate", str(tmp_path / "nope.yaml")])
+    assert r.exit_code == 2 and "nope.yaml" in r.output
+    bad = ROOT / "tests" / "flows" / "bad" / "dangling_next.yaml"  # and a readable one: 2 wins
+    r = CliRunner().invoke(main, ["flow", "validate", str(bad), str(tmp_path / "bomb.yaml")])
+    assert r.exit_code == 2 and "dangling_next.yaml:7:11:" in r.output
+    case = "cases: [{name: a, expect: {end: x}}]\n"
+    (tmp_path / "t.tests.yaml").write_text(f"flow: {tmp_path / 'bomb.yaml'}\n{case}",
+                                           encoding="utf-8")
+    r = CliRunner().invoke(main, ["flow", "test", str(tmp_path / "t.tests.yaml")])
+    assert r.exit_code == 2 and "aliases repeat more than" in r.output, r.output
+    (tmp_path / "t.tests.yaml").write_text(f"flow: {bad}\n{case}", encoding="utf-8")
+    r = CliRunner().invoke(main, ["flow", "test", str(tmp_path / "t.tests.yaml")])
+    assert r.exit_code == 1, r.output

@@ -247,7 +247,7 @@ def test_unreachable_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
                  ("queue", "show", "--watch")):
         res = acd(*args, "--api", url)
         assert res.exit_code == 4, (args, res.output)
-        assert f"cannot reach the engine at {url}: is `acd serve` running with api_port set?" \
+        assert f"cannot reach the engine at {url}: is `acd serve` running with api.port set?" \
             in " ".join(res.output.split()), res.output
     res = acd("agents", "live", "show", "--api", f"127.0.0.1:{port}")  # the scheme may be left out
     assert res.exit_code == 4 and f"cannot reach the engine at {url}:" in res.output
@@ -266,3 +266,59 @@ def test_default_api_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert cli_common.default_api() == "http://127.0.0.1:9100"
     (tmp_path / "acd.yaml").write_text("api_port: 9100\napi_host: ::1\n", encoding="utf-8")
     assert cli_common.default_api() == "http://[::1]:9100"
+    (tmp_path / "acd.yaml").write_text("api: {port: 9200, host: 0.0.0.0}\n", encoding="utf-8")
+    assert cli_common.default_api() == "http://127.0.0.1:9200"
+    (tmp_path / "acd.yaml").write_text("api: {port: 9200, host: acd.example.org, tls: {cert: c}}\n",
+                                       encoding="utf-8")
+    assert cli_common.default_api() == "https://acd.example.org:9200"
+    assert cli_common.default_token_file() == Path("acd-api.tokens")
+    (tmp_path / "acd.yaml").write_text("api: {token_file: /etc/acd/t}\n", encoding="utf-8")
+    assert cli_common.default_token_file() == Path("/etc/acd/t")
+
+
+def test_the_commands_send_the_token_and_say_why_they_are_refused(
+        running: Running, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    api = running.s.url
+    tokens = tmp_path / "acd-api.tokens"  # the engine made it here, beside where acd.yaml goes
+    assert tokens.stat().st_mode & 0o777 == 0o600
+    # the admin token of ./acd-api.tokens: every command works, the flow reload too
+    res = acd("flow", "reload", "--api", api)
+    assert res.exit_code == 0 and "reloaded" in res.output, res.output
+    # a wrong token: exit 5, naming where the token came from
+    res = acd("agents", "live", "show", "--api", api, "--token", "not-the-right-token-at-all")
+    out = " ".join(res.output.split())
+    assert res.exit_code == 5, res.output
+    assert "error: the engine refused the token from --token: wrong token" in out
+    assert "$ACD_API_TOKEN" not in out and "token file" not in out  # no hint to stack
+    # the wallboards' read token: it may look, not log an agent out
+    monkeypatch.setenv("ACD_API_TOKEN", running.s.token("read"))
+    assert acd("agents", "live", "show", "--api", api).exit_code == 0
+    res = acd("agents", "live", "logout", "a1001", "--api", api)
+    assert res.exit_code == 5 and "error: not allowed: POST /agents/{id}/logout needs the " \
+        "agent role (these credentials have read); the token came from $ACD_API_TOKEN" \
+        in " ".join(res.output.split()), res.output
+    assert "refused" not in res.output and "forbidden" not in res.output
+    assert running.state("a1001") is AgentState.READY
+    res = acd("flow", "reload", "--api", api)
+    assert res.exit_code == 5 and "needs the admin role" in " ".join(res.output.split())
+    monkeypatch.delenv("ACD_API_TOKEN")
+    # a token file others may read: refused before anything is sent
+    tokens.chmod(0o644)
+    res = acd("agents", "live", "show", "--api", api)
+    assert res.exit_code == 5 and f"chmod 600 {tokens.name}" in res.output, res.output
+    tokens.chmod(0o600)
+    # no token file here: 401, and the message says where it was looked for
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    res = acd("queue", "show", "--api", api)
+    out = " ".join(res.output.split())
+    assert res.exit_code == 5, res.output
+    assert "the engine refused the request, sent without a token: no credentials" in out
+    assert "no token: acd-api.tokens does not exist" in out
+    # $ACD_API_TOKEN_FILE, or api.token_file of ./acd.yaml, finds it
+    monkeypatch.setenv("ACD_API_TOKEN_FILE", str(tokens))
+    assert acd("queue", "show", "--api", api).exit_code == 0
+    monkeypatch.delenv("ACD_API_TOKEN_FILE")
+    (elsewhere / "acd.yaml").write_text(f"api: {{token_file: {tokens}}}\n", encoding="utf-8")
+    assert acd("queue", "show", "--api", api).exit_code == 0

@@ -294,3 +294,28 @@ def test_a_database_that_cannot_be_reached_exits_3(here: Path) -> None:
     r = acd("agents", "list", "--db", "postgresql+asyncpg://u:secret@127.0.0.1:1/x")
     assert r.exit_code == 3
     assert "database error" in r.output and "secret" not in r.output
+
+
+def test_import_problems_read_file_line_column_and_no_row_taken_exits_2(here: Path) -> None:
+    """A byte that is not UTF-8 is placed as file:line:column: like every
+    other reader; a file none of whose rows could be taken imports nothing
+    and exits 2, as one that cannot be read; one good row kept: 1."""
+    (here / "agents.csv").write_bytes(b"agent_id,extension\na1001,1001 caf\xe9\n")
+    r = acd("agents", "import", "agents.csv")
+    assert r.exit_code == 2, r.output
+    assert "agents.csv:2:15: is not UTF-8 text (byte 0xe9" in " ".join(r.output.split())
+    assert "(column" not in r.output
+    (here / "agents.csv").write_text('agent_id,extension,skills\na1,1001,"billing:5\n',
+                                     encoding="utf-8")
+    r = acd("agents", "import", "agents.csv")
+    assert r.exit_code == 2, r.output
+    assert "agents.csv:2" in r.output and "nothing imported" in r.output
+    assert "imported" not in r.output.replace("nothing imported", "")
+    (here / "agents.csv").write_text('agent_id,extension,skills\na1,1001,"billing:5\n'
+                                     "a2,1002,billing:5\n", encoding="utf-8")
+    r = acd("agents", "import", "agents.csv")
+    assert r.exit_code == 1 and "imported 1 new, 0 updated, 1 rows rejected" in r.output
+    (here / "team.yaml").write_text("- {agent_id: a1, extension: '1001'}\n- [\n",
+                                    encoding="utf-8")
+    r = acd("agents", "import", "team.yaml")
+    assert r.exit_code == 2 and "team.yaml:3:1: is not valid YAML" in r.output, r.output

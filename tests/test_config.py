@@ -98,7 +98,8 @@ def test_files_it_names_and_unreadable_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the configuration"):
         load_config(tmp_path / "nope.yaml")
     (tmp_path / "latin1.yaml").write_bytes("server: caf\xe9\n".encode("latin-1"))
-    with pytest.raises(ConfigError, match=r"latin1\.yaml:1:1: not UTF-8 text \(byte 11\)"):
+    with pytest.raises(ConfigError,
+                       match=r"latin1\.yaml:1:12: not UTF-8 text \(byte 0xe9 at offset 11\)"):
         load_config(tmp_path / "latin1.yaml")
 
 

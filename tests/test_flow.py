@@ -62,7 +62,7 @@ EXPECTED = {
     "menu_without_on_fail.yaml": (4, 3, "dead end: menu 'm' has no on_fail"),
     "missing_start.yaml": (2, 8, "start node 'zz' is not defined"),
     "not_mapping.yaml": (1, 1, "the flow file must be a mapping of keys to values"),
-    "not_utf8.yaml": (1, 1, "not UTF-8 text"),
+    "not_utf8.yaml": (6, 1, "not UTF-8 text (byte 0xff"),
     "prompt_with_space.yaml": (6, 13, "'welcome message' is not a sound file name"),
     "queue_without_name.yaml": (5, 5, "node 'a': queue needs a 'queue' field"),
     "reserved_variable.yaml": (7, 15, "'caller' is a reserved name"),

@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from api_system import ROOT, System, system, until
 
+from acd.api.config import ApiConfig, Role
 from acd.api.control import ControlApi
 from acd.core.center import ContactCenter, agents_for_queues
 from acd.core.errors import CoreError
@@ -30,8 +31,9 @@ TECH = ["", "2"]
 
 
 async def call(sys_: System, method: str, path: str, body: Any = None,
-               raw: bytes | None = None) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as s:
+               raw: bytes | None = None, role: str | None = "admin") -> tuple[int, Any]:
+    """One request with ``role``'s token (None: without one)."""
+    async with aiohttp.ClientSession(headers=sys_.headers(role)) as s:
         kwargs: dict[str, Any] = {}
         if raw is not None:
             kwargs["data"] = raw
@@ -42,8 +44,8 @@ async def call(sys_: System, method: str, path: str, body: Any = None,
             return resp.status, await resp.json()
 
 
-async def get(sys_: System, path: str) -> Any:
-    status, data = await call(sys_, "GET", path)
+async def get(sys_: System, path: str, role: str = "admin") -> Any:
+    status, data = await call(sys_, "GET", path, role=role)
     assert status == 200, data
     return data
 
@@ -259,13 +261,18 @@ async def test_stats_and_health(tmp_path: Path) -> None:
     phones = {"1001": PhoneBehaviour(answer_after_s=0.05, talk_s=0.1)}
     async with system(tmp_path, phones) as s:
         health = await get(s, "/health")
+        records = health.pop("records")
         assert health == {"ami": True, "calls": 0, "agents": 1, "logged_in": 1, "ready": 1}
+        assert records["lost"] == 0 and records["spooled"] == 0 and records["pending"] >= 0
         h = await s.pbx.place_call(CallerScript(keys=BILLING, key_delay_s=0.02))
         await until(lambda: any(c.state is CallState.CONNECTED for c in s.engine.core.calls()),
                     what="the call connected")
         assert (await get(s, "/health"))["calls"] == 1
         await asyncio.wait_for(h.done, 10)
         await until(lambda: s.engine.counters.calls_finished == 1, what="the record")
+        await s.engine.writer.drain()
+        records = (await get(s, "/health"))["records"]
+        assert records["written"] >= 1 and records["pending"] == 0 and records["lost"] == 0
 
         totals = await get(s, "/stats")
         assert totals["interval_s"] == 900.0
@@ -292,7 +299,7 @@ async def test_a_failing_handler_does_not_kill_the_server(
             raise RuntimeError("kaput")
         monkeypatch.setattr(s.engine.statistics, "intervals", boom)
         status, err = await call(s, "GET", "/queues")
-        assert status == 500 and err == {"error": "internal error: RuntimeError: kaput"}
+        assert status == 500 and err == {"error": "internal error: RuntimeError"}
         assert (await get(s, "/health"))["ami"] is True
         assert len(await get(s, "/agents")) == 1
 
@@ -300,20 +307,31 @@ async def test_a_failing_handler_does_not_kill_the_server(
 async def test_port_start_and_stop(tmp_path: Path) -> None:
     async with system(tmp_path, {"1001": PhoneBehaviour()}) as s:
         assert s.api.port is not None and s.api.port > 0
-        other = ControlApi(s.engine)
+        other = ControlApi(s.engine, ApiConfig(port=0, token_file=tmp_path / "other.tokens"))
         assert other.port is None
         await other.stop()  # not started: nothing to do
-        await other.start(port=0)  # the default host: 127.0.0.1
+        await other.start()  # the default host: 127.0.0.1
         try:
             assert other.port is not None and other.port not in (0, s.api.port)
-            async with aiohttp.ClientSession() as session, \
-                    session.get(f"http://127.0.0.1:{other.port}/health") as resp:
-                assert resp.status == 200
+            assert other.public_port is None  # not asked for
+            assert other.tokens is not None and s.api.tokens is not None
+            token = other.tokens.by_role[Role.READ]
+            assert token != s.api.tokens.by_role[Role.READ]  # a token file of its own
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"http://127.0.0.1:{other.port}/health",
+                                       headers={"Authorization": f"Bearer {token}"}) as resp:
+                    assert resp.status == 200
+                async with session.get(f"http://127.0.0.1:{other.port}/health") as resp:
+                    assert resp.status == 401
             with pytest.raises(RuntimeError, match="already started"):
-                await other.start(port=0)
+                await other.start()
         finally:
             await other.stop()
         assert other.port is None
+        off = ControlApi(s.engine, ApiConfig(token_file=tmp_path / "off.tokens"))
+        off.prepare()
+        await off.start()  # no port, no public port: nothing to start, no token file made
+        assert off.port is None and not (tmp_path / "off.tokens").exists()
 
 
 class FakeFlows:
@@ -398,6 +416,9 @@ class FakeEngine:
         self.pbx_connected = False
         self.submitted: list[object] = []
 
+    def record_counts(self) -> dict[str, int]:
+        return {"written": 3, "pending": 0}
+
     def submit(self, event: Event) -> CoreError | None:
         self.submitted.append(event)
         try:
@@ -407,9 +428,17 @@ class FakeEngine:
         return None
 
 
-async def test_the_api_needs_only_its_protocol_of_the_engine() -> None:
+def admin_client(engine: FakeEngine, tmp_path: Path) -> TestClient[Any, Any]:
+    api = ControlApi(engine, ApiConfig(token_file=tmp_path / "acd-api.tokens"))
+    app = api.app()
+    assert api.tokens is not None
+    return TestClient(TestServer(app), headers={
+        "Authorization": f"Bearer {api.tokens.by_role[Role.ADMIN]}"})
+
+
+async def test_the_api_needs_only_its_protocol_of_the_engine(tmp_path: Path) -> None:
     engine = FakeEngine()
-    async with TestClient(TestServer(ControlApi(engine).app())) as client:
+    async with admin_client(engine, tmp_path) as client:
         resp = await client.post("/agents/a0/login", json={"ready": False})
         assert resp.status == 200 and (await resp.json())["state"] == "paused"
         resp = await client.post("/agents/a0/login")
@@ -417,16 +446,16 @@ async def test_the_api_needs_only_its_protocol_of_the_engine() -> None:
         assert await resp.json() == {"error": "agent a0: 'login' is not allowed in state 'paused'"}
         resp = await client.get("/health")
         assert await resp.json() == {"ami": False, "calls": 0, "agents": 1, "logged_in": 1,
-                                     "ready": 0}
+                                     "ready": 0, "records": {"written": 3, "pending": 0}}
         resp = await client.get("/sms/outbox")
         assert resp.status == 404
     assert [type(e).__name__ for e in engine.submitted] == ["AgentLogin", "AgentLogin"]
     assert engine.core.agent("a0").state is AgentState.PAUSED
 
 
-async def test_the_api_needs_only_the_few_methods_of_the_stores() -> None:
+async def test_the_api_needs_only_the_few_methods_of_the_stores(tmp_path: Path) -> None:
     engine = FakeEngine(FakeSms())
-    async with TestClient(TestServer(ControlApi(engine).app())) as client:
+    async with admin_client(engine, tmp_path) as client:
         resp = await client.post("/agents/a0/profile", json={"skills": {"billing": 8}})
         assert resp.status == 200 and (await resp.json())["skills"] == {"billing": 8}
         assert [dict(p.skills) for p in engine.profiles.stored] == [{"billing": 8}]
@@ -439,7 +468,7 @@ async def test_the_api_needs_only_the_few_methods_of_the_stores() -> None:
         resp = await client.post("/sms/optout", json={"number": "13800138000"})
         assert await resp.json() == {"ok": True, "number": "+8613800138000", "changed": True}
         resp = await client.post("/sms/click/nope")
-        assert resp.status == 404
+        assert resp.status == 404  # not on the control listener (the public one has it)
 
 
 def test_the_api_does_not_import_the_engine() -> None:

@@ -33,6 +33,7 @@ SIM_MAY_USE = ("acd.protocols",)
 #: build's report of which router runs, and the command line at the top.
 LAYERS = (
     "acd/__init__.py",
+    "acd/logs",
     "acd/protocols",
     "acd/core",
     "acd/planning",

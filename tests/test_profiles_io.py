@@ -68,7 +68,7 @@ def test_not_utf8_is_a_file_error_with_the_line() -> None:
     data = "number,name\n13800138000,张三\n".encode("gbk")
     with pytest.raises(ProfileFileError) as exc:
         decode(data, "gbk.csv")
-    assert str(exc.value).startswith("gbk.csv:2: is not UTF-8 text")
+    assert str(exc.value).startswith("gbk.csv:2:13: is not UTF-8 text")  # file:line:column
     assert "CSV UTF-8" in str(exc.value)
 
 
@@ -234,22 +234,38 @@ def test_wrong_number_of_values() -> None:
         (3, "", "has 4 values but the header has 3 columns")]
 
 
-def test_an_unclosed_quote_is_pointed_at() -> None:
+def test_an_unclosed_quote_is_pointed_at_and_swallows_nothing() -> None:
     r = parse_customers_csv('number,name\n13800138000,"张三\n13800138001,李四\n')
     assert len(r.errors) == 1
     assert r.errors[0].line == 2
-    assert "runs on to line 3" in r.errors[0].problem
-    assert 'is a " quote not closed?' in r.errors[0].problem
+    assert 'a " quote opened on this line is not closed' in r.errors[0].problem
+    assert [c.name for c in r.profiles] == ["李四"] and r.rejected == 1
 
 
-def test_lines_are_physical_lines_with_quoted_line_breaks_and_blank_lines() -> None:
+def test_an_unclosed_quote_in_a_long_file_costs_its_line_only() -> None:
+    rows = [f"1380013{i:04d},客户{i}" for i in range(2000)]
+    rows[5] = '13800135555,"张三'
+    rows[1500] = '13800136666,"李四'
+    r = parse_customers_csv("number,name\n" + "\n".join(rows) + "\n")
+    assert [(e.line, e.problem.split(" is ")[0]) for e in r.errors] == [
+        (7, 'a " quote opened on this line'), (1502, 'a " quote opened on this line')]
+    assert len(r.profiles) == 1998 and r.rejected == 2
+
+
+def test_a_row_is_one_line_and_every_line_is_read() -> None:
+    """No value may hold a line break: a quoted one over several lines is
+    an error on each of its lines, and every line is read as a row."""
     text = ('number,segment,vip_level\n'
-            '13800138000,"multi\nline",1\n'  # lines 2-3 (a line break in a segment)
+            '13800138000,"multi\n'  # line 2: the quote is not closed on it
+            'line",1\n'  # line 3: read as a row of its own
             '\n'  # line 4, blank: skipped
             ',,\n'  # line 5, empty cells only: skipped
-            '13800138001,x,gold\n')  # line 6
+            '13800138001,x,gold\n'  # line 6
+            '13800138002,y,1\n')  # line 7
     r = parse_customers_csv(text)
-    assert [(e.line, e.field) for e in r.errors] == [(2, "segment"), (6, "vip_level")]
+    assert [(e.line, e.field) for e in r.errors] == [(2, ""), (3, ""), (6, "vip_level")]
+    assert "is not closed on it" in r.errors[0].problem
+    assert [c.number for c in r.profiles] == ["+8613800138002"]
 
 
 def test_crlf_line_ends() -> None:

@@ -196,10 +196,103 @@ def test_bad_header_lines(line: str) -> None:
         parse_request(_header("agi_network: yes", line)[:-1])
 
 
-def test_header_not_utf8() -> None:
+def test_header_not_utf8_keeps_the_call() -> None:
+    """A caller's name in another encoding (GBK 张三 here) decodes with
+    replacement: the request is read, the rest of it intact."""
+    raw = (b"agi_network: yes\nagi_network_script: hotline\n"
+           b"agi_calleridname: \xd5\xc5\xc8\xfd\nagi_callerid: 13800138000\n\n")
+    got = RequestReader().feed(raw)
+    assert got is not None
+    req, rest = got
+    assert rest == b""
+    assert req.script == "hotline" and req.callerid == "13800138000"
+    assert "\ufffd" in req.calleridname
+    assert req.calleridname == raw.split(b"name: ")[1].split(b"\n")[0].decode(
+        "utf-8", errors="replace")
+
+
+def test_truncated_utf8_in_header_keeps_the_call() -> None:
     raw = b"agi_network: yes\nagi_calleridname: \xe5\xbc\n\n"
-    with pytest.raises(AgiProtocolError, match="UTF-8"):
-        RequestReader().feed(raw)
+    got = RequestReader().feed(raw)
+    assert got is not None and got[0].calleridname == "\ufffd"
+
+
+def test_encode_request_sends_surrogate_escapes_as_raw_bytes() -> None:
+    """The simulator can play a caller whose name is not UTF-8."""
+    name = b"\xd5\xc5\xc8\xfd".decode("utf-8", "surrogateescape")
+    raw = agi.encode_request({"agi_network": "yes", "agi_calleridname": name})
+    assert raw == b"agi_network: yes\nagi_calleridname: \xd5\xc5\xc8\xfd\n\n"
+    req = parse_request(raw[:-1])
+    assert req.calleridname == "\ufffd" * 4  # GBK: no UTF-8 continuation bytes
+
+
+@pytest.mark.parametrize("env", [
+    {},
+    {"agi_x": "a\nagi_y: injected"},
+    {"agi_x": "a\rb"},
+    {"channel": "x"},
+    {"agi x": "y"},
+    {"agi_x:y": "z"},
+    {"agi_x": "\ud800"},  # a lone surrogate that is no escaped byte
+    {"agi_x\udc80": "y"},  # escaped bytes only in values: a name is text
+])
+def test_encode_request_refuses_what_cannot_be_a_header(env: dict[str, str]) -> None:
+    with pytest.raises(agi.AgiEncodeError):
+        agi.encode_request(env)
+
+
+def test_parse_request_refuses_an_oversized_block() -> None:
+    block = b"agi_x: " + b"y" * agi.MAX_HEADER_BYTES
+    with pytest.raises(AgiProtocolError, match=str(agi.MAX_HEADER_BYTES)):
+        parse_request(block)
+
+
+def test_header_over_max_size_in_one_read() -> None:
+    """Cut into reads or not, an oversized header is refused the same."""
+    raw = b"agi_arg_1: " + b"x" * 300 + b"\n\n"
+    with pytest.raises(AgiProtocolError, match="256"):
+        RequestReader(max_bytes=256).feed(raw)
+    reader = RequestReader(max_bytes=256)
+    with pytest.raises(AgiProtocolError, match="256"):
+        for i in range(len(raw)):
+            reader.feed(raw[i:i + 1])
+
+
+def test_header_of_exactly_max_size_whatever_the_reads() -> None:
+    block = b"agi_x: " + b"y" * (256 - 7)
+    assert len(block) == 256
+    for cut in range(len(block) - 2, len(block) + 2):
+        reader = RequestReader(max_bytes=256)
+        raw = block + b"\r\n\r\n"
+        assert reader.feed(raw[:cut]) is None
+        got = reader.feed(raw[cut:])
+        assert got is not None and got[0].env["agi_x"] == "y" * 249
+
+
+def test_reader_refuses_again_after_a_refusal_and_starts_afresh_after_a_request() -> None:
+    reader = RequestReader()
+    with pytest.raises(AgiProtocolError):
+        reader.feed(b"GET / HTTP/1.1\n\n")
+    with pytest.raises(AgiProtocolError, match="already refused"):
+        reader.feed(b"agi_network: yes\n\n")
+    reader = RequestReader()
+    got = reader.feed(b"agi_a: 1\n\nagi_b")
+    assert got is not None and dict(got[0].env) == {"agi_a": "1"} and got[1] == b"agi_b"
+    got = reader.feed(b"agi_b: 2\n\n")
+    assert got is not None and dict(got[0].env) == {"agi_b": "2"}
+
+
+def test_request_reader_search_is_linear() -> None:
+    """A header fed a byte at a time is searched once, not once per read."""
+    reader = RequestReader()
+    raw = b"agi_arg_1: " + b"x" * 10_000 + b"\n\n"
+    for i in range(len(raw)):
+        reader.feed(raw[i:i + 1])
+    assert reader.searched <= 4 * len(raw)  # at most 3 bytes looked at again per read
+    reader = RequestReader()
+    for i in range(0, len(raw), 64):
+        reader.feed(raw[i:i + 64])
+    assert reader.searched <= len(raw) + 3 * (len(raw) // 64 + 1)
 
 
 @pytest.mark.parametrize("first", [b"\n", b"\r\n", b"\nagi_network: yes\n\n"])
@@ -357,7 +450,9 @@ def test_multiline_520_from_encoder_with_lookalike_body_lines() -> None:
 
 
 @pytest.mark.parametrize("line", ["garbage here", "", "20 result=0", "OK", "200result=1",
-                                  "200 result=abc", "200 result=1 endpos=x"])
+                                  "200 result=abc", "200 result=1 endpos=x",
+                                  "\u00b2\u00b2\u00b2 odd code", "\u0663\u0663\u0663 odd",
+                                  "200 result=1 endpos=\u0663"])
 def test_garbage_reply_line(line: str) -> None:
     with pytest.raises(AgiProtocolError) as exc:
         ReplyParser().feed_line(line + "\n")
@@ -549,3 +644,95 @@ def test_request_dataclass_is_what_reader_returns() -> None:
     assert isinstance(got[0], AgiRequest)
     assert got[0] == AgiRequest(env={"agi_network": "yes", "agi_network_script": "x?a=1"},
                                 script="x", query={"a": "1"}, args=())
+
+
+# ------------------------------------------------ hostile replies (issue 13)
+
+
+def test_key_code_beyond_unicode_is_no_digit() -> None:
+    for value in ("1114112", "99999999999", "55296", "0", "-5"):
+        r = ReplyParser().feed_line(f"200 result={value} endpos=1\n")
+        assert isinstance(r, AgiResult)
+        assert r.digit is None
+    r = ReplyParser().feed_line("200 result=1114111\n")
+    assert isinstance(r, AgiResult) and r.digit == chr(0x10FFFF)
+
+
+def test_endpos_of_thousands_of_digits_is_a_protocol_error() -> None:
+    with pytest.raises(AgiProtocolError, match="endpos of 5000 digits"):
+        ReplyParser().feed_line("200 result=0 endpos=" + "9" * 5000 + "\n")
+    r = ReplyParser().feed_line("200 result=0 endpos=" + "9" * agi.MAX_ENDPOS_DIGITS + "\n")
+    assert isinstance(r, AgiResult) and r.endpos == int("9" * agi.MAX_ENDPOS_DIGITS)
+
+
+def test_result_value_of_thousands_of_digits_is_a_protocol_error() -> None:
+    with pytest.raises(AgiProtocolError, match="value of 5000 characters"):
+        ReplyParser().feed_line("200 result=" + "1" * 5000 + "\n")
+    r = ReplyParser().feed_line("200 result=" + "1" * agi.MAX_RESULT_CHARS + "\n")
+    assert isinstance(r, AgiResult) and r.result == int("1" * agi.MAX_RESULT_CHARS)
+
+
+def test_result_of_odd_values_reads_as_minus_one() -> None:
+    for value in ("-", "*", "1*2", "-#", "#"):
+        r = ReplyParser().feed_line(f"200 result={value}\n")
+        assert isinstance(r, AgiResult) and r.result == -1 and r.digit is None
+    assert AgiResult(value="\u0663").result == -1  # an AgiResult made by hand
+    assert AgiResult(value="9" * 5000).result == -1
+
+
+def test_any_three_digit_code_is_an_agi_error() -> None:
+    assert ReplyParser().feed_line("100 Trying\n") == AgiError(100, "Trying")
+    assert ReplyParser().feed_line("999\n") == AgiError(999, "")
+
+
+def test_overlong_reply_line_is_a_protocol_error() -> None:
+    with pytest.raises(AgiProtocolError, match="at most"):
+        ReplyParser().feed_line("200 result=1 (" + "x" * agi.MAX_REPLY_LINE + ")\n")
+
+
+def test_never_ending_520_is_refused_at_the_line_cap() -> None:
+    parser = ReplyParser()
+    assert parser.feed_line("520-Invalid command syntax.  Proper usage follows:\n") is None
+    for _ in range(agi.MAX_USAGE_LINES):
+        assert parser.feed_line("520-Invalid command syntax.  Proper usage follows:\n") is None
+    with pytest.raises(AgiProtocolError, match="520 usage body of more than 1001 lines"):
+        parser.feed_line("more\n")
+    # back at the start: the next line is read as a reply
+    assert parser.feed_line("200 result=0\n") == AgiResult(value="0", raw="200 result=0")
+
+
+def test_never_ending_520_is_refused_at_the_size_cap() -> None:
+    parser = ReplyParser()
+    assert parser.feed_line("520-Invalid command syntax.  Proper usage follows:\n") is None
+    line = "u" * 1000 + "\n"
+    fed = 0
+    with pytest.raises(AgiProtocolError, match="characters"):
+        while True:
+            assert parser.feed_line(line) is None
+            fed += 1
+    assert fed == agi.MAX_USAGE_CHARS // 1001
+
+
+def test_longest_allowed_520_body_passes() -> None:
+    usage = tuple(f"line {i}" for i in range(agi.MAX_USAGE_LINES))
+    parser = ReplyParser()
+    out = [parser.feed_line(line) for line in
+           agi.encode_520(usage).decode().splitlines(keepends=True)]
+    assert out[-1] == AgiError(520, "Invalid command syntax", usage)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: agi.encode_result(1, "a\nHANGUP"),
+    lambda: agi.encode_result("1 (x)"),
+    lambda: agi.encode_result("9" * (agi.MAX_RESULT_CHARS + 1)),
+    lambda: agi.encode_result(0, endpos=10 ** agi.MAX_ENDPOS_DIGITS),
+    lambda: agi.encode_result(1, "\udc80"),
+    lambda: agi.encode_520(["a", "520 End of proper usage."]),
+    lambda: agi.encode_520(["a\nb"]),
+    lambda: agi.set_variable("X", "\ud800"),
+    lambda: agi.stream_file("two words"),
+    lambda: agi.noop("a\rb"),
+])
+def test_encoders_raise_their_documented_error(call: Callable[[], bytes]) -> None:
+    with pytest.raises(agi.AgiEncodeError):
+        call()

@@ -23,6 +23,7 @@ from transcripts import (
 from acd.protocols.ami import (
     AmiBanner,
     AmiDecoder,
+    AmiEncodeError,
     AmiFrameError,
     AmiItem,
     AmiMessage,
@@ -296,8 +297,9 @@ def test_line_without_colon_is_a_frame_error_and_stream_continues() -> None:
         assert len(items) == 2
         err, nxt = items
         assert isinstance(err, AmiFrameError)
-        assert "this is not a header" in err.reason
-        assert "line 2" in err.reason
+        # the reason names the place, not the content (callers' data in logs)
+        assert err.reason == "line 2 is not 'Key: Value'"
+        assert err.line == 2 and err.bad_line == "this is not a header"
         assert err.raw == b"Event: Newchannel\r\nthis is not a header\r\nUniqueid: 1.1"
         assert isinstance(nxt, AmiMessage)
         assert nxt.event == "Hangup" and nxt["Uniqueid"] == "1.1"
@@ -411,3 +413,130 @@ def test_encoded_messages_decode_identically_at_any_chunking(
         assert items[0] == AmiBanner("11.0.0")
         items = items[1:]
     assert [i.headers for i in messages_only(items)] == [m.headers for m in messages]
+
+
+# ------------------------------------------------- hostile input (issue 13)
+
+
+def test_oversized_terminated_message_in_one_read_is_a_protocol_error() -> None:
+    """Cut into reads or not, a message over the cap is refused the same, and
+    what came before it in that read rides on the error."""
+    big = b"Event: Big\r\nData: " + b"x" * 100 + b"\r\n\r\n"
+    small = b"Event: Small\r\n\r\n"
+    with pytest.raises(AmiProtocolError, match="at most 64") as exc:
+        AmiDecoder(expect_banner=False, max_message=64).feed(small + big + small)
+    assert exc.value.items == [AmiMessage((("Event", "Small"),))]
+    decoder = AmiDecoder(expect_banner=False, max_message=64)
+    seen: list[AmiItem] = []
+    with pytest.raises(AmiProtocolError):
+        for b in small + big:
+            seen.extend(decoder.feed(bytes([b])))
+    assert seen == [AmiMessage((("Event", "Small"),))]
+
+
+def test_message_of_exactly_max_size_whatever_the_reads() -> None:
+    frame = b"Event: X\r\nData: " + b"x" * (64 - 16)
+    assert len(frame) == 64
+    stream = frame + b"\r\n\r\n"
+    for cut in range(60, len(stream)):
+        decoder = AmiDecoder(expect_banner=False, max_message=64)
+        items = decoder.feed(stream[:cut]) + decoder.feed(stream[cut:])
+        assert len(items) == 1 and isinstance(items[0], AmiMessage), cut
+
+
+def test_decoder_refuses_again_after_a_refusal() -> None:
+    decoder = AmiDecoder(expect_banner=True)
+    with pytest.raises(AmiProtocolError):
+        decoder.feed(b"SSH-2.0-OpenSSH_9.6\r\n")
+    with pytest.raises(AmiProtocolError, match="already refused"):
+        decoder.feed(b"Event: X\r\n\r\n")
+
+
+def test_decoder_search_is_linear() -> None:
+    """1 MiB in 64-byte reads: each byte looked at about once, not once per
+    read (the quadratic decoder looked at 8 GiB to reach its cap)."""
+    chunk = b"ChanVariable: x=" + b"y" * 46 + b"\r\n"
+    assert len(chunk) == 64
+    decoder = AmiDecoder(expect_banner=False)
+    fed = reads = 0
+    with pytest.raises(AmiProtocolError):
+        while True:
+            fed += len(chunk)
+            reads += 1
+            decoder.feed(chunk)
+    assert fed > 1 << 20
+    assert decoder.searched <= fed + 3 * reads
+
+
+def test_banner_search_is_linear_and_capped() -> None:
+    decoder = AmiDecoder(expect_banner=True, max_message=10_000)
+    with pytest.raises(AmiProtocolError, match="greeting longer"):
+        for _ in range(10_000):
+            decoder.feed(b"x\r")
+    assert decoder.searched <= 2 * 10_000 + 10_000
+
+
+@pytest.mark.parametrize("headers", [
+    [],
+    [("", "x")],
+    [("Ev:ent", "x")],
+    [(" Event", "x")],
+    [("Event\r\nAction", "x")],
+    [("Event", "a\r\nAction: Originate")],
+    [("Event", "\ud800")],
+])
+def test_encode_refuses_what_cannot_be_a_message(headers: list[tuple[str, str]]) -> None:
+    with pytest.raises(AmiEncodeError):
+        encode_message(headers)
+
+
+def _split_vars_reference(raw: str) -> list[str]:
+    """The former (quadratic) splitter, as the reference for the new one."""
+    out, chunk = [], ""
+    for piece in raw.split(","):
+        if chunk and "=" in piece:
+            out.append(chunk)
+            chunk = piece
+        else:
+            chunk = f"{chunk},{piece}" if chunk else piece
+    if chunk:
+        out.append(chunk)
+    return out
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(raw=st.text(alphabet=",=ab ", max_size=30))
+def test_variables_split_as_before(raw: str) -> None:
+    from acd.protocols.ami import _split_vars
+    assert list(_split_vars(raw)) == _split_vars_reference(raw)
+
+
+def test_variables_header_of_many_commas_is_linear() -> None:
+    msg = AmiMessage((("Variable", "a=" + "," * 500_000 + "b=1"),))
+    assert parse_variables(msg) == {"a": "," * 499_999, "b": "1"}
+
+
+def test_adapter_logs_malformed_frames_masked_and_rate_limited(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A malformed frame holding a caller's number and name is logged once a
+    minute with a count, its text masked (issue 13: no caller data in logs)."""
+    import logging
+
+    from acd.adapters import ami as ami_adapter
+    from acd.logs import Limited, show_private
+
+    monkeypatch.setattr(ami_adapter, "_frame_errors", Limited(60.0))
+    frame = (b"Event: Newchannel\r\nCallerIDNum: 13812345678\r\n"
+             b"CallerIDName \xe5\xbc\xa0\xe4\xb8\x89 \x1b[31m\r\n\r\n")
+    items = decode_chunks([frame * 5], expect_banner=False)
+    assert len(items) == 5 and all(isinstance(i, AmiFrameError) for i in items)
+    show_private(False)
+    with caplog.at_level(logging.ERROR, logger="acd.adapters.ami"):
+        for item in items:
+            assert isinstance(item, AmiFrameError)
+            ami_adapter._log_frame_error(item)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1
+    assert "line 3 is not 'Key: Value'" in lines[0] and f"{len(items[0].raw)} bytes" in lines[0]
+    assert "13812345678" not in lines[0] and "张三" not in lines[0]
+    assert "\x1b" not in lines[0] and "\n" not in lines[0]

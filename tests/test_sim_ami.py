@@ -152,11 +152,12 @@ async def test_core_show_channels_lists_live_channels(pbx: SimPBX, ami: AmiProbe
         "Event", "ActionID", "Channel", "ChannelState", "ChannelStateDesc", "CallerIDNum",
         "CallerIDName", "ConnectedLineNum", "ConnectedLineName", "Language", "AccountCode",
         "Context", "Exten", "Priority", "Uniqueid", "Linkedid",
-        # manager.conf channelvars = ACD_CALL_ID,ACD_QUEUED,ACD_OFFER
-        "ChanVariable", "ChanVariable", "ChanVariable",
+        # manager.conf channelvars = ACD_CALL_ID,ACD_QUEUED,ACD_OFFER,ACD_CALL_SECRET
+        "ChanVariable", "ChanVariable", "ChanVariable", "ChanVariable",
         "Application", "ApplicationData", "Duration", "BridgeId"]
     # unset: empty
-    assert chan.get_all("ChanVariable") == ["ACD_CALL_ID=", "ACD_QUEUED=", "ACD_OFFER="]
+    assert chan.get_all("ChanVariable") == ["ACD_CALL_ID=", "ACD_QUEUED=", "ACD_OFFER=",
+                                            "ACD_CALL_SECRET="]
     assert chan.get("Uniqueid") == call.uniqueid
     assert chan.get("Linkedid") == call.uniqueid
     assert chan.get("CallerIDName") == "张三"

@@ -23,6 +23,8 @@ from sim.expr import UnsupportedExpression, evaluate, substitute
 from sim.testkit import AgiConn, AgiScriptServer, AmiProbe
 
 RESUME = "resume?server=pbx1"
+#: the AGI() step's data: the URL, then the call's secret (none set by these scripts)
+RESUME_DATA = RESUME + ","
 
 
 def newexten(pbx: SimPBX, uid: str) -> Callable[[], list[tuple[str, str, str, str, str]]]:
@@ -133,7 +135,7 @@ async def test_recovery_reaches_the_standby(agi: AgiScriptServer) -> None:
         "acd-recover", "s", "5")
     assert standby_lines == ["200 result=1 (1)", "200 result=1 (c-42)",
                              "200 result=1 (FAILURE)", "200 result=1", "200 result=1"]
-    primary = f"{agi.url}/{RESUME}"
+    primary = f"{agi.url}/{RESUME_DATA}"
     assert steps() == [
         ("acd-hotline", "10086", "1", "Answer", ""),
         ("acd-hotline", "10086", "2", "Set", "ACD_TRIES=0"),
@@ -143,7 +145,7 @@ async def test_recovery_reaches_the_standby(agi: AgiScriptServer) -> None:
         ("acd-recover", "s", "2", "GotoIf", "0?last,1"),
         ("acd-recover", "s", "3", "Playback", "acd/one-moment"),
         ("acd-recover", "s", "4", "AGI", primary),
-        ("acd-recover", "s", "5", "AGI", f"{standby.url}/{RESUME}"),
+        ("acd-recover", "s", "5", "AGI", f"{standby.url}/{RESUME_DATA}"),
     ]
     # the hotline session ended on its own: SUCCESS; the primary refused: FAILURE;
     assert statuses == ["SUCCESS", "FAILURE", "HANGUP"]  # the last: AGI HANGUP
@@ -209,7 +211,7 @@ async def test_resume_extension_skips_the_count(agi: AgiScriptServer, pbx: SimPB
     assert ok.get("Message") == "Redirect successful"
     await call.done
     assert steps()[3:] == [("acd-recover", "resume", "1", "Goto", "s,again"),
-                           ("acd-recover", "s", "4", "AGI", f"{agi.url}/{RESUME}")]
+                           ("acd-recover", "s", "4", "AGI", f"{agi.url}/{RESUME_DATA}")]
     assert resumed[0].request.env["agi_priority"] == "4"
 
 
@@ -287,7 +289,7 @@ async def test_redirect_of_a_dead_session_moves_it_at_once(agi: AgiScriptServer)
         await call.done
         await ami.close()
     assert statuses[0] == "HANGUP"
-    assert ("acd-recover", "s", "4", "AGI", f"{agi.url}/{RESUME}") in steps()
+    assert ("acd-recover", "s", "4", "AGI", f"{agi.url}/{RESUME_DATA}") in steps()
 
 
 async def test_second_redirect_while_one_is_pending_is_refused(agi: AgiScriptServer) -> None:
@@ -340,7 +342,7 @@ async def test_fallback_without_an_engine_still_says_a_word(agi: AgiScriptServer
                                   "Exten": "callback", "Priority": "1"})
     await call.done
     assert [(ctx, app, data) for ctx, _, _, app, data in steps()[3:]] == [
-        ("acd-fallback", "AGI", f"{agi.url}/fallback?kind=callback&server=pbx1"),
+        ("acd-fallback", "AGI", f"{agi.url}/fallback?kind=callback&server=pbx1,"),
         ("acd-fallback", "Playback", "acd/all-busy-call-later"),
         ("acd-fallback", "Hangup", "")]
 
@@ -361,7 +363,8 @@ async def test_chanvariable_in_core_show_channel_and_events(agi: AgiScriptServer
     pbx.add_phone("1001", PhoneBehaviour(answer_after_s=0.5, talk_s=1))
     call = await pbx.place_call(CallerScript(name='O"Brien', patience_s=None))
     newchannel = await ami.wait_event("Newchannel", Uniqueid=call.uniqueid)
-    assert newchannel.get_all("ChanVariable") == ["ACD_CALL_ID=", "ACD_QUEUED=", "ACD_OFFER="]
+    assert newchannel.get_all("ChanVariable") == ["ACD_CALL_ID=", "ACD_QUEUED=", "ACD_OFFER=",
+                                                  "ACD_CALL_SECRET="]
     assert newchannel["CallerIDName"] == 'O\\"Brien'  # ast_escape_c, as in the snapshot
     await ami.wait_event("MusicOnHoldStart", Uniqueid=call.uniqueid)
     await ami.action("Setvar", {"Channel": call.channel, "Variable": "ACD_QUEUED",
@@ -370,23 +373,24 @@ async def test_chanvariable_in_core_show_channel_and_events(agi: AgiScriptServer
     (show,) = items[:-1]
     keys = [k for k, _ in show.headers]
     assert keys[keys.index("Linkedid") + 1:] == [
-        "ChanVariable", "ChanVariable", "ChanVariable", "Application", "ApplicationData",
-        "Duration", "BridgeId"]
+        "ChanVariable", "ChanVariable", "ChanVariable", "ChanVariable", "Application",
+        "ApplicationData", "Duration", "BridgeId"]
     assert show.get_all("ChanVariable") == ["ACD_CALL_ID=c-7", f"ACD_QUEUED={queued}",
-                                            "ACD_OFFER="]
+                                            "ACD_OFFER=", "ACD_CALL_SECRET="]
     await ami.action("Setvar", {"Channel": call.channel, "Variable": "ACD_OFFER",
                                 "Value": "o-3"})
     await ami.action("Redirect", {"Channel": call.channel, "Context": "acd-connect",
                                   "Exten": "1001", "Priority": "1"})
     begin = await ami.wait_event("DialBegin", Uniqueid=call.uniqueid)
     assert begin.get_all("ChanVariable") == ["ACD_CALL_ID=c-7", f"ACD_QUEUED={queued}",
-                                             "ACD_OFFER=o-3"]
-    assert begin.get_all("DestChanVariable") == ["ACD_CALL_ID=", "ACD_QUEUED=", "ACD_OFFER="]
+                                             "ACD_OFFER=o-3", "ACD_CALL_SECRET="]
+    assert begin.get_all("DestChanVariable") == ["ACD_CALL_ID=", "ACD_QUEUED=", "ACD_OFFER=",
+                                                 "ACD_CALL_SECRET="]
     keys = [k for k, _ in begin.headers]
     assert keys.index("DestChanVariable") == keys.index("DestLinkedid") + 1
     hangup = await ami.wait_event("Hangup", Uniqueid=call.uniqueid)
     assert hangup.get_all("ChanVariable") == ["ACD_CALL_ID=c-7", f"ACD_QUEUED={queued}",
-                                              "ACD_OFFER=o-3"]
+                                              "ACD_OFFER=o-3", "ACD_CALL_SECRET="]
     await call.done
 
 
@@ -399,9 +403,10 @@ async def test_originate_response_has_the_old_form(pbx: SimPBX, ami: AmiProbe) -
         "Async": "true", "Variable": "ACD_CALL_ID=c-9"})
     res = await ami.wait_event("OriginateResponse", ActionID=resp.action_id or "")
     channel = res["Channel"]
-    assert res.headers[-3:] == ((f"ChanVariable({channel})", "ACD_CALL_ID=c-9"),
+    assert res.headers[-4:] == ((f"ChanVariable({channel})", "ACD_CALL_ID=c-9"),
                                 (f"ChanVariable({channel})", "ACD_QUEUED="),
-                                (f"ChanVariable({channel})", "ACD_OFFER="))
+                                (f"ChanVariable({channel})", "ACD_OFFER="),
+                                (f"ChanVariable({channel})", "ACD_CALL_SECRET="))
     await ami.wait_event("Hangup", Uniqueid=res["Uniqueid"])
 
 

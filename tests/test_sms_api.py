@@ -1,4 +1,5 @@
-"""The SMS endpoints of the control API, on an engine with SMS on (log transport)."""
+"""The SMS endpoints of the control API (admin role) and the SMS link's public
+listener, on an engine with SMS on (log transport)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ rules: [{name: abandoned, when: {outcome: abandoned}, template: sorry}]
 async def test_click_app_login_opt_out_and_outbox(tmp_path: Path) -> None:
     sms = SmsConfig(POLICY, "log", sender=SenderConfig(poll_s=0.05))
     phones = {"1001": PhoneBehaviour(answers=False)}
-    async with system(tmp_path, phones, login_agents=False, sms=sms) as s, \
-            aiohttp.ClientSession() as http:
+    async with system(tmp_path, phones, login_agents=False, sms=sms, public=True) as s, \
+            aiohttp.ClientSession(headers=s.headers("admin")) as http, \
+            aiohttp.ClientSession() as public:
         h = await s.pbx.place_call(CallerScript(number="13712345678", keys=["", "1"],
                                                 patience_s=0.3, key_delay_s=0.02))
         res = await asyncio.wait_for(h.done, 10)
@@ -39,10 +41,16 @@ async def test_click_app_login_opt_out_and_outbox(tmp_path: Path) -> None:
                 break
             await asyncio.sleep(0.05)
         assert row is not None and row.state == "delivered" and row.token in row.text
-        async with http.get(f"{s.url}/s/{row.token}?to=https://evil.example",
-                            allow_redirects=False) as r:
+        # the link and click tracking: on the public listener, without credentials
+        async with public.get(f"{s.public_url}/s/{row.token}?to=https://evil.example",
+                              allow_redirects=False) as r:
             assert r.status == 302 and r.headers["Location"] == "https://m.example.cn/app"
-        async with http.post(f"{s.url}/sms/click/nope") as r:
+        async with public.post(f"{s.public_url}/sms/click/{row.token}") as r:
+            assert r.status == 200 and await r.json() == {"ok": True}
+        async with public.post(f"{s.public_url}/sms/click/nope") as r:
+            assert r.status == 404
+        # ... and not on the control listener, even with the admin token
+        async with http.get(f"{s.url}/s/{row.token}", allow_redirects=False) as r:
             assert r.status == 404
         async with http.post(f"{s.url}/sms/app-login", json={"number": "+86 137 1234 5678"}) as r:
             assert r.status == 200 and (await r.json())["number"] == "+8613712345678"
@@ -72,6 +80,6 @@ async def test_click_app_login_opt_out_and_outbox(tmp_path: Path) -> None:
 
 async def test_sms_endpoints_without_sms_configured(tmp_path: Path) -> None:
     async with system(tmp_path, {"1001": PhoneBehaviour()}) as s, \
-            aiohttp.ClientSession() as http:
+            aiohttp.ClientSession(headers=s.headers("admin")) as http:
         async with http.get(f"{s.url}/sms/outbox") as r:
             assert r.status == 404 and "SMS diversion is off" in (await r.json())["error"]

@@ -37,6 +37,7 @@ from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message as PanoMessage
 
 from acd.adapters.backoff import Backoff
+from acd.logs import Limited, printable, private
 from acd.protocols.ami import (
     AmiBanner,
     AmiDecoder,
@@ -47,6 +48,9 @@ from acd.protocols.ami import (
 )
 
 log = logging.getLogger(__name__)
+
+#: malformed frames: the first logged, then one line a minute with the count
+_frame_errors = Limited(60.0)
 
 
 class AmiError(Exception):
@@ -122,14 +126,14 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]
             if isinstance(item, AmiMessage):
                 self._route(item)
             elif isinstance(item, AmiFrameError):
-                log.error("AMI: malformed frame skipped (%s): %r", item.reason, item.raw[:200])
+                _log_frame_error(item)
             elif isinstance(item, AmiBanner):
                 self.version = item.version
 
     def _route(self, msg: AmiMessage) -> None:
         aid = msg.action_id
         if aid is not None and aid in self.responses:
-            self.handle_message(PanoMessage(msg.as_dict()))
+            self.handle_message(PanoMessage(_pano_fields(msg)))
             return
         if msg.event is not None and self.on_event is not None:
             if msg.event == "Shutdown":
@@ -138,6 +142,14 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]
                 self.on_event(msg)
             except Exception:
                 log.exception("AMI: event consumer failed on %s", msg.event)
+
+
+def _log_frame_error(item: AmiFrameError) -> None:
+    """A malformed frame, rate-limited: where it is wrong and its size; its
+    text (callers' numbers and names) masked unless ``show_caller_data``."""
+    text = item.raw[:200].decode("utf-8", errors="replace").replace("\r\n", "\n")
+    _frame_errors.error(log, "ami-frame", "AMI: malformed frame skipped (%s; %d bytes): %s",
+                        item.reason, len(item.raw), private(printable(text, newlines=False)))
 
 
 class _Manager(Manager):  # type: ignore[misc]
@@ -214,6 +226,12 @@ class AmiClient:
             raise AmiAuthError(
                 f"Asterisk at {cfg.host}:{cfg.port} refused AMI login for user "
                 f"{cfg.username!r}: {exc.message}"
+            ) from None
+        except AmiActionTimeout as exc:  # a port that accepts but says nothing: not reached
+            transport.close()
+            raise AmiConnectError(
+                f"Asterisk AMI at {cfg.host}:{cfg.port} ({self.name}) took the connection but "
+                f"did not answer the login ({exc}): is that Asterisk's AMI port?"
             ) from None
         except AmiError:
             transport.close()
@@ -393,6 +411,22 @@ class AmiClient:
         if first.response in ("Error", "Failure", "Fail"):
             raise AmiActionFailed(action, first.get("Message", "error"))
         return msgs if isinstance(raw, list) else first
+
+
+def _pano_fields(msg: AmiMessage) -> dict[str, Any]:
+    """The message for panoramisk: a header that repeats (``ChanVariable``
+    in a ``CoreShowChannel`` of a list) as the list of its values, so that
+    :func:`_to_msg` gives every one of them back."""
+    out: dict[str, Any] = {}
+    for k, v in msg.headers:
+        prev = out.get(k)
+        if prev is None:
+            out[k] = v
+        elif isinstance(prev, list):
+            prev.append(v)
+        else:
+            out[k] = [prev, v]
+    return out
 
 
 def _to_msg(m: PanoMessage) -> AmiMessage:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import aiomqtt
 
 from acd.adapters.backoff import Backoff
+from acd.logs import Limited, brief
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,9 @@ class MqttEventLink:
         self.published = 0
         #: messages dropped because the broker refused their form (bad topic, too large)
         self.rejected = 0
+        #: a broker down (a line per retry) or refusing messages: one line a
+        #: minute of each kind, with a count; flushed when the link is back
+        self.limited = Limited(60.0)
         self._batch: list[Outgoing] = []
 
     @property
@@ -84,6 +88,12 @@ class MqttEventLink:
         return len(self._batch)
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:  # what the rate limit held back, with its count
+            self.limited.flush(log)
+
+    async def _run(self) -> None:
         cfg = self.config
         backoff = Backoff(0.5, cfg.reconnect_max_s)
         while True:
@@ -102,12 +112,14 @@ class MqttEventLink:
                     self.connected = True
                     self.connects += 1
                     backoff.reset()
+                    self.limited.flush(log)
                     log.info("events: MQTT connected to %s:%s", cfg.host, cfg.port)
                     await self._session(client)
                     return  # closed and drained
             except aiomqtt.MqttError as exc:
-                log.warning("events: MQTT link to %s:%s down (%s); retrying in %.1f s",
-                            cfg.host, cfg.port, exc, backoff.delay)
+                self.limited.warning(log, "down", "events: MQTT link to %s:%s down (%s); "
+                                     "retrying in %.1f s", cfg.host, cfg.port, brief(exc),
+                                     backoff.delay)
             finally:
                 self.connected = False
             await asyncio.sleep(backoff.delay)
@@ -165,7 +177,8 @@ class MqttEventLink:
         for message, result in zip(batch, results, strict=True):
             if isinstance(result, ValueError):
                 self.rejected += 1
-                log.error("events: message on %r refused: %s (dropped)", message.topic, result)
+                self.limited.error(log, "refused", "events: message on %r refused: %s "
+                                   "(dropped)", message.topic, result)
                 continue
             keep.append(message)
             if isinstance(result, aiomqtt.MqttError):

@@ -106,6 +106,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from acd.adapters.backoff import Backoff
+from acd.logs import Limited
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +209,8 @@ class Leadership:
         self.takeover_bound_s: float = self._lock.takeover_bound_s
         self._held = False
         self._watchdog: asyncio.Task[None] | None = None
+        #: a database down while waiting (a line per retry): one a minute, with a count
+        self.limited = Limited(60.0)
 
     def __repr__(self) -> str:
         state = "held" if self.held else "lost" if self.lost.is_set() else "not held"
@@ -236,8 +239,8 @@ class Leadership:
                     got = await self._lock.try_lock()
                 except _Unavailable as exc:
                     self._lock.abort()
-                    log.warning("leadership %r: %s; retrying in %.1fs",
-                                self.name, exc, backoff.delay)
+                    self.limited.warning(log, "retry", "leadership %r: %s; retrying in %.1fs",
+                                         self.name, exc, backoff.delay)
                     await asyncio.sleep(backoff.delay)
                     backoff.grow()
                     continue
@@ -253,6 +256,7 @@ class Leadership:
         except BaseException:
             self._lock.abort()  # a waiting connection (or fd) must not outlive us
             raise
+        self.limited.flush(log)
         self._held = True
         self._watchdog = asyncio.create_task(self._watch(), name=f"leadership {self.name} watchdog")
         log.info("leadership %r: acquired (%s)", self.name, _who("acd-leader"))
@@ -262,6 +266,7 @@ class Leadership:
         each step bounded by ``connect_timeout_s``.  Does not set ``lost``."""
         was_held = self._held
         self._held = False
+        self.limited.flush(log)
         await self._stop_watchdog()
         await self._lock.drop()
         if was_held:

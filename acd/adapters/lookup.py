@@ -24,6 +24,7 @@ from typing import Any
 
 from acd.core.numbers import is_number
 from acd.core.profiles import CustomerProfile
+from acd.logs import Limited, brief
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class LookupBatcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
+        #: a database down fails every batch: one line a minute, with a count
+        self.limited = Limited(60.0)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="lookups")
@@ -50,6 +53,7 @@ class LookupBatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self.limited.flush(log)
         for futs in self._pending.values():
             for f in futs:
                 if not f.done():
@@ -94,8 +98,12 @@ class LookupBatcher:
                 self.batches += 1
                 try:
                     found = await self._fetch(numbers)
-                except Exception as exc:  # noqa: BLE001 - handed to every waiter
-                    log.warning("caller lookup of %d numbers failed: %s", len(numbers), exc)
+                except Exception as exc:  # handed to every waiter
+                    # the type and first line: a database error's next lines
+                    # quote the statement's parameters (the batch's numbers)
+                    if self.limited.warning(log, "fetch", "caller lookup of %d numbers failed: "
+                                            "%s", len(numbers), brief(exc)):
+                        log.debug("caller lookup failed", exc_info=exc)
                     for futs in waiters.values():
                         for f in futs:
                             if not f.done():

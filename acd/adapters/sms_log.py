@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from acd.logs import private
 from acd.sms.transport import DeliveryReceipt, OnInbound, OnReceipt, OutgoingSms
 
 log = logging.getLogger("acd.sms")
@@ -27,7 +28,8 @@ class LogTransport:
         self._on_receipt = on_receipt
 
     async def send(self, msg: OutgoingSms) -> str:
-        log.info("SMS %d to %s: %s", msg.sms_id, msg.to, msg.text)
+        log.info("SMS %d to %s (%d characters): %s", msg.sms_id, private(msg.to), len(msg.text),
+                 private(msg.text))
         message_id = f"log-{msg.sms_id}"
         if self._receipts and self._on_receipt is not None:
             task: asyncio.Task[None] = asyncio.get_running_loop().create_task(

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import aiomqtt
 
 from acd.adapters.backoff import Backoff
+from acd.logs import Limited, brief
 from acd.sms.transport import (
     DeliveryReceipt,
     InboundSms,
@@ -71,6 +72,9 @@ class MqttTransport:
         self._on_receipt: OnReceipt | None = None
         self._on_inbound: OnInbound | None = None
         self.connects = 0
+        #: a broker down (a line per retry), bad messages: one line a minute of
+        #: each kind, with a count; flushed when the link is back and at close
+        self.limited = Limited(60.0)
 
     def topic(self, leaf: str) -> str:
         return f"{self.config.prefix}/{leaf}"
@@ -101,12 +105,13 @@ class MqttTransport:
                     self._connected.set()
                     self.connects += 1
                     backoff.reset()
+                    self.limited.flush(log)
                     log.info("SMS MQTT connected to %s:%s", cfg.host, cfg.port)
                     async for message in client.messages:
                         await self._dispatch(str(message.topic), message.payload)
             except aiomqtt.MqttError as exc:
-                log.warning("SMS MQTT link to %s:%s down (%s); retrying in %.1f s",
-                            cfg.host, cfg.port, exc, backoff.delay)
+                self.limited.warning(log, "down", "SMS MQTT link to %s:%s down (%s); retrying "
+                                     "in %.1f s", cfg.host, cfg.port, brief(exc), backoff.delay)
             finally:
                 self._connected.clear()
                 self._client = None
@@ -129,9 +134,13 @@ class MqttTransport:
             elif topic == self.topic("app/login") and self.on_app_login is not None:
                 await self.on_app_login(str(data["number"]))
         except (ValueError, KeyError) as exc:
-            log.warning("SMS MQTT: bad message on %s (%s): %r", topic, exc, payload)
-        except Exception:
-            log.exception("SMS MQTT: handling a message on %s failed", topic)
+            # not the payload: it carries callers' numbers and texts
+            size = len(payload) if isinstance(payload, bytes | str) else 0
+            self.limited.warning(log, f"bad {topic}", "SMS MQTT: bad message on %s (%s; %d "
+                                 "bytes): dropped", topic, brief(exc), size)
+        except Exception as exc:  # noqa: BLE001 - logged with its traceback, rate-limited
+            self.limited.error(log, f"failed {topic}", "SMS MQTT: handling a message on %s "
+                               "failed: %s", topic, brief(exc), exc_info=exc)
 
     async def send(self, msg: OutgoingSms) -> str:
         client = self._client
@@ -152,3 +161,4 @@ class MqttTransport:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        self.limited.flush(log)

@@ -69,6 +69,7 @@ import smpp34
 
 from acd.adapters.backoff import Backoff
 from acd.core.numbers import DEFAULT_COUNTRY, dialled, is_e164, normalize
+from acd.logs import Limited, brief
 from acd.protocols.smpp import (
     DELIVERED_STATES,
     ESM_UDHI,
@@ -219,6 +220,9 @@ class SmppTransport:
         self._rate_lock = asyncio.Lock()
         self._next_slot = 0.0
         self.binds = 0  # successful binds so far
+        #: an SMSC down (a line per bind attempt), bad receipts: one line a
+        #: minute of each kind, with a count; flushed at the next bind and at close
+        self.limited = Limited(60.0)
         self.last_error = ""  # why the last bind or session failed
 
     # -- lifecycle ---------------------------------------------------------------
@@ -248,6 +252,7 @@ class SmppTransport:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self.limited.flush(log)
 
     async def _run(self) -> None:
         cfg = self.config
@@ -258,13 +263,16 @@ class SmppTransport:
                 if lasted is not None:
                     if lasted >= cfg.reconnect_max_s:  # a session that held: start over
                         backoff.reset()
-                    log.warning("SMPP session with %s:%d ended (%s); binding again in %.1f s",
-                                cfg.host, cfg.port, self.last_error or "closed", backoff.delay)
+                    self.limited.warning(log, "ended", "SMPP session with %s:%d ended (%s); "
+                                         "binding again in %.1f s", cfg.host, cfg.port,
+                                         self.last_error or "closed", backoff.delay)
                 else:
-                    log.warning("SMPP %s; again in %.1f s", self.last_error, backoff.delay)
-            except Exception as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("SMPP session failed; binding again in %.1f s", backoff.delay)
+                    self.limited.warning(log, "bind", "SMPP %s; again in %.1f s",
+                                         self.last_error, backoff.delay)
+            except Exception as exc:  # noqa: BLE001 - logged with its traceback, rate-limited
+                self.last_error = brief(exc)
+                self.limited.error(log, "failed", "SMPP session failed (%s); binding again in "
+                                   "%.1f s", self.last_error, backoff.delay, exc_info=exc)
             await asyncio.sleep(backoff.delay)
             backoff.grow()
 
@@ -284,6 +292,7 @@ class SmppTransport:
                 self.last_error = f"bind to {cfg.host}:{cfg.port} failed: {exc}"
                 return None
             self.binds += 1
+            self.limited.flush(log)
             log.info("SMPP bound to %s:%d as %r (%s)", cfg.host, cfg.port, cfg.system_id,
                      cfg.bind)
             bound_at = time.monotonic()
@@ -336,8 +345,9 @@ class SmppTransport:
                 return
             try:
                 await self._deliver(ev)
-            except Exception:
-                log.exception("SMPP: handling a deliver_sm failed")
+            except Exception as exc:  # noqa: BLE001 - logged with its traceback, rate-limited
+                self.limited.error(log, "deliver", "SMPP: handling a deliver_sm failed: %s",
+                                   brief(exc), exc_info=exc)
 
     # -- sending -----------------------------------------------------------------
 
@@ -429,7 +439,9 @@ class SmppTransport:
     async def _receipt(self, ev: smpp34.DeliverSmEvent) -> None:
         rid, state = parse_receipt(ev.short_message, ((t.tag, t.value) for t in ev.tlvs))
         if not rid or not state:
-            log.warning("SMPP receipt without id or state: %r", ev.short_message[:120])
+            # not its text: a receipt quotes the start of the SMS
+            self.limited.warning(log, "receipt", "SMPP receipt without id or state (%d bytes): "
+                                 "ignored", len(ev.short_message))
             return
         if state in NON_FINAL_STATES:
             log.debug("SMPP receipt %s: %s (not final)", rid, state)

@@ -48,7 +48,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from acd.adapters.schema import aware, call_records, metadata, utc
+from acd.adapters.schema import aware, call_records, fit_row, metadata, utc
 from acd.core.numbers import DEFAULT_COUNTRY, dialled, normalize, variants
 from acd.sms.policy import PendingSms
 
@@ -115,12 +115,13 @@ async def insert_pending(conn: AsyncConnection, pending: Sequence[PendingSms]) -
                 o.number.in_(forms), o.state.in_(COUNTED), o.created_at > since))).scalar_one()
             if n >= p.cap_per_number:
                 reason = f"cap: {n} in {p.cap_hours:g} h"
-        await conn.execute(sms_outbox.insert().values(
-            call_id=p.call_id, number=p.number, rule=p.rule[:64], template=p.template[:64],
-            language=p.language[:16], text=p.text[:2000], token=p.token,
-            state=SUPPRESSED if reason else QUEUED, reason=(reason or "")[:256],
-            created_at=utc(p.created_at), send_after=utc(p.send_after),
-            next_attempt_at=utc(p.send_after), attempts=0))
+        # every value fitted to its column (lengths, NUL, encodings): never refused for it
+        await conn.execute(sms_outbox.insert().values(**fit_row(sms_outbox, {
+            "call_id": p.call_id, "number": p.number, "rule": p.rule, "template": p.template,
+            "language": p.language, "text": p.text, "token": p.token,
+            "state": SUPPRESSED if reason else QUEUED, "reason": reason or "",
+            "created_at": utc(p.created_at), "send_after": utc(p.send_after),
+            "next_attempt_at": utc(p.send_after), "attempts": 0})))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,13 @@
 """The control API: a small JSON-over-HTTP surface for operators and the CLI.
 
 ``acd agents live ...`` and ``acd queue show`` talk to the running engine through
-it.  It listens on 127.0.0.1 by default and has no authentication: keep it
-on the loopback interface (or behind a proxy that adds some).
+it.  It listens on 127.0.0.1 by default; every request needs credentials
+(:mod:`acd.api.auth`): a bearer token of the token file the engine creates
+(``acd-api.tokens`` beside acd.yaml), or a client certificate (mutual TLS,
+``api.tls``), and the role they carry (:class:`~acd.api.config.Role`)
+decides what it may do.  A non-loopback address needs TLS or
+``api.allow_plain_http``.  The SMS link has a listener of its own (the public
+listener, ``api.public``) with nothing else on it.
 
 The API sees the engine only through :class:`~acd.api.protocol.ControlledEngine`.
 Reads come from the core's read side and the engine's
@@ -12,24 +17,35 @@ core comes back from it and is answered 409 with the core's own message
 ("agent a1: 'logout' is not allowed in state 'on_call'").  Request bodies
 are read and checked by :mod:`acd.api.requests`.
 
-Endpoints (see docs/operations.md)::
+Endpoints of the control listener, with the role each needs (see
+docs/operations.md)::
 
-    GET  /health                     {"ami": bool, "calls": n, "agents": n, ...}
-    GET  /agents                     every agent, with state and occupancy
-    GET  /agents/{id}
-    POST /agents/{id}/login          {"ready": true}
-    POST /agents/{id}/logout
-    POST /agents/{id}/ready
-    POST /agents/{id}/pause          {"reason": "lunch"}
-    POST /agents/{id}/profile        partial profile change (stored, then live)
-    GET  /queues                     per queue: waiting, longest wait, staffing, today's figures
-    GET  /queues/{name}              ... and the waiting calls in service order
-    GET  /stats[?interval=true]      statistics totals, or per-interval rows
-    GET  /flow, POST /flow/reload    the IVR flow's version; reload it from its file
+    GET  /health                     read   {"ami": bool, "calls": n, ..., "records": {...}}
+    GET  /agents                     read   every agent, with state and occupancy
+    GET  /agents/{id}                read
+    POST /agents/{id}/login          agent  {"ready": true}
+    POST /agents/{id}/logout         agent
+    POST /agents/{id}/ready          agent
+    POST /agents/{id}/pause          agent  {"reason": "lunch"}
+    POST /agents/{id}/profile        admin  partial profile change (stored, then live)
+    GET  /queues                     read   per queue: waiting, longest wait, staffing, today
+    GET  /queues/{name}              read   ... and the waiting calls (read: numbers masked)
+    GET  /stats[?interval=true]      read   statistics totals, or per-interval rows
+    GET  /flow                       read   the IVR flow's version
+    POST /flow/reload                admin  reload it from its file
+    POST /sms/app-login              admin  {"number": ...}
+    POST /sms/optout                 admin  {"number": ..., "remove": false}
+    GET  /sms/outbox                 admin  the outbox, texts included
+
+and of the public listener, without credentials::
+
+    GET  /s/{token}                  count the SMS link's click, redirect to the app
+    POST /sms/click/{token}          a web front reports a click
 
 Errors are ``{"error": "..."}`` with 400 (bad JSON or field, the message
-names the field), 404 (unknown agent, queue or path), 409 (not allowed in
-the agent's current state), 503 (database unavailable) or 500 (a bug: it
+names the field), 401 (no or wrong credentials), 403 (role too low), 404
+(unknown agent, queue or path), 409 (not allowed in the agent's current
+state), 413 (body too large), 503 (database unavailable) or 500 (a bug: it
 is logged and the server carries on).
 """
 
@@ -39,18 +55,32 @@ import asyncio
 import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import os
+import re
+import ssl
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from acd.adapters.profiles_store import ProfileStoreError
+from acd.api.auth import (
+    NEEDS,
+    ApiSetupError,
+    Guard,
+    Tokens,
+    load_or_create,
+    role_of,
+    server_context,
+)
+from acd.api.config import DEFAULT_HOST, DEFAULT_PORT, ApiConfig, Role
 from acd.api.protocol import AgentView, ControlledEngine, SmsOutboxStore
 from acd.api.requests import (
+    MAX_BODY_BYTES,
     PROFILE_FIELDS,
     REASON_MAX,
     ApiError,
+    Handler,
     bad,
     boolean,
     changed_profile,
@@ -69,14 +99,25 @@ from acd.core.model import (
     Event,
 )
 from acd.loaders.profile_checks import agent_problems
+from acd.logs import Limited, brief, printable
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8088
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ApiSetupError", "ControlApi"]
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: an SMS link token as the engine makes them (secrets.token_urlsafe, at most 32)
+LINK_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,32}")
+#: HTTP header limits of both listeners (aiohttp's request handler)
+HEADER_LIMITS: dict[str, Any] = {"max_line_size": 4096, "max_field_size": 4096,
+                                 "max_headers": 64}
 _dumps = functools.partial(json.dumps, ensure_ascii=False)
+
+
+def _why(exc: OSError) -> str:
+    """A listen error's reason, without asyncio's repetition of the address."""
+    if exc.errno is not None and exc.errno > 0:
+        return os.strerror(exc.errno)
+    return exc.strerror or brief(exc)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -89,7 +130,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:
-        return _json({"error": exc.message}, exc.status)
+        resp = _json({"error": exc.message}, exc.status)
+        resp.headers.update(exc.headers)
+        return resp
     except web.HTTPException as exc:  # no such path, wrong method ...
         if exc.status < 400:
             raise
@@ -101,80 +144,225 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return resp
     except asyncio.CancelledError:
         raise
-    except Exception as exc:
-        log.exception("control API: %s %s failed", request.method, request.path)
-        return _json({"error": f"internal error: {type(exc).__name__}: {exc}"}, 500)
+    except Exception as exc:  # noqa: BLE001 - logged (rate-limited) by _failed; server lives on
+        return _failed(request, exc)
+
+
+#: the rate limit of each application's failure lines, per route: a flood of
+#: failing requests (a database down, a bug one request can trigger) cannot
+#: fill the log
+FAILURES = web.AppKey("acd.failures", Limited)
+
+
+def _route(request: web.Request) -> str:
+    """``GET /agents/{id}``: the route's pattern, not the path (the public
+    listener's paths carry SMS link tokens; the patterns are few)."""
+    info = request.match_info
+    resource = info.route.resource if info.route is not None else None
+    pattern = resource.canonical if resource is not None else "?"
+    return f"{request.method} {printable(pattern, newlines=False)[:100]}"
+
+
+def _failed(request: web.Request, exc: Exception) -> web.Response:
+    """A handler failed: 503 for the database, else 500.  The answer names
+    the exception's type only: a message (a database error's statement and
+    parameters: callers' numbers, link tokens) never reaches a client,
+    least of all the public listener's anonymous ones.  Logged with
+    :func:`brief` (ERROR for a bug, WARNING for the database), the traceback
+    at DEBUG; at most one line per route a minute, with the count of the rest."""
+    route, kind = _route(request), type(exc).__name__
+    failures = request.app.get(FAILURES) or Limited(60.0)
+    if isinstance(exc, SQLAlchemyError):
+        shown = failures.warning(log, route, "API: %s: database: %s", route, brief(exc))
+        answer = _json({"error": f"database unavailable ({kind}): try again later"}, 503)
+    else:
+        shown = failures.error(log, route, "API: %s failed (a bug): %s", route, brief(exc))
+        answer = _json({"error": f"internal error: {kind}"}, 500)
+    if shown and log.isEnabledFor(logging.DEBUG):
+        log.debug("API: %s: the traceback", route, exc_info=exc)
+    return answer
+
+
+@web.middleware
+async def _public_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The public listener: every path but its two is 404, whatever the method."""
+    try:
+        return await handler(request)
+    except web.HTTPMethodNotAllowed:
+        return _json({"error": f"no such endpoint: {request.method} {request.path}"}, 404)
 
 
 class ControlApi:
-    """The engine's HTTP control surface (aiohttp).
+    """The engine's HTTP control surface (aiohttp): the control listener and
+    the public (SMS link) listener.
 
-    Wired by the engine: ``self.api = ControlApi(self)`` in ``__init__``,
-    ``await self.api.start(host, port)`` when it is up, ``await
-    self.api.stop()`` first thing when it stops.
+    Wired by the engine: ``self.api = ControlApi(self, config.api)`` in
+    ``__init__``, :meth:`prepare` first thing when it starts (the token file
+    and TLS: a problem stops the start before anything is driven), ``await
+    self.api.start()`` when it is up, ``await self.api.stop()`` first thing
+    when it stops.
     """
 
-    def __init__(self, engine: ControlledEngine) -> None:
+    def __init__(self, engine: ControlledEngine, config: ApiConfig | None = None) -> None:
         self.engine = engine
+        self.config = config if config is not None else ApiConfig()
         self.views = Views(engine)
+        self.tokens: Tokens | None = None
+        self.guard: Guard | None = None
+        self._ssl: ssl.SSLContext | None = None
         self._runner: web.AppRunner | None = None
+        self._public: web.AppRunner | None = None
         # profile changes are read-modify-write across an await (the database):
         # one at a time, so two concurrent edits cannot lose one another
         self._profile_lock = asyncio.Lock()
+        self._link_failures = Limited(60.0)
+        self._failures = Limited(60.0)
+        self._refusals = Limited(60.0)
 
     # ---------------------------------------------------------- lifecycle
 
+    def prepare(self) -> None:
+        """Check the settings, read the token file (made when missing) and
+        load the TLS files; :class:`ApiSetupError` names what is wrong.  A
+        no-op when the control listener is off, and once done."""
+        if self.config.port is not None and self.guard is None:
+            self._setup()
+
+    def _setup(self) -> None:
+        problem = self.config.problem()
+        if problem is not None:
+            raise ApiSetupError(problem)
+        if self.config.tls is not None:
+            self._ssl = server_context(self.config.tls)
+        tokens, created = load_or_create(self.config.token_file)
+        if created:
+            log.info("control API: made the token file %s (mode 0600: read, agent and admin "
+                     "tokens); `acd` commands run beside acd.yaml read it", tokens.file)
+        self.tokens = tokens
+        self.guard = Guard(tokens, self.config.tls, self._refusals)
+
+    def _needs(self, app: web.Application, method: str, path: str, handler: Handler,
+               role: Role) -> None:
+        route = app.router.add_route(method, path, handler)
+        app[NEEDS][route] = role
+
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[_errors])
-        app.router.add_get("/health", self.health)
-        app.router.add_get("/agents", self.list_agents)
-        app.router.add_get("/agents/{id}", self.get_agent)
-        app.router.add_post("/agents/{id}/login", self.login)
-        app.router.add_post("/agents/{id}/logout", self.logout)
-        app.router.add_post("/agents/{id}/ready", self.ready)
-        app.router.add_post("/agents/{id}/pause", self.pause)
-        app.router.add_post("/agents/{id}/profile", self.profile)
-        app.router.add_get("/queues", self.list_queues)
-        app.router.add_get("/queues/{name}", self.get_queue)
-        app.router.add_get("/stats", self.stats)
-        app.router.add_get("/flow", self.get_flow)
-        app.router.add_post("/flow/reload", self.reload_flow)
-        app.router.add_get("/s/{token}", self.sms_link)
-        app.router.add_post("/sms/click/{token}", self.sms_click)
-        app.router.add_post("/sms/app-login", self.sms_app_login)
-        app.router.add_post("/sms/optout", self.sms_optout)
-        app.router.add_get("/sms/outbox", self.sms_outbox)
+        """The control listener's application (every route needs credentials)."""
+        if self.guard is None:
+            self._setup()
+        assert self.guard is not None
+        app = web.Application(middlewares=[_errors, self.guard.middleware],
+                              client_max_size=MAX_BODY_BYTES)
+        app[NEEDS] = {}
+        app[FAILURES] = self._failures
+        read, agent, admin = Role.READ, Role.AGENT, Role.ADMIN
+        for method, path, handler, role in (
+                ("GET", "/health", self.health, read),
+                ("GET", "/agents", self.list_agents, read),
+                ("GET", "/agents/{id}", self.get_agent, read),
+                ("POST", "/agents/{id}/login", self.login, agent),
+                ("POST", "/agents/{id}/logout", self.logout, agent),
+                ("POST", "/agents/{id}/ready", self.ready, agent),
+                ("POST", "/agents/{id}/pause", self.pause, agent),
+                ("POST", "/agents/{id}/profile", self.profile, admin),
+                ("GET", "/queues", self.list_queues, read),
+                ("GET", "/queues/{name}", self.get_queue, read),
+                ("GET", "/stats", self.stats, read),
+                ("GET", "/flow", self.get_flow, read),
+                ("POST", "/flow/reload", self.reload_flow, admin),
+                ("POST", "/sms/app-login", self.sms_app_login, admin),
+                ("POST", "/sms/optout", self.sms_optout, admin),
+                ("GET", "/sms/outbox", self.sms_outbox, admin)):
+            self._needs(app, method, path, handler, role)
         return app
 
-    async def start(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-        """Listen on ``host:port`` (port 0: any free port, see :attr:`port`)."""
-        if self._runner is not None:
+    def public_app(self) -> web.Application:
+        """The public listener's application: the SMS link and click tracking only."""
+        app = web.Application(middlewares=[_errors, _public_errors],
+                              client_max_size=MAX_BODY_BYTES)
+        app[FAILURES] = self._failures
+        app.router.add_get("/s/{token}", self.sms_link, allow_head=False)
+        app.router.add_post("/sms/click/{token}", self.sms_click)
+        return app
+
+    async def start(self) -> None:
+        """Start the listeners the settings ask for (port 0: any free port,
+        see :attr:`port` and :attr:`public_port`); none: nothing to do."""
+        if self._runner is not None or self._public is not None:
             raise RuntimeError("the control API is already started")
-        runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=2.0)
+        cfg = self.config
+        try:
+            if cfg.port is not None:
+                app = self.app()  # reads the tokens and TLS files first
+                self._runner = await self._listen(app, cfg.host, cfg.port, self._ssl,
+                                                  "api.host, api.port")
+                scheme = "https" if self._ssl is not None else "http"
+                log.info("control API on %s://%s:%s (tokens: %s%s)", scheme, cfg.host, self.port,
+                         cfg.token_file, ", client certificates" if cfg.tls is not None
+                         and cfg.tls.client_ca is not None else "")
+                if cfg.plain_on_network:
+                    log.warning("control API on http://%s:%s WITHOUT TLS (api.allow_plain_http): "
+                                "tokens, caller numbers and SMS texts cross the network in the "
+                                "clear; anyone on the path can take the admin token. Use "
+                                "api.tls, or keep it on 127.0.0.1 behind a TLS proxy",
+                                cfg.host, self.port)
+            if cfg.public_port is not None:
+                self._public = await self._listen(self.public_app(), cfg.public_host,
+                                                  cfg.public_port, None,
+                                                  "api.public.host, api.public.port")
+                log.info("SMS link listener on http://%s:%s (GET /s/<token>, POST "
+                         "/sms/click/<token>; nothing else)", cfg.public_host, self.public_port)
+        except BaseException:
+            await self.stop()
+            raise
+
+    @staticmethod
+    async def _listen(app: web.Application, host: str, port: int,
+                      ssl_context: ssl.SSLContext | None, settings: str) -> web.AppRunner:
+        """Listen on ``host``:``port``; an :class:`OSError` names the
+        ``settings`` (in acd.yaml) that chose them."""
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, **HEADER_LIMITS)
         await runner.setup()
         try:
-            await web.TCPSite(runner, host, port).start()
+            await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise OSError(exc.errno, f"cannot listen for the control API on {host}:{port} "
+                                     f"(acd.yaml: {settings}): {_why(exc)}") from None
         except BaseException:
             await runner.cleanup()
             raise
-        self._runner = runner
-        log.info("control API on http://%s:%s", host, self.port)
+        return runner
 
     async def stop(self) -> None:
-        """Stop listening (a no-op if not started)."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        """Stop listening (a no-op if not started); log what the rate-limited
+        lines held back, with its count."""
+        runners, self._runner, self._public = (self._runner, self._public), None, None
+        for runner in runners:
+            if runner is not None:
+                await runner.cleanup()
+        for limited in (self._refusals, self._failures, self._link_failures):
+            limited.flush()
 
-    @property
-    def port(self) -> int | None:
-        """The port listened on (the real one when started with port 0); None if stopped."""
-        if self._runner is None:
+    @staticmethod
+    def _port(runner: web.AppRunner | None) -> int | None:
+        if runner is None:
             return None
-        for address in self._runner.addresses:
+        for address in runner.addresses:
             if isinstance(address, tuple) and len(address) >= 2:
                 return int(address[1])
         return None
+
+    @property
+    def port(self) -> int | None:
+        """The control listener's port (the real one when started with port
+        0); None if stopped."""
+        return self._port(self._runner)
+
+    @property
+    def public_port(self) -> int | None:
+        """The public (SMS link) listener's port; None if stopped."""
+        return self._port(self._public)
 
     # ------------------------------------------------------------ helpers
 
@@ -261,9 +449,10 @@ class ControlApi:
             except ProfileStoreError as exc:
                 raise ApiError(400, str(exc)) from None
             except (SQLAlchemyError, OSError) as exc:
-                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise ApiError(503, f"database: cannot store the profile ({first}); "
-                                    "nothing was changed") from None
+                self._failures.warning(log, "profile", "API: cannot store a profile: database: %s",
+                                  brief(exc))
+                raise ApiError(503, f"database: cannot store the profile ({type(exc).__name__}"
+                                    "); nothing was changed") from None
             self._submit(AgentProfileChanged(new))
         return _json(self.views.agent(self._agent(agent_id)))
 
@@ -273,7 +462,9 @@ class ControlApi:
         return _json(self.views.queues())
 
     async def get_queue(self, request: web.Request) -> web.Response:
-        return _json(self.views.queue(self._queue_name(request.match_info["name"])))
+        # the read role (wallboards) sees callers' numbers masked
+        return _json(self.views.queue(self._queue_name(request.match_info["name"]),
+                                      masked=role_of(request) < Role.AGENT))
 
     # --------------------------------------------------------------- stats
 
@@ -301,16 +492,35 @@ class ControlApi:
         return store
 
     async def sms_click(self, request: web.Request) -> web.Response:
-        """A web front reports that the link with this token was opened."""
-        number = await self._sms_store().click(request.match_info["token"], self._now())
+        """A web front reports that the link with this token was opened (public listener)."""
+        token = request.match_info["token"]
+        if not LINK_TOKEN.fullmatch(token):
+            raise ApiError(404, "unknown token")
+        store = self._sms_store()
+        try:
+            number = await store.click(token, self._now())
+        except (SQLAlchemyError, OSError) as exc:
+            # the database's message (its statement, the token, the caller's
+            # number) is for the log, never for an anonymous client
+            self._link_failures.warning(log, "click-report", "SMS link: a reported click not "
+                                        "counted: database: %s", type(exc).__name__)
+            raise ApiError(503, "cannot count the click now: try again later",
+                           {"Retry-After": "30"}) from None
         if number is None:
             raise ApiError(404, "unknown token")
         return _json({"ok": True})
 
     async def sms_link(self, request: web.Request) -> web.StreamResponse:
-        """The SMS link itself, when this API is the link's host: count, then redirect."""
+        """The SMS link itself (public listener): count, then redirect.  The
+        caller is sent on even when the click cannot be counted."""
         token = request.match_info["token"]
-        await self._sms_store().click(token, self._now())
+        store = self._sms_store()
+        if LINK_TOKEN.fullmatch(token):
+            try:
+                await store.click(token, self._now())
+            except (SQLAlchemyError, OSError) as exc:
+                self._link_failures.warning(log, "click", "SMS link: a click not counted: "
+                                            "database: %s", type(exc).__name__)
         # the configured page only: a target taken from the request would be an open redirect
         url = self.engine.sms_app_url
         raise web.HTTPFound(url if url is not None else "/")

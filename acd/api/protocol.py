@@ -231,6 +231,11 @@ class ControlledEngine(Protocol):
     @property
     def pbx_connected(self) -> bool: ...
 
+    def record_counts(self) -> Mapping[str, int]:
+        """The record writer's counters: written, pending, spooled,
+        dead-lettered, lost ... (``/health``'s ``records``)."""
+        ...
+
     def submit(self, event: Event) -> CoreError | None:
         """Feed ``event`` to the core; its refusal (nothing changed), or None."""
         ...

@@ -1,11 +1,18 @@
 """Reading a control API request: the JSON body and query flags, checked
 field by field (:class:`ApiError` 400 naming the field), and the agent
-profile a ``/profile`` body asks for."""
+profile a ``/profile`` body asks for.
+
+A body is at most :data:`MAX_BODY_BYTES` (413 beyond: the application's
+``client_max_size`` is the same), nested at most :data:`MAX_DEPTH` deep and
+at most :data:`MAX_ITEMS` values (400 beyond), checked before it is parsed.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -28,23 +35,76 @@ PROFILE_FIELDS = ("skills", "drop_skills", "dialects", "drop_dialects", "languag
                   "age_band", "groups", "vip_qualified", "extension", "name")
 
 
-class ApiError(Exception):
-    """Answered as ``{"error": message}`` with ``status``."""
+#: the largest request body (the bodies here are a few hundred bytes)
+MAX_BODY_BYTES = 64 * 1024
+#: the deepest nesting of arrays and objects in a body
+MAX_DEPTH = 8
+#: the most values (array elements and object members) in a body
+MAX_ITEMS = 1000
 
-    def __init__(self, status: int, message: str) -> None:
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    """Answered as ``{"error": message}`` with ``status`` (and ``headers``)."""
+
+    def __init__(self, status: int, message: str,
+                 headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = dict(headers or {})
+
+
+def too_large() -> ApiError:
+    return ApiError(413, f"body: too large (at most {MAX_BODY_BYTES} bytes)")
+
+
+#: a JSON string (an unclosed one runs to the end)
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.S)
+_BRACKET = re.compile(r"[][{}]")
+
+
+def check_shape(text: str) -> None:
+    """400 when the JSON ``text`` nests deeper than :data:`MAX_DEPTH` or
+    holds more than :data:`MAX_ITEMS` values; before parsing (a deep
+    document would exhaust the parser's recursion), in time linear in the
+    text (strings emptied by one regular expression, then at most
+    ``2 * MAX_ITEMS + 2`` brackets looked at one by one)."""
+    bare = _STRING.sub('""', text)  # brackets and commas in strings do not count
+    depth = 0
+    for m in itertools.islice(_BRACKET.finditer(bare), 2 * MAX_ITEMS + 2):
+        if m.group() in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ApiError(400, f"body: nested deeper than {MAX_DEPTH} levels")
+        else:
+            depth -= 1
+    if bare.count(",") + bare.count("[") + bare.count("{") > MAX_ITEMS:
+        raise ApiError(400, f"body: more than {MAX_ITEMS} values")
 
 
 async def read_body(request: web.Request, allowed: Iterable[str]) -> dict[str, Any]:
-    """The JSON object of the body ({} when there is none); unknown keys are refused."""
-    raw = await request.read() if request.can_read_body else b""
-    if not raw.strip():
-        return {}
+    """The JSON object of the body ({} when there is none); unknown keys are
+    refused; size, depth and count limits first (413, 400)."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise too_large()
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        raw = await request.read() if request.can_read_body else b""
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large() from None
+    if len(raw) > MAX_BODY_BYTES:
+        raise too_large()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"body: not UTF-8 (byte {exc.start})") from None
+    if not text.strip():
+        return {}
+    check_shape(text)
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
         raise ApiError(400, f"body: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise ApiError(400, "body: must be a JSON object")

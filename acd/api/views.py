@@ -11,6 +11,7 @@ from typing import Any
 from acd.api.protocol import AgentView, CallView, ControlledEngine, FlowSource
 from acd.core.model import AgentState, CallState
 from acd.core.stats import ServiceLevel
+from acd.logs import mask
 
 #: call attributes shown with a waiting call (routing-relevant ones only)
 SHOWN_ATTRIBUTES = ("dialect", "vip_level", "language", "preferred_gender",
@@ -36,6 +37,7 @@ class Views:
             "agents": len(agents),
             "logged_in": sum(1 for a in agents if a.state is not AgentState.LOGGED_OUT),
             "ready": sum(1 for a in agents if a.state is AgentState.READY),
+            "records": dict(self.engine.record_counts()),
         }
 
     # -------------------------------------------------------------- agents
@@ -156,10 +158,10 @@ class Views:
         today, ready = self._today(now), self._ready_by_skill()
         return [self._queue_json(q, now, today, ready) for q in self.engine.core.queue_names()]
 
-    def _call_json(self, call: CallView, now: float) -> dict[str, Any]:
+    def _call_json(self, call: CallView, now: float, masked: bool) -> dict[str, Any]:
         where = self.engine.core.position(call.call_id)
         return {
-            "call_id": call.call_id, "caller": call.caller,
+            "call_id": call.call_id, "caller": mask(call.caller) if masked else call.caller,
             "position": where[0] if where is not None else None,
             "expected_wait_s": where[1] if where is not None else None,
             "customer_class": call.customer_class, "priority": call.priority,
@@ -168,16 +170,18 @@ class Views:
             "attributes": {k: call.attrs[k] for k in SHOWN_ATTRIBUTES if call.attrs.get(k)},
         }
 
-    def queue(self, name: str) -> dict[str, Any]:
+    def queue(self, name: str, masked: bool = False) -> dict[str, Any]:
         """One queue (a name the core knows), with its waiting calls in
-        service order and the calls ringing an agent."""
+        service order and the calls ringing an agent; ``masked``: callers'
+        numbers with their middle hidden (``138****5678``, for wallboards)."""
         now = self.engine.clock()
         core = self.engine.core
         out = self._queue_json(name, now, self._today(now), self._ready_by_skill())
         calls = [c for c in (core.call(cid) for cid in core.waiting(name)) if c is not None]
-        out["calls"] = [self._call_json(c, now) for c in calls]
+        out["calls"] = [self._call_json(c, now, masked) for c in calls]
         out["offered_calls"] = [
-            {"call_id": c.call_id, "caller": c.caller, "agent_id": c.agent_id,
+            {"call_id": c.call_id, "caller": mask(c.caller) if masked else c.caller,
+             "agent_id": c.agent_id,
              "waited_s": now - c.queued_at if c.queued_at is not None else None}
             for c in core.calls() if c.queue == name and c.state is CallState.OFFERED]
         return out

@@ -3,9 +3,9 @@ defaults read from ./acd.yaml, the database runner, the control-API client
 and the profile-editing options.
 
 Database commands (``--db``): :func:`db_option`, :func:`run_db` (exit 3 on
-a database failure).  Engine commands (``--api``): :func:`api_option`,
+a database failure).  Engine commands (``--api``, ``--token``): :func:`api_option`,
 :func:`call_api` (exit 1 when the engine refuses, 4 when it cannot be
-reached).
+reached, 5 when it refuses the credentials).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import os
+import ssl
 import sys
 import urllib.error
 import urllib.parse
@@ -22,13 +24,14 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
-import yaml
 from rich.console import Console
 from rich.markup import escape
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from acd.adapters.storage import Database
+from acd.api.auth import ApiSetupError, read_token_file
+from acd.api.config import DEFAULT_TOKEN_FILE, is_loopback
 from acd.core.profiles import AGE_BANDS
 from acd.loaders.profile_fields import (
     FieldError,
@@ -38,6 +41,8 @@ from acd.loaders.profile_fields import (
     parse_level,
     parse_list,
 )
+from acd.loaders.yamlpos import YamlError, load_plain
+from acd.logs import printable
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # never wrap file:line: messages
@@ -46,7 +51,14 @@ CONFIG_FILE = "acd.yaml"
 DEFAULT_DB = "sqlite+aiosqlite:///acd.db"
 DEFAULT_API_PORT = 8088
 REQUEST_TIMEOUT_S = 5.0
-EXIT_REFUSED, EXIT_DATABASE, EXIT_UNREACHABLE = 1, 3, 4
+EXIT_REFUSED, EXIT_DATABASE, EXIT_UNREACHABLE, EXIT_UNAUTHORIZED = 1, 3, 4, 5
+#: the control API's credentials (see :func:`call_api`)
+TOKEN_ENV, TOKEN_FILE_ENV = "ACD_API_TOKEN", "ACD_API_TOKEN_FILE"
+CA_ENV, CERT_ENV, KEY_ENV = "ACD_API_CA", "ACD_API_CERT", "ACD_API_KEY"
+#: set (to 1) to send the token over plain http to a host that is not loopback
+PLAIN_HTTP_ENV = "ACD_API_ALLOW_PLAIN_HTTP"
+_TOKEN_META = "acd.api_token"
+_TOKEN_BY_META = "acd.api_token_by"  # where it came from: --token or $ACD_API_TOKEN
 
 _R = TypeVar("_R")
 
@@ -56,17 +68,29 @@ def levels(m: Any) -> str:
     return " ".join(f"{k}:{v}" for k, v in sorted(m.items())) or "-"
 
 
+def shown(value: object) -> str:
+    """A value from outside (a caller's name, an SMS text, a file's content)
+    for rich to print: control characters escaped (``\\x1b``: no escape
+    sequence reaches the terminal), then rich's markup escaped."""
+    return escape(printable("" if value is None else str(value)))
+
+
+class _FileError(click.ClickException):
+    """./acd.yaml cannot be read: exit 2, as for every file that cannot."""
+
+    exit_code = 2
+
+
 def _local_config(what: str, option: str) -> dict[str, Any]:
     """The top level of ./acd.yaml (empty if there is none), for the defaults
     of --db and --api; only the keys asked for are read from it."""
     path = Path(CONFIG_FILE)
     if not path.is_file():
         return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise click.ClickException(f"cannot read {what} from {path}: {exc}; "
-                                   f"give {option}") from None
+    try:  # bounded like every file read (acd.loaders.yamlpos): exit 2 naming the place
+        data = load_plain(path)
+    except YamlError as exc:
+        raise _FileError(f"{exc} (reading {what} from it; or give {option})") from None
     return data if isinstance(data, dict) else {}
 
 
@@ -124,7 +148,7 @@ def run_db(db_url: str | None, work: Callable[[Database], Coroutine[Any, Any, _R
         return asyncio.run(go())
     except (SQLAlchemyError, OSError) as exc:
         err_console.print(f"[red]database error[/red] ({escape(safe_url(url))}): "
-                          f"{escape(str(exc).splitlines()[0] if str(exc) else repr(exc))}")
+                          f"{shown(str(exc).splitlines()[0] if str(exc) else repr(exc))}")
         sys.exit(EXIT_DATABASE)
 
 
@@ -144,29 +168,129 @@ class ApiRefused(Exception):
         self.message = message
 
 
+class ApiUnauthorized(ApiRefused):
+    """401 (no or wrong credentials) or 403 (a role too low), or the
+    credentials could not be used at all (status 0)."""
+
+
+def _api_block(data: dict[str, Any]) -> dict[str, Any]:
+    api = data.get("api")
+    return api if isinstance(api, dict) else {}
+
+
 def default_api() -> str:
-    """``http://<api_host>:<api_port>`` from ./acd.yaml if it has them, else port 8088
-    on 127.0.0.1."""
+    """``http(s)://<host>:<port>`` of the ``api:`` block of ./acd.yaml (or its old
+    spelling ``api_host``/``api_port``), https when it has ``tls``; else
+    http://127.0.0.1:8088."""
     data = _local_config("api_port", "--api")
+    block = _api_block(data)
     host, port = "127.0.0.1", DEFAULT_API_PORT
-    p = data.get("api_port")
+    p = block.get("port", data.get("api_port"))
     if isinstance(p, int) and not isinstance(p, bool) and 0 < p <= 65535:
         port = p
-    h = data.get("api_host")
+    h = block.get("host", data.get("api_host"))
     if isinstance(h, str) and h and h not in ("0.0.0.0", "::"):
         host = h
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    scheme = "https" if block.get("tls") else "http"
+    return f"{scheme}://{host}:{port}"
+
+
+def default_token_file() -> Path:
+    """The control API's token file: $ACD_API_TOKEN_FILE, else ``api.token_file``
+    of ./acd.yaml (relative to its folder, here), else ./acd-api.tokens."""
+    env = os.environ.get(TOKEN_FILE_ENV)
+    if env:
+        return Path(env)
+    raw = _api_block(_local_config("the API token file", f"--token or ${TOKEN_ENV}")) \
+        .get("token_file")
+    return Path(raw) if isinstance(raw, str) and raw else Path(DEFAULT_TOKEN_FILE)
+
+
+def api_credentials(token: str | None, given_by: str = "--token") -> tuple[str | None, str]:
+    """The token to send and where it came from (for messages): ``token``
+    (``given_by``: --token or $ACD_API_TOKEN), else the admin token of the
+    token file; (None, why) when there is none (why: ``no token: ...``).
+    :class:`ApiUnauthorized` when the token file cannot be used (readable by
+    others, not a token file)."""
+    if token:
+        return token.strip(), given_by
+    path = default_token_file()
+    try:
+        tokens = read_token_file(path, owner=False)
+    except FileNotFoundError:
+        return None, (f"no token: {path} does not exist (the engine makes it when it starts "
+                      "with api.port set; run this beside acd.yaml, or give --token or "
+                      f"${TOKEN_ENV})")
+    except ApiSetupError as exc:
+        raise ApiUnauthorized(0, str(exc)) from None
+    except OSError as exc:
+        raise ApiUnauthorized(0, f"{path}: cannot read the token file: "
+                                 f"{exc.strerror or exc}") from None
+    return tokens.best(), f"the token file {path}"
+
+
+def _tls_context() -> ssl.SSLContext:
+    """How the commands check an https engine: the system's CAs, or
+    $ACD_API_CA; a client certificate from $ACD_API_CERT and $ACD_API_KEY
+    (mutual TLS)."""
+    ca, cert, key = (os.environ.get(n) or None for n in (CA_ENV, CERT_ENV, KEY_ENV))
+    try:
+        ctx = ssl.create_default_context(cafile=ca)
+        if cert:
+            ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        files = ", ".join(f for f in (ca, cert, key) if f)
+        raise ApiUnauthorized(0, f"{files}: cannot load the TLS files (${CA_ENV}, "
+                                 f"${CERT_ENV}, ${KEY_ENV}): "
+                                 f"{getattr(exc, 'strerror', None) or exc}") from None
+    return ctx
+
+
+class _Redirected(Exception):
+    def __init__(self, code: int, location: str) -> None:
+        super().__init__(code, location)
+        self.code, self.location = code, location
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Refuse every redirect: urllib would send the ``Authorization`` header
+    along to wherever it points (the engine never redirects)."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> urllib.request.Request | None:
+        fp.close()
+        raise _Redirected(code, newurl)
+
+
+def plain_http_refusal(url: str) -> str | None:
+    """Why the token may not be sent to ``url`` (plain http to a host that
+    is not loopback, unless ``$ACD_API_ALLOW_PLAIN_HTTP``); None: it may."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or is_loopback(parts.hostname or ""):
+        return None
+    if os.environ.get(PLAIN_HTTP_ENV, "").strip().lower() in ("1", "true", "yes"):
+        return None
+    return (f"{url}: refusing to send the API token over plain http to a host that is not "
+            f"this machine (anyone on the path could take it). Use https:// (api.tls on the "
+            f"engine), or an SSH tunnel to its 127.0.0.1; to send it anyway, set "
+            f"{PLAIN_HTTP_ENV}=1")
 
 
 class Client:
-    """A tiny synchronous JSON client for the control API (urllib)."""
+    """A tiny synchronous JSON client for the control API (urllib); sends
+    ``token`` as ``Authorization: Bearer`` (never over plain http to a host
+    that is not loopback: :func:`plain_http_refusal`; never along a redirect:
+    redirects are refused)."""
 
-    def __init__(self, base: str, timeout: float = REQUEST_TIMEOUT_S) -> None:
+    def __init__(self, base: str, timeout: float = REQUEST_TIMEOUT_S,
+                 token: str | None = None, tls: ssl.SSLContext | None = None) -> None:
         base = base.strip().rstrip("/")
         self.base = base if "://" in base else f"http://{base}"
         self.timeout = timeout
+        self.token = token
+        self.tls = tls
 
     def get(self, path: str) -> Any:
         return self._request("GET", path, None)
@@ -175,25 +299,59 @@ class Client:
         return self._request("POST", path, body or {})
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
-        if urllib.parse.urlsplit(self.base).scheme not in ("http", "https"):
-            raise EngineUnreachable("the API URL must start with http://")
+        scheme = urllib.parse.urlsplit(self.base).scheme
+        if scheme not in ("http", "https"):
+            raise EngineUnreachable("the API URL must start with http:// or https://")
+        if scheme == "https" and self.tls is None:
+            self.tls = _tls_context()
+        if self.token:
+            refusal = plain_http_refusal(self.base)
+            if refusal is not None:
+                raise ApiUnauthorized(0, refusal)
         data = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
         req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json",
-                                              "Accept": "application/json"})
+                                     headers=headers)
+        if self.token:  # and if a redirect were followed after all, not along it
+            req.add_unredirected_header("Authorization", f"Bearer {self.token}")
+        handlers: list[urllib.request.BaseHandler] = [_NoRedirects()]
+        if scheme == "https":
+            handlers.append(urllib.request.HTTPSHandler(context=self.tls))
+        elif is_loopback(urllib.parse.urlsplit(self.base).hostname or ""):
+            handlers.append(urllib.request.ProxyHandler({}))  # $http_proxy: not for loopback
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with urllib.request.build_opener(*handlers).open(req, timeout=self.timeout) as resp:
                 raw = resp.read()
+        except _Redirected as exc:
+            raise EngineUnreachable(f"it answered {exc.code}, a redirect to "
+                                    f"{printable(exc.location, newlines=False)[:200]}; the "
+                                    "commands do not follow redirects (the token would go "
+                                    "along): give --api the engine's own URL") from None
         except urllib.error.HTTPError as exc:
             raw = exc.read()
             try:
                 message = str(json.loads(raw)["error"])
             except (ValueError, KeyError, TypeError):
                 raise EngineUnreachable(f"HTTP {exc.code} without an acd error "
-                                        "(is that the engine's api_port?)") from None
+                                        "(is that the engine's api port?)") from None
+            if exc.code in (401, 403):
+                raise ApiUnauthorized(exc.code, message) from None
             raise ApiRefused(exc.code, message) from None
         except urllib.error.URLError as exc:
+            if isinstance(exc.reason, ssl.SSLError):
+                raise ApiUnauthorized(0, f"TLS: {exc.reason}") from None
             raise EngineUnreachable(str(exc.reason)) from None
+        except ssl.SSLError as exc:  # e.g. a client certificate the engine wants, missing
+            raise ApiUnauthorized(0, f"TLS: {exc}") from None
+        except (http.client.RemoteDisconnected, ConnectionResetError) as exc:
+            if scheme == "https" and not os.environ.get(CERT_ENV):
+                # TLS 1.3: an engine that wants a client certificate closes the
+                # connection after the handshake, without an answer
+                raise ApiUnauthorized(0, f"TLS: the engine closed the connection without an "
+                                         f"answer ({exc or type(exc).__name__}): does it want a "
+                                         f"client certificate (api.tls.client_ca)? Give it in "
+                                         f"${CERT_ENV} and ${KEY_ENV}") from None
+            raise EngineUnreachable(str(exc) or type(exc).__name__) from None
         except (OSError, http.client.HTTPException) as exc:  # incl. TimeoutError
             raise EngineUnreachable(str(exc) or type(exc).__name__) from None
         except ValueError as exc:  # not an http:// URL at all
@@ -202,34 +360,77 @@ class Client:
             return json.loads(raw)
         except ValueError:
             raise EngineUnreachable("the answer is not JSON "
-                                    "(is that the engine's api_port?)") from None
+                                    "(is that the engine's api port?)") from None
 
 
 def _unreachable(url: str, why: str) -> NoReturn:
     err_console.print(f"[red]error:[/red] cannot reach the engine at {escape(url)}: "
-                      "is `acd serve` running with api_port set?", soft_wrap=True)
+                      "is `acd serve` running with api.port set?", soft_wrap=True)
     err_console.print(f"({escape(why)})", style="dim")
     sys.exit(EXIT_UNREACHABLE)
 
 
+def _unauthorized(exc: ApiUnauthorized, source: str) -> NoReturn:
+    """One sentence naming where the token came from (``source``:
+    :func:`api_credentials`); a hint only when no token was found."""
+    why = exc.message.removeprefix("unauthorized: ").removeprefix("forbidden: ")
+    hint = ""
+    if exc.status == 403:
+        text = f"not allowed: {why}; the token came from {source}"
+    elif exc.status == 401 and source.startswith("no token"):
+        text, hint = f"the engine refused the request, sent without a token: {why}", source
+    elif exc.status == 401:
+        text = f"the engine refused the token from {source}: {why}"
+    else:  # the credentials could not be used at all (a token file, TLS)
+        text = exc.message
+    err_console.print(f"[red]error:[/red] {escape(text)}", soft_wrap=True)
+    if hint:
+        err_console.print(f"({escape(hint)})", style="dim", soft_wrap=True)
+    sys.exit(EXIT_UNAUTHORIZED)
+
+
 def call_api(api: str | None, work: Callable[[Client], _R]) -> _R:
-    """Run ``work`` against the API (``api``, else :func:`default_api`);
-    refusals exit 1, an unreachable engine exits 4."""
-    client = Client(api or default_api())
+    """Run ``work`` against the API (``api``, else :func:`default_api`) with
+    the token of --token, $ACD_API_TOKEN or the token file; refusals exit 1,
+    refused credentials 5, an unreachable engine 4."""
+    ctx = click.get_current_context(silent=True)
+    given = ctx.meta.get(_TOKEN_META) if ctx is not None else None
+    given_by = ctx.meta.get(_TOKEN_BY_META, "--token") if ctx is not None else "--token"
+    source = ""
     try:
-        return work(client)
-    except EngineUnreachable as exc:
-        _unreachable(client.base, str(exc))
+        token, source = api_credentials(given, given_by)
+        client = Client(api or default_api(), token=token)
+        try:
+            return work(client)
+        except EngineUnreachable as exc:
+            _unreachable(client.base, str(exc))
+    except ApiUnauthorized as exc:
+        _unauthorized(exc, source)
     except ApiRefused as exc:
         err_console.print(f"[red]error:[/red] {escape(exc.message)}", soft_wrap=True)
         sys.exit(EXIT_REFUSED)
 
 
+def _keep_token(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.meta[_TOKEN_META] = value
+        env = param.name is not None and \
+            ctx.get_parameter_source(param.name) is click.core.ParameterSource.ENVIRONMENT
+        ctx.meta[_TOKEN_BY_META] = f"${TOKEN_ENV}" if env else "--token"
+
+
 def api_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    """``--api URL`` (None: :func:`default_api`)."""
-    return click.option("--api", default=None, metavar="URL",
-                        help="The engine's control API (default: api_host/api_port of "
-                             f"./acd.yaml, else http://127.0.0.1:{DEFAULT_API_PORT}).")(f)
+    """``--api URL`` (None: :func:`default_api`) and ``--token TOKEN`` (kept for
+    :func:`call_api`)."""
+    f = click.option("--token", envvar=TOKEN_ENV, default=None, metavar="TOKEN",
+                     expose_value=False, callback=_keep_token,
+                     help=f"A control API token (default: ${TOKEN_ENV}, else the admin token "
+                          f"of the token file: api.token_file of ./acd.yaml, else "
+                          f"./{DEFAULT_TOKEN_FILE}).")(f)
+    return click.option("--api", envvar="ACD_API", default=None, metavar="URL",
+                        help="The engine's control API (default: $ACD_API, else api.host/"
+                             f"api.port of ./acd.yaml, else http://127.0.0.1:{DEFAULT_API_PORT})."
+                        )(f)
 
 
 # -------------------------------------------------------- profile options

@@ -16,9 +16,15 @@ agents`` commands (import, list, set; :mod:`acd.cli.profiles`) edit the
 stored profiles in the database instead, without a running engine.  The old
 ``acd agent ...`` still works, hidden, with a notice pointing to the new name.
 
+They send the admin token of the control API's token file (``api.token_file``
+of ./acd.yaml, default ./acd-api.tokens; ``--token`` or $ACD_API_TOKEN
+instead).
+
 Exit codes: 0 done; 1 the engine refused (unknown agent or queue, not
 allowed in the agent's state, a bad value) or the call is unknown; 3 the
-database failed (explain); 4 the engine cannot be reached.
+database failed (explain); 4 the engine cannot be reached; 5 the engine
+refused the credentials (401: no or a wrong token; 403: a role too low) or
+they cannot be used (the token file readable by others, a TLS problem).
 """
 
 from __future__ import annotations
@@ -33,7 +39,6 @@ import click
 from rich import box
 from rich.console import Group, RenderableType
 from rich.live import Live
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -52,6 +57,8 @@ from acd.cli.common import (
     profile_options,
     run_db,
 )
+from acd.cli.common import shown as escape  # rich markup AND control characters escaped
+from acd.logs import printable
 
 WATCH_EVERY_S = 2.0
 #: score terms in the order `acd explain` shows them (others follow, sorted)
@@ -187,7 +194,7 @@ def queue_view(client: Client, name: str | None) -> RenderableType:
         parts.append(Text("nobody waiting", style="dim"))
     if q.get("offered_calls"):
         ringing = ", ".join(f"{c['call_id']} → {c['agent_id']}" for c in q["offered_calls"])
-        parts.append(Text(f"ringing: {ringing}"))
+        parts.append(Text(printable(f"ringing: {ringing}")))
     return Group(*parts)
 
 
@@ -341,7 +348,7 @@ def _watch(client: Client, name: str | None, every: float) -> None:
             view = Text(f"cannot reach the engine at {client.base} ({exc}); retrying",
                         style="red")
         except ApiRefused as exc:
-            view = Text(f"error: {exc.message}", style="red")
+            view = Text(printable(f"error: {exc.message}"), style="red")
         return Group(view, Text(f"{stamp}, every {every:g} s; Ctrl-C to stop", style="dim"))
 
     queue_view(client, name)  # fail fast (exit 1 or 4) if it cannot work at all
@@ -392,7 +399,7 @@ def _candidates_table(offer: dict[str, Any]) -> Table:
     table.add_column("agent", no_wrap=True)
     table.add_column("score", justify="right")
     for t in terms:
-        table.add_column(t, justify="right")
+        table.add_column(escape(t), justify="right")
     for c in candidates:
         chosen = c["agent_id"] == offer["agent_id"]
         table.add_row("✓" if chosen else "", escape(c["agent_id"]), f"{c['score']:.3f}",

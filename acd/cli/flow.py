@@ -6,6 +6,13 @@
     acd flow test FILE...                the YAML test cases
     acd flow reload                      the running engine reloads its flow
     acd flow schema -o flow.schema.json  the JSON Schema for editors
+
+Exit codes: ``validate`` and ``test`` 1 when a file has a problem (or a case
+fails: what they look for), 2 when a file cannot be read or parsed at all
+(missing, not UTF-8, not YAML, over a size, nesting or alias bound);
+``graph`` and ``run`` 2 when the flow cannot be loaded; every command 2 when
+the file of an option (``--routing``, ``--config``) is wrong.  Every message
+names the file, the line and the column.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from acd.cli.common import api_option
+from acd.cli.common import shown as out  # rich markup AND control characters escaped
 from acd.ivr.checks import check_flow
 from acd.ivr.load import load_flow
 from acd.ivr.nodes import Flow
@@ -39,7 +48,7 @@ def _known_queues(routing: Path | None, config: Path | None,
         try:
             policy = load_policy(routing)
         except PolicyError as exc:
-            err_console.print(f"[red]✗[/red] {exc}")
+            err_console.print(f"[red]✗[/red] {out(exc)}")
             sys.exit(2)
         targets = {v for r in policy.routes for t in r.when.tests if t.attr == "ivr_queue"
                    for v in t.values}
@@ -49,7 +58,7 @@ def _known_queues(routing: Path | None, config: Path | None,
         try:
             cfg = load_config(config)
         except (ConfigError, FlowError) as exc:
-            err_console.print(f"[red]✗[/red] {exc}")
+            err_console.print(f"[red]✗[/red] {out(exc)}")
             sys.exit(2)
         return set(cfg.known_queues or ())
     return None
@@ -59,8 +68,8 @@ def _load(file: Path) -> Flow:
     try:
         return load_flow(file)
     except FlowError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        sys.exit(1)
+        err_console.print(f"[red]error:[/red] {out(exc)}")
+        sys.exit(2)  # the file cannot be used, as for serve and demo
 
 
 @click.group()
@@ -83,23 +92,27 @@ def flow_validate(files: tuple[Path, ...], routing: Path | None, config: Path | 
                   queues: str | None, sounds: Path | None, strict: bool) -> None:
     """Check flow files: every problem with file, line and column.
 
-    Exit status 1 when any file has an error (or, with --strict, a warning).
+    Exit status 1 when any file has an error (or, with --strict, a warning);
+    2 when a file cannot be read or parsed at all (missing, not UTF-8, not
+    YAML, over a bound).
     """
     known = _known_queues(routing, config, queues)
-    bad = 0
+    bad = unreadable = 0
     for f in files:
         try:
             text, name = read_text(f, FlowError, "flow file")
             fl = parse_flow(text, name)
         except FlowError as exc:
             bad += 1
-            err_console.print(f"[red]✗[/red] {exc}")
+            unreadable += exc.unreadable
+            err_console.print(f"[red]✗[/red] {out(exc)}")
             continue
         problems = check_flow(fl, known, sounds)
         errors = [p for p in problems if p.severity == "error"]
         for p in problems:
             colour = "red" if p.severity == "error" else "yellow"
-            err_console.print(f"[{colour}]{'✗' if p.severity == 'error' else '!'}[/{colour}] {p}")
+            err_console.print(f"[{colour}]{'✗' if p.severity == 'error' else '!'}[/{colour}] "
+                              f"{out(p)}")
         if errors or (strict and problems):
             bad += 1
             continue
@@ -108,7 +121,7 @@ def flow_validate(files: tuple[Path, ...], routing: Path | None, config: Path | 
                       + f", {len(fl.nodes)} nodes, queues: {', '.join(sorted(fl.queues)) or '-'}"
                       + (f", {len(problems)} warning(s)" if problems else ""), soft_wrap=True)
     if bad:
-        sys.exit(1)
+        sys.exit(2 if unreadable else 1)
 
 
 @flow.command("graph")
@@ -231,24 +244,24 @@ def flow_run(file: Path, caller: str, keys: str, profile: tuple[str, ...], at: s
             "sms": list(result.sms), "keys_left": list(result.keys_left)},
             ensure_ascii=False, indent=2, default=str))
         return
-    console.print(f"call from {caller} into flow {fl.name!r}"
-                  + (f" version {fl.version}" if fl.version else "")
+    console.print(f"call from {out(caller)} into flow {out(repr(fl.name))}"
+                  + (f" version {out(fl.version)}" if fl.version else "")
                   + f" at {when.isoformat(timespec='minutes')}", soft_wrap=True)
     marks = {"play": "♪", "say": "♪", "ask": "?", "input": "?", "key": "⌨", "queue": "→",
              "hangup": "✖", "transfer": "↗", "voicemail": "✉", "language": "文",
              "lookup": "⇄", "record": "●"}
     for step in result.steps:
-        console.print(f"  {marks.get(step.kind, '·')} [dim]{step.node}[/dim] {step.text}",
-                      soft_wrap=True, highlight=False)
-    console.print(f"path: {' > '.join(result.path)}", soft_wrap=True, highlight=False)
+        console.print(f"  {marks.get(step.kind, '·')} [dim]{out(step.node)}[/dim] "
+                      f"{out(step.text)}", soft_wrap=True, highlight=False)
+    console.print(f"path: {out(' > '.join(result.path))}", soft_wrap=True, highlight=False)
     shown = {k: v for k, v in result.variables.items() if v is not None}
     if shown:
-        console.print("variables: " + ", ".join(f"{k}={v}" for k, v in shown.items()),
+        console.print("variables: " + out(", ".join(f"{k}={v}" for k, v in shown.items())),
                       soft_wrap=True, highlight=False)
     if result.sms:
-        console.print(f"SMS after hangup: {', '.join(result.sms)}")
+        console.print(f"SMS after hangup: {out(', '.join(result.sms))}")
     if result.keys_left:
-        console.print(f"[yellow]keys not used:[/yellow] {','.join(result.keys_left)}")
+        console.print(f"[yellow]keys not used:[/yellow] {out(','.join(result.keys_left))}")
 
 
 @flow.command("test")
@@ -257,19 +270,32 @@ def flow_run(file: Path, caller: str, keys: str, profile: tuple[str, ...], at: s
 @click.option("-v", "--verbose", is_flag=True, help="Show every case, not only failures.")
 def flow_test(files: tuple[Path, ...], verbose: bool) -> None:
     """Run flow test cases.  FILE is a test file (flow: + cases:), or a flow
-    whose tests sit beside it as NAME.tests.yaml."""
+    whose tests sit beside it as NAME.tests.yaml.
+
+    Exit status 1 when a case fails or a file has a problem; 2 when a file
+    cannot be read or parsed at all."""
     from acd.ivr.flowtest import FlowTestError, load_tests, run_tests, tests_for
 
-    failed = total = 0
+    failed = total = unreadable = 0
     for f in files:
         path = f
         if not f.name.endswith(".tests.yaml") and tests_for(f).exists():
             path = tests_for(f)
         try:
             tests = load_tests(path)
+        except FlowTestError as exc:
+            err_console.print(f"[red]✗[/red] {out(exc)}")
+            failed += 1
+            unreadable += exc.unreadable
+            continue
+        try:
             fl = load_flow(tests.flow_file)
-        except (FlowTestError, FlowError) as exc:
-            err_console.print(f"[red]✗[/red] {exc}")
+        except FlowError as exc:
+            unreadable += exc.unreadable
+            if exc.line == 0:  # the flow file as a whole: placed where the tests name it
+                line, column = tests.flow_at
+                exc = FlowError(tests.file, line, column, f"flow: {exc.problem}: {exc.file}")
+            err_console.print(f"[red]✗[/red] {out(exc)}")
             failed += 1
             continue
         for res in run_tests(tests, fl):
@@ -277,21 +303,21 @@ def flow_test(files: tuple[Path, ...], verbose: bool) -> None:
             where = f"{path}:{res.case.line}"
             if res.passed:
                 if verbose:
-                    console.print(f"[green]✓[/green] {where} {res.case.name}", soft_wrap=True)
+                    console.print(f"[green]✓[/green] {out(where)} {out(res.case.name)}",
+                                  soft_wrap=True)
                 continue
             failed += 1
-            err_console.print(f"[red]✗[/red] {where} {res.case.name}")
+            err_console.print(f"[red]✗[/red] {out(where)} {out(res.case.name)}")
             for msg in res.failures:
-                err_console.print(f"    {msg}")
+                err_console.print(f"    {out(msg)}")
     if failed:
         err_console.print(f"[red]{failed} failed[/red] of {total} case(s)")
-        sys.exit(1)
+        sys.exit(2 if unreadable else 1)
     console.print(f"[green]{total} case(s) passed[/green]")
 
 
 @flow.command("reload")
-@click.option("--api", envvar="ACD_API", help="Control API of the running engine "
-              "(default http://127.0.0.1:8088, or $ACD_API).")
+@api_option
 def flow_reload(api: str | None) -> None:
     """Ask the running engine to reload its flow.  New calls take the new
     version; calls in progress finish on theirs; a flow that fails the
@@ -303,10 +329,10 @@ def flow_reload(api: str | None) -> None:
         console.print(f"[green]✓[/green] reloaded: version {result.get('version')!r}"
                       + ("" if result.get("changed") else " (no change)"))
         for w in result.get("warnings", []):
-            err_console.print(f"[yellow]![/yellow] {w}")
+            err_console.print(f"[yellow]![/yellow] {out(w)}")
         return
     for p in result.get("problems", []):
-        err_console.print(f"[red]✗[/red] {p}")
+        err_console.print(f"[red]✗[/red] {out(p)}")
     err_console.print(f"refused; the engine keeps version {result.get('version')!r}")
     sys.exit(1)
 

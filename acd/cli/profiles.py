@@ -11,8 +11,8 @@ stored in the database, imported and edited.
 :mod:`acd.cli.control`; :mod:`acd.cli` adds it to this group.
 
 Exit codes of the imports: 0 every row was taken, 1 some rows were rejected
-(the good ones are kept), 2 the file cannot be read at all (nothing taken),
-3 the database failed.
+(the good ones are kept), 2 the file cannot be read at all, or none of its
+rows could be taken (nothing imported), 3 the database failed.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.markup import escape
 from rich.table import Table
 
 from acd.adapters.profiles_store import ProfileStore, ProfileStoreError, UnknownAgentError
@@ -36,10 +35,19 @@ from acd.cli.common import (
     profile_options,
     run_db,
 )
+from acd.cli.common import shown as escape  # rich markup AND control characters escaped
 from acd.core.profiles import AgentProfile, CustomerProfile
 from acd.loaders.profile_csv import parse_customers_csv
 from acd.loaders.profile_results import Issue, ParseResult, ProfileFileError
 from acd.loaders.profiles import decode, parse_agents
+from acd.loaders.textfile import (
+    AGENTS_CSV_MAX_BYTES,
+    CSV_MAX_BYTES,
+    YAML_MAX_BYTES,
+    TextFileError,
+    clip,
+    read_bytes_file,
+)
 
 #: at most this many problems are listed; the summary counts all of them
 SHOW_ISSUES = 200
@@ -60,12 +68,29 @@ def _run(db_url: str | None, work: Callable[[ProfileStore], Coroutine[Any, Any, 
 # ---------------------------------------------------------------- imports
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, customers: bool) -> str:
+    """The file's text: a regular file within its size limit (CSV or YAML),
+    UTF-8 (acd.loaders.textfile), or ProfileFileError."""
+    suffix = path.suffix.lower()
+    limit = YAML_MAX_BYTES if suffix in (".yaml", ".yml") else CSV_MAX_BYTES if customers \
+        else AGENTS_CSV_MAX_BYTES
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ProfileFileError(str(path), 0, f"cannot be read: {exc.strerror or exc}") from None
+        data = read_bytes_file(path, "file", limit)
+    except TextFileError as exc:
+        raise ProfileFileError(str(path), 0, f"cannot be read: {exc.problem}") from None
     return decode(data, str(path))
+
+
+def _ranges(lines: Sequence[int]) -> str:
+    """``4, 9-12, 15002`` for sorted line numbers."""
+    out: list[str] = []
+    start = prev = lines[0]
+    for n in [*lines[1:], -1]:
+        if n != prev + 1:
+            out.append(str(start) if start == prev else f"{start}-{prev}")
+            start = n
+        prev = n
+    return ", ".join(out)
 
 
 def _issue_table(issues: Sequence[Issue]) -> Table:
@@ -76,8 +101,8 @@ def _issue_table(issues: Sequence[Issue]) -> Table:
     table.add_column("field", no_wrap=True)
     table.add_column("problem", overflow="fold")
     for i in shown:
-        problem = escape(i.problem)
-        table.add_row(i.where, i.field or "-",
+        problem = escape(clip(i.problem))  # a value quoted from the file may be huge
+        table.add_row(escape(i.where), escape(i.field) or "-",
                       f"[yellow]warning:[/yellow] {problem}" if i.warning else problem)
     return table
 
@@ -87,7 +112,7 @@ def _import(path: Path, db_url: str | None, what: str,
             upsert: Callable[[ProfileStore], Callable[..., Coroutine[Any, Any, tuple[int, int]]]],
             ) -> None:
     try:
-        result = parse(_read(path), str(path))
+        result = parse(_read(path, what == "customers"), str(path))
     except ProfileFileError as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         err_console.print(f"nothing imported: the {what} file cannot be read")
@@ -105,8 +130,17 @@ def _import(path: Path, db_url: str | None, what: str,
             new, updated = new + n, updated + u
         return new, updated
 
-    if result.issues:
-        console.print(_issue_table(result.issues))
+    if result.issues:  # the rows left out first, then the warnings
+        errors = sorted(result.errors, key=lambda i: i.line)
+        console.print(_issue_table(errors + sorted(result.warnings, key=lambda i: i.line)))
+        if len(errors) > SHOW_ISSUES:  # every line left out is named, if only by number
+            console.print(f"the other rows left out: lines "
+                          f"{_ranges(sorted({i.line for i in errors[SHOW_ISSUES:]}))}",
+                          soft_wrap=True)
+    if result.rejected and not result.rows:  # every row left out: the database untouched
+        err_console.print(f"nothing imported: no row of the {what} file could be taken "
+                          f"({result.rejected} rows rejected)")
+        sys.exit(EXIT_UNREADABLE)
     try:
         new, updated = _run(db_url, work)
     except ProfileStoreError as exc:  # not expected: the parser checks the same
@@ -216,7 +250,7 @@ def agents_table(rows: Sequence[AgentProfile], title: str = "agents") -> Table:
         short = col in ("extension", "gender", "age band", "VIP")
         table.add_column(col, no_wrap=short, overflow="fold")
     for a in rows:
-        table.add_row(escape(a.agent_id), a.extension, escape(levels(a.skills)),
+        table.add_row(escape(a.agent_id), escape(a.extension), escape(levels(a.skills)),
                       escape(levels(a.dialects)), a.gender or "-", a.age_band or "-",
                       escape(" ".join(sorted(a.groups))) or "-",
                       "yes" if a.vip_qualified else "no")

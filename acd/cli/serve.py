@@ -1,7 +1,8 @@
 """``acd serve`` (the engine against Asterisk) and ``acd demo`` (the engine
 against the PBX simulator).
 
-Exit codes of ``acd serve``: 2 the configuration or the flow is wrong, 3
+Exit codes of ``acd serve``: 2 the configuration or the flow is wrong (the
+control API's token file too: readable by others, say), 3
 Asterisk refused the AMI login, 4 Asterisk cannot be reached, 5 another
 operating-system error (a port in use, ...), 6 the database cannot hold
 the leadership (hot standby: an unsupported or unknown database).
@@ -18,18 +19,29 @@ from typing import Any
 import click
 from rich.table import Table
 
-from acd.adapters.ami import AmiAuthError, AmiConnectError
+from acd.adapters.ami import AmiActionTimeout, AmiAuthError, AmiConnectError
 from acd.adapters.leader import LeadershipError
-from acd.cli.common import console, err_console
+from acd.api.auth import ApiSetupError
+from acd.cli.common import console, err_console, shown
 from acd.ivr.load import load_flow
 from acd.ivr.parse import FlowError
+from acd.logs import SafeFormatter
 from acd.runtime.settings import ConfigError, load_config
 
 
 def _setup_logging(verbose: int) -> None:
-    level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """Log to standard error, one printable line per record (control
+    characters and line breaks from outside escaped; acd.logs.SafeFormatter).
+    ``verbose`` raises the level of the engine's own loggers (``acd``, and
+    ``sim`` for the demo) only: the libraries' stay at WARNING, as at
+    DEBUG they write what goes over the wire (SQL parameters, AMI and MQTT
+    messages: callers' numbers) unmasked."""
+    level = max(logging.WARNING - 10 * verbose, logging.DEBUG)
+    handler = logging.StreamHandler()
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    for name in ("acd", "sim"):
+        logging.getLogger(name).setLevel(level)
 
 
 # ------------------------------------------------------------------ serve
@@ -55,7 +67,7 @@ def serve(config_path: Path, verbose: int) -> None:
     try:
         config = load_config(config_path)
     except (ConfigError, FlowError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {shown(exc)}")
         sys.exit(2)
 
     def up(engine: Any) -> None:
@@ -67,11 +79,18 @@ def serve(config_path: Path, verbose: int) -> None:
 
     try:
         asyncio.run(run())
+    except ApiSetupError as exc:  # the control API's token file or TLS files
+        err_console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
     except AmiAuthError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         sys.exit(3)
     except AmiConnectError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
+        sys.exit(4)
+    except AmiActionTimeout as exc:  # reached, logged in, then silent: as good as unreachable
+        err_console.print(f"[red]error:[/red] Asterisk stopped answering AMI actions while "
+                          f"the engine started: {exc}")
         sys.exit(4)
     except LeadershipError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
@@ -105,7 +124,7 @@ def demo(calls: int, agents: int, rate: float, talk: float, seed: int, db: str,
     try:
         flow = load_flow(flow_path)
     except FlowError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {shown(exc)}")
         sys.exit(2)
     opts = DemoOptions(calls=calls, agents=agents, rate=rate, talk_s=talk, seed=seed,
                        database_url=db, flow=flow)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -16,7 +17,8 @@ from typing import Any, TypeVar
 import click
 from rich.table import Table
 
-from acd.cli.common import console, db_option, default_country, run_db
+from acd.cli.common import console, db_option, default_country, run_db, shown
+from acd.logs import printable
 
 _R = TypeVar("_R")
 
@@ -64,7 +66,7 @@ def optout_add(numbers: tuple[str, ...], db_url: str | None) -> None:
         return [await store.opt_out(n, "cli", time.time()) for n in clean]
 
     for n, added in zip(clean, _run(db_url, work), strict=True):
-        console.print(f"{n}: " + ("opted out" if added else "already opted out"))
+        console.print(f"{shown(n)}: " + ("opted out" if added else "already opted out"))
 
 
 @optout.command("remove")
@@ -78,7 +80,7 @@ def optout_remove(numbers: tuple[str, ...], db_url: str | None) -> None:
         return [await store.opt_in(n) for n in clean]
 
     for n, removed in zip(clean, _run(db_url, work), strict=True):
-        console.print(f"{n}: " + ("removed" if removed else "was not on the list"))
+        console.print(f"{shown(n)}: " + ("removed" if removed else "was not on the list"))
 
 
 @optout.command("list")
@@ -88,7 +90,7 @@ def optout_list(db_url: str | None) -> None:
     rows = _run(db_url, lambda store: store.opted_out())
     table = Table("number", "since", "how", title=f"{len(rows)} opted out")
     for r in rows:
-        table.add_row(r["number"], str(r["at"])[:19], r["source"])
+        table.add_row(shown(r["number"]), str(r["at"])[:19], shown(r["source"]))
     console.print(table)
 
 
@@ -103,7 +105,8 @@ def outbox(state: str | None, limit: int, db_url: str | None) -> None:
     table = Table("id", "call", "number", "rule", "state", "reason", "tries", "created",
                   title=f"SMS outbox ({len(rows)})")
     for r in rows:
-        table.add_row(str(r.id), r.call_id, r.number, r.rule, r.state, r.reason,
+        table.add_row(str(r.id), shown(r.call_id), shown(r.number), shown(r.rule),
+                      shown(r.state), shown(r.reason),
                       str(r.attempts), r.created_at.isoformat(timespec="minutes"))
     console.print(table)
 
@@ -176,7 +179,10 @@ def report_sms(since: str | None, until: str | None, tz: str, by: str, csv_path:
         for r in out:
             w.writerow([*counts(r), *("" if x is None else f"{x:.4f}" for x in rates(r))])
         if csv_path == "-":
-            click.echo(buf.getvalue(), nl=False)
+            text = buf.getvalue()
+            if sys.stdout.isatty():  # a terminal, not a pipe: nothing may drive it
+                text = printable(text.replace("\r\n", "\n"))
+            click.echo(text, nl=False)
         else:
             with open(csv_path, "w", encoding="utf-8", newline="") as f:
                 f.write(buf.getvalue())
@@ -186,7 +192,7 @@ def report_sms(since: str | None, until: str | None, tz: str, by: str, csv_path:
                   "return 24h", "return 7d", "retained", title="SMS diversion (rates over sent)")
     for r in out:
         c = counts(r)
-        table.add_row(*(str(x) for x in (*c[:4], *c[5:8])),
+        table.add_row(*(shown(x) for x in (*c[:4], *c[5:8])),
                       *("-" if x is None else f"{100 * x:.1f}%" for x in rates(r)),
                       style="bold" if r is total else None)
     console.print(table)

@@ -234,17 +234,40 @@ def check_name(name: str, col: int = 1) -> None:
         raise ExprError(f"{name!r}: only caller., now. and call. names have a dot", col)
 
 
+#: the longest condition read from a flow, and its deepest nesting (its checks
+#: and its evaluation recurse, in the engine too)
+MAX_EXPR_CHARS, MAX_EXPR_DEPTH = 1000, 50
+
+
 def parse_expr(source: str) -> Expr:
     text = source.strip()
     if not text:
         raise ExprError("the condition is empty")
+    if len(text) > MAX_EXPR_CHARS:
+        raise ExprError(f"the condition is {len(text):,} characters long (at most "
+                        f"{MAX_EXPR_CHARS:,}): split it with set or branch nodes")
     try:
         tree = ast.parse(text, mode="eval").body
+        if _depth(tree) > MAX_EXPR_DEPTH:
+            raise RecursionError
+        names: set[str] = set()
+        _check(tree, names)
     except SyntaxError as exc:
         raise ExprError(f"not a valid condition: {exc.msg}", exc.offset or 1) from None
-    names: set[str] = set()
-    _check(tree, names)
+    except (RecursionError, MemoryError):  # the parser's own stack: "- - - ... 1"
+        raise ExprError(f"the condition nests more than {MAX_EXPR_DEPTH} levels deep") \
+            from None
     return Expr(text, tree, frozenset(names))
+
+
+def _depth(tree: ast.AST) -> int:
+    """How deep the tree nests (without recursion)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _eval(node: ast.expr, env: Callable[[str], Value]) -> Value | tuple[Value, ...]:

@@ -45,7 +45,7 @@ from acd.ivr.dryrun import DryRun, dry_run
 from acd.ivr.interpreter import EndCall, EnterQueue, TransferCall, VoicemailCall
 from acd.ivr.load import load_flow
 from acd.ivr.nodes import Flow
-from acd.loaders.yamlpos import Reader, YamlError, read_text
+from acd.loaders.yamlpos import Reader, YamlError, plain_value, read_text
 
 EXPECT_KEYS = {"end", "queue", "priority", "attributes", "transfer", "voicemail", "reason",
                "path", "visits", "not_visits", "variables", "sms", "prompts", "keys_left",
@@ -75,6 +75,7 @@ class TestFile:
     file: str
     flow_file: Path
     cases: tuple[Case, ...]
+    flow_at: tuple[int, int] = (1, 1)  # where the file names its flow (line, column)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,16 +101,21 @@ def _when(r: Reader, node: yaml.Node, what: str) -> dt.datetime:
     return when
 
 
-def _plain(node: yaml.Node) -> Any:
-    return yaml.safe_load(yaml.serialize(node))
+def _plain(r: Reader, node: yaml.Node) -> Any:
+    """A value as ``yaml.safe_load`` gives it, or a positioned error."""
+    try:
+        return plain_value(node)
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError, OverflowError) as exc:
+        problem = getattr(exc, "problem", None) or exc
+        raise r.err(node, f"this value cannot be read: {problem}") from None
 
 
 def load_tests(path: str | Path) -> TestFile:
     text, file = read_text(path, FlowTestError, "test file")
     r = Reader(file, FlowTestError)
-    top = r.mapping(r.compose(text), "the test file")
-    r.known(top, "the test file", {"flow", "at", "cases"}, {"flow", "cases"},
-            r.compose(text))
+    root = r.compose(text)
+    top = r.mapping(root, "the test file")
+    r.known(top, "the test file", {"flow", "at", "cases"}, {"flow", "cases"}, root)
     flow_file = Path(file).parent / r.string(top["flow"][1], "flow")
     default_at = _when(r, top["at"][1], "at") if "at" in top else None
     cases: list[Case] = []
@@ -138,7 +144,7 @@ def load_tests(path: str | Path) -> TestFile:
                 keys.append(value)
         profile = None
         if "profile" in f:
-            profile = {k: str(_plain(v)) for k, (_, v) in
+            profile = {k: str(_plain(r, v)) for k, (_, v) in
                        r.mapping(f["profile"][1], f"{what}: profile").items()}
         lookups: dict[str, dict[str, object] | None] = {}
         if "lookups" in f:
@@ -146,7 +152,7 @@ def load_tests(path: str | Path) -> TestFile:
                 if isinstance(v, yaml.ScalarNode) and v.value == "error":
                     lookups[node_name] = None
                 elif isinstance(v, yaml.MappingNode):
-                    lookups[node_name] = _plain(v)
+                    lookups[node_name] = _plain(r, v)
                 else:
                     raise r.err(v, f"{what}: lookups: {node_name!r} must be the answer "
                                    "(a mapping) or error")
@@ -154,18 +160,19 @@ def load_tests(path: str | Path) -> TestFile:
         r.known(exp, f"{what}: expect", EXPECT_KEYS)
         if not exp:
             raise r.err(f["expect"][1], f"{what}: expect is empty")
-        expect = {k: _plain(v) for k, (_, v) in exp.items()}
+        expect = {k: _plain(r, v) for k, (_, v) in exp.items()}
         for key in ("path", "visits", "not_visits", "sms", "prompts"):
             if key in expect and not isinstance(expect[key], list):
                 raise r.err(exp[key][1], f"{what}: expect {key} must be a list")
         cases.append(Case(
             name=name, line=item.start_mark.line + 1,
-            caller=str(_plain(f["caller"][1])) if "caller" in f else "13800138000",
+            caller=str(_plain(r, f["caller"][1])) if "caller" in f else "13800138000",
             profile=profile,
             at=_when(r, f["at"][1], f"{what}: at") if "at" in f else default_at,
             keys=keys, lookups=lookups, expect=expect,
             marks={k: v.start_mark.line + 1 for k, (_, v) in exp.items()}))
-    return TestFile(file, flow_file, tuple(cases))
+    mark = top["flow"][1].start_mark
+    return TestFile(file, flow_file, tuple(cases), (mark.line + 1, mark.column + 1))
 
 
 def _subsequence(want: Sequence[str], got: Sequence[str]) -> str | None:

@@ -48,7 +48,14 @@ class FlowError(YamlError):
     """A flow file is wrong; the message says where and what."""
 
 
-def parse_flow(text: str, file: str = "<flow>", _stack: tuple[str, ...] = ()) -> Flow:
+#: sub-flows include sub-flows at most this deep
+MAX_SUBFLOW_DEPTH = 16
+#: a flow has at most this many nodes, its sub-flows' included
+MAX_FLOW_NODES = 20_000
+
+
+def parse_flow(text: str, file: str = "<flow>", _stack: tuple[str, ...] = (),
+               _cache: dict[str, Flow] | None = None) -> Flow:
     """Parse a flow (and its sub-flows); raises FlowError naming file, line and column.
 
     Unknown queues are a check (:func:`acd.ivr.checks.check_flow`), reported
@@ -129,7 +136,8 @@ def parse_flow(text: str, file: str = "<flow>", _stack: tuple[str, ...] = ()) ->
 
     # sub-flows: read and inline them under "<node>/"
     if any(isinstance(n.body, SubFlow) for n in nodes.values()):
-        nodes = _inline_subflows(file, nodes, variables, (*_stack, _key(file)), languages)
+        nodes = _inline_subflows(file, nodes, variables, (*_stack, _key(file)), languages,
+                                 {} if _cache is None else _cache)
     files = [file, *sorted({n.file for n in nodes.values() if n.file and n.file != file})]
     if not _stack:
         for node in nodes.values():
@@ -147,7 +155,7 @@ def parse_flow(text: str, file: str = "<flow>", _stack: tuple[str, ...] = ()) ->
 def _key(file: str) -> str:
     try:
         return str(Path(file).resolve())
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a symbolic link loop (Python < 3.13)
         return file
 
 
@@ -184,7 +192,11 @@ def _closest(name: str, nodes: Mapping[str, Node]) -> str:
 
 
 def _inline_subflows(file: str, nodes: dict[str, Node], variables: dict[str, str],
-                     stack: tuple[str, ...], languages: tuple[str, ...]) -> dict[str, Node]:
+                     stack: tuple[str, ...], languages: tuple[str, ...],
+                     cache: dict[str, Flow]) -> dict[str, Node]:
+    """The nodes with each sub-flow's nodes inlined; every file is read once
+    (``cache``), however often it is included, and the flow's size is
+    bounded (:data:`MAX_SUBFLOW_DEPTH`, :data:`MAX_FLOW_NODES`)."""
     out: dict[str, Node] = {}
     for node in nodes.values():
         body = node.body
@@ -196,12 +208,24 @@ def _inline_subflows(file: str, nodes: dict[str, Node], variables: dict[str, str
         if _key(str(path)) in stack:
             raise FlowError(file, line, col, f"node {node.name!r}: sub-flow {body.flow!r} "
                             "includes itself (directly or through other sub-flows)")
-        try:
-            text, sub_file = read_text(path, FlowError, "sub-flow file")
-        except FlowError as exc:
-            raise FlowError(file, line, col, f"node {node.name!r}: sub-flow {body.flow!r}: "
-                            f"{exc.problem}") from None
-        sub = parse_flow(text, sub_file, stack)
+        if len(stack) > MAX_SUBFLOW_DEPTH:
+            raise FlowError(file, line, col, f"node {node.name!r}: sub-flows include "
+                            f"sub-flows more than {MAX_SUBFLOW_DEPTH} deep")
+        sub = cache.get(_key(str(path)))
+        if sub is None:
+            try:
+                text, sub_file = read_text(path, FlowError, "sub-flow file")
+            except FlowError as exc:
+                if exc.line:  # a place in the sub-flow file (a byte that is not UTF-8)
+                    raise
+                whole = FlowError(file, line, col, f"node {node.name!r}: sub-flow "
+                                  f"{body.flow!r}: {exc.problem}")
+                whole.unreadable = True  # missing, a folder, too big: exit 2 as the file's own
+                raise whole from None
+            sub = cache[_key(str(path))] = parse_flow(text, sub_file, stack, cache)
+        if len(out) + len(sub.nodes) + len(nodes) > MAX_FLOW_NODES:
+            raise FlowError(file, line, col, f"node {node.name!r}: with its sub-flows the "
+                            f"flow has more than {MAX_FLOW_NODES:,} nodes")
         prefix = f"{node.name}/"
         for lang in sub.languages:
             if sub.languages != ("en",) and lang not in languages:

@@ -4,8 +4,10 @@ The header (line 1) names the columns, in any order; unknown, missing
 required, repeated or unnamed columns, or columns separated by ``;``, refuse
 the whole file (:class:`ProfileFileError`).  Every other problem is one
 :class:`Issue` and rejects only its row; the good rows are kept.  Line
-numbers are physical lines of the file (a quoted value spanning lines
-counts every line; blank lines count too).
+numbers are physical lines of the file (blank lines count too).  No value
+may hold a line break, so a row is one line: a quote left open is an error
+on its own line, and the lines after it are read as usual; it never
+swallows the rest of the file.
 
 Customer numbers are stored in their one form (:func:`acd.core.numbers.normalize`:
 ``138 0013 8000``, ``008613800138000`` and ``+8613800138000`` are all
@@ -16,8 +18,6 @@ Pure: given the text, never the file.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -42,6 +42,7 @@ from acd.loaders.profile_results import (
     ProfileFileError,
     Row,
 )
+from acd.loaders.textfile import csv_records
 
 
 def _csv(text: str, file: str, columns: tuple[str, ...], required: tuple[str, ...],
@@ -49,27 +50,26 @@ def _csv(text: str, file: str, columns: tuple[str, ...], required: tuple[str, ..
          key: Callable[[P], str],
          warnings: Callable[[P], list[tuple[str, str]]] | None = None) -> ParseResult[P]:
     text = text.removeprefix("\ufeff")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    records = _records(reader)
+    records = _records(text)
     try:
         header_line, _, header_raw = next(records)
     except StopIteration:
         raise ProfileFileError(file, 1, "the file is empty; the first line must be the header "
                                f"({','.join(columns)})") from None
+    if isinstance(header_raw, str):
+        raise ProfileFileError(file, header_line, f"the header {header_raw}")
     header = [h.strip().lower() for h in header_raw]
     _check_header(file, header_line, header, columns, required)
     given = frozenset(header)
     out = Collector[P](ParseResult(file), key, required[0])
-    for line, end, cells in records:
-        if line < 0:  # the csv module refused the line
-            out.error(-line, "", cells[0])
+    for line, _, cells in records:
+        if isinstance(cells, str):  # the line cannot be read as CSV
+            out.error(line, "", cells)
             out.result.rejected += 1
             continue
         if len(cells) != len(header):
-            why = f"has {len(cells)} values but the header has {len(header)} columns"
-            if end > line:
-                why += f" (the row runs on to line {end}: is a \" quote not closed?)"
-            out.error(line, "", why)
+            out.error(line, "", f"has {len(cells)} values but the header has {len(header)} "
+                                "columns")
             out.result.rejected += 1
             continue
         values: dict[str, Any] = {}
@@ -83,10 +83,7 @@ def _csv(text: str, file: str, columns: tuple[str, ...], required: tuple[str, ..
             try:
                 values[col] = parsers[col](raw)
             except FieldError as exc:
-                why = f"{col} {exc}"
-                if "\n" in raw or "\r" in raw:
-                    why += f" (the row runs on to line {end}: is a \" quote not closed?)"
-                out.error(line, col, why)
+                out.error(line, col, f"{col} {exc}")
                 bad = True
         if bad:
             out.result.rejected += 1
@@ -104,20 +101,14 @@ def _csv(text: str, file: str, columns: tuple[str, ...], required: tuple[str, ..
     return out.finish()
 
 
-def _records(reader: Any) -> Iterator[tuple[int, int, list[str]]]:
-    """(first line, last line, cells) of each non-blank record; the first
-    line negated, with [problem], when the csv module refuses a line."""
-    while True:
-        start = reader.line_num + 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield -start, reader.line_num, [f"cannot be read as CSV: {exc}"]
-            continue
-        if any(c.strip() for c in cells):
-            yield start, reader.line_num, cells
+def _records(text: str) -> Iterator[tuple[int, int, list[str] | str]]:
+    """(line, line, cells) of each line with a value, or (line, line,
+    problem) for a line that cannot be read as CSV: a quote left open is an
+    error on its line, and the next line is read as the next record
+    (:func:`acd.loaders.textfile.csv_records`)."""
+    for line, end, cells in csv_records(text):
+        if isinstance(cells, str) or any(c.strip() for c in cells):
+            yield line, end, cells
 
 
 def _check_header(file: str, line: int, header: list[str], columns: tuple[str, ...],

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -59,8 +58,12 @@ _FALSE = ("false", "no", "0", "n", "off")
 _GENDERS = {"f": "F", "female": "F", "m": "M", "male": "M"}
 
 
+#: Unicode's control characters (category Cc): C0, DEL and C1
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _control(text: str) -> bool:
-    return any(unicodedata.category(ch) == "Cc" for ch in text)
+    return _CONTROL.search(text) is not None
 
 
 def _check_text(value: str, limit: int) -> str | None:

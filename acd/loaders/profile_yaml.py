@@ -27,6 +27,7 @@ from acd.loaders.profile_fields import (
     split_levels,
 )
 from acd.loaders.profile_results import Collector, ParseResult, ProfileFileError, Row
+from acd.loaders.yamlpos import YamlLimitError, compose
 
 _NULL = "tag:yaml.org,2002:null"
 
@@ -84,15 +85,24 @@ def _agent_field(name: str, node: yaml.Node) -> Any:
     return AGENT_PARSERS[name](_scalar(node))
 
 
+#: an agents file may hold more values than the other YAML files (about 40 an agent)
+MAX_AGENT_VALUES = 250_000
+
+
 def parse_agents_yaml(text: str, file: str = "agents.yaml") -> ParseResult[AgentProfile]:
     """Agents from YAML: a list of mappings, or ``{agents: [...]}``."""
     text = text.removeprefix("\ufeff")
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    try:  # bounded: nesting, aliases (acd.loaders.yamlpos)
+        root = compose(text, max_values=MAX_AGENT_VALUES)
+    except YamlLimitError as exc:
+        mark = exc.problem_mark
+        raise ProfileFileError(file, mark.line + 1 if mark else 1, str(exc.problem),
+                               mark.column + 1 if mark else 1) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise ProfileFileError(file, mark.line + 1 if mark else 1,
-                               f"is not valid YAML: {exc.problem or exc}") from None
+                               f"is not valid YAML: {exc.problem or exc}",
+                               mark.column + 1 if mark else 0) from None
     except yaml.YAMLError as exc:
         raise ProfileFileError(file, 1, f"is not valid YAML: {exc}") from None
     if root is None:

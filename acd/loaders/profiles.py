@@ -20,16 +20,20 @@ from acd.core.profiles import AgentProfile
 from acd.loaders.profile_csv import parse_agents_csv
 from acd.loaders.profile_results import ParseResult, ProfileFileError
 from acd.loaders.profile_yaml import parse_agents_yaml
+from acd.loaders.textfile import TextFileError, decode_text
 
 
 def decode(data: bytes, file: str) -> str:
-    """UTF-8 (a BOM is dropped), or ProfileFileError."""
+    """UTF-8 (a BOM is dropped), or ProfileFileError naming the line of the
+    first byte that is not (UTF-16, binary files: line 1 or the NUL's)."""
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ProfileFileError(file, line, f"is not UTF-8 text (byte {exc.start + 1}); "
-                               "save it as UTF-8 (e.g. Excel's \"CSV UTF-8\")") from None
+        return decode_text(data, file)
+    except TextFileError as exc:
+        problem = f"is {exc.problem}" if exc.problem.startswith(("not ", "UTF-")) \
+            else exc.problem
+        if file.lower().endswith(".csv"):
+            problem += " (in Excel: save as \"CSV UTF-8\")"
+        raise ProfileFileError(file, exc.line, problem, exc.column) from None
 
 
 def parse_agents(text: str, file: str) -> ParseResult[AgentProfile]:

@@ -305,7 +305,11 @@ async def _pbx_child() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--pbx"]:
-        logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+        from acd.logs import SafeFormatter
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(SafeFormatter(logging.BASIC_FORMAT))
+        logging.basicConfig(level=logging.ERROR, handlers=[handler])
         asyncio.run(_pbx_child())
     else:
         sys.exit("usage: python -m acd.loadsim.pbx_side --pbx  (the PBX side of a split live run; "

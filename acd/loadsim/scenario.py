@@ -292,10 +292,10 @@ def parse_scenario(text: str, file: str = "<scenario>", base_dir: str | Path | N
         tpath = base / r.string(top["trace"][1], "trace")
         try:
             trace = load_trace(tpath, start_s)
-        except TraceError:
-            raise
-        except ScenarioError as exc:
-            raise r.err(top["trace"][1], f"trace: {exc.problem}") from None
+        except ScenarioError as exc:  # TraceError too
+            if exc.line:  # placed in the trace file
+                raise
+            raise r.err(top["trace"][1], f"trace: {exc.problem}: {tpath}") from None
     elif "arrivals" in top:
         an = top["arrivals"][1]
         af = r.mapping(an, "arrivals")
@@ -515,10 +515,16 @@ def _load_flow(r: Reader, node: yaml.Node, path: Path,
                key_nodes: Mapping[str, yaml.Node]) -> Any:
     """The flow, loaded by the IVR package (its own errors name its file and line)."""
     from acd.ivr.load import load_flow
+    from acd.ivr.parse import FlowError
 
     if not path.is_file():
         raise r.err(node, f"ivr: flow file not found: {path}")
-    flow = load_flow(path)
+    try:
+        flow = load_flow(path)
+    except FlowError as exc:
+        if exc.line == 0:  # the file as a whole (unreadable, too big): placed here
+            raise r.err(node, f"ivr: flow: {exc.problem}: {path}") from None
+        raise
     nodes = getattr(flow, "nodes", {})
     for name, knode in key_nodes.items():
         if name not in nodes:

@@ -16,10 +16,10 @@ exactly: no random draws for arrivals, handle times or patience.
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
+from acd.loaders.textfile import TRACE_MAX_BYTES, csv_records
 from acd.loaders.yamlpos import read_text
 from acd.loadsim.model import ScenarioError, TraceCall, TraceError, parse_tod
 
@@ -32,10 +32,13 @@ def parse_trace(text: str, file: str = "<trace>", start_s: float = 0.0
                 ) -> tuple[TraceCall, ...]:
     """Calls of a trace CSV (see the module docstring), in order of arrival.
     ``start_s``: the scenario's start (time of day), for HH:MM:SS arrivals."""
-    rows = list(csv.reader(text.splitlines()))
-    if not rows:
+    records = csv_records(text, comments=True)  # an open quote: an error on its line
+    first = next(records, None)
+    if first is None:
         raise TraceError(file, 1, "the trace is empty")
-    header = [h.strip().lower() for h in rows[0]]
+    if isinstance(first[2], str):
+        raise TraceError(file, first[0], f"header: {first[2]}")
+    header = [h.strip().lower() for h in first[2]]
     missing = [c for c in ("arrival", "queue", "handle") if c not in header]
     if missing:
         raise TraceError(file, 1, f"header: missing column(s) {', '.join(missing)} "
@@ -46,10 +49,10 @@ def parse_trace(text: str, file: str = "<trace>", start_s: float = 0.0
                                   f"(columns: {', '.join(TRACE_COLUMNS)})")
     col = {c: i for i, c in enumerate(header)}
     out: list[TraceCall] = []
-    for lineno, row in enumerate(rows[1:], start=2):
+    for lineno, _, row in records:
+        if isinstance(row, str):
+            raise TraceError(file, lineno, row)
         if not row or all(not c.strip() for c in row):
-            continue
-        if row[0].lstrip().startswith("#"):
             continue
         if len(row) > len(header):
             raise TraceError(file, lineno, f"{len(row)} fields, the header has {len(header)}")
@@ -96,6 +99,8 @@ def parse_trace(text: str, file: str = "<trace>", start_s: float = 0.0
         number = get("number") or f"trace{lineno}"
         assert handle is not None
         out.append(TraceCall(arrival, number, queue, tuple(attrs), handle, patience, lineno))
+    if not out:
+        raise TraceError(file, first[0], "the trace has no calls (only its header)")
     out.sort(key=lambda c: c.arrival_s)  # stable: ties keep the file's order
     return tuple(out)
 
@@ -115,5 +120,5 @@ def _trace_seconds(file: str, line: int, name: str, text: str, required: bool) -
 
 
 def load_trace(path: str | Path, start_s: float = 0.0) -> tuple[TraceCall, ...]:
-    text, file = read_text(path, ScenarioError, "trace file")
+    text, file = read_text(path, ScenarioError, "trace file", limit=TRACE_MAX_BYTES)
     return parse_trace(text, file, start_s)

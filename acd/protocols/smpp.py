@@ -22,6 +22,13 @@ smpp34 frames the PDUs; what it leaves to us, and what is here:
 
 The session, the binds and what to do with a receipt or a reply are the
 transport's (:mod:`acd.adapters.sms_smpp`).
+
+Errors, for any input whatever: the decoders (:func:`decode_short_message`,
+:func:`gsm7_decode`, :func:`parse_udh`, :func:`parse_receipt`,
+:func:`normalize_id`, :func:`status_name`) never raise (what an SMSC sends
+that does not fit reads as U+FFFD, or as no concatenation header);
+:func:`split_message` raises only ``ValueError``, for a text of more than
+255 parts or one that is not Unicode text (a lone surrogate).
 """
 
 from __future__ import annotations
@@ -89,7 +96,7 @@ def split_message(text: str, ref: int = 0) -> tuple[int, list[bytes]]:
     from its escape), else UCS-2 (a surrogate pair is never cut).  One part
     without a UDH up to 160 septets / 70 units; beyond, parts of at most 153
     septets / 67 units, each behind the 6-octet UDH ``05 00 03 ref total seq``.
-    Raises ValueError past 255 parts.
+    Raises ValueError past 255 parts, or for a lone surrogate (no UTF-16).
     """
     # Each character's bytes: 1 or 2 septets (one an octet), or 2 or 4 UTF-16 octets.
     gsm = [_GSM_ENCODE.get(ch) for ch in text]
@@ -98,7 +105,13 @@ def split_message(text: str, ref: int = 0) -> tuple[int, list[bytes]]:
         dc, chars = DC_GSM7, [c for c in gsm if c is not None]
         single, per_part = GSM7_SINGLE, GSM7_PART  # octets, as septets are one each
     else:
-        dc, chars = DC_UCS2, [ch.encode("utf-16-be") for ch in text]
+        dc, chars = DC_UCS2, []
+        for i, ch in enumerate(text):
+            try:
+                chars.append(ch.encode("utf-16-be"))
+            except UnicodeEncodeError:
+                raise ValueError(f"text holds {ch!r} at character {i}, which is not "
+                                 "Unicode text") from None
         single, per_part = 2 * UCS2_SINGLE, 2 * UCS2_PART
     if sum(len(c) for c in chars) <= single:
         return dc, [b"".join(chars)]
@@ -143,7 +156,9 @@ def decode_short_message(data: bytes, data_coding: int) -> str:
 
 
 def parse_udh(data: bytes) -> tuple[tuple[int, int, int] | None, bytes]:
-    """(ref, total, seq) of a concatenation IE if any, and the payload after the UDH."""
+    """(ref, total, seq) of a concatenation IE if any, and the payload after the UDH.
+
+    Never raises: an IE cut short by the end of the header is ignored."""
     if not data:
         return None, data
     udhl = data[0]
@@ -152,6 +167,8 @@ def parse_udh(data: bytes) -> tuple[tuple[int, int, int] | None, bytes]:
     while pos + 2 <= len(udh):
         iei, length = udh[pos], udh[pos + 1]
         value = udh[pos + 2 : pos + 2 + length]
+        if len(value) < length:  # cut short by the end of the header
+            break
         if iei == 0x00 and length == 3:
             concat = (value[0], value[1], value[2])
         elif iei == 0x08 and length == 4:

@@ -25,6 +25,7 @@ import logging
 from collections.abc import Callable
 
 from acd.core.model import AgentHungUp, OfferAnswered
+from acd.logs import Limited
 from acd.protocols.ami import AmiMessage
 from acd.runtime.calls import AGENT, CALLER, CallRegistry, CallReports
 
@@ -36,6 +37,17 @@ AMI_EVENTS = frozenset({"Hangup", "DialBegin", "DialEnd", "Rename", "DeviceState
 
 #: ``on_device(server, extension, state)``
 OnDevice = Callable[[str, str, str], None]
+
+#: what Asterisk's Dial says in DialEnd's ``DialStatus``; another is taken as
+#: a failed offer all the same, and logged (once a minute, with a count)
+DIAL_STATUSES = frozenset({"ANSWER", "BUSY", "NOANSWER", "CANCEL", "CONGESTION",
+                           "CHANUNAVAIL", "DONTCALL", "TORTURE", "INVALIDARGS"})
+
+
+def cause_code(text: str) -> int | None:
+    """A Hangup's ``Cause`` as a number (a Q.850 cause: 0-127 in practice);
+    None for anything but 1 to 4 ASCII digits."""
+    return int(text) if 0 < len(text) <= 4 and text.isascii() and text.isdigit() else None
 
 
 class AmiEvents:
@@ -53,6 +65,9 @@ class AmiEvents:
         self.on_device = on_device
         self.server = server or calls.primary
         self.caller_gone = caller_gone or self.reports.caller_gone
+        #: events of our calls that are not as Asterisk sends them: one line a
+        #: minute of each kind, with a count
+        self.odd = Limited(60.0)
 
     def on_event(self, msg: AmiMessage) -> None:
         name = msg.event
@@ -83,7 +98,11 @@ class AmiEvents:
         call_id, role = entry
         if role == CALLER:
             cause = msg.get("Cause")
-            self.caller_gone(call_id, int(cause) if cause.isdigit() else 0)
+            code = cause_code(cause)
+            if code is None:
+                self.odd.warning(log, "cause", "AMI %s: Hangup of call %s with Cause %r: taken "
+                                 "as 0", self.server, call_id, cause[:40])
+            self.caller_gone(call_id, code or 0)
         elif role == AGENT:
             self.reports.handle(AgentHungUp(call_id))
 
@@ -97,8 +116,12 @@ class AmiEvents:
             return
         offer = call.dial_offer
         status = msg.get("DialStatus")
+        if status not in DIAL_STATUSES:
+            self.odd.warning(log, "dialstatus", "AMI %s: DialEnd of call %s with DialStatus "
+                             "%r: taken as a failed offer", self.server, call_id, status[:40])
+            status = "UNKNOWN" if not status else status[:40]
         if status == "ANSWER":
             self.reports.handle(OfferAnswered(call_id, offer))
         elif status != "CANCEL":  # CANCEL: the caller left; Hangup follows
             self.calls.drop_agent_leg(call)
-            self.reports.offer_failed(call_id, offer, status or "UNKNOWN")
+            self.reports.offer_failed(call_id, offer, status)

@@ -16,17 +16,36 @@ the core picks the outcome) and an offer that failed.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from acd.core.errors import CoreError
 from acd.core.model import CallerGone, Event, OfferFailed
 from acd.ivr.interpreter import FlowRun
 
+if TYPE_CHECKING:
+    from acd.adapters.fastagi import AgiSession
+
+#: how many ended calls the registry remembers (with their secrets): a
+#: FastAGI script naming one must still present its secret
+ENDED_KEPT = 10_000
+
 Role = Literal["caller", "agent"]
 CALLER: Role = "caller"
 AGENT: Role = "agent"
+
+#: is the channel a call's FastAGI session named the channel that runs it?
+#: ``pending``: a call just arrived, its proof on the way (the core does not
+#: know it yet); ``proven``: the channel carries the secret this session set
+#: (AMI ``Getvar``), or the call came from the PBX's own channel list;
+#: ``unproven``: AMI could not tell (down, no answer): nothing is done to its
+#: channel over AMI before it is proven (see :mod:`acd.runtime.agi_scripts`)
+Proof = Literal["pending", "proven", "unproven"]
+PENDING: Proof = "pending"
+PROVEN: Proof = "proven"
+UNPROVEN: Proof = "unproven"
 
 
 @dataclass(slots=True)
@@ -66,6 +85,22 @@ class LiveCall:
     restored_offer: bool = False
     #: a Redirect of ours is sent and its answer not in yet
     redirect_pending: bool = False
+    #: the call's secret (``ACD_CALL_SECRET`` on its channel): a later FastAGI
+    #: script of the call must present it; None: not known (a call an
+    #: earlier process took whose channel does not show it)
+    secret: str | None = field(default=None, repr=False)
+    #: see :data:`Proof`
+    proof: Proof = PROVEN
+    #: a pending call's channel hung up (AMI ``Hangup``): set by
+    #: :meth:`CallReports.caller_gone`, with the cause in ``gone_cause``
+    hung_up: asyncio.Event | None = None
+    gone_cause: int = 16
+    #: the FastAGI session serving it while it is not proven: a later session
+    #: that proves the channel its own closes it (a squatter's)
+    session: AgiSession | None = field(default=None, repr=False)
+    #: replaced by such a session: this record, and its session, no longer
+    #: speak for the call
+    evicted: bool = False
 
     @property
     def ivr_path(self) -> tuple[str, ...]:
@@ -92,6 +127,8 @@ class CallRegistry:
         self.primary = primary
         self._calls: dict[str, LiveCall] = {}
         self._legs: dict[tuple[str, str], tuple[str, Role]] = {}
+        #: the latest calls ended: call id -> its secret ("" if not known)
+        self._ended: OrderedDict[str, str] = OrderedDict()
 
     def call_id(self, server: str, uid: str) -> str:
         """The id of the call whose caller channel is ``uid`` on ``server``."""
@@ -188,6 +225,10 @@ class CallRegistry:
             return None
         self._legs.pop(self._caller_key(call), None)
         call.ended = True
+        self._ended[call_id] = call.secret or ""
+        self._ended.move_to_end(call_id)
+        if len(self._ended) > ENDED_KEPT:
+            self._ended.popitem(last=False)
         if call.fallback is None:
             del self._calls[call_id]
         if call.agent_uid is not None:
@@ -196,6 +237,22 @@ class CallRegistry:
 
     def discard(self, call_id: str) -> None:
         self._calls.pop(call_id, None)
+
+    def forget(self, call: LiveCall) -> None:
+        """A call that never was (a FastAGI peer's fake, found out before the
+        core heard of it): gone without a trace, its uniqueid free for the
+        real channel that has it (not remembered as ended)."""
+        if self._calls.get(call.call_id) is call:
+            del self._calls[call.call_id]
+            key = self._caller_key(call)
+            if self._legs.get(key) == (call.call_id, CALLER):
+                del self._legs[key]
+
+    def ended_secret(self, call_id: str) -> str | None:
+        """The secret of a call that ended a short while ago (one of the last
+        :data:`ENDED_KEPT`): ``""`` if it was not known, None if the call is
+        not one of them."""
+        return self._ended.get(call_id)
 
 
 class CallReports:
@@ -222,7 +279,14 @@ class CallReports:
             return
         if call is None:
             call = self.calls.get(call_id)
-        if call is not None and call.ended:
+        if call is not None and (call.ended or call.evicted):
+            return
+        if call is not None and call.proof == PENDING:
+            # not a call for the core yet: its proof decides (a caller who
+            # hung up before it came is recorded then)
+            call.gone_cause = cause
+            if call.hung_up is not None:
+                call.hung_up.set()
             return
         path = call.ivr_path if call is not None else ()
         self.handle(CallerGone(call_id, cause, path))

@@ -9,7 +9,10 @@ process can read it (docs/continuity.md):
   ``ACD_QUEUED`` (the queue, priority and attributes the IVR asked for, and
   when; set before the call is queued), so a call whose row had not reached
   the database yet is still found (manager.conf ``channelvars`` shows them
-  in ``CoreShowChannels``).
+  in ``CoreShowChannels``); and ``ACD_CALL_SECRET``, the call's secret,
+  which every FastAGI script of the call after the first must present
+  (:func:`secret_matches`), read back the same way by a later process (it
+  is never written to the database).
 
 This module turns the core's calls into those rows and variables and back
 into :class:`~acd.core.model.CallRestored` events; it does no I/O.
@@ -17,6 +20,8 @@ into :class:`~acd.core.model.CallRestored` events; it does no I/O.
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
@@ -40,10 +45,28 @@ from acd.core.model import (
 CALL_ID_VAR = "ACD_CALL_ID"
 QUEUED_VAR = "ACD_QUEUED"
 OFFER_VAR = "ACD_OFFER"
+#: the call's secret, set on the channel as the call starts: the dialplan
+#: passes ``${ACD_CALL_SECRET}`` to every later script of the call (requeue,
+#: resume, fallback), which is refused without it
+SECRET_VAR = "ACD_CALL_SECRET"
 #: the pause reason of an agent whose phone was busy with a call not ours
 PHONE_BUSY = "phone-in-use"
 #: res_agi reads a command line of at most 2048 bytes: keep SET VARIABLE under it
 _VAR_MAX = 1500
+
+
+def new_secret() -> str:
+    """A call's secret: 128 random bits as 22 URL-safe characters (no
+    comma, quote or space: it goes through the dialplan as an argument)."""
+    return secrets.token_urlsafe(16)
+
+
+def secret_matches(presented: str, secret: str) -> bool:
+    """Does ``presented`` (from a FastAGI request) equal the call's
+    ``secret``?  In constant time: how long it takes says nothing of how
+    much of it was right."""
+    return hmac.compare_digest(presented.encode("utf-8", "replace"),
+                               secret.encode("utf-8", "replace"))
 
 
 def touched(event: Event, actions: Sequence[Action]) -> Iterator[str]:

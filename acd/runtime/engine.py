@@ -65,6 +65,8 @@ from acd.core.model import (
 )
 from acd.core.stats import ServiceLevel, Statistics
 from acd.ivr.nodes import Flow
+from acd.logs import Limited, redacted
+from acd.protocols.ami import AmiMessage
 from acd.runtime.agi_scripts import CallScripts
 from acd.runtime.calls import CallRegistry, CallReports, LiveCall
 from acd.runtime.continuity import agent_row, live_row, touched
@@ -73,6 +75,7 @@ from acd.runtime.event_bus import EventBus
 from acd.runtime.flows import FlowRegistry
 from acd.runtime.hold import Hold
 from acd.runtime.http_lookup import HttpLookup
+from acd.runtime.moves import Verdict, channel_proof
 from acd.runtime.rebuild import (
     ABSENT_DEVICE_STATES,
     BUSY_DEVICE_STATES,
@@ -118,7 +121,9 @@ class Engine:
                                   config.sounds)
         self.http = HttpLookup()
         self.db = Database(config.database_url)
-        self.writer = RecordWriter(self.db)
+        #: call records and the rest, written in batches; what the database
+        #: cannot take goes to dead_letters or the local spool (config.records)
+        self.writer = RecordWriter(self.db, config=config.records, clock=clock)
         self.profiles = ProfileStore(self.db, country=config.country_code)
         self.sms: SmsSender | None = None
         self.sms_store: SmsStore | None = None
@@ -135,6 +140,9 @@ class Engine:
         # call records are the one store of a caller's last agent)
         self.lookup = lookup if lookup is not None else self.lookups.attributes
         self.counters = EngineCounters()
+        #: refusals of the core and observer failures: at most one line a
+        #: minute of each kind of event (with a count)
+        self.refusals = Limited(60.0)
         self.statistics = Statistics({c.name: ServiceLevel(c.sl_threshold_s, c.sl_target)
                                       for c in config.core.policy.classes.values()})
         self.timers: Timers = timers if timers is not None else LoopTimers(clock)
@@ -152,9 +160,13 @@ class Engine:
                          fallback_wait_s=config.ami.action_timeout + 1)
         self.scripts = CallScripts(config, self.calls, reports, self.hold,
                                    lambda: self.flows.current, self.lookup, self.http.get,
-                                   clock, self.counters)
+                                   clock, self.counters, check=self._check_strays,
+                                   spawn=self._spawn, prove=self._prove)
         self.agi = FastAgiServer(self.scripts.routes(), host=config.agi_host,
-                                 port=config.agi_port)
+                                 port=config.agi_port,
+                                 header_timeout=config.agi_header_timeout_s,
+                                 allow=config.agi_peers,
+                                 max_connections=config.agi_max_connections)
         #: what the start-up found of an earlier process's calls
         self.restored: RebuildReport | None = None
         self.phones = Phones(self.core, self.handle)
@@ -174,7 +186,7 @@ class Engine:
         #: the first server's parts (the only ones with one server)
         self.ami, self.ami_events, self.moves, self.rebuild = \
             first.ami, first.events, first.moves, first.rebuild
-        self.api = ControlApi(self)
+        self.api = ControlApi(self, config.api)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ami_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
@@ -182,7 +194,11 @@ class Engine:
     # ---------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
+        self.api.prepare()  # the API's token file and TLS: a problem stops us before anything
         await self.db.create()
+        # rows an earlier run left in the spool, before the start-up reads
+        # calls_live and agent_states (so it does not record a call twice)
+        await self.writer.replay()
         for profile in await self.profiles.agents():
             # agents stored with `acd agents import/set` join (or update) the configured ones
             self.handle(AgentProfileChanged(profile))
@@ -213,8 +229,7 @@ class Engine:
             # to us now that FastAGI is open
             for srv, pending in redirects:
                 await srv.rebuild.resume(pending, srv.ami.send, found)
-            if self.config.api_port is not None:
-                await self.api.start(self.config.api_host, self.config.api_port)
+            await self.api.start()  # the listeners api: asks for (none: nothing)
         except BaseException:
             await self.api.stop()
             await self.agi.stop()
@@ -230,7 +245,7 @@ class Engine:
             await self.lookups.stop()
             if self.events is not None:
                 await self.events.stop()
-            await self.writer.stop()
+            await self.writer.stop(self.config.stop_flush_s)
             await self.db.dispose()
             raise
         self._ami_task = asyncio.get_running_loop().create_task(self._run_amis(), name="ami")
@@ -266,7 +281,9 @@ class Engine:
                 await asyncio.gather(self._ami_task, return_exceptions=True)
             for srv in self.servers.values():
                 srv.ami.abort()
-        await self.agi.stop()
+        # new calls being proven are let finish first (bounded): a real one
+        # is then in the database for the next engine
+        await self.agi.stop(settle=None if fenced else self.scripts.settle)
         await self.api.stop()
         if self._watch_task is not None:
             self._watch_task.cancel()
@@ -287,13 +304,16 @@ class Engine:
         await self.lookups.stop()
         if self.events is not None:
             await self.events.stop()  # bounded: a few seconds at most, broker or not
-        try:
-            await asyncio.wait_for(self.writer.stop(), self.config.stop_flush_s)
-        except TimeoutError:
-            log.error("stop: the database took over %ss; %d accepted rows not written",
-                      self.config.stop_flush_s, self.writer.pending)
-        else:
-            log.info("stopped: %d rows written in all, none pending", self.writer.written)
+        w = self.writer
+        await w.stop(self.config.stop_flush_s)  # returns within it, whatever the database does
+        log.info("stopped: %d rows written in all, %d refused (kept in dead_letters), %d left "
+                 "in the spool for the next start, %d lost", w.written, w.dead_lettered,
+                 w.spooled, w.failed)
+        self.refusals.flush(log)
+        self.scripts.limited.flush(log)
+        self.hold.limited.flush()
+        for srv in self.servers.values():
+            srv.flush_logs()
         await self.db.dispose()
 
     @property
@@ -316,6 +336,14 @@ class Engine:
     def pbx_connected(self) -> bool:
         """Every server's AMI link is up."""
         return all(srv.ami.connected for srv in self.servers.values())
+
+    def record_counts(self) -> dict[str, int]:
+        """The record writer's counters (the control API's ``/health``)."""
+        w = self.writer
+        return {"written": w.written, "pending": w.pending, "in_memory": w.in_memory,
+                "spooled": w.spooled, "dead_lettered": w.dead_lettered,
+                "duplicates": w.duplicates, "fitted": w.fitted, "replayed": w.replayed,
+                "lost": w.failed}
 
     async def _run_amis(self) -> None:
         """Every server's AMI supervisor; ends (raises) when one ends with a
@@ -436,15 +464,19 @@ class Engine:
             return exc
         if self.latencies is not None:
             self.latencies.append(time.perf_counter_ns() - t0)
+        if log.isEnabledFor(logging.DEBUG):  # -vv: every decision, callers' data masked
+            log.debug("%s -> %s", redacted(event),
+                      ", ".join(type(a).__name__ for a in actions) or "nothing")
         if observer is not None:
             try:
                 observer(event, actions, started)
-            except Exception:
+            except Exception:  # noqa: BLE001 - logged with its traceback, rate-limited
                 # the core has decided: its actions are carried out whatever the
                 # observer does (a skipped ConnectCall would strand the call)
                 self.counters.errors += 1
-                log.exception("observer failed on event %s (its actions are carried out)",
-                              event)
+                self.refusals.error(log, f"observer {type(event).__name__}",
+                                    "observer failed on event %s (its actions are carried out)",
+                                    redacted(event), exc_info=True)
         if self.events is not None:
             self.events.on_decision(event, actions, now)  # only queues: never raises or waits
         for action in actions:
@@ -476,7 +508,8 @@ class Engine:
         refusal = self.submit(event)
         if refusal is not None:
             self.counters.errors += 1
-            log.error("event %s refused by the core: %s", event, refusal)
+            self.refusals.error(log, type(event).__name__, "event %s refused by the core: %s",
+                                redacted(event), refusal)
         return refusal
 
     def _do(self, action: Action) -> None:
@@ -523,6 +556,38 @@ class Engine:
         pending = self.config.sms.policy.decide(call_facts(rec, call))
         if pending is not None:
             self.writer.put_sms(pending)
+
+    async def _check_strays(self, server: str, call_ids: Sequence[str]) -> bool:
+        """Calls whose FastAGI session ended in error, settled by one look at
+        the server's live channels: one whose channel is gone (or never was)
+        ends and is recorded; a caller still there comes back by itself.
+        False when the server cannot be asked now."""
+        srv = self.servers.get(server)
+        if srv is None or not srv.ami.connected:
+            return False
+        try:
+            events = await srv.ami.send_list("CoreShowChannels")
+            for call_id in call_ids:
+                await srv.rebuild.settle_from(call_id, events, srv.ami.send_list)
+        except AmiError as exc:
+            log.warning("checking %d calls whose FastAGI session failed: %s", len(call_ids),
+                        exc)
+            return False
+        return True
+
+    async def _prove(self, server: str, channel: str, secret: str,
+                     timeout: float) -> tuple[Verdict, str]:
+        """Does ``channel`` on ``server`` carry ``secret``?  One AMI Getvar
+        on that server's link, within ``timeout`` (a new call's proof)."""
+        srv = self.servers.get(server)
+        if srv is None:
+            return "unknown", f"no Asterisk server {server!r}"
+        ami = srv.ami
+
+        async def send(action: str, fields: dict[str, str]) -> AmiMessage:
+            return await ami.send(action, fields, timeout=timeout)
+
+        return await channel_proof(send, channel, secret)
 
     def _offer_live(self, call_id: str, offer_id: int) -> bool:
         call = self.core.call(call_id)

@@ -54,6 +54,7 @@ from acd.core.model import (
     OfferAnswered,
     WriteCallRecord,
 )
+from acd.logs import redacted
 
 if TYPE_CHECKING:  # imported when the bus starts: aiomqtt is the optional `mqtt` extra
     from acd.adapters.events_mqtt import MqttEventLink, Outgoing
@@ -279,7 +280,7 @@ class EventBus:
             self.errors += 1
             if self._may_warn("error"):
                 log.exception("event bus: mapping event %s failed (%d so far); "
-                              "the engine carries on", event, self.errors)
+                              "the engine carries on", redacted(event), self.errors)
 
     def publish_queues(self) -> None:
         """Queue one snapshot of every queue (retained)."""

@@ -17,6 +17,7 @@ import time
 
 from acd.adapters.fastagi import AgiSession
 from acd.core.center import ContactCenter
+from acd.logs import Limited
 from acd.protocols import agi
 from acd.runtime.calls import CallReports, LiveCall
 
@@ -36,6 +37,8 @@ class Hold:
         self.reports = reports
         self.moh_class = moh_class
         self.fallback_wait_s = fallback_wait_s
+        #: a class that does not play fails for every caller: one line a minute each
+        self.limited = Limited(60.0)
 
     async def run(self, session: AgiSession, call: LiveCall) -> None:
         """Music on hold until the engine moves the caller (to an agent or a
@@ -65,8 +68,8 @@ class Hold:
             if app == "MusicOnHold" and time.monotonic() - t0 < min(1.0, chunk / 2):
                 # the class could not start (no files): hold in silence
                 # rather than re-issuing MusicOnHold in a tight loop
-                log.warning("call %s: MusicOnHold class %r did not play; holding with Wait",
-                            call.call_id, moh)
+                self.limited.warning(log, f"moh {moh}", "call %s: MusicOnHold class %r did not "
+                                     "play; holding with Wait", call.call_id, moh)
                 app = "Wait"
                 continue
             if every:

@@ -10,16 +10,56 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import urllib.parse
 from collections.abc import Mapping
 
 import aiohttp
+
+from acd.logs import brief, mask, printable, showing_private
 
 log = logging.getLogger(__name__)
 MAX_BODY = 256 * 1024
 
 
 class HttpLookupError(Exception):
-    pass
+    """A lookup that failed: ``<url>: <problem>``.  The URL is shown without
+    its user and password, and (unless ``logging: show_caller_data``) with
+    its query values and every run of 5 or more digits in it masked: a
+    lookup URL carries the caller's number or what they keyed in."""
+
+    def __init__(self, url: str, problem: str) -> None:
+        super().__init__(url, problem)
+        self.url = url
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"{shown_url(self.url)}: {self.problem}"
+
+
+_DIGITS = re.compile(r"\d{5,}")
+
+
+def shown_url(url: str) -> str:
+    """``url`` for a log line: no user or password; query values and long
+    digit runs masked unless callers' data is shown."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+    except ValueError:
+        return "<a malformed URL>"
+    query = parts.query
+    path = parts.path
+    if not showing_private():
+        query = "&".join(f"{k}=*" for k, _ in urllib.parse.parse_qsl(
+            query, keep_blank_values=True))
+        path = _DIGITS.sub(lambda m: mask(m.group()), path)
+    shown = urllib.parse.urlunsplit((parts.scheme, host, path, query, ""))
+    return printable(shown, newlines=False)
 
 
 class HttpLookup:
@@ -36,18 +76,18 @@ class HttpLookup:
                 if resp.status == 404:
                     return None
                 if resp.status != 200:
-                    raise HttpLookupError(f"{url}: HTTP {resp.status}")
+                    raise HttpLookupError(url, f"HTTP {resp.status}")
                 body = await resp.content.read(MAX_BODY + 1)
                 if len(body) > MAX_BODY:
-                    raise HttpLookupError(f"{url}: answer over {MAX_BODY} bytes")
+                    raise HttpLookupError(url, f"answer over {MAX_BODY} bytes")
                 try:
                     data = json.loads(body)
                 except ValueError as exc:
-                    raise HttpLookupError(f"{url}: not JSON ({exc})") from None
+                    raise HttpLookupError(url, f"not JSON ({exc})") from None
         except aiohttp.ClientError as exc:
-            raise HttpLookupError(f"{url}: {exc}") from None
+            raise HttpLookupError(url, brief(exc)) from None
         if not isinstance(data, dict):
-            raise HttpLookupError(f"{url}: the answer is not a JSON object")
+            raise HttpLookupError(url, "the answer is not a JSON object")
         return data
 
     async def close(self) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal, InvalidOperation
 
@@ -48,7 +49,9 @@ from acd.ivr.interpreter import (
     Step,
     Terminal,
 )
+from acd.logs import Limited, brief, private
 from acd.protocols import agi
+from acd.runtime.http_lookup import HttpLookupError, shown_url
 
 log = logging.getLogger(__name__)
 
@@ -158,10 +161,32 @@ async def _lookup(step: LookupData, profile: ProfileLookup,
         assert step.url is not None
         return await asyncio.wait_for(http(step.url, step.timeout_s), step.timeout_s)
     except TimeoutError:
-        log.warning("lookup %s timed out after %ss", step.url or "profile", step.timeout_s)
+        lookup_log.warning(log, f"lookup-timeout:{_lookup_kind(step)}",
+                           "lookup %s timed out after %ss",
+                           shown_url(step.url) if step.url else "profile", step.timeout_s)
+    except HttpLookupError as exc:  # the URL once (its text has it too)
+        lookup_log.warning(log, f"lookup-failed:{_lookup_kind(step)}", "lookup %s failed: %s",
+                           shown_url(exc.url), exc.problem)
     except Exception as exc:  # noqa: BLE001 - any lookup failure takes on_error
-        log.warning("lookup %s failed: %s", step.url or "profile", exc)
+        lookup_log.warning(log, f"lookup-failed:{_lookup_kind(step)}", "lookup %s failed: %s",
+                           shown_url(step.url) if step.url else "profile", brief(exc))
     return None
+
+
+#: lookup failures: one line a minute per kind (:func:`_lookup_kind`), with a count
+lookup_log = Limited(60.0)
+
+
+def _lookup_kind(step: LookupData) -> str:
+    """What a failing lookup is rate-limited by: ``profile``, or the HTTP
+    lookup's scheme, host and port (its path and query carry callers' data)."""
+    if step.source == "profile" or not step.url:
+        return "profile"
+    try:
+        parts = urllib.parse.urlsplit(step.url)
+        return f"{parts.scheme}://{parts.hostname}:{parts.port}"
+    except ValueError:
+        return "malformed"
 
 
 def _epoch(kind: str, value: str, tz: str, now: dt.datetime) -> int | None:
@@ -209,7 +234,7 @@ async def say(session: AgiSession, step: SayValue, tz: str,
         line = None if epoch is None else agi.say_datetime(epoch, esc,
                                                            DATE_FORMATS[step.kind], tz)
     if line is None:
-        log.warning("cannot say %r as %s; skipped", value, step.kind)
+        log.warning("cannot say %s as %s; skipped", private(value), step.kind)
         return None
     res = await session.command(line)
     if res.failed:
@@ -221,7 +246,7 @@ async def _say_money(session: AgiSession, step: SayValue, value: str) -> str | N
     try:
         amount = Decimal(value).quantize(Decimal("0.01"))
     except (InvalidOperation, ValueError):
-        log.warning("cannot say %r as money; skipped", value)
+        log.warning("cannot say %s as money; skipped", private(value))
         return None
     esc = step.escape_digits
     units, cents = divmod(int(abs(amount) * 100), 100)

@@ -60,9 +60,10 @@ class Channel:
             if sep:
                 variables[name] = value
         prio = msg.get("Priority")
+        prio_ok = prio.isascii() and prio.isdigit() and len(prio) < 10
         return cls(
             uniqueid=msg.get("Uniqueid"), name=msg.get("Channel"), context=msg.get("Context"),
-            exten=msg.get("Exten"), priority=int(prio) if prio.isdigit() else 0,
+            exten=msg.get("Exten"), priority=int(prio) if prio_ok else 0,
             application=msg.get("Application"), bridge=msg.get("BridgeId"),
             linkedid=msg.get("Linkedid"), caller=_known(msg.get("CallerIDNum")),
             caller_name=_known(msg.get("CallerIDName")),

@@ -32,6 +32,7 @@ from acd.core.model import (
     Event,
     OfferAnswered,
 )
+from acd.logs import Limited
 from acd.protocols.ami import AmiMessage
 from acd.runtime.calls import CallRegistry, CallReports, LiveCall
 from acd.runtime.continuity import (
@@ -39,13 +40,14 @@ from acd.runtime.continuity import (
     OFFER_VAR,
     PHONE_BUSY,
     QUEUED_VAR,
+    SECRET_VAR,
     ivr_row_from_channel,
     login_events,
     parse_queued,
     restored,
     row_from_channel,
 )
-from acd.runtime.pbx_state import RECOVER_CONTEXT, PbxChannels, Place
+from acd.runtime.pbx_state import RECOVER_CONTEXT, Channel, PbxChannels, Place
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +200,9 @@ class Rebuild:
         self.server = server
         self.connect_context = connect_context
         self.clock = clock
+        #: per-call troubles of a start-up or a resync (a PBX in trouble
+        #: troubles every call alike): one line a minute of each kind, with a count
+        self.limited = Limited(60.0)
 
     def _channels(self, events: list[AmiMessage]) -> PbxChannels:
         return PbxChannels(events, connect_context=self.connect_context,
@@ -221,11 +226,17 @@ class Rebuild:
             await self.db.forget_live(sorted(done))
             rows = [r for r in rows if r.call_id not in done]
         pbx = self._channels(await send_list("CoreShowChannels"))
+        ours = pbx.ours(CALL_ID_VAR)
+        if ours and SECRET_VAR not in ours[0].variables:
+            log.warning("start-up: the channel list does not show %s (add it to manager.conf "
+                        "channelvars, asterisk_conf/manager.conf): the calls taken over from "
+                        "the earlier process take their next FastAGI script unchecked",
+                        SECRET_VAR)
         devices = await self._device_states(send_list)
         known = {r.call_id for r in rows}
         now = self.clock()
         found_on_channel: list[LiveCallRow] = []
-        for ch in pbx.ours(CALL_ID_VAR):
+        for ch in ours:
             call_id = self.calls.call_id(self.server, ch.uniqueid)
             if call_id in known or self._held(call_id) \
                     or pbx.where(ch.uniqueid).place is not Place.HOLDING:
@@ -253,6 +264,7 @@ class Rebuild:
                 await self._with_agent(row, w.channel.name, w.place, w.extension or "",
                                        w.agent_leg, w.channel.variables.get(OFFER_VAR, ""),
                                        row.call_id in reroute, report, send_list)
+                self._secret(row.call_id, w.channel)
             elif w.place is Place.GONE or w.place is Place.ELSEWHERE:
                 await self._ended(row, row.call_id in reroute, report, send_list,
                                   elsewhere=w.place is Place.ELSEWHERE)
@@ -269,6 +281,7 @@ class Rebuild:
         w = found.pbx.where(self.calls.uid(self.server, row.call_id))
         assert w.channel is not None
         self._waiting(row, w.channel.name, row.call_id in found.reroute, report)
+        self._secret(row.call_id, w.channel)
         if w.channel.context != RECOVER_CONTEXT:
             return row.call_id, w.channel.name
         return None
@@ -285,6 +298,13 @@ class Rebuild:
         us through ``acd-recover,resume,1`` (FastAGI must be open)."""
         for call_id, channel in redirects:
             await self._resume(call_id, channel, send, report)
+
+    def _secret(self, call_id: str, channel: Channel) -> None:
+        """A call put back takes its secret from its channel (manager.conf
+        ``channelvars``): its next FastAGI script must present it."""
+        call = self.calls.get(call_id)
+        if call is not None and call.secret is None:
+            call.secret = channel.variables.get(SECRET_VAR) or None
 
     def _held(self, call_id: str) -> bool:
         return call_id in self.calls or self.core.call(call_id) is not None
@@ -326,7 +346,8 @@ class Rebuild:
         if refusal is not None:
             self.calls.finished(ev.call_id)
             self.calls.discard(ev.call_id)
-            log.error("start-up: call %s could not be put back: %s", ev.call_id, refusal)
+            self.limited.error(log, "put-back", "start-up: call %s could not be put back: %s",
+                               ev.call_id, refusal)
             return False
         return True
 
@@ -335,13 +356,14 @@ class Rebuild:
                           report: RebuildReport, send_list: SendList) -> None:
         agent_id = self._agent_by_extension(extension)
         talking = place is Place.TALKING
-        offer_id = int(offer_var) if offer_var.isdigit() else row.offer_id
+        offer_id = int(offer_var) if offer_var.isascii() and offer_var.isdigit() \
+            and len(offer_var) < 10 else row.offer_id
         if agent_id is None:
             # never offered again (a Redirect would cut a live conversation):
             # a ring that ends comes back through requeue/resume by itself
-            log.error("start-up: call %s is %s extension %s, which is no agent of ours; "
-                      "left alone", row.call_id, "talking to" if talking else "ringing",
-                      extension)
+            self.limited.error(log, "no-agent", "start-up: call %s is %s extension %s, which "
+                               "is no agent of ours; left alone", row.call_id,
+                               "talking to" if talking else "ringing", extension)
             return
         state = "connected" if talking else "offered"
         answered = row.answered_at
@@ -354,8 +376,8 @@ class Rebuild:
         ev.reroute = reroute
         if not self._put_back(ev, channel):
             if not talking:  # the agent is taken: the ring ends, requeue brings it back
-                log.error("start-up: call %s rings %s, who is busy with another call",
-                          row.call_id, agent_id)
+                self.limited.error(log, "agent-busy", "start-up: call %s rings %s, who is "
+                                   "busy with another call", row.call_id, agent_id)
             return
         call = self.calls.get(row.call_id)
         assert call is not None
@@ -410,8 +432,9 @@ class Rebuild:
         if not self._put_back(ev, row.channel):
             return
         if elsewhere:
-            log.warning("start-up: call %s left the engine's contexts while no engine ran; "
-                        "its record is written now", row.call_id)
+            self.limited.warning(log, "elsewhere", "start-up: call %s left the engine's "
+                                 "contexts while no engine ran; its record is written now",
+                                 row.call_id)
         self.reports.caller_gone(row.call_id, 0)
         report.ended += 1
 
@@ -429,8 +452,8 @@ class Rebuild:
             report.redirected += 1
         except AmiError as exc:
             # it comes back by itself when its hold chunk ends
-            log.warning("start-up: call %s: Redirect to %s,resume failed (%s)", call_id,
-                        RECOVER_CONTEXT, exc)
+            self.limited.warning(log, "resume", "start-up: call %s: Redirect to %s,resume "
+                                 "failed (%s)", call_id, RECOVER_CONTEXT, exc)
 
     # ------------------------------------------------------- reconciliation
 
@@ -446,8 +469,8 @@ class Rebuild:
         except AmiActionFailed:
             return None  # no entry: that phone never answered one of our calls
         except AmiError as exc:
-            log.warning("DBGet %s/%s failed (%s): call %s taken as not answered",
-                        ANSWERED_FAMILY, extension, exc, call_id)
+            self.limited.warning(log, "dbget", "DBGet %s/%s failed (%s): call %s taken as not "
+                                 "answered", ANSWERED_FAMILY, extension, exc, call_id)
             return None
         for msg in events:
             if msg.event == "DBGetResponse":

@@ -19,8 +19,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from acd.adapters.ami import AmiConnectError
+from acd.adapters.ami import AmiActionTimeout, AmiConnectError
 from acd.adapters.leader import Leadership
+from acd.logs import show_private
 from acd.runtime.engine import Engine
 from acd.runtime.settings import EngineConfig
 
@@ -34,6 +35,10 @@ async def serve(config: EngineConfig, on_up: Callable[[Engine], None] | None = N
     """Run the engine while this process leads, until SIGINT/SIGTERM (then
     stop cleanly) or until its AMI supervisor ends with an error (raised
     here: a refused login on a reconnect, say)."""
+    show_private(config.show_caller_data)  # callers' numbers and names in the log, or masked
+    if config.show_caller_data:
+        log.warning("logging: show_caller_data is on: callers' numbers, names and SMS texts "
+                    "are logged as they are")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -61,9 +66,9 @@ async def serve(config: EngineConfig, on_up: Callable[[Engine], None] | None = N
             try:
                 if not await _lead(config, leader, stopper, on_up):
                     return
-            except AmiConnectError as exc:
+            except (AmiConnectError, AmiActionTimeout) as exc:
                 if not standby:
-                    raise  # the first start: Asterisk cannot be reached (exit 4)
+                    raise  # the first start: Asterisk cannot be reached, or not answer (exit 4)
                 # a standby that took over keeps trying, as the leader did
                 log.error("%s; the leadership is given back and taken again in %.0f s", exc,
                           RETRY_S)

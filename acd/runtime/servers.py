@@ -16,6 +16,7 @@ from acd.adapters.ami import AmiClient, AmiConfig, AmiError
 from acd.adapters.storage import Database
 from acd.core.center import ContactCenter
 from acd.core.model import CallState
+from acd.logs import Limited
 from acd.runtime.ami_events import AMI_EVENTS, AmiEvents, OnDevice
 from acd.runtime.calls import CallRegistry, CallReports
 from acd.runtime.moves import PbxMoves
@@ -52,6 +53,14 @@ class PbxServer:
         #: the start-up rebuild ran for this server (one unreachable at start
         #: runs it at its first connect instead)
         self.scanned = False
+        #: resyncs failing at every reconnect of a flapping link: one line a minute
+        self.limited = Limited(60.0)
+
+    def flush_logs(self) -> None:
+        """At stop: the lines held back by this server's rate limits, with their counts."""
+        for limited in (self.limited, self.moves.limited, self.rebuild.limited,
+                        self.events.odd):
+            limited.flush()
 
     def _caller_gone(self, call_id: str, cause: int) -> None:
         """A caller's Hangup.  If the core still has the call ringing, the
@@ -73,8 +82,8 @@ class PbxServer:
                 found = await self.rebuild.scan(self.ami.send_list, report)
                 await self.rebuild.finish(found, self.ami.send, report)
             except AmiError as exc:
-                log.warning("AMI %s: start-up rebuild failed (%s); again at the next connect",
-                            self.name, exc)
+                self.limited.warning(log, "rebuild", "AMI %s: start-up rebuild failed (%s); "
+                                     "again at the next connect", self.name, exc)
                 return
             self.scanned = True
             log.info("AMI %s: first connect; found %s", self.name, report)
@@ -84,7 +93,8 @@ class PbxServer:
         try:
             items = await self.ami.send_list("CoreShowChannels")
         except AmiError as exc:
-            log.warning("AMI %s: resync after connect failed: %s", self.name, exc)
+            self.limited.warning(log, "resync", "AMI %s: resync after connect failed: %s",
+                                 self.name, exc)
             return
         await self.rebuild.reconcile(items, known, self.ami.send_list, offers)
 

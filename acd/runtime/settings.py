@@ -18,19 +18,27 @@ Example (see ``acd.example.yaml``)::
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from acd.adapters.ami import AmiConfig
+from acd.adapters.fastagi import DEFAULT_MAX_CONNECTIONS, LOOPBACK
+from acd.adapters.storage import RecordsConfig
+from acd.api.auth import ApiSetupError, server_context
+from acd.api.config import DEFAULT_TOKEN_FILE, ROLE_NAMES, ApiConfig, Role, TlsConfig
 from acd.core.model import CoreConfig
 from acd.core.numbers import DEFAULT_COUNTRY, CountryError, parse_country
 from acd.core.policy import simple_policy
 from acd.core.profiles import AgentProfile
 from acd.ivr.load import load_flow
 from acd.ivr.nodes import Flow, Sms
+from acd.ivr.parse import FlowError
 from acd.loaders.routing import PolicyError, load_policy
-from acd.loaders.yamlpos import Places, Reader, YamlError
+from acd.loaders.textfile import clip
+from acd.loaders.yamlpos import Places, Reader, YamlError, read_text
 from acd.runtime.event_bus import EventsConfig
 from acd.runtime.sms_sender import SenderConfig
 from acd.sms.policy import SmsPolicy, SmsPolicyError, load_sms_policy
@@ -51,15 +59,22 @@ class EngineConfig:
     ami: AmiConfig = field(default_factory=AmiConfig)
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
+    #: who may connect to FastAGI (``agi.allow``: addresses, networks, host
+    #: names); None: this host and every server's AMI host (:attr:`agi_peers`)
+    agi_allow: tuple[str, ...] | None = None
+    #: FastAGI connections open at once, at most (``agi.max_connections``)
+    agi_max_connections: int = DEFAULT_MAX_CONNECTIONS
+    #: how long a FastAGI connection may take to send its request header
+    agi_header_timeout_s: float = 5.0
     database_url: str = "sqlite+aiosqlite:///acd.db"
     moh_class: str = "default"
     server: str = "pbx1"
     #: log every agent in (ready) at start; otherwise agents log in through
     #: the control API (`acd agents live login`)
     login_agents: bool = True
-    #: control API (HTTP) for the CLI: `acd agents live ...`, `acd queue show`; None = off
-    api_host: str = "127.0.0.1"
-    api_port: int | None = None
+    #: control API (HTTP) for the CLI: `acd agents live ...`, `acd queue show`, and
+    #: the SMS link's public listener (``api:`` of acd.yaml; docs/operations.md)
+    api: ApiConfig = field(default_factory=ApiConfig)
     connect_context: str = "acd-connect"
     #: reload the flow when its file changes (else: `acd flow reload`)
     flow_watch: bool = False
@@ -84,9 +99,27 @@ class EngineConfig:
     agent_servers: dict[str, str] = field(default_factory=dict)
 
     @property
+    def api_host(self) -> str:
+        return self.api.host
+
+    @property
+    def api_port(self) -> int | None:
+        """The control API's port; None: off."""
+        return self.api.port
+
+    @property
     def server_names(self) -> tuple[str, ...]:
         """Every Asterisk server the engine drives, the first one first."""
         return (self.server, *(s.name for s in self.servers))
+
+    @property
+    def agi_peers(self) -> tuple[str, ...]:
+        """Who may connect to FastAGI: ``agi.allow``, or else this host and
+        the AMI host of every Asterisk server."""
+        if self.agi_allow is not None:
+            return self.agi_allow
+        return tuple(dict.fromkeys((*LOOPBACK, self.ami.host,
+                                    *(s.ami.host for s in self.servers))))
     transfer_context: str = "acd-transfer"
     #: SMS diversion after hangup (None: off); see docs/sms.md
     sms: SmsConfig | None = None
@@ -95,6 +128,12 @@ class EngineConfig:
     country_code: str = DEFAULT_COUNTRY
     #: the event bus: calls, agents and queues over MQTT (None: off); see docs/events.md
     events: EventsConfig | None = None
+    #: ``logging: show_caller_data``: callers' numbers and names (and SMS
+    #: texts) in the log as they are; off: masked (138****5678); see acd.logs
+    show_caller_data: bool = False
+    #: ``records:``: the record writer's memory bound and local spool (see
+    #: docs/operations.md, "Call records")
+    records: RecordsConfig = field(default_factory=RecordsConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +161,11 @@ class _Cfg:
         """The error ``where: msg``, placed at the value of ``at`` (default:
         ``where``) or at its key (``key``); a path the file does not have is
         placed at its nearest enclosing one."""
+        text = clip(f"{where}: {msg}")  # a value quoted from the file may be megabytes long
         if self.places is None:  # parsed from data, not from a file
-            return ConfigError(f"{self.file}: {where}: {msg}")
+            return ConfigError(f"{self.file}: {text}")
         line, column = self.places.find(where if at is None else at, key=key)
-        return ConfigError(f"{self.file}:{line}:{column}: {where}: {msg}")
+        return ConfigError(f"{self.file}:{line}:{column}: {text}")
 
     def mapping(self, v: Any, where: str) -> dict[str, Any]:
         if not isinstance(v, dict):
@@ -234,10 +274,10 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None, *,
     c = _Cfg(file, places)
     top = c.mapping(data, "top level")
     c.known(top, "", {"server", "ami", "agi", "database", "flow", "moh_class", "wrap_up_s",
-                      "rona_pause_s", "queues", "agents", "routing", "api_port", "api_host",
+                      "rona_pause_s", "queues", "agents", "routing", "api_port", "api_host", "api",
                       "login_agents", "flow_watch", "sounds", "transfer_context", "sms",
                       "country_code", "events", "stop_flush_s", "standby", "servers",
-                      "paths"})
+                      "paths", "logging", "records"})
     base = base or Path(".")
     ami = _ami(c, top.get("ami", {}), "ami")
     server = c.text(top.get("server", "pbx1"), "server")
@@ -276,7 +316,7 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None, *,
                         f"({ends[0]!r})")
         paths[(ends[0], ends[1])] = c.text(pd.get("context"), f"{where}.context")
     agi_d = c.mapping(top.get("agi", {}), "agi")
-    c.known(agi_d, "agi", {"host", "port"})
+    c.known(agi_d, "agi", {"host", "port", "allow", "max_connections", "header_timeout_s"})
     if "routing" in top:
         if "queues" in top:
             raise c.err("queues", "queues are defined in the routing file "
@@ -285,6 +325,8 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None, *,
         try:
             policy = load_policy(rpath if rpath.is_absolute() else base / rpath)
         except PolicyError as exc:  # placed in the routing file
+            if exc.line == 0:  # the file as a whole: placed here
+                raise c.err("routing", f"{exc.problem}: {exc.file}") from None
             raise ConfigError(str(exc)) from None
     else:
         queues_raw = top.get("queues")
@@ -337,7 +379,12 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None, *,
     if top.get("sounds") is not None:
         sp = Path(c.text(top["sounds"], "sounds"))
         sounds = str(sp if sp.is_absolute() else base / sp)
-    flow = load_flow(flow_path, known_queues=known, sounds=sounds)
+    try:
+        flow = load_flow(flow_path, known_queues=known, sounds=sounds)
+    except FlowError as exc:
+        if exc.line == 0:  # missing, unreadable, too big: placed here
+            raise c.err("flow", f"{exc.problem}: {exc.file}") from None
+        raise
     try:
         country = parse_country(str(top.get("country_code", DEFAULT_COUNTRY)))
     except CountryError as exc:
@@ -348,19 +395,30 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None, *,
         else None
     standby = c.mapping(top.get("standby") or {}, "standby")
     c.known(standby, "standby", {"name", "poll_s"})
+    logging_d = c.mapping(top.get("logging") or {}, "logging")
+    c.known(logging_d, "logging", {"show_caller_data"})
+    show_caller_data = logging_d.get("show_caller_data", False)
+    if not isinstance(show_caller_data, bool):
+        raise c.err("logging.show_caller_data", "must be true or false")
     return EngineConfig(
         core=core, flow=flow, ami=ami, sms=sms, country_code=country, events=events,
+        show_caller_data=show_caller_data,
+        records=_records(c, top.get("records"), base),
         stop_flush_s=c.number(top.get("stop_flush_s", 10), "stop_flush_s", 0.1, 600),
         leader_name=c.text(standby.get("name", "acd"), "standby.name"),
         leader_poll_s=c.number(standby.get("poll_s", 1), "standby.poll_s", 0.05, 60),
         agi_host=c.text(agi_d.get("host", "127.0.0.1"), "agi.host"),
         agi_port=c.port(agi_d.get("port", 4573), "agi.port"),
+        agi_allow=_agi_allow(c, agi_d["allow"]) if agi_d.get("allow") is not None else None,
+        agi_max_connections=_count(c, agi_d.get("max_connections", DEFAULT_MAX_CONNECTIONS),
+                                   "agi.max_connections", 1, 1_000_000),
+        agi_header_timeout_s=c.number(agi_d.get("header_timeout_s", 5),
+                                      "agi.header_timeout_s", 0.1, 300),
         database_url=c.text(top.get("database", "sqlite+aiosqlite:///acd.db"), "database"),
         moh_class=c.text(top.get("moh_class", "default"), "moh_class"),
         server=server, servers=tuple(servers), paths=paths, agent_servers=agent_servers,
         login_agents=bool(top.get("login_agents", True)),
-        api_host=c.text(top.get("api_host", "127.0.0.1"), "api_host"),
-        api_port=None if top.get("api_port") is None else c.port(top["api_port"], "api_port"),
+        api=_api(c, top, base),
         flow_watch=bool(top.get("flow_watch", False)),
         known_queues=frozenset(known),
         sounds=sounds,
@@ -374,12 +432,11 @@ def load_config(path: str | Path) -> EngineConfig:
     the file, line and column (``acd.yaml:12:5: ami.port: must be ...``)."""
     p = Path(path)
     file = str(p)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read the configuration: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{file}:1:1: not UTF-8 text (byte {exc.start})") from None
+    try:  # bounded: size, UTF-8, nesting, aliases (acd.loaders.yamlpos)
+        text, _ = read_text(p, what="file")
+    except YamlError as exc:
+        raise ConfigError(f"{file}: cannot read the configuration: {exc.problem}"
+                          if exc.line == 0 else str(exc)) from None
     reader = Reader(file)
     try:
         root = reader.compose(text)
@@ -392,6 +449,55 @@ def load_config(path: str | Path) -> EngineConfig:
     return parse_config(data, file, p.parent, places=places)
 
 
+_HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*\.?")
+
+
+def _agi_allow(c: _Cfg, raw: Any) -> tuple[str, ...]:
+    """``agi.allow``: the peers that may connect to FastAGI."""
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise c.err("agi.allow", "must be a list of addresses, networks or host names "
+                    "(e.g. [127.0.0.1, 10.0.0.0/8]; anyone: [0.0.0.0/0, '::/0'])")
+    out: list[str] = []
+    for i, v in enumerate(raw):
+        where = f"agi.allow[{i}]"
+        text = c.text(v, where).strip()
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            if not _HOST_NAME.fullmatch(text):
+                raise c.err(where, f"{text!r} is not an address, a network (10.0.0.0/8) "
+                            "or a host name") from None
+        out.append(text)
+    return tuple(out)
+
+
+def _count(c: _Cfg, v: Any, where: str, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise c.err(where, f"must be a whole number from {lo:,} to {hi:,}")
+    return v
+
+
+def _records(c: _Cfg, raw: Any, base: Path) -> RecordsConfig:
+    """``records:`` -- the record writer's spool and memory bound."""
+    d = c.mapping(raw if raw is not None else {}, "records")
+    c.known(d, "records", {"spool_dir", "spool_after_s", "max_memory_items", "write_timeout_s"})
+    spool_dir: str | None = None
+    if d.get("spool_dir") is not None:
+        sp = Path(c.text(d["spool_dir"], "records.spool_dir"))
+        if "\x00" in str(sp):
+            raise c.err("records.spool_dir", "must be a directory name (it holds a NUL)")
+        spool_dir = str(sp if sp.is_absolute() else base / sp)
+    return RecordsConfig(
+        spool_dir=spool_dir,
+        spool_after_s=c.number(d.get("spool_after_s", 30), "records.spool_after_s", 0, 86400),
+        max_memory_items=_count(c, d.get("max_memory_items", 50_000),
+                                "records.max_memory_items", 100, 10_000_000),
+        write_timeout_s=c.number(d.get("write_timeout_s", 30), "records.write_timeout_s",
+                                 1, 600))
+
+
 def _sms(c: _Cfg, raw: Any, base: Path, nodes: Any, country: str = DEFAULT_COUNTRY) -> SmsConfig:
     """``sms:`` -- the rules file, the transport and its settings."""
     d = c.mapping(raw, "sms")
@@ -401,6 +507,8 @@ def _sms(c: _Cfg, raw: Any, base: Path, nodes: Any, country: str = DEFAULT_COUNT
         policy = load_sms_policy(ppath if ppath.is_absolute() else base / ppath,
                                  known_nodes=list(nodes), country=country)
     except SmsPolicyError as exc:
+        if exc.line == 0:  # the file as a whole: placed here
+            raise c.err("sms.policy", f"{exc.problem}: {exc.file}") from None
         raise ConfigError(str(exc)) from None
     for node in nodes.values():
         if isinstance(node.body, Sms) and node.body.template not in policy.templates:
@@ -478,3 +586,71 @@ def _events(c: _Cfg, raw: Any, server: Any) -> EventsConfig:
         password=None if d.get("password") is None else str(d["password"]),
         queue_limit=limit,
         queue_every_s=c.number(d.get("queue_every_s", 5), "events.queue_every_s", 0, 3600))
+
+
+def _api(c: _Cfg, top: dict[str, Any], base: Path) -> ApiConfig:
+    """``api:`` -- the control API's listener, token file and TLS, and the SMS
+    link's public listener (``api_port``/``api_host`` at the top level: the
+    old spelling of ``api.port``/``api.host``)."""
+    d = c.mapping(top.get("api") or {}, "api")
+    c.known(d, "api", {"host", "port", "token_file", "tls", "allow_plain_http", "public"})
+    for old in ("port", "host"):
+        if f"api_{old}" in top and old in d:
+            raise c.err(f"api_{old}", f"give it once: api.{old} (api_{old} is its old spelling)",
+                        key=True)
+    host = c.text(d.get("host", top.get("api_host", "127.0.0.1")),
+                  "api.host" if "host" in d else "api_host")
+    port_raw, port_at = (d.get("port"), "api.port") if "port" in d \
+        else (top.get("api_port"), "api_port")
+    port = None if port_raw is None else c.port(port_raw, port_at)
+
+    def path(raw: Any, where: str) -> Path:
+        p = Path(c.text(raw, where))
+        return p if p.is_absolute() else base / p
+
+    token_file = path(d.get("token_file", DEFAULT_TOKEN_FILE), "api.token_file")
+    plain = d.get("allow_plain_http", False)
+    if not isinstance(plain, bool):
+        raise c.err("api.allow_plain_http", "must be true or false")
+    tls: TlsConfig | None = None
+    if d.get("tls") is not None:
+        t = c.mapping(d["tls"], "api.tls")
+        c.known(t, "api.tls", {"cert", "key", "client_ca", "client_roles"})
+        for need in ("cert", "key"):
+            if need not in t:
+                raise c.err("api.tls", f"needs {need}: (a PEM file)")
+        roles: dict[str, Role] = {}
+        for name, role_name in c.mapping(t.get("client_roles") or {}, "api.tls.client_roles") \
+                .items():
+            role = Role.named(str(role_name))
+            if role is None:
+                raise c.err(f"api.tls.client_roles.{name}", f"{role_name!r} is not a role "
+                            f"({', '.join(ROLE_NAMES)})")
+            roles[str(name)] = role
+        if roles and t.get("client_ca") is None:
+            raise c.err("api.tls.client_roles", "needs api.tls.client_ca (the CA that signs the "
+                        "client certificates)", key=True)
+        tls = TlsConfig(cert=path(t["cert"], "api.tls.cert"), key=path(t["key"], "api.tls.key"),
+                        client_ca=None if t.get("client_ca") is None
+                        else path(t["client_ca"], "api.tls.client_ca"),
+                        client_roles=roles)
+        if port is not None:
+            try:
+                server_context(tls)  # the files, read now: a problem stops the start here
+            except ApiSetupError as exc:
+                raise c.err("api.tls", str(exc)) from None
+    pub = c.mapping(d.get("public") or {}, "api.public")
+    c.known(pub, "api.public", {"host", "port"})
+    public_port = None if pub.get("port") is None else c.port(pub["port"], "api.public.port")
+    config = ApiConfig(host=host, port=port, token_file=token_file, tls=tls,
+                       allow_plain_http=plain,
+                       public_host=c.text(pub.get("host", "127.0.0.1"), "api.public.host"),
+                       public_port=public_port)
+    problem = config.problem()
+    if problem is not None:
+        raise c.err("api.host" if "host" in d else "api_host", problem.partition(": ")[2])
+    if port is not None and public_port is not None and port == public_port \
+            and port != 0:
+        raise c.err("api.public.port", f"{public_port} is the control API's port too: the "
+                    "SMS link's listener needs a port of its own")
+    return config

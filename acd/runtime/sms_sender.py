@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from acd.adapters.sms_store import SmsStore
+from acd.logs import Limited, brief, private, scrubbed
 from acd.sms.policy import is_opt_out
 from acd.sms.transport import (
     DeliveryReceipt,
@@ -90,6 +91,9 @@ class SmsSender:
         #: gateway can be faster than our database): applied after mark_sent.
         #: Duplicates and unknown ids land here too: the oldest go first.
         self._early: OrderedDict[str, DeliveryReceipt] = OrderedDict()
+        #: an outbox that cannot be read, a gateway down, refusals: one line
+        #: a minute of each kind, with a count
+        self.limited = Limited(60.0)
 
     async def start(self) -> None:
         await self.transport.start(self._on_receipt, self._on_inbound)
@@ -101,13 +105,18 @@ class SmsSender:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         await self.transport.close()
+        self.limited.flush(log)
 
     async def _run(self) -> None:
         while True:
             try:
                 busy = await self.send_due()
-            except Exception:
-                log.exception("SMS sender: reading the outbox failed")
+            except Exception as exc:
+                # the type and first line (a database error's next lines quote
+                # the statement's parameters); the traceback at DEBUG
+                if self.limited.error(log, "outbox", "SMS sender: reading the outbox failed: "
+                                      "%s; again in %.1f s", brief(exc), self.config.poll_s):
+                    log.debug("SMS sender: reading the outbox failed", exc_info=exc)
                 busy = False
             if not busy:
                 await asyncio.sleep(self.config.poll_s)
@@ -130,13 +139,15 @@ class SmsSender:
             except PermanentSmsError as exc:
                 await self.store.mark_failed(row.id, f"refused: {exc}", attempts)
                 self.stats.failed += 1
-                log.warning("SMS %d to %s refused: %s", row.id, row.number, exc)
+                self.limited.warning(log, "refused", "SMS %d to %s refused: %s", row.id,
+                                     private(row.number), scrubbed(exc, row.number, row.to))
             except TransportError as exc:
                 delay = retry_delay(cfg, attempts)
                 await self.store.mark_retry(row.id, str(exc), self.clock() + delay, attempts)
                 self.stats.retries += 1
-                log.info("SMS %d to %s not sent (%s); retry in %.0f s", row.id, row.number,
-                         exc, delay)
+                self.limited.info(log, "retry", "SMS %d to %s not sent (%s); retry in %.0f s",
+                                  row.id, private(row.number),
+                                  scrubbed(exc, row.number, row.to), delay)
                 return False  # the gateway is down: do not hammer it with the rest
             else:
                 if await self.store.mark_sent(row.id, message_id, self.transport.name,
@@ -161,6 +172,8 @@ class SmsSender:
         if is_opt_out(msg.text):
             if await self.store.opt_out(msg.sender, "reply", self.clock()):  # any form
                 self.stats.opt_outs += 1
-                log.info("%s replied %r: opted out of SMS", msg.sender, msg.text)
+                log.info("%s replied %r: opted out of SMS", private(msg.sender),
+                         private(msg.text))
         else:
-            log.info("SMS from %s ignored: %r", msg.sender, msg.text[:40])
+            self.limited.info(log, "inbound", "SMS from %s ignored: %r", private(msg.sender),
+                              private(msg.text[:40]))
