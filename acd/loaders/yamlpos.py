@@ -23,6 +23,7 @@ composed here, without recursion.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -405,9 +406,9 @@ class Reader:
         return data, places
 
 
-def _key_twice(root: yaml.Node) -> yaml.Node | None:
-    """The first key written twice in one mapping (merge keys ``<<`` aside:
-    a key given beside a merge overrides the merged one, as it should)."""
+def _walk(root: yaml.Node) -> Iterator[yaml.Node]:
+    """Every node under ``root`` once (an alias's node is not walked twice),
+    keys and values in the order they are written, without recursion."""
     stack = [root]
     seen: set[int] = set()
     while stack:
@@ -415,28 +416,30 @@ def _key_twice(root: yaml.Node) -> yaml.Node | None:
         if id(node) in seen:
             continue
         seen.add(id(node))
+        yield node
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(v for pair in reversed(node.value) for v in reversed(pair))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(reversed(node.value))
+
+
+def _key_twice(root: yaml.Node) -> yaml.Node | None:
+    """The first key written twice in one mapping (merge keys ``<<`` aside:
+    a key given beside a merge overrides the merged one, as it should)."""
+    for node in _walk(root):
         if isinstance(node, yaml.MappingNode):
             keys: set[tuple[str, str]] = set()
-            for k, v in node.value:
+            for k, _v in node.value:
                 if isinstance(k, yaml.ScalarNode) and k.value != "<<":
                     if (k.tag, k.value) in keys:
                         return k
                     keys.add((k.tag, k.value))
-                stack.append(v)
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend(reversed(node.value))
     return None
 
 
 def _unconstructible(root: yaml.Node) -> yaml.Node | None:
     """The first scalar under ``root`` that the safe constructor refuses."""
-    stack = [root]
-    seen: set[int] = set()
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
+    for node in _walk(root):
         if isinstance(node, yaml.ScalarNode):
             loader = yaml.SafeLoader("")
             try:
@@ -445,10 +448,6 @@ def _unconstructible(root: yaml.Node) -> yaml.Node | None:
                 return node
             finally:
                 loader.dispose()
-        elif isinstance(node, yaml.MappingNode):
-            stack.extend(v for pair in reversed(node.value) for v in reversed(pair))
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend(reversed(node.value))
     return None
 
 
