@@ -250,6 +250,12 @@ async def test_an_sms_with_nul_and_a_long_number_is_queued(anydb: CountingDataba
     assert (w.written, w.failed, w.dead_lettered) == (2, 0, 0)
     due = await SmsStore(anydb).due(NOW + 100)
     assert [d.text for d in due] == ["hi\ufffdthere"]
+    # a gateway's error text with a NUL, a surrogate and no end: fitted too
+    store = SmsStore(anydb)
+    await store.mark_retry(due[0].id, "down\x00\ud800" + "x" * 1000, NOW + 200, 1)
+    await store.mark_failed(due[0].id, "gave up\x00", 2)
+    row = await store.get("c1")
+    assert row is not None and row.state == "failed" and row.reason == "gave up\ufffd"
 
 
 # ---------------------------------------------------- refused rows

@@ -178,7 +178,7 @@ class SmsStore:
         o = sms_outbox.c
         async with self.db.engine.begin() as conn:
             res = await conn.execute(update(sms_outbox).where(
-                o.id == sms_id, o.state == only_if).values(**values))
+                o.id == sms_id, o.state == only_if).values(**fit_row(sms_outbox, values)))
             return bool(res.rowcount)
 
     async def mark_sent(self, sms_id: int, message_id: str, transport: str, now: float,
@@ -202,7 +202,8 @@ class SmsStore:
                                   else {"state": FAILED, "reason": f"receipt: {status}"[:256]})
         async with self.db.engine.begin() as conn:
             res = await conn.execute(update(sms_outbox).where(
-                o.message_id == message_id, o.state == SENT).values(**values))
+                o.message_id == message_id, o.state == SENT).values(
+                    **fit_row(sms_outbox, values)))
             return bool(res.rowcount)
 
     async def get(self, call_id: str) -> OutboxRow | None:
