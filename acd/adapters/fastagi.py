@@ -362,7 +362,6 @@ class FastAgiServer:
         #: closes the connections whose header is late (one task for them all)
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
-        self.rejected = 0  # connections dropped for bad input
         #: every connection dropped or refused, by kind
         self.dropped: Counter[str] = Counter()
         #: one line a minute of each kind, with a count
@@ -453,6 +452,14 @@ class FastAgiServer:
         """Connections open: sessions, and those still waiting for their header."""
         return len(self._tasks) + len(self._waiting)
 
+    #: the kinds of drop that are bad input from the peer
+    BAD_INPUT = ("header-timeout", "bad-header", "no-route")
+
+    @property
+    def rejected(self) -> int:
+        """Connections dropped for bad input."""
+        return sum(self.dropped[k] for k in self.BAD_INPUT)
+
     def _drop(self, kind: str, level: int, msg: str, *args: object) -> None:
         self.dropped[kind] += 1
         self.limited.log(log, level, f"agi-{kind}", msg, *args)
@@ -510,7 +517,6 @@ class FastAgiServer:
                 await asyncio.sleep(late)
                 continue
             self._abort(oldest)
-            self.rejected += 1
             self._drop("header-timeout", logging.WARNING,
                        "FastAGI %s: no complete request header within %ss; dropped",
                        oldest.host, self._header_timeout)
@@ -519,7 +525,6 @@ class FastAgiServer:
         if pending not in self._waiting:
             return
         self._waiting.pop(pending)
-        self.rejected += 1
         self._drop("bad-header", logging.WARNING,
                    "FastAGI %s: bad request header (%s); dropped", pending.host,
                    printable(why, newlines=False))
@@ -543,7 +548,6 @@ class FastAgiServer:
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         handler = self._routes.get(request.script)
         if handler is None:
-            self.rejected += 1
             self._drop("no-route", logging.WARNING,
                        "FastAGI %s: no route for script %r (routes: %s); hanging up",
                        pending.host, printable(request.script[:80], newlines=False),

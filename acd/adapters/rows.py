@@ -315,27 +315,28 @@ def _fits(item: Item) -> bool:
     return all(check(getattr(item, name), limit) for name, check, limit in spec)
 
 
+#: each row kind: its table and how its fields are fitted to it
+_FITS: dict[type, tuple[Table, Callable[[Any, _Fitter], Any]]] = {
+    CallRecord: (call_records, _fit_record),
+    Explanation: (explanations, _fit_explanation),
+    PendingSms: (sms_outbox, _fit_sms),
+    LiveCallRow: (calls_live, _fit_live),
+    AgentStateRow: (agent_states, _fit_agent),
+}
+
+
 def fit_item(item: Item) -> tuple[Item, list[str]]:
     """``item`` as the database takes it, and the names of the fields that
     had to change (too long, NUL, a lone surrogate, not a finite number ...)."""
     if _fits(item):
         return item, []
-    if isinstance(item, CallRecord):
-        f = _Fitter(call_records)
-        return _fit_record(item, f), f.changed
-    if isinstance(item, Explanation):
-        f = _Fitter(explanations)
-        return _fit_explanation(item, f), f.changed
-    if isinstance(item, PendingSms):
-        f = _Fitter(sms_outbox)
-        return _fit_sms(item, f), f.changed
-    if isinstance(item, LiveCallRow):
-        f = _Fitter(calls_live)
-        return _fit_live(item, f), f.changed
-    if isinstance(item, AgentStateRow):
-        f = _Fitter(agent_states)
-        return _fit_agent(item, f), f.changed
-    raise TypeError(f"not a row the record writer carries: {type(item).__name__}")
+    kind = _FITS.get(type(item))
+    if kind is None:
+        raise TypeError(f"not a row the record writer carries: {type(item).__name__}")
+    table, fit = kind
+    f = _Fitter(table)
+    fitted: Item = fit(item, f)
+    return fitted, f.changed
 
 
 # --------------------------------------------------------------------- JSON

@@ -65,6 +65,7 @@ from acd.adapters.rows import (
 )
 from acd.adapters.schema import (
     agent_states,
+    aware,
     call_records,
     calls_live,
     dead_letters,
@@ -305,7 +306,7 @@ class Database:
                     c.call_id == stored_id(item.call_id)))).first()
                 if row is None:
                     return "no"
-                ended = row[2].replace(tzinfo=dt.UTC) if row[2].tzinfo is None else row[2]
+                ended = aware(row[2])
                 same = row[0] == item.outcome.value and row[1] == item.agent_id \
                     and abs(ended.timestamp() - utc(item.ended_at).timestamp()) < 0.002
                 return "same" if same else "other"
@@ -470,7 +471,7 @@ class RecordsConfig:
 
 
 #: the SQLite files found readable by group or others (warned about once)
-_warned_open: dict[str, bool] = {}
+_warned_open: set[str] = set()
 
 
 def sqlite_file(url: str) -> str | None:
@@ -499,8 +500,8 @@ def _private_sqlite_file(path: str) -> None:
             mode = os.stat(path).st_mode & 0o777
         except OSError:
             return
-        if mode & 0o077 and not _warned_open.get(path):
-            _warned_open[path] = True
+        if mode & 0o077 and path not in _warned_open:
+            _warned_open.add(path)
             log.warning("the database file %s is readable by group or others (mode %o) though "
                         "it holds callers' numbers; chmod 600 it", printable(path), mode)
         return
@@ -512,15 +513,8 @@ def _private_sqlite_file(path: str) -> None:
 def default_spool_dir(url: str) -> Path:
     """Beside a SQLite database file, ``<file>.spool``; otherwise ``spool``
     in the working directory."""
-    try:
-        u = make_url(url)
-    except (ArgumentError, ValueError):
-        return Path("spool").absolute()
-    db = u.database or ""
-    if u.get_backend_name() == "sqlite" and db and db != ":memory:" \
-            and u.query.get("mode") != "memory" and not db.startswith("file:"):
-        return Path(os.path.abspath(db + ".spool"))
-    return Path("spool").absolute()
+    path = sqlite_file(url)
+    return Path(path + ".spool") if path is not None else Path("spool").absolute()
 
 
 def database_identity(url: str) -> str:
@@ -708,12 +702,6 @@ class RecordWriter:
     def spooled(self) -> int:
         """Rows on local disk not yet written (after a stop: all that were not)."""
         return self._spool.unread if self._spool is not None else 0
-
-    @property
-    def dead_spooled(self) -> int:
-        """Refused rows that ``dead_letters`` refused too, kept in the spool
-        (counted in :attr:`dead_lettered`; tried again at the next start)."""
-        return self._dead_spool.unread if self._dead_spool is not None else 0
 
     @property
     def in_memory(self) -> int:

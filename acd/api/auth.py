@@ -149,19 +149,24 @@ def read_token_file(path: Path, *, owner: bool = True) -> Tokens:
     return parse_tokens(text, path)
 
 
+def _write_private(fd: int, data: bytes) -> None:
+    """All of ``data`` to ``fd``, mode 0600 whatever the umask left, synced."""
+    os.fchmod(fd, 0o600)
+    while data:
+        data = data[os.write(fd, data):]
+    os.fsync(fd)
+
+
 def write_token_file(path: Path, tokens: Tokens) -> bool:
     """Write a new token file at ``path`` (mode 0600); False when one is
     there already (it is left as it is)."""
+    data = _text(tokens).encode()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
                  0o600)
     try:
         try:
-            os.fchmod(fd, 0o600)  # whatever the umask left
-            data = _text(tokens).encode()
-            while data:
-                data = data[os.write(fd, data):]
-            os.fsync(fd)
+            _write_private(fd, data)
         finally:
             os.close(fd)
         try:
@@ -175,9 +180,7 @@ def write_token_file(path: Path, tokens: Tokens) -> bool:
             except FileExistsError:
                 return False
             try:
-                os.fchmod(out, 0o600)
-                os.write(out, _text(tokens).encode())
-                os.fsync(out)
+                _write_private(out, data)
             finally:
                 os.close(out)
         return True

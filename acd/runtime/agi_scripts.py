@@ -359,8 +359,7 @@ class CallScripts:
         if self.reports.handle(CallStarted(call.call_id, req.callerid, req.calleridname,
                                            call.channel, call.server)) is not None:
             self.calls.finished(call.call_id)  # refused (logged): not a call of ours
-            if call.lookup is not None:
-                call.lookup.cancel()
+            call.drop_lookup()
             if outcome == "call" and welcome.error is None:
                 await session.hangup()
             return
@@ -373,14 +372,12 @@ class CallScripts:
         """A new call just told to the core: True if its session goes on;
         else it is recorded as gone, or its session's error raised."""
         if outcome == "gone":
-            if call.lookup is not None:
-                call.lookup.cancel()
+            call.drop_lookup()
             self.reports.caller_gone(call.call_id, call.gone_cause, call)
             return False
         if welcome.error is not None:
             if isinstance(welcome.error, AgiHangupError):
-                if call.lookup is not None:
-                    call.lookup.cancel()
+                call.drop_lookup()
                 self.reports.caller_gone(call.call_id, 16, call, session=True)
             raise welcome.error
         return True
@@ -523,8 +520,7 @@ class CallScripts:
             current.evicted = True
             if current.session is not None:
                 current.session.abort()
-            if current.lookup is not None:
-                current.lookup.cancel()
+            current.drop_lookup()
         core_call = self.hold.core.call(call.call_id)
         if current is None or current.proof == PENDING or core_call is None:
             # the squatter was never a call of the core's: a new call
@@ -569,8 +565,7 @@ class CallScripts:
                 self.reports.caller_gone(call.call_id, 16, call, session=True)
             raise
         finally:
-            if call.lookup is not None and not call.lookup.done():
-                call.lookup.cancel()
+            call.drop_lookup()
 
     async def _caller_attributes(self, call: LiveCall) -> dict[str, str]:
         attrs: dict[str, str] = {}

@@ -113,6 +113,11 @@ class LiveCall:
         AGI session's end is that move, not a hang-up."""
         return self.redirect_offer is not None or self.fallback is not None
 
+    def drop_lookup(self) -> None:
+        """Cancel the caller's profile lookup, if one is under way."""
+        if self.lookup is not None:
+            self.lookup.cancel()
+
 
 class CallRegistry:
     """Live calls by call id, and (server, channel ``Uniqueid``) -> (call
