@@ -34,6 +34,7 @@ COMPILED = [
     "acd/core/profiles.py",
     "acd/core/policy.py",
     "acd/core/model.py",
+    "acd/core/wait.py",
     "acd/core/center.py",
     "acd/loadsim/draws.py",
     "acd/loadsim/figures.py",

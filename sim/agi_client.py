@@ -53,6 +53,14 @@ Replies of the other commands, as res_agi.c's handlers print them:
   < 0 no limit; ``#`` ends the input without being part of it; max 0 answers
   ``200 result=-1``.
 
+A sound file that does not exist (``SimConfig.known_files``) is logged at
+WARNING as Asterisk 22's main/file.c logs it: ``File <name> does not exist
+in any format`` (openstream_internal), and where the command goes through
+``ast_streamfile`` (GET DATA, the RECORD FILE beep; Playback in sim.apps)
+also ``Unable to open <name> (format (ulaw)): No such file or directory``.
+STREAM FILE calls ``ast_openstream`` itself: the first line only.  Every
+file that does play is kept in ``pbx.apps.played`` (:class:`Played`).
+
 How a session ends (run_agi / launch_netscript in res_agi.c): a refused
 connection (or none within ``agi_connect_timeout_s``, MAX_AGI_CONNECT 2 s)
 makes ``AGISTATUS=FAILURE`` and ``AGI()`` returns 0: the dialplan goes on.
@@ -105,10 +113,39 @@ WAITFOR_ROUND_LEFT_MS = 100000 - 20
 #: ``ast_stream_rewind(fs, 200)`` after an escape key in RECORD FILE.
 DTMF_CUT_SAMPLES = 200 * SAMPLES_PER_SECOND // 1000
 
+#: the caller channel's native formats as ``ast_format_cap_get_names`` prints
+#: them, for file.c's "Unable to open" line (an endpoint with allow=ulaw)
+NATIVE_FORMATS = "(ulaw)"
+
 #: SAY DATETIME: sound files per format letter (say.c ast_say_date_with_format_en).
 _FORMAT_WORDS = {**dict.fromkeys("AaBbhmdeYIlHkMNPpSQq", 1), "R": 2, "T": 3}
 DEFAULT_DATETIME_FORMAT = "ABdY 'digits/at' IMp"
 DEFAULT_DATETIME_FORMAT_DE = "A dBY HMS"
+
+
+@dataclass(frozen=True, slots=True)
+class Played:
+    """A sound file that began to play on a channel (``pbx.apps.played``)."""
+
+    uniqueid: str
+    name: str
+    #: the channel's language then (``CHANNEL(language)``): Asterisk looks
+    #: the file up in ``sounds/<language>/`` first
+    language: str
+    #: STREAM FILE, GET DATA or Playback
+    by: str
+
+
+def log_missing_file(name: str, *, streamfile: bool) -> None:
+    """What Asterisk 22 logs when sound file ``name`` is found in no format:
+    main/file.c openstream_internal's warning, then, when the caller went
+    through ``ast_streamfile`` (GET DATA, Playback, the RECORD FILE beep;
+    ``streamfile``), that function's own (``strerror(errno)`` of the failed
+    lookup)."""
+    log.warning("File %s does not exist in any format", name)
+    if streamfile:
+        log.warning("Unable to open %s (format %s): %s", name, NATIVE_FORMATS,
+                    "No such file or directory")
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +258,8 @@ class AgiApps(AppRunner, Protocol):
 
     @property
     def recordings(self) -> list[Recording]: ...
+    @property
+    def played(self) -> list[Played]: ...
 
     def known(self, app: str) -> bool: ...
     async def answer(self, chan: Channel, data: str) -> int: ...
@@ -544,6 +583,10 @@ class AgiSession:
 
     # -------------------------------------------------------------- media ones
 
+    def _played(self, name: str, by: str) -> None:
+        chan = self._chan
+        self._pbx.apps.played.append(Played(chan.uniqueid, name, chan.language, by))
+
     def _samples_since(self, start: float) -> int:
         return int(self._pbx.cfg.unscaled(self._chan.loop.time() - start) * SAMPLES_PER_SECOND)
 
@@ -555,8 +598,10 @@ class AgiSession:
         name, escape = args[2], args[3]
         offset = max(0, atoi(args[4])) if len(args) == 5 else 0
         if not cfg.file_exists(name):
+            log_missing_file(name, streamfile=False)  # handle_streamfile: ast_openstream
             self._failed = True
             return encode_result(-1, endpos=offset)
+        self._played(name, "STREAM FILE")
         total = int(cfg.prompt_length(name) * SAMPLES_PER_SECOND)
         offset = min(offset, total)
         start = chan.loop.time()
@@ -596,10 +641,13 @@ class AgiSession:
         # One file: ast_streamfile knows no "a&b" lists (only apps like Read do).
         name = args[2]
         if name and not cfg.file_exists(name):
+            log_missing_file(name, streamfile=True)  # ast_app_getdata_full: ast_streamfile
             if "&" in name:
                 log.warning("%s: GET DATA %r: Asterisk plays one file here, not an & list; "
                             "answering 200 result=-1 as it would", chan.name, name)
             return encode_result(-1)
+        if name:
+            self._played(name, "GET DATA")
         if max_digits == 0:  # ast_readstring_full: "if (!len) return -1"
             return encode_result(-1)
         prompt_s = cfg.prompt_length(name) if name else 0.0
@@ -733,6 +781,7 @@ class AgiSession:
         try:
             if beep:
                 if not cfg.file_exists("beep"):
+                    log_missing_file("beep", streamfile=True)
                     res = -1
                 else:
                     key = await chan.wait_digit(loop.time() + cfg.scaled(cfg.beep_s), escape)

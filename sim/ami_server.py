@@ -18,9 +18,15 @@ for a hung-up channel or one whose previous Redirect is still pending,
 ``Priority is invalid`` for an unknown label).  ``DBGet`` / ``DBPut`` /
 ``DBDel`` (main/db.c) read and write the PBX's AstDB (:mod:`sim.astdb`):
 ``DBGet`` answers a one-item list (``DBGetResponse``, ``DBGetComplete``) or
-``Error`` ``Database entry not found``.  Write classes of actions are not
-checked (Asterisk: DBGet needs ``system`` or ``reporting``, DBPut/DBDel
-``system``).
+``Error`` ``Database entry not found``.  An action needs one of its classes
+in the user's ``write`` (:attr:`SimConfig.ami_write`; main/manager.c's
+``ast_manager_register_xml_core`` classes, :data:`ACTION_CLASSES`), else
+``Permission denied``.  Events go to a session if their class is in its
+``read`` and event mask and its event filters let them through
+(manager.conf ``eventfilter`` lines of :attr:`SimConfig.ami_eventfilters`,
+then the session's ``Filter`` actions: :mod:`sim.eventfilter`, Asterisk
+22's semantics); responses, event-list items and the ``FullyBooted`` after
+``Login`` are never filtered, as in Asterisk.
 
 Fault injection for tests: :meth:`AmiServer.freeze`, :meth:`AmiServer.drop_all`,
 :meth:`AmiServer.drop_after` (carry out the next action of a name, then reset
@@ -37,8 +43,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
+from collections import Counter
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -54,6 +60,7 @@ from sim.astdb import AstDB
 from sim.channels import Channel, ChannelRegistry
 from sim.config import SimConfig
 from sim.dialplan import Dialplan
+from sim.eventfilter import EventFilter, FilterError, FilterSet, event_name, parse_filter
 from sim.events import Events, encode_event
 from sim.originate import OriginateRequest, OriginateResult
 from sim.util import atoi, parse_callerid, scan_int
@@ -67,6 +74,22 @@ EVENT_CLASSES = frozenset({
     "reporting", "cdr", "dialplan", "originate", "agi", "cc", "aoc", "test", "security",
     "message",
 })
+
+#: the classes an action needs one of in the user's ``write`` (main/manager.c,
+#: main/db.c, res/res_manager_devicestate.c); absent: none needed
+ACTION_CLASSES: dict[str, frozenset[str]] = {
+    "filter": frozenset({"system"}),
+    "originate": frozenset({"originate"}),
+    "redirect": frozenset({"call"}),
+    "hangup": frozenset({"system", "call"}),
+    "getvar": frozenset({"call", "reporting"}),
+    "setvar": frozenset({"call"}),
+    "coreshowchannels": frozenset({"system", "reporting"}),
+    "devicestatelist": frozenset({"call", "reporting"}),
+    "dbget": frozenset({"system", "reporting"}),
+    "dbput": frozenset({"system"}),
+    "dbdel": frozenset({"system"}),
+}
 
 _TRUE = {"on", "yes", "true", "1", "all"}
 _FALSE = {"off", "no", "false", "0", "none"}
@@ -103,8 +126,8 @@ class AmiSession:
         self.authenticated = False
         self.username = ""
         self.mask: frozenset[str] | None = None
-        self._whitelist: list[re.Pattern[str]] = []
-        self._blacklist: list[re.Pattern[str]] = []
+        #: the user's eventfilter lines, then this session's Filter actions
+        self.filters = FilterSet()
         self._held: list[bytes] = []
         self.closed = False
         self.task: asyncio.Task[None] | None = None
@@ -118,12 +141,14 @@ class AmiSession:
         return mask is None or event_class in mask
 
     def send_event(self, payload: bytes) -> None:
-        if self._whitelist or self._blacklist:
-            text = payload.decode("utf-8", errors="replace")
-            if self._whitelist and not any(r.search(text) for r in self._whitelist):
-                return
-            if any(r.search(text) for r in self._blacklist):
-                return
+        """A queued event (``manager_event``): filtered, then written."""
+        server = self._server
+        if self.filters and not self.filters.should_send(
+                event_name(payload), payload.decode("utf-8", errors="replace")):
+            server.filtered += 1
+            return
+        server.sent += 1
+        server.sent_bytes += len(payload)
         self.write(payload)
 
     def write(self, payload: bytes) -> None:
@@ -214,6 +239,11 @@ class AmiSession:
                              "Use Action: ListCommands to show available commands.")
             return
         server = self._server
+        needs = ACTION_CLASSES.get(name)
+        if needs is not None and server.write is not None and not needs & server.write:
+            self._error(msg, "Permission denied")
+            return
+        server.actions[name] += 1
         if not server.take_drop(name):
             await handler(self, msg)
             return
@@ -238,6 +268,7 @@ class AmiSession:
             return
         self.authenticated = True
         self.username = user
+        self.filters = FilterSet.of(self._server.user_filters)
         self._server.logged_in.set()
         self.mask = self._server.limit(
             parse_event_mask(msg.get("Events") if "Events" in msg else None))
@@ -264,21 +295,26 @@ class AmiSession:
         self._reply(msg, "Success", [("Events", "Off" if self.mask == frozenset() else "On")])
 
     async def _filter(self, msg: AmiMessage) -> None:
-        if msg.get("Operation", "Add").lower() != "add":
+        """manager.c ``action_filter``: ``Operation: Add`` (exactly that word,
+        any case), ``MatchCriteria`` (the advanced filter's options, without
+        ``eventfilter(...)``), ``Filter`` (the pattern)."""
+        if msg.get("Operation").lower() != "add":
             self._error(msg, "Unknown operation")
             return
-        text = msg.get("Filter")
-        if not text:
-            self._error(msg, "Filter Not Specified")
-            return
-        black = text.startswith("!")
+        criteria = msg.get("MatchCriteria")
+        key = f"eventfilter({criteria})" if criteria else "eventfilter"
         try:
-            regex = re.compile(text[1:] if black else text)
-        except re.error:
-            self._error(msg, "Filter Not Added")
+            self.filters.add(parse_filter(key, msg.get("Filter")))
+        except FilterError as exc:
+            self._error(msg, "Filter did not compile.  Check the syntax of the filter given."
+                        if exc.compile_error else
+                        "Filter was formatted incorrectly.  Check the syntax of the filter given.")
             return
-        (self._blacklist if black else self._whitelist).append(regex)
-        self._success(msg, "Filter Added Successfully")
+        # action_filter (main/manager.c, Asterisk 18 to 23 alike):
+        #   astman_send_ack(s, m, "Success");
+        # astman_send_ack -> astman_send_response_full(s, m, "Success", msg, NULL)
+        # writes "Response: Success" then "Message: Success"
+        self._success(msg, "Success")
 
     async def _originate(self, msg: AmiMessage) -> None:
         channel = msg.get("Channel")
@@ -583,6 +619,23 @@ class AmiServer:
         self.version = pbx.cfg.ami_version
         self.max_buffer = pbx.cfg.ami_max_buffer
         self.read = parse_event_mask(pbx.cfg.ami_read) if pbx.cfg.ami_read else None
+        #: manager.conf ``write``: the classes of the actions allowed (None: all)
+        self.write = parse_event_mask(pbx.cfg.ami_write) if pbx.cfg.ami_write else None
+        #: manager.conf ``eventfilter`` lines, as Asterisk reads them: a line
+        #: it refuses is logged and left out
+        self.user_filters: list[EventFilter] = []
+        for key, value in pbx.cfg.ami_eventfilters:
+            try:
+                self.user_filters.append(parse_filter(key, value))
+            except FilterError as exc:
+                log.warning("AMI: eventfilter refused: %s", exc)
+        #: queued events a session's filters kept from it, and those written
+        #: (with their bytes), over all sessions
+        self.filtered = 0
+        self.sent = 0
+        self.sent_bytes = 0
+        #: actions carried out (lower-case name -> count), all sessions
+        self.actions: Counter[str] = Counter()
         self.sessions: set[AmiSession] = set()
         self.frozen = False
         self._unfrozen = asyncio.Event()

@@ -17,7 +17,13 @@ channel exists (``DIALSTATUS=CHANUNAVAIL``, no Dial events), as
 ``DIALSTATUS=ANSWER``, the ``U(context^arg1^...)`` routine on the agent's
 leg (``Gosub(context,s,1(args))``, the caller still on music), ``DialEnd
 ANSWER``, ``MusicOnHoldStop``, the bridge; ``Return()`` (app_stack.c) ends
-the routine.
+the routine.  With ``SimConfig.full_event_volume``, also what app_dial and
+the bridge set as in answered.txt: ``DIALEDPEERNUMBER`` ... ``PROGRESSTIME_MS``
+cleared as the Dial starts, the leg's ``DIALEDPEERNUMBER``, ``NewCallerid``
+and ``NewConnectedLine``, ``DIALEDPEERNAME``/``DIALEDPEERNUMBER`` at the
+answer, ``BRIDGEPEER`` on both legs (cleared as each leaves), and
+``ANSWEREDTIME``, ``DIALEDTIME`` (and ``_MS``) and ``DIALSTATUS`` after the
+bridge.
 
 ``Dial(PJSIP/<number>@<trunk>)`` (acd-transfer) calls an outside party
 through the trunk: the leg ``PJSIP/<trunk>-XXXXXXXX`` (context
@@ -40,7 +46,10 @@ runner substitutes the whole argument first, as pbx_extension_helper does).
 without one.
 
 ``VoiceMail(<mailbox>[@context][,options])``: answers if needed, plays the
-greeting (``voicemail_greeting_s``), the beep, then records until the caller
+greeting (``voicemail_greeting_s``) with option ``u`` or ``b`` (the
+mailbox's "unavailable"/"busy" message: "The person at extension ... is
+unavailable", then the instructions unless ``s``; app_voicemail.c
+leave_voicemail), the beep, then records until the caller
 presses ``#`` (it types its next ``keys`` entry: an input prompt), hangs up,
 or ``voicemail_max_s`` passes; ``VMSTATUS=SUCCESS``; returns -1 after a
 hang-up, else 0.  Each message is kept in :attr:`Apps.voicemails`.
@@ -52,7 +61,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from sim.agi_client import AgiHost, AgiSession
+from sim.agi_client import AgiHost, AgiSession, Played, log_missing_file
 from sim.channels import STATE_DOWN, STATE_RINGING, STATE_UP, Bridge, Channel, ChannelInterrupted
 from sim.config import Recording, VoicemailMessage
 from sim.dialplan import release_frame
@@ -66,6 +75,12 @@ App = Callable[[Channel, str], Awaitable[int]]
 #: the ``context =`` of the trunk endpoint (asterisk_conf/README.md's example),
 #: which chan_pjsip gives the outbound channels it creates towards it.
 TRUNK_CONTEXT = "from-trunk"
+
+#: what app_dial clears on the caller as a Dial starts, after DIALSTATUS
+#: (answered.txt; ``SimConfig.full_event_volume``)
+DIAL_CLEARED = ("DIALEDPEERNUMBER", "DIALEDPEERNAME", "ANSWEREDTIME", "ANSWEREDTIME_MS",
+                "DIALEDTIME", "DIALEDTIME_MS", "RINGTIME", "RINGTIME_MS", "PROGRESSTIME",
+                "PROGRESSTIME_MS")
 
 
 def _whole_int(text: str) -> int | None:
@@ -139,6 +154,8 @@ class Apps:
         }
         #: files written by AGI RECORD FILE, in order.
         self.recordings: list[Recording] = []
+        #: sound files that began to play (STREAM FILE, GET DATA, Playback), in order.
+        self.played: list[Played] = []
         #: messages left with VoiceMail(), in order.
         self.voicemails: list[VoicemailMessage] = []
 
@@ -259,8 +276,14 @@ class Apps:
         ok = True
         for name in files:
             if cfg.file_exists(name):
+                self.played.append(Played(chan.uniqueid, name, chan.language, "Playback"))
                 length += cfg.prompt_length(name)
             else:
+                # app_playback.c: ast_streamfile fails, "Playback failed" unless
+                # hung up, and it goes on with the next file
+                log_missing_file(name, streamfile=True)
+                if not chan.interrupted:
+                    log.warning("Playback failed on %s for %s", chan.name, data)
                 ok = False
         self._pbx.set_var(chan, "PLAYBACKSTATUS", "SUCCESS" if ok else "FAILED")
         try:
@@ -302,14 +325,16 @@ class Apps:
         pbx = self._pbx
         cfg = pbx.cfg
         mailbox = data.split(",", 1)[0].split("&", 1)[0].strip()
+        options = data.partition(",")[2]
+        greeting_s = cfg.voicemail_greeting_s if "u" in options or "b" in options else 0.0
         if chan.interrupted:
             return -1
         if chan.state != STATE_UP:  # vm_exec answers (unless option e)
             chan.state = STATE_UP
             pbx.events.newstate(chan)
         loop = chan.loop
-        try:  # the "unavailable" greeting, then the beep
-            await chan.sleep_until(loop.time() + cfg.scaled(cfg.voicemail_greeting_s + cfg.beep_s))
+        try:  # the "unavailable" greeting (u, b), then the beep
+            await chan.sleep_until(loop.time() + cfg.scaled(greeting_s + cfg.beep_s))
         except ChannelInterrupted:
             return -1
         start = loop.time()
@@ -355,10 +380,19 @@ class Apps:
         if chan.interrupted:
             return -1
         pbx.set_var(chan, "DIALSTATUS", "")
+        full = pbx.cfg.full_event_volume
+        dialled_at = chan.loop.time()
+        if full:
+            for name in DIAL_CLEARED:
+                pbx.set_var(chan, name, "")
         if phone is None or not phone.available:
             return self._dial_failed(chan, "CHANUNAVAIL", before_ringing=True)
 
         leg = pbx.new_outbound_channel(phone, linked_to=chan)
+        if full:
+            pbx.set_var(leg, "DIALEDPEERNUMBER", ext)
+            pbx.events.new_callerid(leg)
+            pbx.events.new_connected_line(leg)
         pbx.events.dial_begin(chan, leg, ext)
         if phone.busy_now():
             pbx.events.dial_end(chan, leg, "BUSY")
@@ -384,12 +418,24 @@ class Apps:
         # agent's leg (the caller still hears music), DialEnd ANSWER, the
         # music stops, the bridge (answered.txt: VarSet DIALSTATUS first).
         pbx.set_var(chan, "DIALSTATUS", "ANSWER")
+        answered_at = chan.loop.time()
+        if full:
+            pbx.set_var(chan, "DIALEDPEERNAME", leg.name)
+            pbx.set_var(chan, "DIALEDPEERNUMBER", ext)
         if options.get("U"):
             await self._callee_gosub(leg, options["U"])
         pbx.events.dial_end(chan, leg, "ANSWER")
         if moh_class is not None:
             pbx.events.moh_stop(chan)
-        return await self._bridge(chan, leg, ext)
+        result = await self._bridge(chan, leg, ext)
+        if full:  # answered.txt: after the bridge, before the caller hangs up
+            now = chan.loop.time()
+            for name, since in (("ANSWEREDTIME", answered_at), ("DIALEDTIME", dialled_at)):
+                seconds = pbx.cfg.unscaled(now - since)
+                pbx.set_var(chan, name, str(int(seconds)))
+                pbx.set_var(chan, f"{name}_MS", str(int(seconds * 1000)))
+            pbx.set_var(chan, "DIALSTATUS", "ANSWER")
+        return result
 
     async def _callee_gosub(self, leg: Channel, spec: str) -> None:
         """Dial's ``U(context[^arg1[^...]])``: ``^`` becomes ``,``
@@ -516,6 +562,10 @@ class Apps:
             bridge.channels.append(party)
             party.bridge = bridge
             ev.bridge_enter(bridge, party)
+        full = pbx.cfg.full_event_volume
+        if full:
+            pbx.set_var(leg, "BRIDGEPEER", chan.name)
+            pbx.set_var(chan, "BRIDGEPEER", leg.name)
         if chan.caller is not None and not transfer:
             chan.caller.on_connected(chan, ext)
         pbx.phones.start_talk(leg)
@@ -526,6 +576,8 @@ class Apps:
             if party in bridge.channels:
                 bridge.channels.remove(party)
             party.bridge = None
+            if full:
+                pbx.set_var(party, "BRIDGEPEER", "")
             ev.bridge_leave(bridge, party)
 
         if leg.hungup or leg.redirect_to is not None:

@@ -13,7 +13,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NamedTuple
+
+from sim.eventfilter import read_manager_conf
 
 #: 8 kHz: the unit of STREAM FILE ``endpos`` (answered.txt: ~1.22 s -> 9760).
 SAMPLES_PER_SECOND = 8000
@@ -30,6 +33,15 @@ class SimConfig:
     ami_version: str = "11.0.0"
     #: manager.conf ``read =`` for every user (e.g. "call,system"); None = all classes.
     ami_read: str | None = None
+    #: manager.conf ``write =`` for every user (e.g. "call,originate,reporting"):
+    #: an action needing none of these classes is answered "Permission
+    #: denied"; None = all classes.
+    ami_write: str | None = None
+    #: manager.conf ``eventfilter`` lines of every user, as (key, value):
+    #: ``("eventfilter(action(include),name(Hangup))", "")``; Asterisk 22's
+    #: syntax and semantics (sim/eventfilter.py).  :meth:`use_manager_conf`
+    #: takes them from a manager.conf (the shipped one: asterisk_conf/).
+    ami_eventfilters: tuple[tuple[str, str], ...] = ()
     #: a client whose unsent output exceeds this is dropped (Asterisk does the same).
     ami_max_buffer: int = 16 * 1024 * 1024
     #: manager.conf ``channelvars``: every event with a channel snapshot (and
@@ -121,6 +133,24 @@ class SimConfig:
     # Event volume
     emit_varset: bool = True
     emit_agi_exec: bool = True
+    #: what a real Asterisk 22 sends besides (answered.txt): Dial's
+    #: variables (DIALEDPEERNUMBER, ANSWEREDTIME, ... 19 VarSets per answered
+    #: Dial), BRIDGEPEER on both legs, the dialled leg's NewCallerid and
+    #: NewConnectedLine, the trunk's DeviceStateChange.  Off: the leaner
+    #: stream most tests were written against.
+    full_event_volume: bool = False
+
+    def use_manager_conf(self, path: str | Path, user: str = "acd") -> None:
+        """``read``, ``write`` and ``eventfilter`` of ``user`` in a
+        manager.conf, and its ``[general]`` ``channelvars`` if set, as this
+        simulator's AMI settings (ValueError naming the file and line for
+        a file it cannot read as Asterisk's config syntax, or without that
+        user)."""
+        conf = read_manager_conf(path, user)
+        self.ami_read, self.ami_write = conf.read, conf.write
+        self.ami_eventfilters = conf.eventfilters
+        if conf.channelvars is not None:
+            self.channelvars = conf.channelvars
 
     def scaled(self, seconds: float) -> float:
         """Simulated seconds -> real seconds."""

@@ -27,7 +27,8 @@ U(acd-answered^${ACD_CALL_ID}^${EXTEN}))       (one line in extensions.conf)
      same => n,MusicOnHold(${ACD_MOH},${ACD_RECOVER_WAIT})
      same => n,Goto(s,1)
     exten => resume,1,Goto(s,again)
-    exten => last,1,VoiceMail(${ACD_VOICEMAIL},u)
+    exten => last,1,Playback(acd/leave-message)
+     same => n,VoiceMail(${ACD_VOICEMAIL},s)
      same => n,Hangup()
     [acd-fallback]
     exten => callback,1,AGI(${ACD_AGI}/fallback?kind=${EXTEN}&server=${ACD_SERVER},\
@@ -35,7 +36,8 @@ ${ACD_CALL_SECRET})       (one line in extensions.conf)
      same => n,Playback(acd/all-busy-call-later)
      same => n,Hangup()
     (likewise sms and message)
-    exten => voicemail,1,VoiceMail(${ACD_VOICEMAIL},u)
+    exten => voicemail,1,Playback(acd/leave-message)
+     same => n,VoiceMail(${ACD_VOICEMAIL},s)
      same => n,Hangup()
     [acd-transfer]
     exten => _X.,1,Dial(PJSIP/${EXTEN}@${ACD_TRUNK},60)
@@ -210,7 +212,8 @@ class Dialplan:
             ("Goto", "s,1"),
         )
         resume = extension(("Goto", "s,again"))
-        voicemail = extension(("VoiceMail", "${ACD_VOICEMAIL},u"), ("Hangup", ""))
+        voicemail = extension(("Playback", "acd/leave-message"),
+                              ("VoiceMail", "${ACD_VOICEMAIL},s"), ("Hangup", ""))
         fallback_url = "${ACD_AGI}/fallback?kind=${EXTEN}" + (f"&{server}" if server else "") \
             + secret
         fallback = extension(("AGI", fallback_url), ("Playback", "acd/all-busy-call-later"),

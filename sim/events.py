@@ -120,10 +120,18 @@ class Events:
     """Builds and publishes the events the simulated PBX emits."""
 
     def __init__(self, out: EventOutput, *, varset: bool = True, agi_exec: bool = True,
-                 manager_vars: ManagerVars | None = None) -> None:
+                 manager_vars: ManagerVars | None = None, full: bool = False,
+                 trunk: str = "trunk") -> None:
+        """``full``: Asterisk's whole volume (``SimConfig.full_event_volume``):
+        here the trunk's ``DeviceStateChange`` (``PJSIP/<trunk>``: INUSE
+        while it carries a call, NOT_INUSE after the last), NewCallerid and
+        NewConnectedLine are for the callers to emit (sim/apps.py: Dial)."""
         self._out = out
         self._varset = varset
         self._agi_exec = agi_exec
+        self.full = full
+        self._trunk_prefix = f"PJSIP/{trunk}-"
+        self._trunk_calls = 0
         #: manager.conf ``channelvars`` of a channel (None: none configured).
         self.manager_vars = manager_vars
         self.listeners: list[EventListener] = []
@@ -161,6 +169,18 @@ class Events:
 
     def newchannel(self, ch: Channel) -> None:
         self._chan("call", "Newchannel", ch)
+        if self.full and ch.name.startswith(self._trunk_prefix):
+            self._trunk_calls += 1
+            if self._trunk_calls == 1:
+                self.device_state(self._trunk_prefix[:-1], "INUSE")
+
+    def new_callerid(self, ch: Channel) -> None:
+        """answered.txt: the dialled leg's caller id, once set."""
+        self._chan("call", "NewCallerid", ch,
+                   [("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")])
+
+    def new_connected_line(self, ch: Channel) -> None:
+        self._chan("call", "NewConnectedLine", ch)
 
     def newstate(self, ch: Channel) -> None:
         self._chan("call", "Newstate", ch)
@@ -181,6 +201,10 @@ class Events:
 
     def hangup(self, ch: Channel, cause: int) -> None:
         self._chan("call", "Hangup", ch, [("Cause", str(cause)), ("Cause-txt", cause_text(cause))])
+        if self.full and ch.name.startswith(self._trunk_prefix) and self._trunk_calls > 0:
+            self._trunk_calls -= 1
+            if self._trunk_calls == 0:
+                self.device_state(self._trunk_prefix[:-1], "NOT_INUSE")
 
     # ------------------------------------------------------------------ media
 

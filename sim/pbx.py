@@ -83,7 +83,8 @@ class SimPBX:
         self.channels = ChannelRegistry()
         self.ami = AmiServer(self)
         self.events = Events(self.ami, varset=self.cfg.emit_varset,
-                             agi_exec=self.cfg.emit_agi_exec, manager_vars=self.manager_vars)
+                             agi_exec=self.cfg.emit_agi_exec, manager_vars=self.manager_vars,
+                             full=self.cfg.full_event_volume, trunk=self.cfg.trunk)
         self.phones = PhoneBank(self.cfg, self.events, self.remote_hangup)
         self.apps = Apps(self)
         self.dialplan = Dialplan(self.cfg)
@@ -372,6 +373,9 @@ class SimPBX:
             chan.cid_name = value
         elif name.startswith("DB(") and name.endswith(")"):
             self._db_write(name[3:-1], value)
+            return  # a function write (ast_func_write): no VarSet
+        elif up == "CHANNEL(LANGUAGE)":
+            chan.language = value  # sound files are looked up in sounds/<language>/ now
             return  # a function write (ast_func_write): no VarSet
         else:
             chan.vars[name] = value

@@ -1,7 +1,8 @@
 """Plain helpers shared by the test files (the shared fixtures are in
 conftest.py): the ``acd`` command, free ports, SQLite addresses, the PBX
 simulator's configuration for FastAGI tests, Asterisk's reply lines,
-polling, an SMS gateway, and an engine started against the PBX simulator."""
+polling (a call's record among it), an SMS gateway, and an engine started
+against the PBX simulator."""
 
 from __future__ import annotations
 
@@ -91,6 +92,20 @@ async def wait_for(cond: Callable[[], Awaitable[bool]], timeout: float = 10) -> 
             return True
         await asyncio.sleep(0.05)
     return False
+
+
+async def call_record(engine: Engine, call_id: str, timeout: float = 5) -> dict[str, Any]:
+    """The engine's record of the call ``call_id``: its record writer
+    drained and the database asked every 20 ms until the record is there;
+    AssertionError after ``timeout`` seconds without it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await engine.writer.drain()
+        rec = await engine.db.call(call_id)
+        if rec is not None:
+            return rec
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no record for {call_id} after {timeout} s")
 
 
 class SmsGateway:

@@ -112,7 +112,7 @@ def test_the_sample_hotline_passes_validate_and_its_tests() -> None:
     assert "flow 'hotline' version 2026.11" in r.output
     r = CliRunner().invoke(main, ["flow", "test", str(ROOT / "ivr_flows" / "hotline.yaml")])
     assert r.exit_code == 0, r.output
-    assert "18 case(s) passed" in r.output
+    assert "19 case(s) passed" in r.output
 
 
 def test_flow_test_reports_a_failing_case_with_its_line(tmp_path: Path) -> None:
@@ -123,7 +123,7 @@ def test_flow_test_reports_a_failing_case_with_its_line(tmp_path: Path) -> None:
                    .replace("priority: 60", "priority: 40"))
     r = CliRunner().invoke(main, ["flow", "test", str(bad)])
     assert r.exit_code == 1
-    assert "priority 60, expected 40" in r.output and "1 failed of 18" in r.output
+    assert "priority 60, expected 40" in r.output and "1 failed of 19" in r.output
 
 
 HOTLINE = str(ROOT / "ivr_flows" / "hotline.yaml")

@@ -31,7 +31,7 @@ COMPILED_SUITE = (
     "tests/test_routing_properties.py", "tests/test_stats.py", "tests/test_sim_virtual.py",
     "tests/test_sim_staffing.py", "tests/test_sim_scenario.py", "tests/test_cli_sim.py",
     "tests/test_cli_staffing.py", "tests/test_engine_e2e.py",
-    "tests/test_engine_routing_e2e.py", "tests/test_profiles_store.py",
+    "tests/test_engine_routing_e2e.py", "tests/test_profiles_store.py", "tests/test_ewt.py",
 )
 
 

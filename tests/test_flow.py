@@ -58,6 +58,8 @@ EXPECTED = {
     "input_min_over_max.yaml": (9, 17, "min_digits 8 is more than max_digits 4"),
     "input_without_on_fail.yaml": (4, 3, "dead end: input 'i' has no on_fail"),
     "language_not_declared.yaml": (7, 15, "language 'yue' is not in the flow's languages"),
+    "language_node_not_a_code.yaml": (7, 15, "language '/etc' is not a language code"),
+    "language_path_traversal.yaml": (2, 17, "languages: '../../tmp/x' is not a language code"),
     "loop_without_exit.yaml": (4, 3, "loop with no exit: from a, b the call can never reach"),
     "menu_without_on_fail.yaml": (4, 3, "dead end: menu 'm' has no on_fail"),
     "missing_start.yaml": (2, 8, "start node 'zz' is not defined"),
@@ -105,6 +107,23 @@ def test_a_bad_flow_is_refused_by_the_engine_configuration(name: str, tmp_path: 
     with pytest.raises(FlowError):
         parse_config({"queues": [{"name": "billing"}], "flow": str(BAD / name)}, "acd.yaml",
                      tmp_path)
+
+
+@pytest.mark.parametrize("lang", ["/etc", "../../tmp/x", "zh/../..", "..", "zh.", "ZH x",
+                                  "a" * 40])
+def test_a_flow_language_must_be_a_language_code_it_names_a_sounds_folder(lang: str) -> None:
+    with pytest.raises(FlowError) as info:
+        parse_flow(f'flow: x\nlanguages: [zh, "{lang}"]\nstart: h\nnodes:\n'
+                   "  h: {type: hangup}\n", "f.yaml")
+    assert str(info.value).startswith("f.yaml:2:17: ")
+    assert "is not a language code" in str(info.value)
+
+
+@pytest.mark.parametrize("lang", ["zh", "yue", "nan", "en_US", "pt_BR", "zh_CN", "en-GB"])
+def test_asterisk_language_codes_are_taken(lang: str) -> None:
+    flow = parse_flow(f"flow: x\nlanguages: [{lang}]\nstart: h\nnodes:\n"
+                      "  h: {type: hangup}\n", "f.yaml")
+    assert flow.languages == (lang,)
 
 
 def test_missing_flow_file() -> None:

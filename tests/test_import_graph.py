@@ -27,7 +27,7 @@ PACKAGES = ("acd", "sim")
 SIM_MAY_USE = ("acd.protocols",)
 #: the folders (and lone modules) of acd/ and sim/, bottom to top: the
 #: sans-I/O codecs and core at the bottom, then the planning formulas, the
-#: file loaders, the IVR language and the SMS rules; the I/O side (adapters,
+#: file loaders, the IVR language, the SMS rules and the prompt pack; the I/O side (adapters,
 #: drawings, the control API, the engine); the PBX simulator (which uses only
 #: the codecs), the load simulator that drives the engine against it, the
 #: build's report of which router runs, and the command line at the top.
@@ -40,6 +40,7 @@ LAYERS = (
     "acd/loaders",
     "acd/ivr",
     "acd/sms",
+    "acd/prompts",
     "acd/adapters",
     "acd/plot",
     "acd/api",

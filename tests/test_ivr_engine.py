@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from helpers import SECRET, db_url, engine_on_pbx, pbx_for_engine
+from helpers import SECRET, call_record, db_url, engine_on_pbx, pbx_for_engine
 
 from acd.adapters.ami import AmiConfig
 from acd.core.center import agents_for_queues
@@ -91,7 +91,7 @@ nodes:
   mark: {{type: sms, template: balance_link, next: set}}
   set:
     type: set
-    vars: {{tier: "{{caller.vip}}"}}
+    vars: {{tier: "{{caller.vip_level}}"}}
     next: jump
   jump: {{type: goto, target: route}}
   route:
@@ -131,7 +131,7 @@ nodes:
   look:
     type: lookup
     source: profile
-    save: {tier: vip}
+    save: {tier: vip_level}
     next: done
     on_error: done
   done: {type: return}
@@ -197,16 +197,6 @@ async def call(pbx: SimPBX, keys: list[str], number: str = "13800138000",
     return await asyncio.wait_for(h.done, timeout)
 
 
-async def record(engine: Engine, call_id: str) -> dict:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        await engine.writer.drain()
-        rec = await engine.db.call(call_id)
-        if rec is not None:
-            return rec
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"no record for {call_id}")
-
 
 def commands(res: CallResult) -> list[str]:
     """What the flow made the caller hear and do (not the engine's own
@@ -218,7 +208,7 @@ def commands(res: CallResult) -> list[str]:
 async def test_input_lookup_say_set_branch_and_queue(tmp_path: Path) -> None:
     async with lookup_server() as (url, seen), system(tmp_path, url) as (pbx, engine, _):
         res = await call(pbx, ["", "", "1", "12345#", ""])
-        rec = await record(engine, res.uniqueid)
+        rec = await call_record(engine, res.uniqueid)
     assert res.outcome is Outcome.TALKED and res.agent == "1001"
     cmds = commands(res)
     assert cmds[:4] == ['SET VARIABLE CHANNEL(language) "en"', 'STREAM FILE acd/hello '
@@ -241,20 +231,20 @@ async def test_input_lookup_say_set_branch_and_queue(tmp_path: Path) -> None:
 async def test_a_key_interrupts_the_prompts_and_answers_the_menu(tmp_path: Path) -> None:
     async with lookup_server() as (url, _), system(tmp_path, url) as (pbx, engine, _):
         res = await call(pbx, ["9"])  # typed during acd/hello
-        await record(engine, res.uniqueid)
+        await call_record(engine, res.uniqueid)
         voicemails = list(pbx.apps.voicemails)
     cmds = commands(res)
     # the second welcome file and the menu prompt are skipped: type-ahead chose 9
     assert 'STREAM FILE acd/welcome "0123456789*#"' not in cmds
     assert not any(c.startswith("GET DATA acd/menu") for c in cmds)
-    assert 'EXEC VoiceMail "1000@hotline,u"' in cmds
+    assert 'EXEC VoiceMail "1000@hotline,s"' in cmds
     assert [v.mailbox for v in voicemails] == ["1000@hotline"]
 
 
 async def test_get_data_timeouts_retry_then_fail(tmp_path: Path) -> None:
     async with lookup_server() as (url, _), system(tmp_path, url) as (pbx, engine, _):
         res = await call(pbx, ["", "", "", ""])
-        rec = await record(engine, res.uniqueid)
+        rec = await call_record(engine, res.uniqueid)
     cmds = commands(res)
     menu = [c for c in cmds if c.startswith("GET DATA acd/menu")]
     assert len(menu) == 2  # first try and one retry
@@ -266,7 +256,7 @@ async def test_get_data_timeouts_retry_then_fail(tmp_path: Path) -> None:
 async def test_input_validation_and_lookup_not_found(tmp_path: Path) -> None:
     async with lookup_server() as (url, seen), system(tmp_path, url) as (pbx, engine, _):
         res = await call(pbx, ["", "", "1", "12#", "0000#"])
-        rec = await record(engine, res.uniqueid)
+        rec = await call_record(engine, res.uniqueid)
     cmds = commands(res)
     assert 'STREAM FILE acd/bad-account ""' in cmds  # "12" is too short
     assert seen == ["/acct/0000?n=13800138000"]       # 404: nothing found
@@ -278,27 +268,27 @@ async def test_lookup_timeout_takes_on_error(tmp_path: Path) -> None:
     async with lookup_server(delay_s=3) as (url, _), system(tmp_path, url) as (pbx, engine, _):
         t0 = time.monotonic()
         res = await call(pbx, ["", "", "1", "1234#"])
-        rec = await record(engine, res.uniqueid)
+        rec = await call_record(engine, res.uniqueid)
         assert time.monotonic() - t0 < 2.5  # the 1 s timeout, not the server's 3 s
     assert rec["ivr_path"].endswith("fetch>sorry")
 
 
 async def test_vip_profile_branches_to_the_vip_queue(tmp_path: Path) -> None:
     async with lookup_server() as (url, _), \
-            system(tmp_path, url, profiles={"13900000000": {"vip": "2"}}) as (pbx, engine, _):
+            system(tmp_path, url, profiles={"13900000000": {"vip_level": "2"}}) as (pbx, engine, _):
         res = await call(pbx, ["", "", "1", "5555#", ""], number="13900000000")
-        rec = await record(engine, res.uniqueid)
+        rec = await call_record(engine, res.uniqueid)
     assert rec["queue"] == "vip" and rec["priority"] == 40
 
 
 async def test_subflow_with_a_profile_lookup_returns_to_the_main_flow(tmp_path: Path) -> None:
-    profiles = {"13900000001": {"vip": "3"}}
+    profiles = {"13900000001": {"vip_level": "3"}}
     async with lookup_server() as (url, _), \
             system(tmp_path, url, profiles=profiles) as (pbx, engine, _):
         vip = await call(pbx, ["", "", "4"], number="13900000001")
         plain = await call(pbx, ["", "", "4"], number="13900000002")  # no profile: on_error
-        rec_vip = await record(engine, vip.uniqueid)
-        rec_plain = await record(engine, plain.uniqueid)
+        rec_vip = await call_record(engine, vip.uniqueid)
+        rec_plain = await call_record(engine, plain.uniqueid)
     assert rec_vip["ivr_path"].endswith("menu>vipsub>vipsub/look>vipsub/done>subq")
     assert (rec_vip["queue"], rec_vip["priority"]) == ("billing", 30)
     assert rec_plain["ivr_path"].endswith("vipsub/look>vipsub/done>subq")
@@ -308,7 +298,7 @@ async def test_subflow_with_a_profile_lookup_returns_to_the_main_flow(tmp_path: 
 async def test_record_stops_on_hash(tmp_path: Path) -> None:
     async with lookup_server() as (url, _), system(tmp_path, url) as (pbx, engine, _):
         res = await call(pbx, ["", "", "3", "#"])
-        await record(engine, res.uniqueid)
+        await call_record(engine, res.uniqueid)
         recordings = list(pbx.apps.recordings)
     cmds = commands(res)
     assert any(c.startswith("RECORD FILE recordings/" + res.uniqueid + ' wav "#" 5000 BEEP')
@@ -320,7 +310,7 @@ async def test_record_stops_on_hash(tmp_path: Path) -> None:
 async def test_transfer_leaves_the_call_in_the_dialplan(tmp_path: Path) -> None:
     async with lookup_server() as (url, _), system(tmp_path, url) as (pbx, engine, _):
         res = await call(pbx, ["", "", "2"])
-        rec = await record(engine, res.uniqueid)
+        rec = await call_record(engine, res.uniqueid)
     cmds = commands(res)
     assert cmds[-3:] == ["SET CONTEXT acd-transfer", "SET EXTENSION 95555", "SET PRIORITY 1"]
     assert res.transferred_to == "95555"
@@ -332,14 +322,14 @@ async def test_out_of_hours_goes_to_voicemail(tmp_path: Path) -> None:
     async with lookup_server() as (url, _), \
             system(tmp_path, url, clock_at=night) as (pbx, engine, _):
         res = await call(pbx, [])
-        rec = await record(engine, res.uniqueid)
+        rec = await call_record(engine, res.uniqueid)
     assert rec["ivr_path"] == "hours>closed"
-    assert 'EXEC VoiceMail "8000@hotline,u"' in commands(res)
+    assert 'EXEC VoiceMail "8000@hotline,s"' in commands(res)
 
 
 async def test_hangup_in_the_middle_of_each_kind_of_node(tmp_path: Path) -> None:
     # (keys, seconds after which the caller hangs up, the node it is in by then)
-    cases = [([""], 0.03, "greet"),                    # during STREAM FILE
+    cases = [([""], 0.06, "greet"),                    # during STREAM FILE (2 x 0.05 s)
              (["", "", ""], 0.3, "menu"),              # during GET DATA (1 key)
              (["", "", "1"], 0.4, "acct"),             # during GET DATA (digits)
              # during the HTTP lookup: AGI learns of a hang-up only at its next
@@ -350,7 +340,7 @@ async def test_hangup_in_the_middle_of_each_kind_of_node(tmp_path: Path) -> None
         results = await asyncio.gather(*(call(pbx, k, number=f"1380000000{i}",
                                               hangup_after_s=t)
                                          for i, (k, t, _) in enumerate(cases)))
-        recs = [await record(engine, r.uniqueid) for r in results]
+        recs = [await call_record(engine, r.uniqueid) for r in results]
         await asyncio.sleep(0.1)
         assert engine.agi.active == 0
         assert engine.counters.errors == 0
@@ -382,7 +372,7 @@ async def test_reload_new_calls_take_the_new_version_old_calls_finish(tmp_path: 
         assert engine.flow.version == "2"
         third = await call(pbx, ["", "", "1"])
         res1 = await asyncio.wait_for(first.done, 15)
-        rec1 = await record(engine, res1.uniqueid)
+        rec1 = await call_record(engine, res1.uniqueid)
     assert rec1["queue"] == "billing"  # the old version's "1": account, lookup, queue
     assert second.transferred_to == "95555" and third.transferred_to == "95555"
 

@@ -260,7 +260,7 @@ def test_acd_serve_logs_one_printable_line_per_record_and_quiet_libraries() -> N
     code = (
         "import logging\n"
         "from acd.cli.serve import _setup_logging\n"
-        "_setup_logging(3)\n"
+        "_setup_logging(2)\n"
         "logging.getLogger('acd.runtime.x').debug('name %s', 'a\\nforged ERROR\\x1b[2J')\n"
         "logging.getLogger('sqlalchemy.engine.Engine').info('[parameters: (13912345678,)]')\n"
         "logging.getLogger('panoramisk').debug('CallerIDNum: 13912345678')\n"
@@ -312,3 +312,62 @@ def test_flow_run_prints_a_hostile_caller_and_keys_escaped() -> None:
     assert r.exit_code == 0, r.output
     _safe(r.output)
     assert "call from 139\\x1b]0;x\\x07 into flow 'basic'" in r.output
+
+
+# ------------------------------------------ the example self-service back end
+
+#: in examples/accounts.csv: 13800138000's service password
+ACCOUNT, PASSWORD = "13800138000", "123456"
+
+
+def _backend_log(caplog: pytest.LogCaptureFixture, requests: list[bytes]) -> str:
+    """The example back end (as `acd demo -vv` runs it: in-process, its
+    logger at DEBUG) sent each of ``requests`` on a connection of its own;
+    every line it logged, formatted as `acd serve` and the command do."""
+    from acd.loadsim.selfservice import SelfService, read_accounts
+    from acd.logs import SafeFormatter
+
+    caplog.set_level(logging.DEBUG, logger="acd")
+    with SelfService(read_accounts(ROOT / "examples" / "accounts.csv"), port=0) as service:
+        for request in requests:
+            with socket.create_connection(("127.0.0.1", service.port), timeout=5) as sock:
+                sock.sendall(request)
+                while sock.recv(4096):  # until the back end closes (Connection: close)
+                    pass
+    formatter = SafeFormatter("%(levelname)s %(name)s: %(message)s")
+    return "\n".join(formatter.format(r) for r in caplog.records
+                     if r.name == "acd.loadsim.selfservice")
+
+
+#: what a lookup sends (the number percent-encoded), the password escaped
+#: too, a request line http.server refuses itself, a number in a path
+_REQUESTS = [
+    f"GET /verify?msisdn=%2B86{ACCOUNT}&password={PASSWORD} HTTP/1.1\r\n"
+    "Connection: close\r\n\r\n".encode(),
+    f"GET /verify?msisdn=86{ACCOUNT}&password=%31%32%33%34%35%36 HTTP/1.1\r\n"
+    "Connection: close\r\n\r\n".encode(),
+    f'GET /verify?msisdn={ACCOUNT}&password={PASSWORD} "x" HTTP/1.1\r\n\r\n'.encode(),
+    f"GET /account/%2B86{ACCOUNT} HTTP/1.1\r\nConnection: close\r\n\r\n".encode(),
+]
+
+
+def test_the_self_service_back_end_never_logs_a_password_or_a_number(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """At DEBUG the back end logs each request's method, path, masked query
+    and status; never the raw request line (http.server's own lines quote
+    it), so neither the password nor the number, escaped or not."""
+    text = _backend_log(caplog, _REQUESTS)
+    assert "GET /verify?msisdn=+86*******8000&password=*** 200" in text
+    assert "GET /verify?msisdn=861******8000&password=*** 200" in text
+    assert "GET /account/+86*******8000 404" in text
+    assert "- - 400 Bad Request" in text  # the line it could not parse: not quoted
+    for secret in (PASSWORD, "%31%32%33", ACCOUNT, "8613800", "38000", "HTTP/1.1"):
+        assert secret not in text, (secret, text)
+
+
+def test_show_caller_data_shows_the_number_but_never_the_password(
+        caplog: pytest.LogCaptureFixture) -> None:
+    show_private()
+    text = _backend_log(caplog, _REQUESTS[:2])
+    assert f"GET /verify?msisdn=+86{ACCOUNT}&password=*** 200" in text
+    assert PASSWORD not in text and "%31%32%33" not in text

@@ -374,7 +374,8 @@ async def test_voicemail_until_hangup(agi: AgiScriptServer, pbx: SimPBX) -> None
 
 async def test_voicemail_fallback_context(agi: AgiScriptServer, pbx: SimPBX,
                                           ami: AmiProbe) -> None:
-    """acd-fallback,voicemail,1 is VoiceMail(${ACD_VOICEMAIL},u) as in extensions.conf."""
+    """acd-fallback,voicemail is Playback(acd/leave-message), VoiceMail(${ACD_VOICEMAIL},s)
+    as in extensions.conf (s: no greeting of Asterisk's in English after ours)."""
     pbx.cfg.voicemail_max_s = 5.0
 
     async def hotline(conn: AgiConn) -> None:
@@ -387,7 +388,7 @@ async def test_voicemail_fallback_context(agi: AgiScriptServer, pbx: SimPBX,
                                          "Exten": "voicemail", "Priority": "1"})
     assert resp.response == "Success"
     step = await ami.wait_event("Newexten", Uniqueid=call.uniqueid, Application="VoiceMail")
-    assert step["AppData"] == "10086@default,u"
+    assert step["AppData"] == "10086@default,s"
     await call.done
     (msg,) = pbx.apps.voicemails
     assert (msg.mailbox, msg.seconds) == ("10086@default", 5.0)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from helpers import SCALE
+from transcripts import AMI_IN, load_blocks, requires_transcripts
 
 from acd.protocols.agi import AgiResult
+from acd.protocols.ami import AmiMessage
 from sim import CallerScript, PhoneBehaviour, SimConfig, SimPBX
 from sim.testkit import AgiConn, AgiScriptServer, AmiProbe
 
@@ -327,3 +330,316 @@ async def test_originate_into_the_hotline_runs_its_agi(pbx: SimPBX, ami: AmiProb
     # The agent's talk time ends it: HANGUP on the AGI side, then Hangup.
     hangup = await ami.wait_event("Hangup", Uniqueid=res.get("Uniqueid"))
     assert hangup.get("Cause") == "16"
+
+
+# ------------------------------------------------------------ event filters
+# sim/eventfilter.py against main/manager.c (Asterisk 22): its own unit
+# tests' tables (eventfilter_test_creation, eventfilter_test_matching).
+
+_NEWCHANNEL = ("Newchannel", "Event: Newchannel\r\nChannel: XXX\r\nSomeheader: YYY\r\n")
+_VARSET = ("VarSet", "Event: VarSet\r\nChannel: ABC\r\nSomeheader: XXX\r\n")
+
+#: (criteria, pattern, error (None / "format" / "compile"), event, sent)
+_PARSING = [
+    ("eventfilter", "XXX", None, _NEWCHANNEL, True),
+    ("eventfilter", "!XXX", None, _VARSET, False),
+    ("eventfilter(name(VarSet),method(none))", "", None, _VARSET, True),
+    ("eventfilter(name(Newchannel),method(regex))", "X[XYZ]X", None, _NEWCHANNEL, True),
+    ("eventfilter(name(Newchannel),method(regex))", "X[abc]X", None, _NEWCHANNEL, False),
+    ("eventfilter(action(exclude),name(Newchannel),method(regex))", "X[XYZ]X", None,
+     _NEWCHANNEL, False),
+    ("eventfilter(action(exclude),name(Newchannel),method(regex))", "X[abc]X", None,
+     _NEWCHANNEL, True),
+    ("eventfilter(action(include),name(VarSet),header(Channel),method(starts_with))", "AB",
+     None, _VARSET, True),
+    ("eventfilter(action(include),name(VarSet),header(Channel),method(ends_with))", "BC",
+     None, _VARSET, True),
+    ("eventfilter(action(include),name(VarSet),header(Channel),method(exact))", "ABC",
+     None, _VARSET, True),
+    ("eventfilter(action(include),name(VarSet),header(Channel),method(exact))", "XXX",
+     None, _VARSET, False),
+    ("eventfilter(name(VarSet),header(Channel),method(exact))", "!ZZZ", None, _VARSET, True),
+    ("eventfilter(action(exclude),name(VarSet),header(Channel),method(exact))", "ZZZ", None,
+     _VARSET, True),
+    # a lone "!" makes an advanced filter with no pattern an exclude one
+    # (manager_add_filter strips it before the legacy and advanced checks)
+    ("eventfilter(name(Newchannel))", "!", None, _NEWCHANNEL, False),
+    ("eventfilter(name(Newchannel))", "!", None, _VARSET, True),
+    # action(include) wins over the pattern's "!"
+    ("eventfilter(action(include),name(VarSet),header(Someheader),method(exact))", "!XXX",
+     None, _VARSET, True),
+    ("eventfilter(action(include)", "", "format", None, False),
+    ("eventfilter(action(inlude)", "", "format", None, False),
+    ("eventfilter(nnnn(yyy)", "XXX", "format", None, False),
+    ("eventfilter(eader(VarSet)", "XXX", "format", None, False),
+    ("eventfilter(ethod(contains)", "XXX", "format", None, False),
+    ("eventfilter(nnnn(yyy),header(VarSet),method(contains)", "XXX", "format", None, False),
+    ("eventfilter(name(yyy),heder(VarSet),method(contains)", "XXX", "format", None, False),
+    ("eventfilter(name(yyy),header(VarSet),mehod(contains)", "XXX", "format", None, False),
+    ("eventfilter(name(yyy),header(VarSet),method(coains)", "XXX", "format", None, False),
+    ("eventfilter(method(yyy))", "XXX", "format", None, False),
+    ("eventfilter", "", "format", None, False),
+    ("eventfilter", "!", "format", None, False),
+    ("eventfilter()", "XXX", "format", None, False),
+    ("eventfilter", "XX[X", "compile", None, False),
+    ("eventfilter(method(regex))", "XX[X", "compile", None, False),
+    # what the shipped manager.conf uses, and the empty value it needs
+    ("eventfilter(action(include),name(Hangup))", "", None,
+     ("Hangup", "Event: Hangup\r\nUniqueid: 1.1\r\n"), True),
+    ("eventfilter(action(include),name(Hangup))", "", None, _VARSET, False),
+    ("eventfilter(action(include),name(Hangup))", "x", "format", None, False),
+    ("eventfilter(action(include),name(DeviceStateChange),header(Device),"
+     "method(starts_with))", "PJSIP/", None,
+     ("DeviceStateChange", "Event: DeviceStateChange\r\nDevice: PJSIP/1001\r\nState: INUSE"
+      "\r\n"), True),
+    ("eventfilter(action(include),name(DeviceStateChange),header(Device),"
+     "method(starts_with))", "PJSIP/", None,
+     ("DeviceStateChange", "Event: DeviceStateChange\r\nDevice: Local/1001@agents\r\n"
+      "State: INUSE\r\n"), False),
+    # names are exact, case and all (Asterisk compares their hashes)
+    ("eventfilter(name(hangup))", "", None, ("Hangup", "Event: Hangup\r\n"), False),
+]
+
+
+@pytest.mark.parametrize(("criteria", "pattern", "error", "event", "sent"), _PARSING)
+def test_eventfilter_lines_as_asterisk_reads_them(
+        criteria: str, pattern: str, error: str | None,
+        event: tuple[str, str] | None, sent: bool) -> None:
+    from sim.eventfilter import FilterError, FilterSet, parse_filter
+
+    if error is not None:
+        with pytest.raises(FilterError) as info:
+            parse_filter(criteria, pattern)
+        assert info.value.compile_error is (error == "compile")
+        return
+    assert event is not None
+    assert FilterSet.of([parse_filter(criteria, pattern)]).should_send(*event) is sent
+
+
+def test_include_and_exclude_filters_combine_as_in_asterisk() -> None:
+    """Asterisk's eventfilter_test_matching: include filters first (any of
+    them), then the exclude filters take away."""
+    from sim.eventfilter import FilterSet, parse_filter
+
+    filters = FilterSet.of(parse_filter(c, p) for c, p in [
+        ("eventfilter(name(VarSet),method(none))", ""),
+        ("eventfilter(name(Newchannel),method(regex))", "X[XYZ]X"),
+        ("eventfilter(name(Newchannel),method(regex))", "X[abc]X"),
+        ("eventfilter(name(Newchannel),header(Someheader),method(regex))", "ZZZ"),
+        ("eventfilter(action(exclude),name(Newchannel),method(regex))", "X[a]X"),
+        ("eventfilter(action(exclude),name(Newchannel),method(regex))", "X[Z]X"),
+        ("eventfilter(action(exclude),name(VarSet),header(Channel),method(regex))", "YYY"),
+    ])
+    cases = [("Newchannel", "XXX", "YYY", True), ("Newchannel", "XZX", "YYY", False),
+             ("Newchannel", "XaX", "YYY", False), ("Newchannel", "XbX", "YYY", True),
+             ("Newchannel", "XcX", "YYY", True), ("Newchannel", "YYY", "YYY", False),
+             ("Newchannel", "YYY", "ZZZ", True), ("VarSet", "XXX", "YYY", True),
+             ("VarSet", "YYY", "YYY", False)]
+    for name, channel, some, sent in cases:
+        text = f"Event: {name}\r\nChannel: {channel}\r\nSomeheader: {some}\r\n"
+        assert filters.should_send(name, text) is sent, (name, channel, some)
+    assert FilterSet().should_send("Anything", "Event: Anything\r\n")  # no filters: all
+
+
+SHIPPED_MANAGER_CONF = Path(__file__).resolve().parent.parent / "asterisk_conf" / "manager.conf"
+
+
+def test_the_shipped_filter_lets_through_every_event_the_engine_acts_on() -> None:
+    """AMI_EVENTS and the eventfilter lines of asterisk_conf/manager.conf go
+    together: each event the engine reads passes (DeviceStateChange of a
+    PJSIP phone), the bulk of a call's volume does not."""
+    from acd.runtime.ami_events import AMI_EVENTS
+    from sim.eventfilter import FilterSet, parse_filter, read_manager_conf
+
+    user = read_manager_conf(SHIPPED_MANAGER_CONF)
+    assert (user.read, user.write) == ("call,system", "call,originate,reporting")
+    filters = FilterSet.of(parse_filter(k, v) for k, v in user.eventfilters)
+    for name in AMI_EVENTS:
+        text = f"Event: {name}\r\nPrivilege: call,all\r\nDevice: PJSIP/1001\r\n"
+        assert filters.should_send(name, text), name
+    for name in ("Newchannel", "Newstate", "VarSet", "Newexten", "BridgeEnter", "DialState",
+                 "MusicOnHoldStart", "NewCallerid", "SoftHangupRequest", "AGIExecStart"):
+        assert not filters.should_send(name, f"Event: {name}\r\nChannel: PJSIP/1-1\r\n"), name
+    assert not filters.should_send(
+        "DeviceStateChange", "Event: DeviceStateChange\r\nDevice: Local/1001@agents\r\n")
+
+
+def test_manager_conf_syntax_errors_name_file_and_line(tmp_path: Path) -> None:
+    from sim.eventfilter import read_manager_conf
+
+    conf = tmp_path / "manager.conf"
+    conf.write_text("[general]\nenabled = yes\n[acd\nsecret = x\n")
+    with pytest.raises(ValueError, match=r"manager\.conf:3: section name without '\]'"):
+        read_manager_conf(conf)
+    conf.write_text("[general]\n;-- a block\ncomment --;\n[other]\nread = all ; c\n"
+                    "eventfilter = Event: Hangup\\; x\n")
+    with pytest.raises(ValueError, match=r"no \[acd\] section"):
+        read_manager_conf(conf)
+    user = read_manager_conf(conf, "other")
+    assert (user.read, user.eventfilters) == ("all", (("eventfilter", "Event: Hangup; x"),))
+
+
+async def _probe_call(pbx: SimPBX) -> list[AmiMessage]:
+    """A probe logged in with every class; one call held, listed, hung up:
+    the events it got (list items included)."""
+    probe = await AmiProbe.connect(pbx.ami_port)
+    assert (await probe.login(secret="acdsecret")).response == "Success"
+    call = await pbx.place_call(CallerScript(patience_s=None))
+    _, items = await probe.list_action("CoreShowChannels")
+    assert [(m.event, m.get("Uniqueid")) for m in items] == [
+        ("CoreShowChannel", call.uniqueid), ("CoreShowChannelsComplete", "")]
+    _, states = await probe.list_action("DeviceStateList")
+    assert [m.event for m in states] == ["DeviceStateChange", "DeviceStateListComplete"]
+    pbx.astdb.put("acd/answered", "1001", "1790000000 c-1")
+    _, got = await probe.list_action("DBGet", {"Family": "acd/answered", "Key": "1001"})
+    assert got[0].get("Val") == "1790000000 c-1"
+    call.hangup()
+    await probe.wait_event("Hangup", Uniqueid=call.uniqueid)
+    await probe.drain(0.05)
+    await probe.close()
+    return [m for m in probe.messages if m.event]
+
+
+async def test_the_shipped_manager_conf_filters_what_asterisk_would(
+        agi: AgiScriptServer) -> None:
+    """With asterisk_conf/manager.conf: only the events the engine reads
+    come; responses, list items (CoreShowChannel, DeviceStateList's
+    DeviceStateChange, DBGetResponse, the ...Complete events) and the
+    FullyBooted after Login are never filtered."""
+    lean = SimConfig(agi_url=agi.url, time_scale=SCALE, full_event_volume=True)
+    async with SimPBX(lean) as pbx:
+        pbx.add_phone("1001")
+        everything = await _probe_call(pbx)
+    cfg = SimConfig(agi_url=agi.url, time_scale=SCALE, full_event_volume=True)
+    cfg.use_manager_conf(SHIPPED_MANAGER_CONF)
+    assert cfg.ami_read == "call,system" and len(cfg.ami_eventfilters) == 6
+    async with SimPBX(cfg) as pbx:
+        pbx.add_phone("1001")
+        filtered = await _probe_call(pbx)
+        assert pbx.ami.filtered > 0
+    names = [m.event for m in filtered]
+    listed = {"CoreShowChannel", "CoreShowChannelsComplete", "DeviceStateChange",
+              "DeviceStateListComplete", "DBGetResponse", "DBGetComplete"}
+    assert names[0] == "FullyBooted"
+    queued = [m for m in filtered[1:] if m.action_id is None]
+    assert {m.event for m in queued} <= {"Hangup", "DialBegin", "DialEnd", "Rename",
+                                         "DeviceStateChange", "Shutdown"}
+    # the call (no Dial): the trunk's device state (a PJSIP device) and the Hangup
+    assert [(m.event, m.get("Device"), m.get("State")) for m in queued] == [
+        ("DeviceStateChange", "PJSIP/trunk", "INUSE"), ("Hangup", "", ""),
+        ("DeviceStateChange", "PJSIP/trunk", "NOT_INUSE")]
+    assert {m.event for m in filtered if m.action_id is not None} == listed
+    assert len([m for m in everything[1:] if m.action_id is None]) > 4 * len(queued)
+    assert {"VarSet", "Newexten", "AGIExecStart", "Newchannel"} <= {m.event for m in everything}
+
+
+async def test_filter_action_as_asterisk(agi: AgiScriptServer) -> None:
+    """``Filter`` needs ``system`` in the user's write (the shipped user has
+    not); granted, it adds a session filter with Asterisk's answers."""
+    cfg = SimConfig(agi_url=agi.url, time_scale=SCALE, ami_write="call,originate,reporting")
+    async with SimPBX(cfg) as pbx:
+        probe = await AmiProbe.connect(pbx.ami_port)
+        await probe.login()
+        resp = await probe.action("Filter", {"Operation": "Add", "Filter": "Event: Hangup"})
+        assert (resp.response, resp.get("Message")) == ("Error", "Permission denied")
+        assert (await probe.action("DBPut", {"Family": "f", "Key": "k", "Val": "v"})).get(
+            "Message") == "Permission denied"
+        assert (await probe.action("Getvar", {"Variable": "X"})).response == "Success"
+        await probe.close()
+    async with SimPBX(SimConfig(agi_url=agi.url, time_scale=SCALE)) as pbx:
+        probe = await AmiProbe.connect(pbx.ami_port)
+        await probe.login()
+        answers = [await probe.action("Filter", fields) for fields in (
+            {"Filter": "x"},  # no Operation: Asterisk compares it with "Add" as it is
+            {"Operation": "Add"},  # a legacy filter needs a pattern
+            {"Operation": "add", "Filter": "XX[X"},
+            {"Operation": "Add", "MatchCriteria": "action(include),name(Hangup)"},
+        )]
+        assert [(a.response, a.get("Message")) for a in answers] == [
+            ("Error", "Unknown operation"),
+            ("Error", "Filter was formatted incorrectly.  Check the syntax of the filter given."),
+            ("Error", "Filter did not compile.  Check the syntax of the filter given."),
+            ("Success", "Success")]
+        await probe.drain(0.05)
+        seen = len(probe.messages)
+        call = await pbx.place_call(CallerScript(patience_s=None))
+        await asyncio.sleep(0.2)
+        call.hangup()
+        await probe.wait_event("Hangup", Uniqueid=call.uniqueid)
+        await probe.drain(0.05)
+        assert {m.event for m in probe.messages[seen:] if m.event} == {"Hangup"}
+        await probe.close()
+
+
+# ------------------------------------------------------ Asterisk's volume
+
+_DIAL_VARS = {"DIALSTATUS", "DIALEDPEERNUMBER", "DIALEDPEERNAME", "ANSWEREDTIME",
+              "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS", "RINGTIME", "RINGTIME_MS",
+              "PROGRESSTIME", "PROGRESSTIME_MS", "BRIDGEPEER"}
+
+
+def _recorded_answered_call() -> list[AmiMessage]:
+    """answered.txt's events of the two channels a trunk-to-phone call has:
+    the caller's (``Local/s@caller-...;1``, which runs the hotline) and the
+    dialled leg (``Local/1001@agents-...;1``), and the bridge's; not the
+    Local channels' other halves, the recording harness's Originate, the
+    login's, nor device states (Local devices there, PJSIP ones here)."""
+    out = []
+    for block in load_blocks("answered"):
+        if block.kind != AMI_IN:
+            continue
+        msg = AmiMessage(tuple(block.headers))
+        if msg.event is None or msg.get("Channel").endswith(";2") or msg.event in (
+                "LocalBridge", "OriginateResponse", "SuccessfulAuth", "FullyBooted",
+                "DeviceStateChange"):
+            continue
+        out.append(msg)
+    return out
+
+
+@requires_transcripts
+async def test_full_event_volume_is_asterisks() -> None:
+    """``full_event_volume``: the answered call of answered.txt (same AGI
+    script, redirect to the agent, agent hangs up) gives app_dial's variables
+    in Asterisk's order on both legs, and about as many events as the
+    recording has on the same two channels."""
+    async def hotline(conn: AgiConn) -> None:
+        for cmd in ("ANSWER", "GET VARIABLE CALLERID(num)",
+                    'STREAM FILE hello-world "0123456789#*"',
+                    "GET DATA vm-enter-num-to-call 3000 2", 'SET VARIABLE ACD_QUEUE "billing"',
+                    'EXEC MusicOnHold "default,30"', 'NOOP "after redirect"'):
+            await conn.command(cmd)
+        await conn.read_line()
+
+    async with AgiScriptServer(scripts={"hotline": hotline}) as agi:
+        cfg = SimConfig(agi_url=agi.url, time_scale=SCALE, prompt_s=5.0,
+                        full_event_volume=True)
+        async with SimPBX(cfg) as pbx:
+            pbx.add_phone("1001", PhoneBehaviour(answer_after_s=1, talk_s=5))
+            probe = await AmiProbe.connect(pbx.ami_port)
+            await probe.login()
+            call = await pbx.place_call(CallerScript(name="Zhang", keys=["1", "2"]))
+            moh = await probe.wait_event("MusicOnHoldStart", Uniqueid=call.uniqueid)
+            await probe.action("Redirect", {"Channel": moh["Channel"], "Context": "acd-connect",
+                                            "Exten": "1001", "Priority": "1"})
+            await call.done
+            await probe.wait_event("Hangup", Uniqueid=call.uniqueid)
+            await probe.drain(0.05)
+            await probe.close()
+    sim = [m for m in probe.messages if m.event and m.action_id is None
+           and m.event not in ("FullyBooted", "DeviceStateChange")]
+    recorded = _recorded_answered_call()
+
+    def dial_vars(events: list[AmiMessage], channel: str) -> list[tuple[str, bool]]:
+        return [(m["Variable"], m["Value"] == "") for m in events
+                if m.event == "VarSet" and m["Channel"].startswith(channel)
+                and m["Variable"] in _DIAL_VARS]
+
+    caller, agent = call.channel, "PJSIP/1001-"
+    assert dial_vars(sim, caller) == dial_vars(recorded, "Local/s@caller-")
+    assert dial_vars(sim, agent) == dial_vars(recorded, "Local/1001@agents-")
+    assert len(dial_vars(sim, caller)) == 21
+    # the rest differs with the dialplan (the shipped one sets and Gosubs
+    # more than the recording's): within a few events of Asterisk's 78
+    assert abs(len(sim) - len(recorded)) <= 10, (len(sim), len(recorded))
+    assert len(recorded) == 78

@@ -176,11 +176,13 @@ async def test_bounded_tries_end_in_voicemail(agi: AgiScriptServer) -> None:
     mohs = [data for ctx, _, _, app, data in steps() if app == "MusicOnHold"]
     assert mohs == ["default,4", "default,4"]
     assert moh == ["default", "default"]
-    assert steps()[-2:] == [("acd-recover", "last", "1", "VoiceMail", "10086@default,u"),
-                            ("acd-recover", "last", "2", "Hangup", "")]
+    assert steps()[-3:] == [("acd-recover", "last", "1", "Playback", "acd/leave-message"),
+                            ("acd-recover", "last", "2", "VoiceMail", "10086@default,s"),
+                            ("acd-recover", "last", "3", "Hangup", "")]
     assert messages == [(call.uniqueid, "10086@default")]
-    # 2 rounds of 1 s message + 4 s music, the greeting, the beep and 2 s of message
-    assert result.duration_s == pytest.approx(2 * 5 + 2 + 0.25 + 2, abs=1.5)
+    # 2 rounds of 1 s message + 4 s music, acd/leave-message (1 s), the beep
+    # (no English greeting: option s) and 2 s of message
+    assert result.duration_s == pytest.approx(2 * 5 + 1 + 0.25 + 2, abs=1.5)
 
 
 async def test_resume_extension_skips_the_count(agi: AgiScriptServer, pbx: SimPBX,

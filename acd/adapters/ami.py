@@ -88,10 +88,11 @@ class AmiConfig:
     port: int = 5038
     username: str = "acd"
     secret: str = ""
-    #: event classes asked for at login; FullyBooted needs ``system``.
+    #: event classes asked for at login (``system``: Shutdown).
     events: str = "call,system"
-    #: event names passed to the consumer (others are dropped unparsed);
-    #: None = all.  Replies to our own actions always pass.
+    #: event names passed to the consumer; the others are dropped unparsed
+    #: (their name read from the first line, no headers built); None = all.
+    #: Replies to our own actions (and their lists' items) always pass.
     wanted_events: frozenset[str] | None = None
     action_timeout: float = 5.0
     connect_timeout: float = 5.0

@@ -42,12 +42,14 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    bindparam,
     delete,
     literal_column,
     select,
 )
 from sqlalchemy import func as sa_func
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Row as SaRow
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -107,6 +109,22 @@ BATCH = 1000
 
 _T = TypeVar("_T", CustomerProfile, AgentProfile)
 _V = TypeVar("_V")
+
+
+def _last_agent_query() -> Any:
+    c = call_records.c
+    latest = select(c.caller, sa_func.max(c.ended_at).label("at")).where(
+        c.caller.in_(bindparam("wanted", expanding=True)), c.outcome == "answered"
+    ).group_by(c.caller).subquery()
+    return select(c.caller, c.agent_id, latest.c.at).join(
+        latest, (c.caller == latest.c.caller) & (c.ended_at == latest.c.at))
+
+
+# the caller lookup's two queries, built once (built per lookup, they cost
+# more than running them)
+_PROFILES_Q = select(customers_table).where(
+    customers_table.c.number.in_(bindparam("wanted", expanding=True)))
+_LAST_Q = _last_agent_query()
 
 
 class ProfileStoreError(StorageError):
@@ -307,16 +325,14 @@ class ProfileStore:
         wanted = sorted({f for fs in forms.values() for f in fs})
         if not wanted:
             return out
-        c = call_records.c
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(select(customers_table).where(
-                customers_table.c.number.in_(wanted)))).all()
-            found = {r.number: customer_from_row(r) for r in rows}
-            latest = select(c.caller, sa_func.max(c.ended_at).label("at")).where(
-                c.caller.in_(wanted), c.outcome == "answered").group_by(c.caller).subquery()
-            last_rows = (await conn.execute(
-                select(c.caller, c.agent_id, latest.c.at).join(
-                    latest, (c.caller == latest.c.caller) & (c.ended_at == latest.c.at)))).all()
+        args = {"wanted": wanted}
+
+        def both(conn: Connection) -> tuple[Sequence[Any], Sequence[Any]]:
+            return conn.execute(_PROFILES_Q, args).all(), conn.execute(_LAST_Q, args).all()
+
+        # one connection, one trip (on SQLite a thread hop, not one per statement)
+        rows, last_rows = await self.db.read(both)
+        found = {r.number: customer_from_row(r) for r in rows}
         last = {r.caller: (r.at, r.agent_id) for r in last_rows}
         for n, fs in forms.items():
             ends = [last[f] for f in fs if f in last]

@@ -29,16 +29,19 @@ import datetime as dt
 import json
 import logging
 import os
+import queue
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Integer, delete, event, func, select
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import Integer, Table, bindparam, create_engine, delete, event, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DataError,
@@ -161,6 +164,18 @@ class Summary:
     max_wait_s: float | None
 
 
+def _sqlite_pragmas(dbapi_conn: Any) -> None:
+    """SQLAlchemy's documented pysqlite/aiosqlite recipe: let SQLAlchemy emit
+    BEGIN itself (IMMEDIATE, so read-modify-write cannot lose updates); WAL,
+    a 30 s busy timeout, synchronous=NORMAL."""
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
 def make_engine(url: str) -> AsyncEngine:
     # hide_parameters: an error's text never quotes the statement's values
     # (callers' numbers and names), wherever it is logged or shown
@@ -169,14 +184,7 @@ def make_engine(url: str) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
-            # SQLAlchemy's documented aiosqlite recipe: let SQLAlchemy emit
-            # BEGIN itself (IMMEDIATE, so read-modify-write cannot lose updates).
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
+            _sqlite_pragmas(dbapi_conn)
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn: Connection) -> None:
@@ -186,10 +194,192 @@ def make_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
+_R = TypeVar("_R")
+
+#: how long a direct SQLite thread waits for work before it ends (a new one
+#: starts with the next job)
+_IDLE_S = 60.0
+
+
+class _Worker:
+    """One daemon thread running jobs in order (started with the first job,
+    ended after ``_IDLE_S`` without one, or by :meth:`close` once the jobs
+    given before are done; a later job starts it again).  A job's
+    result or exception is handed to the awaiting task's loop; a job whose
+    task stopped waiting (a timeout) still runs to its end, in order."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._jobs: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop,
+                                            asyncio.Future[Any],
+                                            Callable[[], Any]] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[[], _R]) -> asyncio.Future[_R]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[_R] = loop.create_future()
+        with self._lock:
+            self._jobs.put((loop, fut, fn))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+        return fut
+
+    def close(self) -> None:
+        self._jobs.put(None)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=_IDLE_S)
+            except queue.Empty:
+                job = None
+            if job is None:
+                with self._lock:  # no job came meanwhile: ends; a later submit starts anew
+                    if self._jobs.empty():
+                        self._thread = None
+                        return
+                continue
+            loop, fut, fn = job
+            try:
+                result = fn()
+            except BaseException as exc:  # handed to the awaiting task (re-raised there)
+                _hand(loop, fut, None, exc)
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                _hand(loop, fut, result, None)
+
+
+def _hand(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], result: Any,
+          exc: BaseException | None) -> None:
+    def settle() -> None:
+        if fut.done():  # its task stopped waiting (cancelled, timed out)
+            return
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)
+
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+        loop.call_soon_threadsafe(settle)
+
+
+class _DirectSqlite:
+    """A SQLite file database's writes and the caller lookups, each a whole
+    transaction run as one job on a thread of its own with SQLAlchemy's
+    sync engine (pysqlite) on the same file, instead of one hop to
+    aiosqlite's thread and back per statement.  Same pragmas and BEGIN
+    IMMEDIATE recipe as :func:`make_engine` (reads: a plain BEGIN, a WAL
+    snapshot that never waits for the writer); the async engine's pool
+    ``checkout`` listeners are run for its connections too (so a fault
+    injected there reaches every connection the database uses)."""
+
+    def __init__(self, url: str, path: str, async_engine: AsyncEngine) -> None:
+        self.path = path
+        self._ready = False
+        self.engine: Engine = create_engine(
+            make_url(url).set(drivername="sqlite"), hide_parameters=True,
+            connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(self.engine, "connect")
+        def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
+            _sqlite_pragmas(dbapi_conn)
+
+        @event.listens_for(self.engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            read = conn.get_execution_options().get("acd_read", False)
+            conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+        @event.listens_for(self.engine, "checkout")
+        def _on_checkout(dbapi_conn: Any, rec: Any, proxy: Any) -> None:
+            async_engine.sync_engine.pool.dispatch.checkout(dbapi_conn, rec, proxy)
+
+        self._writes = _Worker("acd-db-write")
+        self._reads = _Worker("acd-db-read")
+
+    def _file(self) -> None:
+        if not self._ready:  # made 0600 before SQLite makes it (as Database.create does)
+            _private_sqlite_file(self.path)
+            self._ready = True
+
+    def _transaction(self, fn: Callable[[Connection], _R]) -> _R:
+        self._file()
+        with self.engine.begin() as conn:
+            return fn(conn)
+
+    def _read(self, fn: Callable[[Connection], _R]) -> _R:
+        self._file()
+        with self.engine.connect() as conn:
+            conn.execution_options(acd_read=True)
+            return fn(conn)
+
+    async def transaction(self, fn: Callable[[Connection], _R]) -> _R:
+        return await self._writes.submit(lambda: self._transaction(fn))
+
+    async def read(self, fn: Callable[[Connection], _R]) -> _R:
+        return await self._reads.submit(lambda: self._read(fn))
+
+    async def dispose(self) -> None:
+        """Closes the connections after the jobs given so far (on the
+        writer's thread: never under a write running there)."""
+        done = self._writes.submit(self.engine.dispose)
+        self._reads.close()
+        self._writes.close()
+        await done
+
+
+# a batch's statements, built once (built per batch, they cost more than executing)
+_INSERT_RECORDS = call_records.insert()
+_INSERT_EXPLANATIONS = explanations.insert()
+_DELETE_LIVE = delete(calls_live).where(calls_live.c.call_id.in_(bindparam("ids", expanding=True)))
+_UPSERTS: dict[tuple[str, str], Any] = {}
+
+
+def _replace(dialect: str, table: Table) -> Any:
+    """``INSERT ... ON CONFLICT (key) DO UPDATE`` every other column: a row
+    replaces the one under its key, in one statement (as a delete and an
+    insert would, in two)."""
+    stmt = _UPSERTS.get((dialect, table.name))
+    if stmt is None:
+        ins = sqlite.insert(table) if dialect == "sqlite" else postgresql.insert(table)
+        stmt = ins.on_conflict_do_update(
+            index_elements=list(table.primary_key.columns),
+            set_={c.name: ins.excluded[c.name] for c in table.c if not c.primary_key})
+        _UPSERTS[(dialect, table.name)] = stmt
+    return stmt
+
+
+def _execute_plan(conn: Connection, plan: Sequence[tuple[Any, Any]]) -> None:
+    for stmt, params in plan:
+        conn.execute(stmt, params)
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        path = sqlite_file(url)
+        #: a SQLite file's batches and lookups: one thread hop per transaction
+        self._direct = _DirectSqlite(url, path, self.engine) if path is not None else None
+
+    async def transaction(self, fn: Callable[[Connection], _R]) -> _R:
+        """``fn(connection)`` in one transaction (all or none), with a sync
+        SQLAlchemy connection: on a SQLite file on a database thread of its
+        own, in one hop; otherwise the async engine's (``run_sync``)."""
+        if self._direct is not None:
+            return await self._direct.transaction(fn)
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(fn)
+
+    async def read(self, fn: Callable[[Connection], _R]) -> _R:
+        """``fn(connection)`` for reading (as :meth:`transaction`; on a SQLite
+        file a thread of its own, a snapshot that never waits for writes)."""
+        if self._direct is not None:
+            return await self._direct.read(fn)
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(fn)
 
     async def create(self) -> None:
         """Create the tables.  A new SQLite file (and its ``-wal``/``-shm``)
@@ -213,7 +403,10 @@ class Database:
         """Close the connections, within ``timeout`` (a hung connection is
         left to the process's end, with an error logged)."""
         try:
-            await asyncio.wait_for(self.engine.dispose(), timeout)
+            async with asyncio.timeout(timeout):
+                if self._direct is not None:
+                    await self._direct.dispose()
+                await self.engine.dispose()
         except TimeoutError:
             log.error("closing the database connections took over %.1f s; left", timeout)
 
@@ -231,32 +424,42 @@ class Database:
             return
         record_rows = [_row(r) for r in records]
         recorded = {r["call_id"] for r in record_rows}
-        latest: dict[str, dict[str, Any]] = {}
-        for row in live:
-            lr = _live_row(row)
-            if lr["call_id"] not in recorded:
-                latest[lr["call_id"]] = lr
+        last: dict[str, LiveCallRow] = {}
+        for row in live:  # the last one per call (only it is fitted)
+            last[stored_id(row.call_id)] = row
+        latest = {cid: _live_row(row) for cid, row in last.items() if cid not in recorded}
         states = {}
         for a in agents:
             ar = fit_row(agent_states, {"agent_id": a.agent_id, "state": a.state,
                                         "reason": a.reason, "since": a.since})
             states[ar["agent_id"]] = ar
+        plan: list[tuple[Any, Any]] = []
+        dialect = self.engine.dialect.name
+        if record_rows:
+            plan.append((_INSERT_RECORDS, record_rows))
+        if recorded:  # a recorded call's row goes (in the same transaction)
+            plan.append((_DELETE_LIVE, {"ids": sorted(recorded)}))
+        upsert = dialect in ("sqlite", "postgresql")
+        if latest and not upsert:  # (another database: a delete and an insert)
+            plan.append((_DELETE_LIVE, {"ids": sorted(latest)}))
+        if latest:
+            plan.append((_replace(dialect, calls_live) if upsert else calls_live.insert(),
+                         list(latest.values())))
+        if items:
+            plan.append((_INSERT_EXPLANATIONS, [_explanation_row(e) for e in items]))
+        if states and not upsert:
+            plan.append((delete(agent_states).where(agent_states.c.agent_id.in_(states)), None))
+        if states:
+            plan.append((_replace(dialect, agent_states) if upsert else agent_states.insert(),
+                         list(states.values())))
+        if not sms:
+            # one transaction, the whole plan in one go (one thread hop on SQLite)
+            await self.transaction(lambda conn: _execute_plan(conn, plan))
+            return
         async with self.engine.begin() as conn:
-            if record_rows:
-                await conn.execute(call_records.insert(), record_rows)
-            gone = recorded | latest.keys()
-            if gone:
-                await conn.execute(delete(calls_live).where(calls_live.c.call_id.in_(gone)))
-            if latest:
-                await conn.execute(calls_live.insert(), list(latest.values()))
-            if items:
-                await conn.execute(explanations.insert(), [_explanation_row(e) for e in items])
-            if sms:
-                await insert_pending(conn, sms)
-            if states:
-                await conn.execute(delete(agent_states).where(
-                    agent_states.c.agent_id.in_(states.keys())))
-                await conn.execute(agent_states.insert(), list(states.values()))
+            for stmt, params in plan:
+                await conn.execute(stmt, params)
+            await insert_pending(conn, sms)
 
     async def write_items(self, items: Sequence[Item | None]) -> None:
         """:meth:`write_batch` of the writer's items, in one transaction (None: skipped)."""

@@ -478,7 +478,7 @@ class ControlApi:
 
     async def reload_flow(self, request: web.Request) -> web.Response:
         """Reload the flow; 200 with ok=false (and the problems) when it is refused."""
-        result = self.engine.flows.reload()
+        result = await asyncio.to_thread(self.engine.flows.reload)  # reads files
         return _json({"ok": result.ok, "changed": result.changed, "version": result.version,
                       "problems": list(result.problems), "warnings": list(result.warnings),
                       "flow": self.views.flow(self.engine.flows)})

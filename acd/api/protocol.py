@@ -102,8 +102,9 @@ class CenterView(Protocol):
         """Waiting call ids of a queue in service order."""
         ...
 
-    def position(self, call_id: str) -> tuple[int, float] | None:
-        """(position, expected wait in seconds) of a waiting call."""
+    def position(self, call_id: str, now: float | None = None) -> tuple[int, float | None] | None:
+        """(position, expected wait in seconds at ``now``; None when no agent
+        serves the queue) of a waiting call."""
         ...
 
     def staffed(self, skill: str) -> int: ...

@@ -159,7 +159,7 @@ class Views:
         return [self._queue_json(q, now, today, ready) for q in self.engine.core.queue_names()]
 
     def _call_json(self, call: CallView, now: float, masked: bool) -> dict[str, Any]:
-        where = self.engine.core.position(call.call_id)
+        where = self.engine.core.position(call.call_id, now)
         return {
             "call_id": call.call_id, "caller": mask(call.caller) if masked else call.caller,
             "position": where[0] if where is not None else None,

@@ -5,6 +5,7 @@ group lives in its own module of this package, and what they share in
     acd serve --config acd.yaml     run the engine against Asterisk
     acd demo --calls 200            engine + PBX simulator, then a summary
     acd flow validate FILE...       check IVR flows (also: graph, run, test, reload)
+    acd prompts build|list|check    the prompt pack: synthesized prompts beside recorded ones
     acd agents import|list|set      agent profiles stored in the database
     acd agents live show|login|...  the running engine's agents (control API)
     acd staffing ...                agents needed (Erlang C / Erlang A)
@@ -19,6 +20,7 @@ from acd.cli.flow import flow
 from acd.cli.loadsim import sim_group
 from acd.cli.planning import staffing
 from acd.cli.profiles import agents, customers
+from acd.cli.prompts import prompts
 from acd.cli.serve import demo, serve
 from acd.cli.sms import report, sms
 
@@ -38,6 +40,6 @@ def main() -> None:
 # the running engine's agents; `acd agent` is the old name of `live`, hidden
 agents.add_command(live)
 
-for command in (serve, demo, customers, agents, agent_alias, queue, explain, flow, staffing,
-                sms, report, sim_group):
+for command in (serve, demo, customers, agents, agent_alias, queue, explain, flow, prompts,
+                staffing, sms, report, sim_group):
     main.add_command(command)

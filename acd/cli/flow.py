@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from acd.ivr.checks import check_flow
 from acd.ivr.load import load_flow
 from acd.ivr.nodes import Flow
 from acd.ivr.parse import FlowError, parse_flow
+from acd.ivr.saying import COMPOSED_LANGUAGES
 from acd.loaders.yamlpos import read_text
 
 console = Console()
@@ -86,7 +88,8 @@ def flow() -> None:
               help="Engine configuration: its queues (and routing) are the known ones.")
 @click.option("--queues", help="Known queues, comma-separated.")
 @click.option("--sounds", type=click.Path(file_okay=False, path_type=Path),
-              help="Asterisk sounds folder: prompts missing there are errors.")
+              help="Asterisk sounds folder: prompts missing there (where Asterisk looks; "
+                   "with the number prompts of `say_composed`, from --config) are errors.")
 @click.option("--strict", is_flag=True, help="Warnings count as errors.")
 def flow_validate(files: tuple[Path, ...], routing: Path | None, config: Path | None,
                   queues: str | None, sounds: Path | None, strict: bool) -> None:
@@ -97,6 +100,14 @@ def flow_validate(files: tuple[Path, ...], routing: Path | None, config: Path | 
     YAML, over a bound).
     """
     known = _known_queues(routing, config, queues)
+    compose: Sequence[str] = COMPOSED_LANGUAGES
+    if config is not None and sounds is not None:
+        from acd.runtime.settings import ConfigError, load_config
+        try:
+            compose = load_config(config).say_composed
+        except (ConfigError, FlowError) as exc:
+            err_console.print(f"[red]✗[/red] {out(exc)}")
+            sys.exit(2)
     bad = unreadable = 0
     for f in files:
         try:
@@ -107,7 +118,7 @@ def flow_validate(files: tuple[Path, ...], routing: Path | None, config: Path | 
             unreadable += exc.unreadable
             err_console.print(f"[red]✗[/red] {out(exc)}")
             continue
-        problems = check_flow(fl, known, sounds)
+        problems = check_flow(fl, known, sounds, compose=compose)
         errors = [p for p in problems if p.severity == "error"]
         for p in problems:
             colour = "red" if p.severity == "error" else "yellow"
@@ -189,7 +200,8 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
 @click.option("--keys", default="", help="Keys, one entry per prompt that listens, e.g. "
               "1,2,# or 2,12345678# for an input (an empty entry presses nothing).")
 @click.option("--profile", "profile", multiple=True, metavar="NAME=VALUE",
-              help="The caller's profile (caller.NAME), e.g. --profile vip=2.")
+              help="The caller's profile: a column of the customers table, read as "
+                   "an import reads it (caller.NAME), e.g. --profile vip_level=2.")
 @click.option("--at", "at", metavar="TIME", help="When the call happens, e.g. "
               "2026-11-23T21:30+08:00 (default: now).")
 @click.option("--lookup", "lookups", multiple=True, metavar="NODE=JSON|error",
@@ -228,8 +240,15 @@ def flow_run(file: Path, caller: str, keys: str, profile: tuple[str, ...], at: s
         if not isinstance(data, dict):
             raise click.BadParameter(f"{node}: give a JSON object", param_hint="--lookup")
         answers[node] = data
-    result = dry_run(fl, keys.split(",") if keys else [], caller,
-                     _pairs(profile, "--profile") or None, when, answers)
+    attrs: dict[str, str] | None = None
+    if profile:
+        from acd.loaders.profile_fields import FieldError, caller_attributes
+        try:  # shaped as the engine's caller lookup gives it (vip_level "2")
+            attrs = caller_attributes(_pairs(profile, "--profile"), caller)
+        except FieldError as exc:
+            raise click.BadParameter(str(exc), param_hint="--profile") from None
+        attrs.pop("number", None)  # the caller's number is --caller
+    result = dry_run(fl, keys.split(",") if keys else [], caller, attrs, when, answers)
     if as_json:
         end: dict[str, Any] = {"kind": type(result.end).__name__, "node": result.end_node}
         for attr in ("queue", "priority", "number", "mailbox", "reason"):

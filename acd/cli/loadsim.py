@@ -64,6 +64,8 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 #: tables are wider than 80 columns: when stdout is not a terminal, do not squeeze them
 PIPE_WIDTH = 160
+#: --wait-estimates: the expected wait is asked again this often while a caller waits
+WAIT_ESTIMATE_EVERY_S = 30.0
 
 
 def _console() -> Console:
@@ -168,10 +170,14 @@ def sim_group() -> None:
 @click.option("--json", "as_json", is_flag=True,
               help="Print the figures as JSON only (no tables, no progress bar).")
 @click.option("--with-calls", is_flag=True, help="With --json: one record per call too.")
+@click.option("--wait-estimates", is_flag=True,
+              help="Virtual mode: record the expected wait the router gives each waiting "
+                   "caller (as it joins the queue, then every 30 s) and say how far it was "
+                   "from the actual wait.")
 @click.pass_context
 def run(ctx: click.Context, scenario: Path, virtual: bool, seed: int, calls: int | None,
         warmup_calls: int, speed: float, split: bool, plot_path: Path | None, intervals: str,
-        as_json: bool, with_calls: bool) -> None:
+        as_json: bool, with_calls: bool, wait_estimates: bool) -> None:
     """Play SCENARIO and print per-queue, per-class and per-interval figures."""
     from acd.loadsim.model import SimError
     from acd.loadsim.scenario import load_scenario
@@ -182,6 +188,8 @@ def run(ctx: click.Context, scenario: Path, virtual: bool, seed: int, calls: int
                      if ctx.get_parameter_source(n) is ParameterSource.COMMANDLINE]
         if live_only:
             raise click.UsageError(f"{', '.join(live_only)}: only with --live")
+    elif wait_estimates:
+        raise click.UsageError("--wait-estimates: only with --virtual")
     if plot_path is not None:  # before the run: matplotlib comes with the plot extra
         from acd.plot import PlotUnavailable, require_matplotlib
 
@@ -231,7 +239,8 @@ def run(ctx: click.Context, scenario: Path, virtual: bool, seed: int, calls: int
 
             if virtual:
                 result = run_virtual(sc, seed, calls, warmup_calls=warmup_calls,
-                                     progress=advance)
+                                     progress=advance, estimates=wait_estimates,
+                                     estimate_every_s=WAIT_ESTIMATE_EVERY_S)
                 figures = result
             else:
                 from acd.loadsim.live import run_live_sync
@@ -281,6 +290,10 @@ def run(ctx: click.Context, scenario: Path, virtual: bool, seed: int, calls: int
         notes.append(f"{figures.wall_s:.2f} s wall, {figures.calls_per_second():,.0f} "
                      f"simulated calls/s (router: {describe_router()})")
         console.print("; ".join(notes))
+        at_queue, later = result.wait_error(), result.wait_error(later=True)
+        if at_queue is not None and later is not None:
+            console.print(at_queue.describe())
+            console.print(later.describe(f"every {WAIT_ESTIMATE_EVERY_S:g} s while waiting"))
     else:
         assert live_facts is not None
         console.print(_latency_table(live_facts))

@@ -23,25 +23,71 @@ from acd.adapters.ami import AmiActionTimeout, AmiAuthError, AmiConnectError
 from acd.adapters.leader import LeadershipError
 from acd.api.auth import ApiSetupError
 from acd.cli.common import console, err_console, shown
+from acd.ivr.checks import check_flow
 from acd.ivr.load import load_flow
 from acd.ivr.parse import FlowError
 from acd.logs import SafeFormatter
-from acd.runtime.settings import ConfigError, load_config
+from acd.runtime.settings import ConfigError, EngineConfig, load_config
+
+log = logging.getLogger(__name__)
+
+#: the engine's own loggers (``sim``: the PBX simulator of ``acd demo``)
+OURS = ("acd", "sim")
+#: the libraries the engine runs on: quiet (WARNING) below -vvv, since at
+#: DEBUG they write what goes over the wire as it is (SQL parameters, AMI
+#: and MQTT messages: callers' numbers and names), unmasked
+LIBRARIES = ("aiosqlite", "sqlalchemy", "asyncpg", "asyncio", "panoramisk", "aiomqtt",
+             "aiohttp")
+#: lines of our own that say what the engine is doing as a whole, shown at
+#: every level: whether it leads or stands by (hot standby), and when it
+#: takes over or gives the leadership back
+NOTICES = ("acd.adapters.leader",)
+VERBOSE_HELP = ("Logging: without -v, warnings and errors only; -v the engine's INFO (its "
+                "life: links, leadership, reloads, stop); -vv its DEBUG (every "
+                "decision); -vvv DEBUG of the libraries too (SQL, AMI, MQTT: "
+                "callers' data unmasked).")
+
+
+class _CliHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler :func:`_setup_logging` installs (found again and replaced
+    by a later call, as in tests that run several commands)."""
 
 
 def _setup_logging(verbose: int) -> None:
     """Log to standard error, one printable line per record (control
     characters and line breaks from outside escaped; acd.logs.SafeFormatter).
-    ``verbose`` raises the level of the engine's own loggers (``acd``, and
-    ``sim`` for the demo) only: the libraries' stay at WARNING, as at
-    DEBUG they write what goes over the wire (SQL parameters, AMI and MQTT
-    messages: callers' numbers) unmasked."""
-    level = max(logging.WARNING - 10 * verbose, logging.DEBUG)
-    handler = logging.StreamHandler()
+
+    ====  ==================================================================
+    0     WARNING for every logger (the leadership's INFO lines too:
+          :data:`NOTICES`); what `acd serve` listens on is printed by the
+          command itself
+    -v    the engine's own loggers (:data:`OURS`) at INFO
+    -vv   the engine's own loggers at DEBUG
+    -vvv  every logger at DEBUG, the libraries' too (:data:`LIBRARIES`);
+          they log SQL parameters, AMI and MQTT messages unmasked
+          (``logging.show_caller_data`` masks only the engine's lines):
+          said at WARNING when it starts
+    ====  ==================================================================
+    """
+    ours = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    everything = verbose >= 3
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _CliHandler)]:
+        root.removeHandler(old)
+    handler = _CliHandler()  # standard error as it is now
     handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.WARNING, handlers=[handler])
-    for name in ("acd", "sim"):
-        logging.getLogger(name).setLevel(level)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if everything else logging.WARNING)
+    for name in LIBRARIES:
+        logging.getLogger(name).setLevel(logging.DEBUG if everything else logging.WARNING)
+    for name in OURS:
+        logging.getLogger(name).setLevel(ours)
+    for name in NOTICES:
+        logging.getLogger(name).setLevel(min(ours, logging.INFO))
+    if everything:
+        log.warning(
+            "-vvv: the libraries log at DEBUG too (%s): SQL parameters, AMI and MQTT "
+            "messages with callers' numbers and names, unmasked", ", ".join(LIBRARIES))
 
 
 # ------------------------------------------------------------------ serve
@@ -50,7 +96,7 @@ def _setup_logging(verbose: int) -> None:
 @click.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               default="acd.yaml", show_default=True, help="Engine configuration (YAML).")
-@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
 def serve(config_path: Path, verbose: int) -> None:
     """Run the engine: FastAGI server, AMI client and database.
 
@@ -60,8 +106,12 @@ def serve(config_path: Path, verbose: int) -> None:
     the next engine, records flushed.  Exits non-zero with a clear message if
     the configuration or the flow is wrong, Asterisk cannot be reached, or
     it refuses the AMI login.
+
+    Standard error: where the engine listens, once it is up, and warnings
+    and errors; -v adds the engine's INFO lines, -vv its DEBUG, -vvv the
+    libraries' DEBUG (docs/operations.md, "Logs").
     """
-    _setup_logging(verbose + 1)
+    _setup_logging(verbose)
     from acd.runtime.serve import serve as serve_engine
 
     try:
@@ -69,10 +119,12 @@ def serve(config_path: Path, verbose: int) -> None:
     except (ConfigError, FlowError) as exc:
         err_console.print(f"[red]error:[/red] {shown(exc)}")
         sys.exit(2)
+    for problem in check_flow(config.flow, config.known_queues):  # the errors refused it
+        log.warning("flow: %s", problem)  # as `acd flow validate` says them
 
     def up(engine: Any) -> None:
-        console.print(f"acd engine serving: FastAGI {config.agi_host}:{engine.agi.port}, "
-                      f"AMI {config.ami.host}:{config.ami.port}, flow {config.flow.file}")
+        for line in started(engine, config):
+            err_console.print(shown(line), soft_wrap=True, highlight=False)
 
     async def run() -> None:
         await serve_engine(config, up)
@@ -98,6 +150,28 @@ def serve(config_path: Path, verbose: int) -> None:
     except OSError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         sys.exit(5)
+    err_console.print("acd engine stopped")
+
+
+def started(engine: Any, config: EngineConfig) -> list[str]:
+    """What `acd serve` prints once the engine is up, at every log level:
+    where it listens and what it serves (the engine's own INFO line says the
+    same for -v)."""
+    pbxs = ", ".join(f"{s.name} {s.ami.config.host}:{s.ami.config.port}"
+                     + ("" if s.ami.connected else " (not reached yet)")
+                     for s in engine.servers.values())
+    agents = sum(1 for _ in engine.core.agents())
+    lines = [f"acd engine serving: FastAGI {config.agi_host}:{engine.agi.port}, AMI {pbxs}, "
+             f"{agents} agents, flow {config.flow.file}"]
+    api = config.api
+    if engine.api.port is not None:
+        lines.append(f"control API on {'https' if api.tls is not None else 'http'}://"
+                     f"{api.host}:{engine.api.port} (tokens: {api.token_file})")
+    if engine.api.public_port is not None:
+        lines.append(f"SMS link listener on http://{api.public_host}:{engine.api.public_port}")
+    if engine.counters.calls_restored:
+        lines.append(f"calls taken over from an earlier engine: {engine.restored}")
+    return lines
 
 
 # ------------------------------------------------------------------- demo
@@ -112,8 +186,10 @@ def serve(config_path: Path, verbose: int) -> None:
 @click.option("--db", default="sqlite+aiosqlite:///acd-demo.db", show_default=True,
               help="Database for call records (a fresh table each run).")
 @click.option("--flow", "flow_path", default="ivr_flows/basic.yaml", show_default=True,
-              type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-v", "--verbose", count=True)
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="The IVR flow callers go through (ivr_flows/hotline.yaml: the hotline, "
+                   "with the example account service started for its lookups).")
+@click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
 def demo(calls: int, agents: int, rate: float, talk: float, seed: int, db: str,
          flow_path: Path, verbose: int) -> None:
     """Engine plus the PBX simulator over real AMI and FastAGI sockets:
@@ -143,6 +219,13 @@ def demo(calls: int, agents: int, rate: float, talk: float, seed: int, db: str,
     mean_talk = f"{s.mean_talk_s:.2f} s" if s.mean_talk_s is not None else "-"
     console.print(f"mean wait {mean_wait}  (longest {max_wait}), mean talk {mean_talk}; "
                   f"{result.elapsed_s:.1f} s wall, CPU {result.cpu_s:.2f} s (engine and simulator)")
+    if result.self_service is not None:  # the flow's lookups went to the example back end
+        got = result.self_service
+        checked = sum(got.get(k, 0) for k in ("verified", "refused", "locked"))
+        console.print(f"self-service lookups (example back end, docs/selfservice.md): "
+                      f"{got.get('account', 0)} answered, {checked} passwords checked, "
+                      f"{got.get('unknown', 0)} unknown numbers (to an agent), "
+                      f"{got.get('bad', 0)} refused")
     if result.problems:
         for p in result.problems:
             err_console.print(f"[red]problem:[/red] {p}")

@@ -73,6 +73,7 @@ from acd.core.model import (
     RecordExplanation,
     StartTimer,
     TimerFired,
+    WaitEstimate,
     WriteCallRecord,
 )
 from acd.core.policy import (
@@ -88,9 +89,13 @@ from acd.core.policy import (
     static_terms,
 )
 from acd.core.profiles import AgentProfile
+from acd.core.wait import HandleTimes, Server, free_time, grouped
 
 EXPLAIN_TOP = 5
 CACHE_LIMIT = 200_000
+#: expected wait: at most this many calls ahead are looked at one by one per
+#: queue (the rest are counted at the average weight of those)
+WAIT_SCAN_LIMIT = 2_000
 
 HeapEntry = tuple[float, int, str]  # (virtual arrival, seq, call id)
 _UNSTAFFED = frozenset({AgentState.LOGGED_OUT, AgentState.PAUSED})
@@ -179,6 +184,7 @@ class Call:
     agent_id: str | None = None
     offer_id: int = 0
     offers: int = 0
+    offered_at: float = 0.0  # when its current (or last) offer began
     answered_at: float | None = None
 
     def __init__(self, call_id: str, caller: str, caller_name: str, channel: str, server: str,
@@ -207,10 +213,29 @@ class Call:
         self.agent_id = None
         self.offer_id = 0
         self.offers = 0
+        self.offered_at = 0.0
         self.answered_at = None
 
     def entry(self) -> HeapEntry:
         return (self.key, self.seq, self.call_id)
+
+
+class _WaitCache:
+    """What expected-wait estimates share while no event comes and ``now``
+    stays (a wallboard listing a queue's callers): per signature id its
+    servers, their groups and skills, the agents escalation steps add, and
+    the running shares of calls ahead."""
+
+    __slots__ = ("ahead", "groups", "now", "servers", "skills", "steps", "version")
+
+    def __init__(self, version: int, now: float) -> None:
+        self.version = version
+        self.now = now
+        self.servers: dict[int, dict[str, Agent]] = {}
+        self.groups: dict[int, list[Server]] = {}
+        self.steps: dict[tuple[int, ...], list[list[Server]]] = {}
+        self.ahead: dict[tuple[str, int], list[float]] = {}
+        self.skills: dict[int, set[str]] = {}
 
 
 class ContactCenter:
@@ -250,9 +275,14 @@ class ContactCenter:
         # Bounded: cleared when they grow past CACHE_LIMIT entries.
         self._elig: dict[tuple[int, int], bool] = {}
         self._terms: dict[tuple[int, int], tuple[float, dict[str, float]]] = {}
-        self._staffed: dict[str, int] = {}  # skill -> staffed agents
-        self._aht: dict[str, float] = {q: qp.handle_time_s
-                                       for q, qp in self.policy.queues.items()}
+        # skill -> agents with it who are staffed (logged in, not paused)
+        self._on_skill: dict[str, dict[str, Agent]] = {}
+        # queue -> recent handle times (expected wait)
+        self._handle: dict[str, HandleTimes] = {q: HandleTimes(qp.handle_time_s)
+                                                for q, qp in self.policy.queues.items()}
+        self._now = 0.0  # time of the latest event: the default "now" of estimate()
+        self._version = 0  # events handled: what estimates share is kept while it stays
+        self._wait_cache: _WaitCache | None = None
         self._stage_text: dict[tuple[str, int], tuple[str, ...]] = {}
         self._stages: dict[tuple[str, int, str, str, str, str, str], Stage] = {}
         self._stage_ids: dict[int, tuple[int, int]] = {}  # id(stage) -> (sig id, pref id)
@@ -299,19 +329,163 @@ class ContactCenter:
         return [cid for _, _, cid in self._order(queue)
                 if self._calls[cid].state is CallState.WAITING]
 
-    def position(self, call_id: str) -> tuple[int, float] | None:
-        """(1-based position in its queue, expected wait in seconds) of a
-        waiting call.  Expected wait: position x handle time / staffed agents."""
+    def position(self, call_id: str, now: float | None = None) -> tuple[int, float | None] | None:
+        """(1-based position in its queue, expected wait in seconds or None
+        when no agent serves it) of a waiting call; see :meth:`estimate`."""
+        est = self.estimate(call_id, now)
+        return None if est is None else (est.position, est.wait_s)
+
+    def handle_time(self, queue: str) -> float:
+        """The queue's handle-time estimate (ring + talk + wrap-up, seconds)."""
+        return self._handle[queue].mean()
+
+    def estimate(self, call_id: str, now: float | None = None) -> WaitEstimate | None:
+        """Position and expected wait of a waiting call at ``now`` (default:
+        the time of the latest event).  None for a call that is not waiting.
+
+        Servers: the agents logged in, not paused (nor leaving after their
+        call) and eligible for the call as its requirements stand now; those
+        its coming escalation steps make eligible join from the step's time
+        (up to an overflow step).  Each is free after the expected rest of
+        its current call (from that call's queue's recent handle times and
+        how long the call has lasted; a wrap-up to its end), then once per
+        handle time.  Calls ahead: the waiting calls, of any queue these
+        agents serve, that come before this one in service order (virtual
+        arrival), each counted by the share of its own eligible agents that
+        are among the servers serving this call now (1 for a call of this
+        queue with the same requirements).  The expected wait is when the
+        servers are expected to have been free (calls ahead + 1) times
+        (:func:`acd.core.wait.free_time`), plus the queue's mean ringing
+        time.  ``wait_s`` is None when no agent serves the call, now or
+        after its coming escalation steps."""
         call = self._calls.get(call_id)
         if call is None or call.queue is None or call.state is not CallState.WAITING:
             return None
-        pos = self._order(call.queue).bisect_left(call.entry()) + 1
-        qp = self.policy.queues[call.queue]
-        staffed = max(1, self._staffed.get(qp.require.skill, 0))
-        return pos, pos * self._aht[call.queue] / staffed
+        assert call.stage is not None and call.queued_at is not None
+        if now is None:
+            now = self._now
+        cache = self._wait_cache
+        if cache is None or cache.version != self._version or cache.now != now:
+            cache = self._wait_cache = _WaitCache(self._version, now)
+        ours = call.entry()
+        queue = call.queue
+        pos = self._order(queue).bisect_left(ours) + 1
+        handle = self._handle[queue]
+        mean = handle.mean()
+        # the agents serving the call now, and those its coming escalation
+        # steps add (an overflow step ends the look ahead)
+        steps = self.policy.queues[queue].escalate
+        path = [call.sig_id]
+        starts: list[float] = []
+        for i in range(call.stage.steps_done, len(steps)):
+            if steps[i].overflow is not None:
+                break
+            path.append(self._sig_id(self._stage(queue, i + 1, call.attrs).signature))
+            starts.append(max(0.0, call.queued_at + steps[i].after_s - now))
+        busy = list(self._server_groups(cache, call.sig_id))
+        base = call.sig_id  # whose share of the calls ahead counts
+        if len(path) > 1:
+            for i, added in enumerate(self._steps_add(cache, tuple(path))):
+                busy.extend(server.later(starts[i]) for server in added)
+                if not self._wait_servers(cache, base):
+                    base = path[i + 1]
+        if not busy:
+            return WaitEstimate(pos, None, 0, float(pos - 1), mean)
+        # calls ahead, weighted; and the mean handle time of that work
+        skills = cache.skills.get(base)
+        if skills is None:
+            skills = cache.skills[base] = set()
+            for agent in self._wait_servers(cache, base).values():
+                skills.update(agent.profile.skills)
+        ahead = work = 0.0
+        for qname, qp in self.policy.queues.items():
+            if qp.require.skill not in skills:
+                continue
+            n = self._order(qname).bisect_left(ours)
+            if n == 0:
+                continue
+            weights = self._ahead_weights(cache, qname, base)
+            weight = weights[n] if n < len(weights) else weights[-1] * n / (len(weights) - 1)
+            ahead += weight
+            work += weight * self._handle[qname].mean()
+        cycle = (work + mean) / (ahead + 1.0)
+        # the caller waits until an agent is free, then while its phone rings
+        wait = free_time(busy, cycle, ahead + 1.0) + handle.ring()
+        return WaitEstimate(pos, wait, len(self._wait_servers(cache, call.sig_id)), ahead, mean)
+
+    def _wait_servers(self, cache: _WaitCache, sig_id: int) -> dict[str, Agent]:
+        """Staffed agents eligible for a signature (not those leaving after their call)."""
+        got = cache.servers.get(sig_id)
+        if got is None:
+            sig = self._sigs[sig_id]
+            got = cache.servers[sig_id] = {
+                aid: agent for aid, agent in self._on_skill.get(sig.skill, {}).items()
+                if not agent.logout_after_call and self._eligible(agent.shape, sig_id)}
+        return got
+
+    def _server_groups(self, cache: _WaitCache, sig_id: int) -> list[Server]:
+        got = cache.groups.get(sig_id)
+        if got is None:
+            got = cache.groups[sig_id] = grouped(
+                [self._server(agent, cache.now) for agent in self._wait_servers(cache,
+                                                                                sig_id).values()])
+        return got
+
+    def _steps_add(self, cache: _WaitCache, path: tuple[int, ...]) -> list[list[Server]]:
+        """For each escalation step along ``path`` (signature ids, now first):
+        the agents it makes eligible that no earlier stage had, grouped."""
+        got = cache.steps.get(path)
+        if got is None:
+            seen = set(self._wait_servers(cache, path[0]))
+            got = []
+            for sig_id in path[1:]:
+                added: list[Server] = []
+                for aid, agent in self._wait_servers(cache, sig_id).items():
+                    if aid not in seen:
+                        seen.add(aid)
+                        added.append(self._server(agent, cache.now))
+                got.append(grouped(added))
+            cache.steps[path] = got
+        return got
+
+    def _ahead_weights(self, cache: _WaitCache, queue: str, base: int) -> list[float]:
+        """Running sums along ``queue``'s service order (its first
+        :data:`WAIT_SCAN_LIMIT` waiting calls) of each call's share of the
+        agents serving signature ``base``: element i = the first i calls'."""
+        key = (queue, base)
+        got = cache.ahead.get(key)
+        if got is None:
+            mine = self._wait_servers(cache, base)
+            shares: dict[int, float] = {}
+            total = 0.0
+            got = [0.0]
+            for entry in self._order(queue).islice(0, WAIT_SCAN_LIMIT):
+                sig_id = self._calls[entry[2]].sig_id
+                share = shares.get(sig_id)
+                if share is None:
+                    theirs = self._wait_servers(cache, sig_id)
+                    share = shares[sig_id] = sum(1 for aid in theirs if aid in mine) \
+                        / len(theirs) if theirs else 0.0
+                total += share
+                got.append(total)
+            cache.ahead[key] = got
+        return got
+
+    def _server(self, agent: Agent, now: float) -> Server:
+        """When a staffed agent will be ready for another call."""
+        if agent.state is AgentState.WRAP_UP:
+            return Server(None, free_at=max(0.0, agent.since + self._config.wrap_up_s - now))
+        call = self._calls.get(agent.call_id) if agent.call_id is not None else None
+        if agent.state is AgentState.READY:
+            return Server(None, ready=True)
+        if call is None or call.queue is None:
+            # busy on a call the router did not give (a direct call, one it
+            # does not know): taken as just begun, not as free now
+            return Server(next(iter(self._handle.values()), None))
+        return Server(self._handle[call.queue], now - call.offered_at)
 
     def staffed(self, skill: str) -> int:
-        return self._staffed.get(skill, 0)
+        return len(self._on_skill.get(skill, ()))
 
     def partition_sizes(self, queue: str) -> list[tuple[int, int]]:
         """(waiting calls, heap entries held) of each partition of a queue:
@@ -329,6 +503,8 @@ class ContactCenter:
 
     def handle(self, event: Event, now: float) -> list[Action]:
         """Apply one event at time ``now``; return the actions it decides."""
+        self._now = now
+        self._version += 1
         out: list[Action] = []
         try:
             handler = self._handlers[type(event)]
@@ -449,6 +625,7 @@ class ContactCenter:
         self._agent_move(agent, AgentTrigger.OFFER, now, out)
         call.agent_id = agent.agent_id
         agent.call_id = call.call_id
+        call.offered_at = ev.answered_at if ev.answered_at is not None else now
         if ev.answered_at is None:
             self._arm_timers(call, out)
             return
@@ -517,14 +694,18 @@ class ContactCenter:
             stage = self._stages[key] = stage_for(self.policy, queue, steps_done, attrs)
         return stage
 
+    def _sig_id(self, sig: Signature) -> int:
+        sid = self._sig_ids.get(sig)
+        if sid is None:
+            sid = self._sig_ids[sig] = len(self._sigs)
+            self._sigs.append(sig)
+        return sid
+
     def _set_stage(self, call: Call, stage: Stage) -> None:
         call.stage = stage
         ids = self._stage_ids.get(id(stage))
         if ids is None or self._sigs[ids[0]] is not stage.signature:
-            sid = self._sig_ids.get(stage.signature)
-            if sid is None:
-                sid = self._sig_ids[stage.signature] = len(self._sigs)
-                self._sigs.append(stage.signature)
+            sid = self._sig_id(stage.signature)
             pid = self._pref_ids.get(stage.pref_key)
             if pid is None:
                 pid = self._pref_ids[stage.pref_key] = len(self._prefs)
@@ -678,8 +859,9 @@ class ContactCenter:
         if wrap_up_s > 0 and not leaving:
             out.append(StartTimer(("wrap_up", agent.agent_id), now + wrap_up_s))
         if call.queue is not None and call.answered_at is not None:
-            handle = now - call.answered_at + wrap_up_s
-            self._aht[call.queue] = 0.9 * self._aht[call.queue] + 0.1 * handle
+            # what the call occupied the agent for: ringing + talk + wrap-up
+            offered = min(call.offered_at, call.answered_at)
+            self._handle[call.queue].add(now - offered + wrap_up_s, call.answered_at - offered)
         self._finish(call, now, Outcome.ANSWERED, out)
         if leaving:  # asked to log out during the call: out now, from wrap-up
             self._log_out(agent, now, out)
@@ -768,7 +950,12 @@ class ContactCenter:
 
     def _count_staffed(self, agent: Agent, delta: int) -> None:
         for skill in agent.profile.skills:
-            self._staffed[skill] = self._staffed.get(skill, 0) + delta
+            if delta > 0:
+                self._on_skill.setdefault(skill, {})[agent.agent_id] = agent
+            else:
+                members = self._on_skill.get(skill)
+                if members is not None:
+                    members.pop(agent.agent_id, None)
 
     def _agent_move(self, agent: Agent, trigger: AgentTrigger, now: float,
                     out: list[Action], reason: str = "") -> None:
@@ -1009,6 +1196,7 @@ class ContactCenter:
         self._offer_seq += 1
         call.offer_id = self._offer_seq
         call.offers += 1
+        call.offered_at = now
         call.agent_id = agent.agent_id
         agent.call_id = call.call_id
         assert call.queue is not None and call.stage is not None and call.queued_at is not None

@@ -542,6 +542,19 @@ class RecordExplanation:
     explanation: Explanation
 
 
+@dataclass
+class WaitEstimate:
+    """A waiting call's place and expected wait (``ContactCenter.estimate``)."""
+
+    position: int  # 1-based, in its queue's service order
+    #: seconds until an agent is expected to take the call; None when no
+    #: agent serves it now (all logged out, paused, or none eligible)
+    wait_s: float | None
+    servers: int  # agents logged in, not paused, eligible for the call
+    ahead: float  # calls expected to take one of those agents first (weighted)
+    handle_s: float  # the queue's handle-time estimate (ring + talk + wrap-up)
+
+
 Action = (
     ConnectCall | StartTimer | CancelTimer | WriteCallRecord | AgentStateChanged
     | FallbackCall | RecordExplanation

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 
 GENDERS = ("F", "M")
@@ -43,6 +43,16 @@ class CustomerProfile:
             "preferred_age_band": self.preferred_age_band,
         }
         return {k: v for k, v in out.items() if v != ""}
+
+
+#: the caller attribute the caller lookup adds to the profile: the agent of
+#: the caller's latest answered call
+LAST_AGENT = "last_agent"
+#: every attribute the engine's caller lookup can give (``caller.<name>`` in a
+#: flow, routing attributes): the customers table's columns, as
+#: :meth:`CustomerProfile.attributes` writes them, and ``last_agent``.  A
+#: flow that reads another ``caller.`` name reads nothing (``none``).
+CALLER_ATTRIBUTES = frozenset({f.name for f in fields(CustomerProfile)} | {LAST_AGENT})
 
 
 @dataclass(frozen=True)

@@ -5,18 +5,24 @@ nowhere: a menu or input without failure handling, a branch without
 ``else``, a lookup without ``on_error``), loops with no exit, loops that
 never wait for the caller, variables that are read but never set, unknown
 queues (when the queues are known), missing sound files (when a sounds
-folder is given).
+folder is given: looked up as Asterisk does, :mod:`acd.ivr.sounds`, with the
+number prompts a say node needs where the engine composes numbers).
 
 Warnings (reported, not refused): unreachable nodes, variables set on some
-paths only, retries that repeat a prompt without saying what went wrong.
+paths only, retries that repeat a prompt without saying what went wrong,
+``caller.X`` where X is not an attribute of the caller's profile (the
+customers table's columns and ``last_agent``: ``caller.vip`` is always none,
+``caller.vip_level`` is the VIP level).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from acd.core.profiles import CALLER_ATTRIBUTES
+from acd.ivr.expr import Expr, Template
 from acd.ivr.nodes import (
     BUILTIN_VARIABLES,
     INTERACTIVE,
@@ -27,7 +33,6 @@ from acd.ivr.nodes import (
     Lookup,
     Menu,
     Node,
-    Prompt,
     QueueNode,
     Record,
     Return,
@@ -37,9 +42,8 @@ from acd.ivr.nodes import (
     Voicemail,
     successors,
 )
-
-SOUND_EXTENSIONS = (".wav", ".gsm", ".ulaw", ".alaw", ".g722", ".sln", ".sln16", ".g729",
-                    ".mp3", ".ogg")
+from acd.ivr.saying import COMPOSED_LANGUAGES
+from acd.ivr.sounds import SoundsFolder, node_sounds
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,31 +75,51 @@ def reachable(flow: Flow) -> set[str]:
     return seen
 
 
-def uses(node: Node) -> Iterator[tuple[str, frozenset[str]]]:
-    """(field, flow variables read) for every template and condition of a node."""
+def expressions(node: Node) -> Iterator[tuple[str, Expr | Template]]:
+    """(field, expression) for every template and condition of a node."""
     b = node.body
     match b:
         case Say():
-            yield "value", b.value.variables()
+            yield "value", b.value
         case SetVars():
             for var, t in b.values.items():
-                yield f"vars.{var}", t.variables()
+                yield f"vars.{var}", t
         case Branch():
             for i, c in enumerate(b.cases):
-                yield f"cases.{i}", c.condition.variables()
+                yield f"cases.{i}", c.condition
         case Lookup() if b.url is not None:
-            yield "url", b.url.variables()
+            yield "url", b.url
         case QueueNode():
             if b.priority_expr is not None:
-                yield "priority", b.priority_expr.variables()
+                yield "priority", b.priority_expr
             for t in b.attributes.values():
-                yield "attributes", t.variables()
+                yield "attributes", t
         case Transfer():
-            yield "number", b.number.variables()
+            yield "number", b.number
         case Voicemail():
-            yield "mailbox", b.mailbox.variables()
+            yield "mailbox", b.mailbox
         case Record():
-            yield "file", b.file.variables()
+            yield "file", b.file
+
+
+def uses(node: Node) -> Iterator[tuple[str, frozenset[str]]]:
+    """(field, flow variables read) for every template and condition of a node."""
+    for key, e in expressions(node):
+        yield key, e.variables()
+
+
+def _caller_names(node: Node) -> Iterator[Problem]:
+    """``caller.X`` where X is no attribute the caller lookup gives (the
+    customers table's columns and ``last_agent``): it always reads as none,
+    as ``caller.vip`` did while profiles say ``vip_level``."""
+    for key, e in expressions(node):
+        for name in sorted(e.names):
+            ns, _, attr = name.partition(".")
+            if ns == "caller" and attr not in CALLER_ATTRIBUTES:
+                yield _p("warning", node, f"node {node.name!r}: caller.{attr} is not an "
+                                          "attribute of the caller's profile, so it is always "
+                                          "none (caller.: "
+                                          f"{', '.join(sorted(CALLER_ATTRIBUTES))})", key)
 
 
 def defines(node: Node) -> set[str]:
@@ -111,8 +135,11 @@ def defines(node: Node) -> set[str]:
 
 
 def check_flow(flow: Flow, known_queues: set[str] | frozenset[str] | None = None,
-               sounds: str | Path | None = None) -> list[Problem]:
-    """Every problem found, errors first, then in file order."""
+               sounds: str | Path | None = None, *,
+               compose: Collection[str] = COMPOSED_LANGUAGES) -> list[Problem]:
+    """Every problem found, errors first, then in file order.  ``compose``:
+    the languages the engine says numbers in from the pack's prompts
+    (``say_composed``, :func:`acd.ivr.saying.composes`)."""
     out: list[Problem] = []
     nodes = flow.nodes
     live = reachable(flow)
@@ -127,6 +154,8 @@ def check_flow(flow: Flow, known_queues: set[str] | frozenset[str] | None = None
     preds = predecessors(flow)
     out.extend(_loops(flow, live, preds))
     out.extend(_variables(flow, live, preds))
+    for node in nodes.values():
+        out.extend(_caller_names(node))
     if known_queues is not None:
         for node in nodes.values():
             b = node.body
@@ -135,7 +164,7 @@ def check_flow(flow: Flow, known_queues: set[str] | frozenset[str] | None = None
                                              f"(queues: {', '.join(sorted(known_queues))})",
                               "queue"))
     if sounds is not None:
-        out.extend(_sounds(flow, Path(sounds)))
+        out.extend(_sounds(flow, Path(sounds), compose))
     out.sort(key=lambda p: (p.severity != "error", p.file, p.line, p.column))
     return out
 
@@ -287,34 +316,29 @@ def _variables(flow: Flow, live: set[str], preds: dict[str, list[str]]
                              key)
 
 
-def _prompts(node: Node) -> Iterator[tuple[str, Prompt]]:
-    b = node.body
-    for key in ("prompt", "invalid_prompt", "timeout_prompt"):
-        value = getattr(b, key, None)
-        if isinstance(value, Prompt):
-            yield key, value
-
-
-def _has_sound(sounds: Path, lang: str | None, name: str) -> bool:
-    dirs = [sounds / lang, sounds] if lang else [sounds]
-    for d in dirs:
-        base = d / name
-        if any(base.with_name(base.name + ext).is_file() for ext in SOUND_EXTENSIONS):
-            return True
-    return False
-
-
-def _sounds(flow: Flow, sounds: Path) -> Iterator[Problem]:
+def _sounds(flow: Flow, sounds: Path, compose: Collection[str]) -> Iterator[Problem]:
     if not sounds.is_dir():
         yield Problem("error", flow.file, 1, 1, "", f"sounds folder {str(sounds)!r} not found")
         return
+    folder = SoundsFolder(sounds)
     for node in flow.nodes.values():
-        for key, prompt in _prompts(node):
-            for lang, name in prompt.names():
-                langs = [lang] if lang else list(flow.languages)
-                missing = [x for x in langs if not _has_sound(sounds, x, name)]
-                if missing:
-                    yield _p("error", node, f"node {node.name!r}: sound file {name!r} not "
-                                            f"found in {sounds} for language(s) "
-                                            f"{', '.join(missing)}", key)
-
+        # (field, name) -> languages it is missing in, in the order found
+        missing: dict[tuple[str, str], list[str]] = {}
+        for key, lang, name in node_sounds(flow, node, compose):
+            langs = missing.setdefault((key, name), [])
+            if lang not in langs and folder.find(lang, name) is None:
+                langs.append(lang)
+        prompts = [(k, n, ls) for (k, n), ls in missing.items() if ls and k != "say"]
+        for key, name, langs in prompts:
+            yield _p("error", node, f"node {node.name!r}: sound file {name!r} not found in "
+                                    f"{sounds} for language(s) {', '.join(langs)}", key)
+        numbers = [(n, ls) for (k, n), ls in missing.items() if ls and k == "say"]
+        if numbers:
+            names = [n for n, _ in numbers]
+            langs = sorted({lang for _, ls in numbers for lang in ls})
+            shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6
+                                            else "")
+            yield _p("error", node, f"node {node.name!r}: {len(names)} sound file(s) it says "
+                                    f"values with not found in {sounds} for language(s) "
+                                    f"{', '.join(langs)}: {shown} (`acd prompts build` "
+                                    "makes them)", "say")

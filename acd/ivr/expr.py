@@ -2,7 +2,7 @@
 
 A condition is a small Python-like expression::
 
-    caller.vip >= 2 and dialect in ("cantonese", "minnan")
+    caller.vip_level >= 2 and dialect in ("cantonese", "minnan")
     not matches(account, "[0-9]{8}") or now.hour < 8
 
 It is parsed with :mod:`ast` and only a whitelist of node types is accepted
@@ -16,15 +16,17 @@ Names:
 * ``foo`` - a flow variable (``variables:``, ``set``, ``input``, ``lookup``,
   ``record``); ``language`` and ``dialect`` always exist;
 * ``caller.number``, ``caller.name``, ``caller.<attribute>`` - the caller and
-  their profile (``caller.vip``, ``caller.dialect``, ``caller.customer_class``
-  ...; an attribute the profile lacks is ``none``);
+  their profile, the customers table's columns (``caller.vip_level``,
+  ``caller.dialect``, ``caller.segment`` ...; ``caller.last_agent``; an
+  attribute the profile lacks is ``none``;
+  :data:`acd.core.profiles.CALLER_ATTRIBUTES`);
 * ``now.hour``, ``now.minute``, ``now.weekday`` (``mon`` .. ``sun``),
   ``now.date`` (``2026-11-23``), ``now.time`` (``08:30``), in the flow's
   time zone;
 * ``call.id``.
 
 Values are text, numbers, ``true``/``false`` or ``none``.  Text that looks
-like a number compares as a number with a number (``caller.vip >= 2`` works
+like a number compares as a number with a number (``caller.vip_level >= 2`` works
 when the profile says ``"2"``); a comparison that cannot be made is false.
 
 A template is text with ``{name}`` holes (``"{caller.number}"``,
@@ -38,6 +40,7 @@ import ast
 import math
 import operator
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -143,7 +146,7 @@ class Expr:
 
     source: str
     tree: ast.expr
-    names: frozenset[str]  # dotted names read: "foo", "caller.vip", "now.hour"
+    names: frozenset[str]  # dotted names read: "foo", "caller.vip_level", "now.hour"
 
     def evaluate(self, env: Callable[[str], Value]) -> Value:
         return _eval(self.tree, env)  # type: ignore[return-value]
@@ -200,7 +203,7 @@ def _check(node: ast.expr, names: set[str]) -> None:
         case ast.Name() | ast.Attribute():
             name = _dotted(node)
             if name is None:
-                raise ExprError("only names like foo or caller.vip can be read", col)
+                raise ExprError("only names like foo or caller.vip_level can be read", col)
             check_name(name, col)
             names.add(name)
         case ast.Call():
@@ -343,9 +346,45 @@ class Template:
                 out.append(text)
         return "".join(out)
 
+    def render_url(self, env: Callable[[str], Value]) -> str:
+        """As :meth:`render`, each value percent-encoded for where it lands
+        in the URL, so that what a caller sends (their caller id, digits
+        they typed) stays one value: in the query (once the URL so far holds
+        a ``?``) every character that could end or add a parameter
+        (``& = + # ?``, spaces, anything not ASCII) is encoded, so a caller
+        id ``1&admin=1`` stays one value and ``+8613800138000`` arrives as
+        ``%2B8613800138000``; in the path ``/`` too, and a value of ``.``
+        or ``..`` has its dots encoded (no path of the caller's making).
+        A variable that opens the template is a base URL: only spaces and
+        non-ASCII are encoded in it."""
+        out: list[str] = []
+        for i, (is_name, text) in enumerate(self.parts):
+            if not is_name:
+                out.append(text)
+                continue
+            v = env(text)
+            value = "" if v is None else _fmt(v)
+            if i == 0:
+                out.append(urllib.parse.quote(value, safe=_URL_SAFE))
+            elif "?" in "".join(out):
+                out.append(urllib.parse.quote(value, safe=_VALUE_SAFE))
+            elif value in (".", ".."):
+                out.append(value.replace(".", "%2E"))
+            else:
+                out.append(urllib.parse.quote(value, safe=_VALUE_SAFE))
+        return "".join(out)
+
     @property
     def constant(self) -> bool:
         return not any(is_name for is_name, _ in self.parts)
+
+
+#: kept as they are in a value put into a URL's path or query: RFC 3986's
+#: unreserved characters and the sub-delimiters that end no segment or
+#: parameter
+_VALUE_SAFE = "-._~!$'()*,;:@"
+#: kept in a base URL (a variable opening the template): every reserved character
+_URL_SAFE = _VALUE_SAFE + "/?#[]&=+%"
 
 
 def _fmt(v: Value) -> str:

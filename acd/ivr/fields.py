@@ -76,7 +76,8 @@ NODE_TYPES: dict[str, tuple[str, dict[str, FieldSpec]]] = {
         "on_fail": _f("ref", "when the retries are used up"),
     }),
     "set": ("Set variables (text templates).", {
-        "vars": _f("vars", "variable -> value (a template such as '{caller.vip}')", True),
+        "vars": _f("vars", "variable -> value (a template such as '{caller.vip_level}')",
+                   True),
         "next": _f("ref", "the node after it", True),
     }),
     "branch": ("Go to the first case whose condition holds.", {
@@ -108,7 +109,7 @@ NODE_TYPES: dict[str, tuple[str, dict[str, FieldSpec]]] = {
     "queue": ("Hand the call to the ACD.", {
         "queue": _f("text", "the queue", True),
         "priority": _f("priority", "0-100, or a condition-style expression such as "
-                       "'caller.vip * 10'"),
+                       "'caller.vip_level * 10'"),
         "attributes": _f("attrs", "routing attributes (name -> template)"),
         "moh": _f("text", "the music-on-hold class"),
         "announce_every": _f("num", "seconds between position announcements (0 = never)",

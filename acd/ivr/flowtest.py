@@ -7,7 +7,8 @@
     cases:
       - name: balance in Cantonese
         caller: "13800138000"
-        profile: {vip: "0", dialect: cantonese}   # caller.* (and a profile lookup)
+        profile: {vip_level: 2, dialect: cantonese}   # caller.*: the customers table's
+                                        # columns, shaped as the caller lookup gives them
         keys: ["2", "3"]                # one entry per prompt that listens
         lookups:                        # node -> answer (a mapping) or error
           balance_lookup: {balance: "12.50"}
@@ -41,10 +42,12 @@ from typing import Any
 
 import yaml
 
+from acd.core.profiles import CALLER_ATTRIBUTES
 from acd.ivr.dryrun import DryRun, dry_run
 from acd.ivr.interpreter import EndCall, EnterQueue, TransferCall, VoicemailCall
 from acd.ivr.load import load_flow
 from acd.ivr.nodes import Flow
+from acd.loaders.profile_fields import FieldError, caller_attributes
 from acd.loaders.yamlpos import Reader, YamlError, plain_value, read_text
 
 EXPECT_KEYS = {"end", "queue", "priority", "attributes", "transfer", "voicemail", "reason",
@@ -110,6 +113,28 @@ def _plain(r: Reader, node: yaml.Node) -> Any:
         raise r.err(node, f"this value cannot be read: {problem}") from None
 
 
+def _profile(r: Reader, node: yaml.Node, what: str, caller: str) -> dict[str, str]:
+    """A case's ``profile:`` as the engine's caller lookup gives it: the
+    customers table's columns read as an import reads them, then written
+    as the stored profile is (``vip_level: 3`` is ``"3"``; tags a list or
+    ``a;b``).  The caller's number stays the case's ``caller``, as in the
+    engine, where the caller id wins over the stored form."""
+    values: dict[str, str] = {}
+    for key, (k, v) in r.mapping(node, f"{what}: profile").items():
+        raw = _plain(r, v)
+        text = "" if raw is None else ";".join(map(str, raw)) if isinstance(raw, list) \
+            else str(raw)
+        try:
+            caller_attributes({key: text}, caller)
+        except FieldError as exc:
+            where = v if key in CALLER_ATTRIBUTES and key != "number" else k
+            raise r.err(where, f"{what}: profile: {exc}") from None
+        values[key] = text
+    attrs = caller_attributes(values, caller)
+    attrs.pop("number", None)
+    return attrs
+
+
 def load_tests(path: str | Path) -> TestFile:
     text, file = read_text(path, FlowTestError, "test file")
     r = Reader(file, FlowTestError)
@@ -142,10 +167,8 @@ def load_tests(path: str | Path) -> TestFile:
                     raise r.err(k, f"{what}: keys: {value!r} has something other than "
                                    "0-9, * and #")
                 keys.append(value)
-        profile = None
-        if "profile" in f:
-            profile = {k: str(_plain(r, v)) for k, (_, v) in
-                       r.mapping(f["profile"][1], f"{what}: profile").items()}
+        caller = str(_plain(r, f["caller"][1])) if "caller" in f else "13800138000"
+        profile = _profile(r, f["profile"][1], what, caller) if "profile" in f else None
         lookups: dict[str, dict[str, object] | None] = {}
         if "lookups" in f:
             for node_name, (_, v) in r.mapping(f["lookups"][1], f"{what}: lookups").items():
@@ -166,7 +189,7 @@ def load_tests(path: str | Path) -> TestFile:
                 raise r.err(exp[key][1], f"{what}: expect {key} must be a list")
         cases.append(Case(
             name=name, line=item.start_mark.line + 1,
-            caller=str(_plain(r, f["caller"][1])) if "caller" in f else "13800138000",
+            caller=caller,
             profile=profile,
             at=_when(r, f["at"][1], f"{what}: at") if "at" in f else default_at,
             keys=keys, lookups=lookups, expect=expect,

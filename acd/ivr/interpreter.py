@@ -48,6 +48,7 @@ from acd.ivr.nodes import (
     Transfer,
     Voicemail,
 )
+from acd.ivr.prompt_names import FEN, YUAN
 
 #: Guard against a flow that loops forever without the caller doing anything.
 MAX_STEPS = 500
@@ -77,8 +78,8 @@ class SayValue:
     value: str
     escape_digits: str = ""
     prompts: tuple[str, ...] = ()  # played first
-    money_unit: str = "acd/yuan"
-    money_cents: str = "acd/fen"
+    money_unit: str = YUAN
+    money_cents: str = FEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,7 +412,7 @@ class FlowRun:
 
     def _enter_lookup(self, body: Lookup, name: str) -> Step:
         self._pending = _Pending("lookup", name)
-        url = body.url.render(self._env()) if body.url else None
+        url = body.url.render_url(self._env()) if body.url else None
         return LookupData(body.source, url, body.timeout_s)
 
     def _enter_hours(self, body: HoursNode, name: str) -> Step:

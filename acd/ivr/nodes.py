@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from acd.ivr.expr import Expr, Template, parse_template
 from acd.ivr.hours import Hours
+from acd.ivr.prompt_names import FEN, YUAN
 
 #: the keys a caller can press
 DIGITS = "0123456789*#"
@@ -258,8 +259,8 @@ class Flow:
     description: str = ""
     #: every file the flow was read from (itself and its sub-flows)
     files: tuple[str, ...] = ()
-    money_unit: str = "acd/yuan"
-    money_cents: str = "acd/fen"
+    money_unit: str = YUAN
+    money_cents: str = FEN
 
     @property
     def default_language(self) -> str:

@@ -39,6 +39,8 @@ from acd.ivr.nodes import (
     map_refs,
 )
 from acd.ivr.parse_node import parse_node, parse_sound, parse_vars, scalar_text
+from acd.ivr.prompt_names import FEN, YUAN
+from acd.ivr.sounds import is_language_code
 from acd.loaders.yamlpos import Reader, YamlError, read_text
 
 __all__ = ["FlowError", "parse_flow"]
@@ -84,6 +86,15 @@ def parse_flow(text: str, file: str = "<flow>", _stack: tuple[str, ...] = (),
             raise r.err(top["languages"][1], "languages is empty")
         if len(set(langs)) != len(langs):
             raise r.err(top["languages"][1], "languages lists a language twice")
+        lnode = top["languages"][1]
+        items = lnode.value if isinstance(lnode.value, list) else []
+        for i, lang in enumerate(langs):
+            if not is_language_code(lang):
+                at = items[i] if len(items) == len(langs) else lnode
+                raise r.err(at, f"languages: {lang!r} is not a language "
+                            "code (zh, yue, en, en_US, pt_BR: letters and digits with _ "
+                            "or -, as Asterisk's CHANNEL(language) takes; it names a "
+                            "folder of the sounds)")
         languages = tuple(langs)
     timezone = "UTC"
     if "timezone" in top:
@@ -99,7 +110,7 @@ def parse_flow(text: str, file: str = "<flow>", _stack: tuple[str, ...] = (),
                 raise r.err(top["variables"][1], f"variables: {key!r} must be a plain "
                                                  "starting value, not a template")
             variables[key] = tmpl.source
-    money_unit, money_cents = "acd/yuan", "acd/fen"
+    money_unit, money_cents = YUAN, FEN
     if "money" in top:
         m = r.mapping(top["money"][1], "money")
         r.known(m, "money", {"unit", "cents"})
@@ -128,6 +139,11 @@ def parse_flow(text: str, file: str = "<flow>", _stack: tuple[str, ...] = (),
                 where = f" ({label})" if label and len(label) < 30 else ""
                 raise FlowError(file, line, col, f"node {node.name!r} goes to {target!r}"
                                 f"{where}, which is not defined{hint}")
+        if isinstance(node.body, Language) and not is_language_code(node.body.language):
+            line, col = node.mark("language")
+            raise FlowError(file, line, col, f"node {node.name!r}: language "
+                            f"{node.body.language!r} is not a language code (zh, yue, en, "
+                            "en_US, pt_BR)")
         if isinstance(node.body, Language) and node.body.language not in languages:
             line, col = node.mark("language")
             raise FlowError(file, line, col, f"node {node.name!r}: language "

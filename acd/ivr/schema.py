@@ -44,7 +44,8 @@ def _field(spec: FieldSpec) -> dict[str, Any]:
     elif k == "cases":
         out = {"type": "array", "minItems": 1, "items": {
             "type": "object", "required": ["if", "goto"], "additionalProperties": False,
-            "properties": {"if": {**_STRING, "description": "a condition, e.g. caller.vip >= 2"},
+            "properties": {"if": {**_STRING,
+                                  "description": "a condition, e.g. caller.vip_level >= 2"},
                            "goto": {**_STRING, "description": "the node when it holds"}}}}
     elif k == "vars":
         out = {"type": "object", "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},

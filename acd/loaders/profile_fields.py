@@ -13,11 +13,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from acd.core.numbers import DEFAULT_COUNTRY, clean, normalize
-from acd.core.profiles import AGE_BANDS, LEVEL_MAX, LEVEL_MIN
+from acd.core.profiles import (
+    AGE_BANDS,
+    CALLER_ATTRIBUTES,
+    LAST_AGENT,
+    LEVEL_MAX,
+    LEVEL_MIN,
+    CustomerProfile,
+)
 
 # Column sizes: the database columns are this wide (PostgreSQL refuses longer
 # text where SQLite would silently keep it), so they are checked here.
@@ -269,3 +276,37 @@ AGENT_PARSERS: dict[str, Callable[[str], Any]] = {
     "gender": parse_gender, "age_band": parse_age_band, "groups": parse_list,
     "vip_qualified": parse_bool,
 }
+
+
+def caller_attributes(values: Mapping[str, str], number: str) -> dict[str, str]:
+    """The caller attributes (a flow's ``caller.*``) that the engine's caller
+    lookup gives for a customer stored with these column ``values`` (text,
+    as in a customers CSV) under ``number``: each value read by its column's
+    parser, as an import reads it, then written as the database's profile
+    is (:meth:`CustomerProfile.attributes`: ``vip_level`` ``"3"``, defaults
+    filled in, empty ones left out), with ``last_agent`` if given.  So a
+    flow's test profile has the shape of a real one.  :class:`FieldError`
+    names the column: an unknown one (``vip``), or a wrong value."""
+    parsed: dict[str, Any] = {}
+    last_agent = ""
+    for key, raw in values.items():
+        if key == "number":
+            raise FieldError("number is the caller's own number: give it as the caller")
+        if key == LAST_AGENT:
+            try:
+                last_agent = parse_agent_id(raw.strip())
+            except FieldError as exc:
+                raise FieldError(f"{key} {exc}") from None
+            continue
+        parser = CUSTOMER_PARSERS.get(key)
+        if parser is None:
+            raise FieldError(f"{key!r} is not a profile attribute (the caller lookup gives: "
+                             f"{', '.join(sorted(CALLER_ATTRIBUTES - {'number'}))})")
+        try:
+            parsed[key] = parser(raw.strip())
+        except FieldError as exc:
+            raise FieldError(f"{key} {exc}") from None
+    attrs = CustomerProfile(number=number, **parsed).attributes()
+    if last_agent:
+        attrs[LAST_AGENT] = last_agent
+    return attrs

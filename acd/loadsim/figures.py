@@ -26,7 +26,8 @@ from typing import Any, NamedTuple
 from acd.core.model import AgentState
 from acd.loadsim.model import Scenario, clock
 
-__all__ = ["SAMPLE_S", "CallOutcome", "Occupancy", "Row", "VirtualResult", "result_of"]
+__all__ = ["SAMPLE_S", "CallOutcome", "EstimateAt", "Occupancy", "Row", "VirtualResult",
+           "WaitError", "result_of", "wait_error"]
 
 #: agent state -> 0 not available (logged out, paused), 1 idle (ready), 2 busy
 _OCC = {AgentState.LOGGED_OUT: 0, AgentState.PAUSED: 0, AgentState.READY: 1,
@@ -52,6 +53,62 @@ class CallOutcome(NamedTuple):
     answered_at: float | None
     ended_at: float
     priority: int
+
+
+class EstimateAt(NamedTuple):
+    """The expected wait a waiting caller was given: as it joined its queue
+    (``waited_s`` 0), and again every so often while it waits, as the hold
+    loop announces it (``run_virtual(..., estimates=True, estimate_every_s=...)``)."""
+
+    call_id: str
+    at: float  # seconds from the start
+    waited_s: float  # how long the caller had waited then
+    queue: str
+    position: int
+    wait_s: float | None  # the core's estimate; None: no agent serving the queue
+    staffed: int  # agents logged in and not paused with the queue's skill
+    servers: int  # of them, those eligible for this caller
+
+
+@dataclass(frozen=True, slots=True)
+class WaitError:
+    """Expected wait as given vs the actual wait of the answered callers."""
+
+    calls: int  # estimates given to callers who were answered later
+    no_estimate: int  # times such a caller had no estimate (no agent serving)
+    mae_s: float | None  # mean |estimate - actual|
+    bias_s: float | None  # mean (estimate - actual): > 0 says too long
+    long_s: float  # "long" waits: over this
+    long_calls: int
+    median_rel: float | None  # median |estimate - actual| / actual of the long waits
+    within_half: float | None  # share of the long waits estimated within +-50 %
+
+    def describe(self, when: str = "at queueing") -> str:
+        if not self.calls:
+            return f"expected wait {when}: no caller waited"
+        text = (f"expected wait {when} vs actual ({self.calls:,} estimates, callers later "
+                f"answered): mean absolute error {self.mae_s:.1f} s (bias {self.bias_s:+.1f} s)")
+        if self.median_rel is not None and self.within_half is not None:
+            text += (f"; waits over {self.long_s:g} s ({self.long_calls:,}): median relative "
+                     f"error {self.median_rel:.0%}, {self.within_half:.0%} within +-50 %")
+        return text
+
+
+def wait_error(pairs: list[tuple[float | None, float]], long_s: float = 30.0) -> WaitError:
+    """:class:`WaitError` of (estimate or None, actual wait) pairs."""
+    given = [(e, a) for e, a in pairs if e is not None]
+    n = len(given)
+    errors = [e - a for e, a in given]
+    rel = sorted(abs(e - a) / a for e, a in given if a > long_s)
+    m = len(rel)
+    median: float | None = None
+    if m:
+        median = rel[m // 2] if m % 2 else (rel[m // 2 - 1] + rel[m // 2]) / 2.0
+    return WaitError(
+        calls=n, no_estimate=len(pairs) - n,
+        mae_s=sum(abs(x) for x in errors) / n if n else None,
+        bias_s=sum(errors) / n if n else None, long_s=long_s, long_calls=m,
+        median_rel=median, within_half=sum(1 for r in rel if r <= 0.5) / m if m else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +170,8 @@ class VirtualResult:
     #: intervals of the arrivals (the day): 0 .. n_intervals - 1 from t = 0; every
     #: one of them has a row for the total and each queue
     n_intervals: int = 0
+    #: the expected wait each waiting caller was given (when asked for)
+    estimates: list[EstimateAt] = field(default_factory=list)
     _rows: list[Row] | None = field(default=None, repr=False)
 
     # ---------------------------------------------------------------- figures
@@ -269,9 +328,34 @@ class VirtualResult:
             "waiting": {"every_s": SAMPLE_S, "queues": list(self.queues),
                         "samples": [list(s) for s in self.waiting]},
         }
+        at_queue, later = self.wait_error(), self.wait_error(later=True)
+        if at_queue is not None and later is not None:
+            doc["wait_estimates"] = {
+                name: {f.name: getattr(err, f.name) for f in fields(err)}
+                for name, err in (("at_queue", at_queue), ("while_waiting", later))}
         if calls:
             doc["calls"] = [c._asdict() for c in self.calls]
         return json.dumps(doc, indent=indent, ensure_ascii=False)
+
+    def wait_pairs(self, later: bool = False) -> list[tuple[EstimateAt, float]]:
+        """(estimate given, actual wait from then on) for the counted callers
+        who waited and were answered (an abandoner's actual wait is not
+        known): the estimates given as they joined the queue, or
+        (``later``) those given while they waited."""
+        answered = {c.call_id: c.answered_at for c in self.calls
+                    if c.counted and c.outcome == "answered" and c.answered_at is not None}
+        out: list[tuple[EstimateAt, float]] = []
+        for e in self.estimates:
+            at = answered.get(e.call_id)
+            if at is not None and (e.waited_s > 0.0) == later:
+                out.append((e, at - e.at))
+        return out
+
+    def wait_error(self, long_s: float = 30.0, later: bool = False) -> WaitError | None:
+        """How far the expected waits given were off (None: none recorded)."""
+        if not self.estimates:
+            return None
+        return wait_error([(e.wait_s, w) for e, w in self.wait_pairs(later)], long_s)
 
     def ivr_only(self) -> int:
         """Calls (after the warm-up) that ended in the IVR, never queued."""
@@ -351,7 +435,7 @@ class Occupancy:
 def result_of(sc: Scenario, seed: int, calls: list[CallOutcome],
               waiting: list[tuple[int, ...]], agent_time: dict[int, dict[str, list[float]]],
               end_s: float, wall_s: float, core_events: int, arrivals: int,
-              last_arrival: float) -> VirtualResult:
+              last_arrival: float, estimates: list[EstimateAt] | None = None) -> VirtualResult:
     """A run's figures (virtual or live), with what they need from ``sc``."""
     policy = sc.policy
     queue_names = tuple(policy.queues)
@@ -368,4 +452,5 @@ def result_of(sc: Scenario, seed: int, calls: list[CallOutcome],
         core_events=core_events, arrivals=arrivals,
         n_intervals=math.ceil((horizon if horizon is not None else last_arrival)
                               / sc.interval_s),
+        estimates=estimates if estimates is not None else [],
     )

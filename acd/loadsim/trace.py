@@ -4,13 +4,14 @@ of random arrivals.
 Trace CSV (:func:`load_trace`), a header and one call per row::
 
     arrival,number,queue,attributes,handle,patience
-    0,13800000001,billing,vip=2;dialect=cantonese,120,
+    0,13800000001,billing,vip_level=2;dialect=cantonese,120,
     08:00:05,13800000002,tech,,60,30
 
 ``arrival``: seconds from the start, or a time of day ``HH:MM:SS``;
-``attributes``: ``key=value`` pairs separated by ``;`` (``vip`` means
-``vip_level``); ``patience`` empty = never hangs up.  A trace is replayed
-exactly: no random draws for arrivals, handle times or patience.
+``attributes``: ``key=value`` pairs separated by ``;``, named as the
+customers table's columns (``vip_level``; ``vip`` is an alias of it);
+``patience`` empty = never hangs up.  A trace is replayed exactly: no
+random draws for arrivals, handle times or patience.
 
 """
 

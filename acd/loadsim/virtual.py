@@ -75,7 +75,14 @@ from acd.core.model import (
     WriteCallRecord,
 )
 from acd.loadsim.draws import DrawnCall, draw_calls, stream
-from acd.loadsim.figures import SAMPLE_S, CallOutcome, Occupancy, VirtualResult, result_of
+from acd.loadsim.figures import (
+    SAMPLE_S,
+    CallOutcome,
+    EstimateAt,
+    Occupancy,
+    VirtualResult,
+    result_of,
+)
 from acd.loadsim.model import Scenario, SimError, TraceCall, routed_queues
 
 __all__ = ["run_virtual"]
@@ -83,7 +90,7 @@ __all__ = ["run_virtual"]
 
 # event kinds (ints: cheap to compare, never compared across heap entries
 # because seq is unique)
-_ARRIVE, _PATIENCE, _ANSWER, _RONA, _END, _TIMER, _LOGIN, _LOGOUT = range(8)
+_ARRIVE, _PATIENCE, _ANSWER, _RONA, _END, _TIMER, _LOGIN, _LOGOUT, _ESTIMATE = range(9)
 _OUTCOME_TEXT = {Outcome.ANSWERED: "answered", Outcome.ABANDONED: "abandoned",
                  Outcome.FALLBACK: "fallback", Outcome.IVR: "ivr"}
 _new_tuple = tuple.__new__
@@ -113,7 +120,8 @@ class _Live:
 def run_virtual(scenario: Scenario, seed: int = 0, calls: int | None = None, *,
                 trace: Sequence[TraceCall] | None = None, warmup_calls: int = 0,
                 progress: Callable[[int, int | None, float], None] | None = None,
-                keep_gc: bool = False) -> VirtualResult:
+                keep_gc: bool = False, estimates: bool = False,
+                estimate_every_s: float | None = None) -> VirtualResult:
     """Simulate ``scenario`` in virtual time with the production router.
 
     ``calls``: stop after this many arrivals (default: the scenario's
@@ -123,13 +131,18 @@ def run_virtual(scenario: Scenario, seed: int = 0, calls: int | None = None, *,
     scenario's warm-up time).  ``progress(arrivals, expected or None,
     virtual time)`` is called every 10,000 arrivals and at the end.
     The cyclic garbage collector is paused during the run (the loop makes
-    no reference cycles) unless ``keep_gc``.
+    no reference cycles) unless ``keep_gc``.  ``estimates``: record the
+    expected wait the core gives each caller who has to wait, as it joins
+    its queue, and (``estimate_every_s``) again every so many seconds while
+    it waits, as the hold loop announces it (``VirtualResult.estimates``,
+    ``.wait_error()``).
     """
     gc_was = gc.isenabled()
     if not keep_gc:
         gc.disable()
     try:
-        return _Loop(scenario, seed, calls, trace, warmup_calls, progress).run()
+        return _Loop(scenario, seed, calls, trace, warmup_calls, progress, estimates,
+                     estimate_every_s).run()
     finally:
         if gc_was and not keep_gc:
             gc.enable()
@@ -148,7 +161,8 @@ class _Loop:
 
     def __init__(self, sc: Scenario, seed: int, max_calls: int | None,
                  trace: Sequence[TraceCall] | None, warmup_calls: int,
-                 progress: Callable[[int, int | None, float], None] | None) -> None:
+                 progress: Callable[[int, int | None, float], None] | None,
+                 estimates: bool = False, estimate_every_s: float | None = None) -> None:
         self.wall0 = time.perf_counter()
         self.sc = sc
         self.seed = seed
@@ -193,6 +207,10 @@ class _Loop:
         self.waiting = [0] * len(self.queue_names)
         self.instant: list[tuple[str, int]] = []  # offers answered at once, in order
         self.core_events = 0
+        self.estimates: list[EstimateAt] | None = [] if estimates else None
+        if estimate_every_s is not None and estimate_every_s <= 0:
+            raise SimError(f"estimate_every_s must be positive, not {estimate_every_s:g}")
+        self.estimate_every = estimate_every_s if estimates else None
         self.occupancy = Occupancy({s.profile.agent_id: tuple(s.profile.skills)
                                     for s in sc.agents}, sc.warmup_s, sc.interval_s)
 
@@ -293,10 +311,26 @@ class _Loop:
         c.qi = qi = self.qindex[queue]
         self.waiting[qi] += 1
         self.apply(out, t)
+        if self.estimates is not None and self.estimate(cid, t) \
+                and self.estimate_every is not None:
+            self.push(t + self.estimate_every, _ESTIMATE, cid, 0)
         patience = d.patience_s
         if patience is not None and cid in self.live and (
                 c.first_offer < 0 or self.rona_p or self.ring_delay):
             self.push(t + patience, _PATIENCE, cid, 0)
+
+    def estimate(self, cid: str, t: float) -> bool:
+        """Record the expected wait of a waiting call (False: not waiting)."""
+        assert self.estimates is not None
+        cc = self.cc
+        est = cc.estimate(cid, t)
+        call = cc.call(cid)
+        if est is None or call is None or call.queue is None or call.queued_at is None:
+            return False
+        self.estimates.append(EstimateAt(
+            cid, t, t - call.queued_at, call.queue, est.position, est.wait_s,
+            cc.staffed(cc.queue_policy(call.queue).require.skill), est.servers))
+        return True
 
     def run(self) -> VirtualResult:
         sc = self.sc
@@ -386,6 +420,12 @@ class _Loop:
                 if ag.state is AgentState.LOGGED_OUT or ag.logout_after_call:
                     self.core_events += 1
                     self.apply(handle(AgentLogin(subject), t), t)
+            elif kind == _ESTIMATE:
+                lc = live.get(subject)
+                if lc is None or lc.answered or self.estimate_every is None:
+                    continue
+                self.estimate(subject, t)  # ringing an agent: asked again later
+                self.push(t + self.estimate_every, _ESTIMATE, subject, 0)
             elif kind == _LOGOUT:
                 if cc.agent(subject).state is not AgentState.LOGGED_OUT:
                     self.core_events += 1  # on a call: the core logs it out when it ends
@@ -417,4 +457,4 @@ class _Loop:
 
         return result_of(sc, self.seed, outcomes, samples, self.occupancy.agent_time, end_s,
                          time.perf_counter() - self.wall0, self.core_events, arrived,
-                         last_arrival)
+                         last_arrival, self.estimates)

@@ -80,10 +80,16 @@ class AmiMessage:
     _index: dict[str, str] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        index: dict[str, str] = {}
-        for key, value in self.headers:
-            index.setdefault(key.lower(), value)
-        object.__setattr__(self, "_index", index)
+        # the first value of a header wins (reversed: later pairs are overwritten)
+        object.__setattr__(self, "_index", {k.lower(): v for k, v in reversed(self.headers)})
+
+    @classmethod
+    def _of(cls, headers: tuple[tuple[str, str], ...]) -> AmiMessage:
+        """As ``AmiMessage(headers)``, for the decoder's hot path."""
+        msg = object.__new__(cls)
+        object.__setattr__(msg, "headers", headers)
+        object.__setattr__(msg, "_index", {k.lower(): v for k, v in reversed(headers)})
+        return msg
 
     @classmethod
     def build(cls, first: tuple[str, str], fields: Mapping[str, str] | None = None,
@@ -168,22 +174,22 @@ class AmiFrameError:
 AmiItem = AmiBanner | AmiMessage | AmiFrameError
 
 
-def parse_message(raw: bytes) -> AmiMessage | AmiFrameError:
+def parse_message(raw: bytes | bytearray) -> AmiMessage | AmiFrameError:
     """Parse one frame (without its terminating blank line); never raises."""
     text = raw.decode("utf-8", errors="replace")
     pairs: list[tuple[str, str]] = []
-    for lineno, line in enumerate(text.split("\r\n"), start=1):
-        if not line:
-            continue
-        key, sep, value = line.partition(":")
-        if not sep or not key or key != key.strip():
-            return AmiFrameError(f"line {lineno} is not 'Key: Value'", raw, lineno)
-        if value.startswith(" "):
-            value = value[1:]
-        pairs.append((key, value))
+    append = pairs.append
+    lineno = 0
+    for line in text.split("\r\n"):
+        lineno += 1
+        if line:
+            key, sep, value = line.partition(":")
+            if not sep or not key or key != key.strip():
+                return AmiFrameError(f"line {lineno} is not 'Key: Value'", bytes(raw), lineno)
+            append((key, value[1:] if value[:1] == " " else value))
     if not pairs:
-        return AmiFrameError("empty message", raw)
-    return AmiMessage(tuple(pairs))
+        return AmiFrameError("empty message", bytes(raw))
+    return AmiMessage._of(tuple(pairs))
 
 
 class AmiDecoder:
@@ -278,7 +284,7 @@ class AmiDecoder:
                     self.skipped += 1
                     start = end + 4
                     continue
-            out.append(parse_message(bytes(buf[start:end])))
+            out.append(parse_message(buf[start:end]))
             start = end + 4
         if start:
             del buf[:start]
@@ -286,7 +292,7 @@ class AmiDecoder:
         # what is left is the start of a message at least as long as the
         # bytes before where its end mark may begin: refused as soon as it
         # must be too long, whatever the reads it comes in
-        if len(buf) - _partial_end(buf) > self._max:
+        if len(buf) > self._max and len(buf) - _partial_end(buf) > self._max:
             raise AmiProtocolError(
                 f"message larger than {self._max} bytes without a terminating blank line"
             )

@@ -64,8 +64,15 @@ from typing import Any, Literal
 
 from acd.adapters.fastagi import AgiHangupError, AgiRefused, AgiSession
 from acd.core.model import CallQueued, CallStarted, CallState, Event, IvrEnded
+from acd.ivr.checks import expressions
 from acd.ivr.interpreter import EndCall, EnterQueue, FlowRun, TransferCall, VoicemailCall
 from acd.ivr.nodes import Flow
+from acd.ivr.prompt_names import (
+    ALL_BUSY_CALL_LATER,
+    CALLBACK_REGISTERED,
+    LEAVE_MESSAGE,
+    SMS_SENT,
+)
 from acd.logs import Limited, printable, private
 from acd.protocols import agi
 from acd.runtime.calls import (
@@ -100,6 +107,11 @@ _NUMBER = re.compile(r"[0-9]{2,32}")
 _MAILBOX = re.compile(r"[A-Za-z0-9_.-]{1,64}(@[A-Za-z0-9_.-]{1,64})?")
 #: how long routing waits for the caller's profile lookup once the IVR is done
 LOOKUP_TIMEOUT_S = 2.0
+#: how long the flow waits, once per call, for a profile lookup slower than
+#: its first step before deciding on ``caller.*`` without it
+PROFILE_WAIT_S = 1.0
+#: ``caller.*`` names the call itself brings (AGI request), not the profile
+_CALL_BROUGHT = frozenset({"caller.number", "caller.name"})
 #: calls whose session ended in error are checked against the live channels
 #: at most this often (one CoreShowChannels for all of them)
 STRAY_CHECK_S = 5.0
@@ -110,6 +122,14 @@ PROOF_TIMEOUT_S = 2.0
 #: proof): how long its AMI Hangup may take to come, which makes it a caller
 #: who hung up (recorded) rather than nothing
 GONE_GRACE_S = 2.0
+
+def reads_profile(flow: Flow) -> bool:
+    """Does ``flow`` decide anything on the caller's profile (a ``caller.X``
+    other than the number and name the call itself brings)?"""
+    return any(name.startswith("caller.") and name not in _CALL_BROUGHT
+               for node in flow.nodes.values() for _, e in expressions(node)
+               for name in e.names)
+
 
 Lookup = Callable[[str], Coroutine[Any, Any, dict[str, str]]]
 HttpGet = Callable[[str, float], Awaitable[Mapping[str, object] | None]]
@@ -154,6 +174,7 @@ class CallScripts:
         self.reports = reports
         self.hold = hold
         self.flow = flow
+        self._profile_flow: tuple[Flow, bool] | None = None
         self.lookup = lookup
         self.http = http
         self.clock = clock
@@ -543,7 +564,9 @@ class CallScripts:
         the caller's profile looked up meanwhile."""
         req = session.request
         caller = {"number": req.callerid, "name": req.calleridname}
-        call.run = FlowRun(self.flow(), caller, call_id=call.call_id)
+        flow = self.flow()
+        call.run = FlowRun(flow, caller, call_id=call.call_id)
+        call.profile_waited = not self._reads_profile(flow)  # nothing to wait for
         call.profile_merged = False
         call.lookup = asyncio.get_running_loop().create_task(self.lookup(req.callerid))
 
@@ -585,6 +608,26 @@ class CallScripts:
     def _now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.clock(), dt.UTC)
 
+    def _reads_profile(self, flow: Flow) -> bool:
+        """:func:`reads_profile`, kept for the flow object in use (a reload
+        brings a new one)."""
+        if self._profile_flow is None or self._profile_flow[0] is not flow:
+            self._profile_flow = (flow, reads_profile(flow))
+        return self._profile_flow[1]
+
+    async def _profile_in(self, call: LiveCall) -> None:
+        """Before the flow decides its next nodes: the profile, once its
+        lookup is in, seen by conditions (``caller.vip_level``).  A lookup
+        slower than the first step (the welcome covers it normally) is
+        waited for once, at most :data:`PROFILE_WAIT_S`, so a database
+        having a slow moment does not send a VIP down the general path
+        (only by a flow reading the profile: the others never wait)."""
+        lookup = call.lookup
+        if lookup is not None and not lookup.done() and not call.profile_waited:
+            call.profile_waited = True
+            await asyncio.wait({lookup}, timeout=PROFILE_WAIT_S)
+        self._merge_profile(call)
+
     def _merge_profile(self, call: LiveCall) -> None:
         """Once the background profile lookup is in, conditions see ``caller.*``."""
         if call.profile_merged or call.lookup is None or not call.lookup.done():
@@ -606,7 +649,8 @@ class CallScripts:
         assert run is not None
         end = await run_flow(session, run, clock=self._now,
                              profile=lambda: self._profile_for(call), http=self.http,
-                             before_step=lambda: self._merge_profile(call))
+                             before_step=lambda: self._profile_in(call),
+                             composed=self.config.say_composed)
         await play(session, end.prompts)
 
         def handle(event: Event) -> object:
@@ -655,7 +699,8 @@ class CallScripts:
                 return False
             case VoicemailCall():
                 handle(IvrEnded(call.call_id, end.path, "voicemail"))
-                await session.exec("VoiceMail", f"{end.mailbox},u")
+                # the flow's prompt said it: no English greeting of Asterisk's
+                await session.exec("VoiceMail", f"{end.mailbox},s")
                 await session.hangup()
                 return False
             case EndCall():
@@ -814,12 +859,12 @@ class CallScripts:
         else:  # its record is written: it ended in the fallback
             await self._admit_ended(session, call_id)
         kind = req.query.get("kind", "message")
-        prompt = {"callback": "acd/callback-registered", "sms": "acd/sms-sent",
-                  "voicemail": "acd/leave-message"}.get(kind, "acd/all-busy-call-later")
+        prompt = {"callback": CALLBACK_REGISTERED, "sms": SMS_SENT,
+                  "voicemail": LEAVE_MESSAGE}.get(kind, ALL_BUSY_CALL_LATER)
         log.info("call %s: fallback %s after the maximum wait",
                  printable(req.uniqueid[:80], newlines=False),
                  printable(kind[:32], newlines=False))
         self.fallbacks.append((req.uniqueid, kind, req.callerid))
         await session.answer()
-        await session.stream_file(prompt)
+        await play(session, (prompt,))  # a missing file is logged with its name
         await session.hangup()

@@ -31,9 +31,15 @@ from acd.runtime.calls import AGENT, CALLER, CallRegistry, CallReports
 
 log = logging.getLogger(__name__)
 
-#: the AMI events the engine acts on; the rest are dropped before parsing
+#: the AMI events the engine acts on (``Shutdown``: logged by the AMI client);
+#: the decoder drops the rest unparsed, and the shipped manager.conf asks
+#: Asterisk for these alone (``eventfilter``; a test holds the two together).
+#: Not here because they are never filtered: the replies to the engine's own
+#: actions and the items of their lists (``CoreShowChannel``,
+#: ``DeviceStateList``'s ``DeviceStateChange``, ``DBGetResponse``), which
+#: carry its ``ActionID``.
 AMI_EVENTS = frozenset({"Hangup", "DialBegin", "DialEnd", "Rename", "DeviceStateChange",
-                        "FullyBooted", "Shutdown"})
+                        "Shutdown"})
 
 #: ``on_device(server, extension, state)``
 OnDevice = Callable[[str, str, str], None]

@@ -78,6 +78,8 @@ class LiveCall:
     moh: str | None = None
     announce_every_s: float | None = None
     profile_merged: bool = False
+    #: the flow waited for the profile lookup once (at most PROFILE_WAIT_S)
+    profile_waited: bool = False
     #: the core has written the call's record (the call is over for routing)
     ended: bool = False
     #: its offer was put back at start-up from the PBX: the offer id the

@@ -67,6 +67,7 @@ from acd.core.stats import ServiceLevel, Statistics
 from acd.ivr.nodes import Flow
 from acd.logs import Limited, redacted
 from acd.protocols.ami import AmiMessage
+from acd.runtime import ivr_agi
 from acd.runtime.agi_scripts import CallScripts
 from acd.runtime.calls import CallRegistry, CallReports, LiveCall
 from acd.runtime.continuity import agent_row, live_row, touched
@@ -108,18 +109,20 @@ class Engine:
 
     def __init__(self, config: EngineConfig, clock: Callable[[], float] = time.time,
                  lookup: Callable[[str], Coroutine[Any, Any, dict[str, str]]] | None = None,
-                 *, timers: Timers | None = None, observer: Observer | None = None) -> None:
+                 *, timers: Timers | None = None, observer: Observer | None = None,
+                 http: HttpLookup | None = None) -> None:
         """``lookup(number)``: the caller's profile as routing attributes
         (default: the customers table and the last agent from call records).
         ``timers``: default real time on the asyncio loop.  ``observer``: see
-        :data:`Observer`."""
+        :data:`Observer`.  ``http``: the flow's HTTP lookups (default: the
+        URLs as written; ``acd demo`` routes the example back end's)."""
         self.config = config
         self.clock = clock
         self.core = ContactCenter(config.core)
         self.flows = FlowRegistry(config.flow, config.flow.file,
                                   set(config.known_queues) if config.known_queues else None,
-                                  config.sounds)
-        self.http = HttpLookup()
+                                  config.sounds, config.say_composed)
+        self.http = http if http is not None else HttpLookup()
         self.db = Database(config.database_url)
         #: call records and the rest, written in batches; what the database
         #: cannot take goes to dead_letters or the local spool (config.records)
@@ -157,7 +160,8 @@ class Engine:
         self.calls = CallRegistry(config.server)
         self.reports = reports = CallReports(self.calls, self.handle)
         self.hold = Hold(self.core, reports, config.moh_class,
-                         fallback_wait_s=config.ami.action_timeout + 1)
+                         fallback_wait_s=config.ami.action_timeout + 1,
+                         composed=config.say_composed, clock=clock)
         self.scripts = CallScripts(config, self.calls, reports, self.hold,
                                    lambda: self.flows.current, self.lookup, self.http.get,
                                    clock, self.counters, check=self._check_strays,
@@ -312,6 +316,7 @@ class Engine:
         self.refusals.flush(log)
         self.scripts.limited.flush(log)
         self.hold.limited.flush()
+        ivr_agi.play_log.flush()  # prompts that did not play, with their counts
         for srv in self.servers.values():
             srv.flush_logs()
         await self.db.dispose()

@@ -4,6 +4,11 @@ One aiohttp client session for the engine (connection reuse), opened on
 first use.  Anything but a 200 with a JSON object is a failure (the flow's
 ``on_error`` branch); the caller of :meth:`HttpLookup.get` applies the
 node's timeout.
+
+``origins`` sends the lookups addressed to one origin (scheme, host and
+port) to another, the rest of the URL kept: ``acd demo`` serves the example
+self-service back end (:mod:`acd.loadsim.selfservice`) on a free port and
+routes the flow's ``http://127.0.0.1:8099`` there, the flow unchanged.
 """
 
 from __future__ import annotations
@@ -62,11 +67,42 @@ def shown_url(url: str) -> str:
     return printable(shown, newlines=False)
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of an absolute URL, lower case, the port filled
+    in for http and https; ValueError for a malformed one."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or ""), parts.port or DEFAULT_PORTS.get(scheme)
+
+
 class HttpLookup:
-    def __init__(self) -> None:
+    def __init__(self, origins: Mapping[str, str] | None = None) -> None:
+        """``origins``: origin -> origin (``"http://127.0.0.1:8099"`` ->
+        ``"http://127.0.0.1:41234"``): a lookup to the first goes to the
+        second, its path and query kept."""
         self._session: aiohttp.ClientSession | None = None
+        self._origins = {origin(a): urllib.parse.urlsplit(b)
+                         for a, b in (origins or {}).items()}
+
+    def routed(self, url: str) -> str:
+        """Where a lookup of ``url`` goes (``origins``)."""
+        if not self._origins:
+            return url
+        try:
+            to = self._origins.get(origin(url))
+        except ValueError:
+            return url  # the GET says what is wrong with it
+        if to is None:
+            return url
+        parts = urllib.parse.urlsplit(url)
+        return urllib.parse.urlunsplit((to.scheme, to.netloc, parts.path, parts.query,
+                                        parts.fragment))
 
     async def get(self, url: str, timeout_s: float) -> Mapping[str, object] | None:
+        url = self.routed(url)
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 headers={"Accept": "application/json", "User-Agent": "acd-ivr"})

@@ -22,6 +22,7 @@ from typing import Any
 from acd.adapters.ami import AmiActionTimeout, AmiConnectError
 from acd.adapters.leader import Leadership
 from acd.logs import show_private
+from acd.prompts.startup import check_at_start
 from acd.runtime.engine import Engine
 from acd.runtime.settings import EngineConfig
 
@@ -39,6 +40,9 @@ async def serve(config: EngineConfig, on_up: Callable[[Engine], None] | None = N
     if config.show_caller_data:
         log.warning("logging: show_caller_data is on: callers' numbers, names and SMS texts "
                     "are logged as they are")
+    # every prompt the flow and the engine may play, where Asterisk looks: one warning
+    await asyncio.to_thread(check_at_start, config.flow, config.sounds, config.say_composed,
+                            config.config_file)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -36,6 +36,7 @@ from acd.core.profiles import AgentProfile
 from acd.ivr.load import load_flow
 from acd.ivr.nodes import Flow, Sms
 from acd.ivr.parse import FlowError
+from acd.ivr.saying import COMPOSED_LANGUAGES, GRAMMAR_LANGUAGES
 from acd.loaders.routing import PolicyError, load_policy
 from acd.loaders.textfile import clip
 from acd.loaders.yamlpos import Places, Reader, YamlError, read_text
@@ -80,9 +81,21 @@ class EngineConfig:
     flow_watch: bool = False
     #: queues the flow may use (checked on load and reload); None = any
     known_queues: frozenset[str] | None = None
-    #: the Asterisk sounds folder, if this machine has it: flows whose
-    #: prompts are missing there are refused
+    #: the Asterisk sounds folder, if this machine has it (or a mounted copy):
+    #: ``acd serve`` says at start which prompts are missing there (one
+    #: warning, acd.prompts.startup); a flow reload whose prompts are missing
+    #: there is warned about, not refused
     sounds: str | None = None
+    #: the prompt pack's texts (``prompts:``; default prompts.yaml beside the
+    #: flow), for ``acd prompts build --config`` (docs/prompts.md)
+    prompts: str | None = None
+    #: ``say_composed``: languages whose numbers, money, dates and times the
+    #: engine says from the pack's own prompts (acd/num/..., acd.ivr.saying)
+    #: instead of Asterisk's SAY commands (which know no Cantonese or Minnan)
+    say_composed: tuple[str, ...] = COMPOSED_LANGUAGES
+    #: the configuration file this was read from (its name in messages:
+    #: "`sounds:` in /etc/acd/acd.yaml"); "acd.yaml" when built otherwise
+    config_file: str = "acd.yaml"
     #: graceful stop: how long the accepted records may take to reach the database
     stop_flush_s: float = 10.0
     #: hot standby (docs/continuity.md): engines sharing a database take the
@@ -275,9 +288,9 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None, *,
     top = c.mapping(data, "top level")
     c.known(top, "", {"server", "ami", "agi", "database", "flow", "moh_class", "wrap_up_s",
                       "rona_pause_s", "queues", "agents", "routing", "api_port", "api_host", "api",
-                      "login_agents", "flow_watch", "sounds", "transfer_context", "sms",
+                      "login_agents", "flow_watch", "sounds", "prompts", "transfer_context", "sms",
                       "country_code", "events", "stop_flush_s", "standby", "servers",
-                      "paths", "logging", "records"})
+                      "paths", "logging", "records", "say_composed"})
     base = base or Path(".")
     ami = _ami(c, top.get("ami", {}), "ami")
     server = c.text(top.get("server", "pbx1"), "server")
@@ -379,8 +392,12 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None, *,
     if top.get("sounds") is not None:
         sp = Path(c.text(top["sounds"], "sounds"))
         sounds = str(sp if sp.is_absolute() else base / sp)
-    try:
-        flow = load_flow(flow_path, known_queues=known, sounds=sounds)
+    prompts = str(flow_path.parent / "prompts.yaml")
+    if top.get("prompts") is not None:
+        pp = Path(c.text(top["prompts"], "prompts"))
+        prompts = str(pp if pp.is_absolute() else base / pp)
+    try:  # prompts missing in `sounds` are not refused here: serve warns at start
+        flow = load_flow(flow_path, known_queues=known)
     except FlowError as exc:
         if exc.line == 0:  # missing, unreadable, too big: placed here
             raise c.err("flow", f"{exc.problem}: {exc.file}") from None
@@ -422,9 +439,27 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None, *,
         flow_watch=bool(top.get("flow_watch", False)),
         known_queues=frozenset(known),
         sounds=sounds,
+        prompts=prompts,
         transfer_context=c.text(top.get("transfer_context", "acd-transfer"),
                                 "transfer_context"),
+        say_composed=_say_composed(c, top.get("say_composed", list(COMPOSED_LANGUAGES))),
+        config_file=file if file != "<config>" else "acd.yaml",
     )
+
+
+def _say_composed(c: _Cfg, raw: Any) -> tuple[str, ...]:
+    """``say_composed: [zh, yue, nan]`` (``[]``: Asterisk says everything)."""
+    if not isinstance(raw, list):
+        raise c.err("say_composed", "must be a list of languages, e.g. [zh, yue, nan]")
+    out: list[str] = []
+    for i, v in enumerate(raw):
+        lang = c.text(v, f"say_composed[{i}]")
+        if lang not in GRAMMAR_LANGUAGES:
+            raise c.err(f"say_composed[{i}]", f"no number grammar for language {lang!r} "
+                        f"(known: {', '.join(sorted(GRAMMAR_LANGUAGES))}; other "
+                        "languages are said by Asterisk)")
+        out.append(lang)
+    return tuple(dict.fromkeys(out))
 
 
 def load_config(path: str | Path) -> EngineConfig:

@@ -28,6 +28,13 @@ The file (``sms:`` in acd.yaml names it)::
         when: {outcome: answered, intent: [billing]}
         template: bill_in_app
 
+A rule's ``last_node`` names nodes of the engine's flow: a name that is
+not one is an error (a typo would make the rule never fire).  One SMS file
+may serve several flows: ``flows: [ivr_flows/hotline.yaml,
+ivr_flows/basic.yaml]`` (relative to the SMS file) lists them, and a
+``last_node`` name must then be a node of the engine's flow or of one of
+those; names of the other flows simply never match.
+
 An IVR ``sms`` node marks a template by name: such a call gets that template
 (rule ``ivr:<template>``) whatever the rules say.  At most one SMS per call:
 the IVR's mark first, else the first rule that matches.
@@ -54,6 +61,8 @@ from typing import Any
 from acd.core.numbers import DEFAULT_COUNTRY, dialled, is_number, normalize
 from acd.ivr.expr import ExprError, Template, parse_template
 from acd.ivr.hours import HoursError, zone
+from acd.ivr.load import load_flow
+from acd.ivr.parse import FlowError
 from acd.loaders.yamlpos import Reader, YamlError, read_text
 
 OUTCOMES = ("answered", "abandoned", "ivr", "fallback")
@@ -241,8 +250,11 @@ def parse_sms_policy(text: str, file: str = "<sms>",
     root = r.compose(text)
     top = r.mapping(root, "the SMS file")
     r.known(top, "the SMS file", {"sender", "mobile_pattern", "cap", "quiet_hours", "link",
-                                  "default_language", "templates", "rules", "app_url"},
+                                  "default_language", "templates", "rules", "app_url",
+                                  "flows"},
             {"templates"}, root)
+    nodes = _known_nodes(r, top["flows"][1], file, known_nodes) if "flows" in top \
+        else _Nodes(frozenset(known_nodes) if known_nodes is not None else None, ())
     sender = r.string(top["sender"][1], "sender") if "sender" in top else ""
     pattern = r"1[3-9][0-9]{9}"
     if "mobile_pattern" in top:
@@ -324,8 +336,8 @@ def parse_sms_policy(text: str, file: str = "<sms>",
             if template not in templates:
                 raise r.err(f["template"][1], f"{what}: unknown template {template!r} "
                                               f"(templates: {', '.join(templates)})")
-            rules.append(Rule(name, _when(r, f["when"][1], f"rule {name!r}: when",
-                                          known_nodes), template))
+            rules.append(Rule(name, _when(r, f["when"][1], f"rule {name!r}: when", nodes),
+                              template))
     app_url = "/"
     if "app_url" in top:
         app_url = r.string(top["app_url"][1], "app_url")
@@ -339,7 +351,50 @@ def _names(r: Reader, node: Any, what: str) -> frozenset[str]:
     return frozenset(r.strings(node, what))
 
 
-def _when(r: Reader, node: Any, what: str, known_nodes: Sequence[str] | None) -> When:
+@dataclass(frozen=True, slots=True)
+class _Nodes:
+    """The node names a rule's ``last_node`` may use (None: not checked),
+    and the flow files of ``flows:`` they come from besides the engine's."""
+
+    names: frozenset[str] | None
+    listed: tuple[str, ...]
+
+
+def _known_nodes(r: Reader, node: Any, file: str,
+                 known_nodes: Sequence[str] | None) -> _Nodes:
+    """``flows:`` -- the flow files (relative to the SMS file) the rules are
+    written for: one SMS file serves each of them, and a ``last_node`` name
+    must be a node of one of them (or of the engine's own flow)."""
+    names = set(known_nodes or ())
+    listed: list[str] = []
+    for i, item in enumerate(r.sequence(node, "flows")):
+        text = r.string(item, f"flows[{i}]")
+        path = Path(text)
+        resolved = path if path.is_absolute() else Path(file).parent / path
+        if not path.is_absolute() and not resolved.exists():
+            # an error, not a warning: a missing flow's node names would
+            # otherwise be reported as typos in last_node (the SMS file
+            # copied to /etc/acd/ without its flows, say)
+            raise r.err(item, f"flows[{i}]: no flow file {text!r} in {resolved.parent}: a "
+                        "path in flows: is relative to this SMS file's folder, not to the "
+                        "working directory; copy the flows along, write an absolute path, "
+                        "or drop the entry (the flow acd.yaml runs is always checked)")
+        try:
+            flow = load_flow(resolved)
+        except FlowError as exc:
+            if exc.line == 0:  # the file as a whole: placed at its entry here
+                raise r.err(item, f"flows[{i}]: {exc.problem}: {exc.file}") from None
+            err = SmsPolicyError(exc.file, exc.line, exc.column, exc.problem)
+            err.unreadable = exc.unreadable
+            raise err from None
+        names.update(flow.nodes)
+        listed.append(path.name)
+    if known_nodes is None and not listed:  # `flows: []` and no engine flow: nothing to check
+        return _Nodes(None, ())
+    return _Nodes(frozenset(names), tuple(listed))
+
+
+def _when(r: Reader, node: Any, what: str, known: _Nodes) -> When:
     f = r.mapping(node, what)
     r.known(f, what, {"outcome", "min_wait_s", "last_node", "intent", "queue"})
     outcome = None
@@ -349,10 +404,11 @@ def _when(r: Reader, node: Any, what: str, known_nodes: Sequence[str] | None) ->
             raise r.err(f["outcome"][1], f"{what}: outcome {outcome!r} is not one of: "
                                          f"{', '.join(OUTCOMES)}")
     last = _names(r, f["last_node"][1], f"{what}: last_node") if "last_node" in f else None
-    if last is not None and known_nodes is not None:
-        for n in sorted(last - set(known_nodes)):
+    if last is not None and known.names is not None:
+        for n in sorted(last - known.names):
             raise r.err(f["last_node"][1], f"{what}: last_node {n!r} is not a node of the "
-                                           "flow")
+                        "flow" + (f" nor of the flows this file lists ({', '.join(known.listed)})"
+                                  if known.listed else ""))
     return When(
         outcome=outcome,
         min_wait_s=r.number(f["min_wait_s"][1], f"{what}: min_wait_s", 0, 86400)
