@@ -313,7 +313,7 @@ async def child_replay(args: dict[str, Any]) -> None:
 
 async def child_sim(args: dict[str, Any]) -> None:
     from sim.config import PhoneBehaviour, SimConfig
-    from sim.load import CallerScriptMix, run_load, summarize
+    from sim.load import run_load, summarize
     from sim.pbx import SimPBX
 
     cfg = SimConfig(ami_port=args["port"], agi_url=args["agi_url"], users={"acd": SECRET},
@@ -329,9 +329,8 @@ async def child_sim(args: dict[str, Any]) -> None:
     print(json.dumps({"ready": True}), flush=True)
     async with asyncio.timeout(60):
         await pbx.ami.logged_in.wait()
-    mix = CallerScriptMix(keys=[(["", "1"], 0.4), (["", "2"], 0.3), (["", "0"], 0.2),
-                                (["", "3"], 0.1)],
-                          patience_s=(300.0, 600.0), ivr_hangup_p=0.0, key_delay_s=(0.1, 0.3))
+    from sim_process import MIX as mix  # the engine_load benchmark's callers
+
     sent0, bytes0 = pbx.ami.sent, pbx.ami.sent_bytes
     cpu0 = time.process_time()
     results = await run_load(pbx, args["calls"], args["rate"] / args["scale"], mix, seed=1)

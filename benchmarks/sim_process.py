@@ -18,6 +18,13 @@ from sim.config import PhoneBehaviour, SimConfig
 from sim.load import CallerScriptMix, run_load, summarize
 from sim.pbx import SimPBX
 
+#: callers through the basic flow's menu (billing, tech, an agent, balance),
+#: patient enough that only a slow engine makes them give up; also used by
+#: benchmarks/ami_replay.py
+MIX = CallerScriptMix(keys=[(["", "1"], 0.4), (["", "2"], 0.3), (["", "0"], 0.2),
+                            (["", "3"], 0.1)],
+                      patience_s=(300.0, 600.0), ivr_hangup_p=0.0, key_delay_s=(0.1, 0.3))
+
 
 async def main(argv: list[str]) -> None:
     ami_port, agi_url, secret = int(argv[0]), argv[1], argv[2]
@@ -30,9 +37,7 @@ async def main(argv: list[str]) -> None:
     print(json.dumps({"ready": True}), flush=True)
     async with asyncio.timeout(60):
         await pbx.ami.logged_in.wait()
-    mix = CallerScriptMix(keys=[(["", "1"], 0.4), (["", "2"], 0.3), (["", "0"], 0.2),
-                                (["", "3"], 0.1)],
-                          patience_s=(300.0, 600.0), ivr_hangup_p=0.0, key_delay_s=(0.1, 0.3))
+    mix = MIX
     cpu0 = time.process_time()
     results = await run_load(pbx, calls, rate, mix, seed=1)
     summary = summarize(results)
