@@ -390,13 +390,15 @@ class _Handler(BaseHTTPRequestHandler):
         reply = service.answer(self.command, self.path)
         if self.command not in ("GET", "HEAD"):
             self.close_connection = True  # its body, if any, is not read
-        self._send(reply.status, reply.body, body, allow=reply.status == 405)
         service.count(reply.kind)
+        # logged before the reply goes out: whoever has the reply can find its line
+        # (a test or a user who stops the service right after a lookup)
         log.info("%s %s %d %s %.1f ms", self.command,
                  loggable_target(urllib.parse.urlsplit(self.path).path),
                  reply.status, private(reply.number) if reply.number else "-",
                  1000 * (time.monotonic() - started))
         log.debug("%s %s %d", self.command, loggable_target(self.path), reply.status)
+        self._send(reply.status, reply.body, body, allow=reply.status == 405)
 
     def _send(self, status: int, data: Mapping[str, object], body: bool = True,
               allow: bool = False) -> None:
