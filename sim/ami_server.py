@@ -18,7 +18,9 @@ for a hung-up channel or one whose previous Redirect is still pending,
 ``Priority is invalid`` for an unknown label).  ``DBGet`` / ``DBPut`` /
 ``DBDel`` (main/db.c) read and write the PBX's AstDB (:mod:`sim.astdb`):
 ``DBGet`` answers a one-item list (``DBGetResponse``, ``DBGetComplete``) or
-``Error`` ``Database entry not found``.  An action needs one of its classes
+``Error`` ``Database entry not found``.  ``MixMonitor`` / ``StopMixMonitor``
+(apps/app_mixmonitor.c) record a channel (:mod:`sim.mixmonitor`; the files
+go to :attr:`SimConfig.monitor_dir`).  An action needs one of its classes
 in the user's ``write`` (:attr:`SimConfig.ami_write`; main/manager.c's
 ``ast_manager_register_xml_core`` classes, :data:`ACTION_CLASSES`), else
 ``Permission denied``.  Events go to a session if their class is in its
@@ -62,6 +64,7 @@ from sim.config import SimConfig
 from sim.dialplan import Dialplan
 from sim.eventfilter import EventFilter, FilterError, FilterSet, event_name, parse_filter
 from sim.events import Events, encode_event
+from sim.mixmonitor import Monitors
 from sim.originate import OriginateRequest, OriginateResult
 from sim.util import atoi, parse_callerid, scan_int
 
@@ -89,6 +92,9 @@ ACTION_CLASSES: dict[str, frozenset[str]] = {
     "dbget": frozenset({"system", "reporting"}),
     "dbput": frozenset({"system"}),
     "dbdel": frozenset({"system"}),
+    # apps/app_mixmonitor.c
+    "mixmonitor": frozenset({"system"}),
+    "stopmixmonitor": frozenset({"system", "call"}),
 }
 
 _TRUE = {"on", "yes", "true", "1", "all"}
@@ -549,6 +555,44 @@ class AmiSession:
         else:
             self._error(msg, "Database entry could not be deleted")
 
+    def _monitored(self, msg: AmiMessage) -> Channel | None:
+        """MixMonitor/StopMixMonitor's channel, or their error reply (None)."""
+        name = msg.get("Channel")
+        if not name:
+            self._error(msg, "No channel specified")
+            return None
+        chan = self._server.pbx.channels.find(name)
+        if chan is None or chan.destroyed:
+            self._error(msg, "No such channel")
+            return None
+        return chan
+
+    async def _mixmonitor(self, msg: AmiMessage) -> None:
+        """app_mixmonitor.c ``manager_mixmonitor`` (sim/mixmonitor.py)."""
+        chan = self._monitored(msg)
+        if chan is None:
+            return
+        monitors = self._server.monitors
+        file, options = msg.get("File"), msg.get("Options")
+        if not monitors.can_start(file, options):
+            self._error(msg, "Could not start monitoring channel")
+            return
+        mon_id = f"{chan.uniqueid}-{len(monitors.recordings) + 1}" \
+            if monitors.id_var(options) else ""
+        # mixmonitor.txt: the answer first, then VarSet and MixMonitorStart
+        self._reply(msg, "Success", [("MixMonitorID", mon_id)] if mon_id else [])
+        monitors.start(chan, file, options, mon_id)
+
+    async def _stop_mixmonitor(self, msg: AmiMessage) -> None:
+        """app_mixmonitor.c ``manager_stop_mixmonitor``."""
+        chan = self._monitored(msg)
+        if chan is None:
+            return
+        if not self._server.monitors.stop(chan):
+            self._error(msg, "Could not stop monitoring channel")
+            return
+        self._reply(msg, "Success")
+
     async def _device_state_list(self, msg: AmiMessage) -> None:
         """res_manager_devicestate.c: response, one DeviceStateChange per
         device (no Privilege header), then DeviceStateListComplete."""
@@ -580,6 +624,8 @@ _ACTIONS = {
     "dbget": AmiSession._db_get,
     "dbput": AmiSession._db_put,
     "dbdel": AmiSession._db_del,
+    "mixmonitor": AmiSession._mixmonitor,
+    "stopmixmonitor": AmiSession._stop_mixmonitor,
 }
 
 
@@ -653,6 +699,17 @@ class AmiServer:
         self.logged_in = asyncio.Event()
         self.started = time.monotonic()
         self.port = 0
+        self._monitors: Monitors | None = None
+
+    @property
+    def monitors(self) -> Monitors:
+        """MixMonitor's recordings (made at first use: the PBX's events
+        exist only after this server)."""
+        if self._monitors is None:
+            pbx = self.pbx
+            self._monitors = Monitors(pbx.cfg, pbx.events, pbx.set_var,
+                                      lambda: pbx.loop.time())
+        return self._monitors
 
     async def start(self, host: str, port: int) -> None:
         self._host = host

@@ -45,6 +45,16 @@ runner substitutes the whole argument first, as pbx_extension_helper does).
 ``MusicOnHold(class,duration)`` plays whole seconds (sscanf ``%d``), forever
 without one.
 
+``ExecIf(cond?app(args)[:app(args)])`` (apps/app_exec.c ``execif_exec``)
+runs the application of the outcome (none for a false condition without
+one); an unknown application is -1.  ``MixMonitor(file[,options])``
+(apps/app_mixmonitor.c ``mixmonitor_exec``) starts recording the channel
+as the AMI action does (:mod:`sim.mixmonitor`: ``MIXMONITOR_FILENAME``,
+``MixMonitorStart``, the WAV written into ``SimConfig.monitor_dir`` when
+the channel hangs up; with ``b``, the time it was bridged); no file (and
+no ``r()``/``t()``) is -1 with a warning.  ``[acd-answered]`` runs it on
+the agent's channel inside Dial's ``U()``, before the bridge.
+
 ``VoiceMail(<mailbox>[@context][,options])``: answers if needed, plays the
 greeting (``voicemail_greeting_s``) with option ``u`` or ``b`` (the
 mailbox's "unavailable"/"busy" message: "The person at extension ... is
@@ -65,6 +75,7 @@ from sim.agi_client import AgiHost, AgiSession, Played, log_missing_file
 from sim.channels import STATE_DOWN, STATE_RINGING, STATE_UP, Bridge, Channel, ChannelInterrupted
 from sim.config import Recording, VoicemailMessage
 from sim.dialplan import release_frame
+from sim.mixmonitor import Monitors
 from sim.phones import Phone, PhoneBank
 from sim.util import atof, atoi, parse_app_options, scan_int, separate_args
 
@@ -122,6 +133,9 @@ class AppHost(AgiHost, Protocol):
     def new_outbound_channel(self, phone: Phone, linked_to: Channel | None, *,
                              uniqueid: str | None = None, cid_num: str = "",
                              cid_name: str = "") -> Channel: ...
+    @property
+    def monitors(self) -> Monitors: ...
+
     def continue_in_dialplan(self, chan: Channel) -> None: ...
     async def run_sub(self, chan: Channel, context: str, exten: str, priority: int,
                       args: list[str]) -> int: ...
@@ -151,6 +165,8 @@ class Apps:
             "agi": self.agi,
             "voicemail": self.voicemail,
             "return": self.return_,
+            "execif": self.exec_if,
+            "mixmonitor": self.mix_monitor,
         }
         #: files written by AGI RECORD FILE, in order.
         self.recordings: list[Recording] = []
@@ -260,6 +276,46 @@ class Apps:
         release_frame(self._pbx.events, chan, frame)
         self._pbx.set_var(chan, "GOSUB_RETVAL", data)
         return -1 if frame.is_special else 0
+
+    async def exec_if(self, chan: Channel, data: str) -> int:
+        """``ExecIf(expr?app(args)[:app(args)])`` (app_exec.c
+        ``execif_exec``, the current syntax): the condition as
+        pbx_checkcondition reads it; the application named before ``(``,
+        its data up to the last ``)``."""
+        first_comma, first_question = data.find(","), data.find("?")
+        if first_question < 0 or 0 <= first_comma < first_question:
+            log.warning("%s: ExecIf: deprecated syntax is not simulated: %r", chan.name, data)
+            return -1
+        parts = separate_args(data, "?", max_args=2)
+        if len(parts) < 2 or not parts[1]:
+            log.error("Usage: ExecIf(<expr>?<appiftrue>(<args>)[:<appiffalse>(<args)])")
+            return -1
+        branches = separate_args(parts[1], ":", max_args=2)
+        branch = branches[0] if _check_condition(parts[0]) else \
+            (branches[1] if len(branches) > 1 else "")
+        if not branch:
+            return 0
+        name, paren, rest = branch.partition("(")
+        args = rest[:rest.rfind(")")] if paren and ")" in rest else rest
+        if not name or not self.known(name):
+            log.warning("Could not find application! (%s)", name)
+            return -1
+        res = await self.run(chan, name, args)
+        return -1 if res is None else res
+
+    async def mix_monitor(self, chan: Channel, data: str) -> int:
+        """``MixMonitor(file[,options[,command]])`` (app_mixmonitor.c
+        ``mixmonitor_exec``): records ``chan`` (:mod:`sim.mixmonitor`); 0,
+        or -1 without a file (nor ``r()``/``t()``)."""
+        args = separate_args(data, remove_chars=True)
+        file = args[0] if args else ""
+        options = args[1] if len(args) > 1 else ""
+        monitors = self._pbx.monitors
+        if not monitors.can_start(file, options):
+            log.warning("MixMonitor requires an argument (filename)")
+            return -1
+        monitors.start(chan, file, options)
+        return 0
 
     async def wait(self, chan: Channel, data: str) -> int:
         seconds = atof(data)

@@ -107,6 +107,12 @@ class SimConfig:
     #: how long a caller speaks into RECORD FILE before falling silent (what the
     #: ``s=<silence>`` detector sees: silence from then on).
     record_speech_s: float = 3.0
+    #: MixMonitor (sim/mixmonitor.py): the folder recordings are written to
+    #: (``astspooldir``/monitor; a relative file name goes under it); None:
+    #: recordings are kept in ``pbx.monitors`` but no file is written
+    monitor_dir: str | None = None
+    #: a written recording holds at most this many simulated seconds of audio
+    monitor_max_s: float = 5.0
 
     # Outside parties (acd-transfer) and voicemail
     #: the number dialled through the trunk answers after this long; None: it

@@ -11,12 +11,13 @@ Mirrors the project's ``asterisk_conf/extensions.conf`` (names from
     [acd-connect]
     exten => _X.,1,Set(ACD_THIS_OFFER=${ACD_OFFER})
      same => n,Dial(PJSIP/${EXTEN},${ACD_RING_TIMEOUT},m(${ACD_MOH})\
-U(acd-answered^${ACD_CALL_ID}^${EXTEN}))       (one line in extensions.conf)
+U(acd-answered^${ACD_CALL_ID}^${EXTEN}^${ACD_RECORDING}))       (one line in extensions.conf)
      same => n,AGI(${ACD_AGI}/requeue?status=${DIALSTATUS}&offer=${ACD_THIS_OFFER}\
 &server=${ACD_SERVER},${ACD_CALL_SECRET})       (one line in extensions.conf)
      same => n,Goto(acd-recover,s,1)
     [acd-answered]
     exten => s,1,Set(DB(acd/answered/${ARG2})=${EPOCH} ${ARG1})
+     same => n,ExecIf($["${ARG3}" != ""]?MixMonitor(${ARG3},b))
      same => n,Return()
     [acd-recover]
     exten => s,1,Set(ACD_TRIES=$[${ACD_TRIES} + 1])
@@ -81,12 +82,16 @@ socket: the dialplan goes on at the channel's context/exten and priority + 1
 after ``AGI()`` returns 0, and ``SET PRIORITY n`` stores ``n - 1``, so
 priority ``n`` runs next.
 
-Dial's ``U(acd-answered^<call id>^<ext>)`` (apps/app_dial.c): once the agent
-answers, and before ``DialEnd ANSWER`` and the bridge, the agent's channel
-runs ``acd-answered,s,1`` as a Gosub (:meth:`DialplanRunner.run_sub`,
-apps/app_stack.c ``gosub_run``) with ``${ARG1}`` = the call id and
-``${ARG2}`` = the extension, while the caller keeps its music; ``Return()``
-ends it.  So AstDB (:mod:`sim.astdb`) keeps ``/acd/answered/<ext>`` =
+Dial's ``U(acd-answered^<call id>^<ext>^<recording>)`` (apps/app_dial.c):
+once the agent answers, and before ``DialEnd ANSWER`` and the bridge, the
+agent's channel runs ``acd-answered,s,1`` as a Gosub
+(:meth:`DialplanRunner.run_sub`, apps/app_stack.c ``gosub_run``) with
+``${ARG1}`` = the call id, ``${ARG2}`` = the extension and ``${ARG3}`` =
+the file the engine set in ``ACD_RECORDING`` for this offer (empty: not
+recorded), while the caller keeps its music; ``ExecIf`` starts
+``MixMonitor(<file>,b)`` on the agent's channel when there is a file
+(recorded while bridged: both parties; :mod:`sim.mixmonitor`);
+``Return()`` ends it.  So AstDB (:mod:`sim.astdb`) keeps ``/acd/answered/<ext>`` =
 ``"<epoch> <call id>"`` for the last call each agent answered; AMI ``DBGet``
 reads it.  A ``U()`` context that does not exist only logs an error: the
 call is bridged all the same (no marker).
@@ -194,12 +199,13 @@ class Dialplan:
         connect = extension(
             ("Set", "ACD_THIS_OFFER=${ACD_OFFER}"),
             ("Dial", "PJSIP/${EXTEN},${ACD_RING_TIMEOUT},m(${ACD_MOH})"
-                     f"U({cfg.answered_context}^${{ACD_CALL_ID}}^${{EXTEN}})"),
+                     f"U({cfg.answered_context}^${{ACD_CALL_ID}}^${{EXTEN}}^${{ACD_RECORDING}})"),
             ("AGI", requeue_url),
             ("Goto", f"{recover},s,1"),
         )
         answered = extension(
             ("Set", "DB(acd/answered/${ARG2})=${EPOCH} ${ARG1}"),
+            ("ExecIf", '$["${ARG3}" != ""]?MixMonitor(${ARG3},b)'),
             ("Return", ""),
         )
         recover_s = extension(

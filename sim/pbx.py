@@ -38,6 +38,7 @@ from sim.config import CallerScript, PhoneBehaviour, SimConfig
 from sim.dialplan import Dialplan, DialplanRunner
 from sim.events import EventListener, Events
 from sim.expr import substitute
+from sim.mixmonitor import Monitors
 from sim.originate import (
     REASON_ANSWERED,
     REASON_BUSY,
@@ -310,6 +311,11 @@ class SimPBX:
         chan.redirect_to = target
         self._interrupt(chan)
         return True
+
+    @property
+    def monitors(self) -> Monitors:
+        """MixMonitor's recordings, the AMI action's and the application's."""
+        return self.ami.monitors
 
     async def run_sub(self, chan: Channel, context: str, exten: str, priority: int,
                       args: list[str]) -> int:

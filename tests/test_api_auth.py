@@ -40,6 +40,7 @@ from test_sms_api import POLICY
 from acd.adapters.sms_store import sms_events
 from acd.api.auth import (
     NEEDS,
+    OPEN_ROUTES,
     ApiSetupError,
     load_or_create,
     read_token_file,
@@ -73,7 +74,33 @@ ROUTES: list[tuple[str, str, Any, Role]] = [
     ("POST", "/sms/app-login", {"number": "13800138000"}, Role.ADMIN),
     ("POST", "/sms/optout", {"number": "13800138000"}, Role.ADMIN),
     ("GET", "/sms/outbox", None, Role.ADMIN),
+    ("GET", "/metrics", None, Role.READ),
+    ("GET", "/wallboard", None, Role.READ),
+    ("GET", "/wallboard/static/wallboard.js", None, Role.READ),
+    ("GET", "/wallboard/state", None, Role.READ),
+    ("GET", "/wallboard/events", None, Role.READ),
+    ("GET", "/qa/static/qa.css", None, Role.READ),
+    ("GET", "/qa", None, Role.ADMIN),
+    ("GET", "/qa/c1", None, Role.ADMIN),
+    ("GET", "/qa/c1/recording", None, Role.ADMIN),
+    ("POST", "/qa/c1/score", None, Role.ADMIN),
+    ("POST", "/qa/sign-out", None, Role.ADMIN),
+    # open: the sign-in form checks the admin token of its body itself (OPEN below)
+    ("POST", "/qa/sign-in", None, Role.ADMIN),
 ]
+#: the one route let in without credentials, and why: it IS the credential
+#: check (the admin token in a form's body, never in a URL); it must still
+#: refuse a missing or wrong token with 401 and give nothing but the cookie
+OPEN = {("POST", "/qa/sign-in")}
+#: the route each path of ROUTES stands for, where a{id} or {name} is not it
+CANONICAL = {"/wallboard/static/wallboard.js": "/wallboard/static/{name}",
+             "/qa/static/qa.css": "/qa/static/{name}", "/qa/c1": "/qa/{call_id}",
+             "/qa/c1/recording": "/qa/{call_id}/recording",
+             "/qa/c1/score": "/qa/{call_id}/score"}
+
+
+def canonical(path: str) -> str:
+    return CANONICAL.get(path) or path.replace("a0", "{id}").replace("billing", "{name}")
 
 
 class LinkSms(FakeSms):
@@ -126,6 +153,8 @@ async def request(url: str, method: str, path: str, body: Any = None,
     async with aiohttp.ClientSession() as http, \
             http.request(method, url + path, json=body, headers=headers or {},
                          allow_redirects=False, **kwargs) as resp:
+        if resp.content_type == "text/event-stream":  # a stream: its headers tell
+            return resp.status, "", resp.headers
         data = await resp.json() if resp.content_type == "application/json" \
             else await resp.text()
         return resp.status, data, resp.headers
@@ -141,10 +170,13 @@ async def test_every_route_needs_a_token_and_its_role(tmp_path: Path) -> None:
         app = api.app()
         routes = {(r.method, r.resource.canonical) for r in app.router.routes()
                   if r.resource is not None}
-        assert routes == {(m, p.replace("a0", "{id}").replace("billing", "{name}"))
-                          for m, p, _, _ in ROUTES}
-        assert len(app[NEEDS]) == len(ROUTES)
+        assert routes == {(m, canonical(p)) for m, p, _, _ in ROUTES}
+        assert len(app[NEEDS]) == len(ROUTES) - len(OPEN)
+        assert OPEN_ROUTES == OPEN  # nothing else is open, in the guard either
         for method, path, body, need in ROUTES:
+            if (method, path) in OPEN:
+                await open_route_checks_its_token(api, url, method, path)
+                continue
             status, data, headers = await request(url, method, path, body)
             assert status == 401, (method, path, data)
             assert headers["WWW-Authenticate"] == 'Bearer realm="acd"'
@@ -159,7 +191,7 @@ async def test_every_route_needs_a_token_and_its_role(tmp_path: Path) -> None:
                 status, data, _ = await request(url, method, path, body, bearer(api, role))
                 if role < need:
                     assert status == 403, (method, path, role, data)
-                    where = path.replace("a0", "{id}").replace("billing", "{name}")
+                    where = canonical(path)
                     assert data["error"] == (
                         f"forbidden: {method} {where} needs the {need.label} role "
                         f"(these credentials have {role.label})")
@@ -174,6 +206,36 @@ async def test_every_route_needs_a_token_and_its_role(tmp_path: Path) -> None:
         status, _, _ = await request(url, "GET", "/health", None, {
             "Authorization": f"bEaReR {bearer(api, Role.READ)['Authorization'][7:]}"})
         assert status == 200
+
+
+async def open_route_checks_its_token(api: ControlApi, url: str, method: str,
+                                      path: str) -> None:
+    """The sign-in form's POST: no token, or a wrong one, is 401 (whatever
+    Authorization header comes with it: the form's token decides), a lower
+    role's 403, none with a cookie; the admin token gives the QA cookie."""
+    here = {"Origin": url}
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert api.tokens is not None
+    admin = api.tokens.by_role[Role.ADMIN]
+    for body, headers in ((None, {}), ("", here), ("token=", here), ("next=/qa", here),
+                          (None, bearer(api, Role.ADMIN))):
+        status, _, got = await request(url, method, path, data=body,
+                                       headers={**form, **headers})
+        assert status == 401 and "Set-Cookie" not in got, (body, headers)
+        assert got["WWW-Authenticate"] == 'Bearer realm="acd"'
+    for wrong in ("not-a-token-of-ours-at-all", admin + "x", admin[:-1]):
+        status, _, got = await request(url, method, path, data=f"token={wrong}",
+                                       headers={**form, **here, **bearer(api, Role.ADMIN)})
+        assert status == 401 and "Set-Cookie" not in got, wrong
+        assert got["WWW-Authenticate"] == 'Bearer realm="acd", error="invalid_token"'
+    for role in (Role.READ, Role.AGENT):
+        status, _, got = await request(url, method, path, headers={**form, **here},
+                                       data=f"token={api.tokens.by_role[role]}")
+        assert status == 403 and "Set-Cookie" not in got, role
+    status, _, got = await request(url, method, path, data=f"token={admin}",
+                                   headers={**form, **here})
+    assert status == 303 and got["Set-Cookie"].startswith("acd_qa=")
+    assert got["Location"] == "/qa"
 
 
 async def test_refusals_are_logged_rate_limited_and_never_with_the_token(

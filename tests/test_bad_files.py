@@ -22,6 +22,7 @@ import os
 import random
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -506,6 +507,8 @@ def corpus() -> list[Bad]:
 
 def _place(folder: Path, bad: Bad, target: str) -> None:
     folder.mkdir(parents=True)
+    # the database `acd agents list` reads (a read-only command makes none)
+    sqlite3.connect(folder / "profiles.db").close()
     for name, text in GOOD.items():
         (folder / name).write_text(text, encoding="utf-8")
     path = folder / target

@@ -298,7 +298,7 @@ async def test_a_failing_handler_does_not_kill_the_server(
     async with system(tmp_path, {"1001": PhoneBehaviour()}) as s:
         def boom(*args: object, **kwargs: object) -> None:
             raise RuntimeError("kaput")
-        monkeypatch.setattr(s.engine.statistics, "intervals", boom)
+        monkeypatch.setattr(s.engine.statistics, "totals", boom)  # /queues' today
         status, err = await call(s, "GET", "/queues")
         assert status == 500 and err == {"error": "internal error: RuntimeError"}
         assert (await get(s, "/health"))["ami"] is True

@@ -84,11 +84,14 @@ async def test_answered_call_leaves_its_marker_for_dbget(agi: AgiScriptServer, p
     assert steps == [
         ("agents", "1001", "1", "AppDial", "(Outgoing Line)"),
         ("acd-answered", "s", "1", "Set", "DB(acd/answered/1001)=1795463007 c-42"),
-        ("acd-answered", "s", "2", "Return", "")]
+        # no ACD_RECORDING on the caller: ARG3 empty, no recording
+        ("acd-answered", "s", "2", "ExecIf", "0?MixMonitor(,b)"),
+        ("acd-answered", "s", "3", "Return", "")]
+    assert pbx.ami.monitors.recordings == []
     leg_vars = [(m["Variable"], m["Value"]) for m in events
                 if m.event == "VarSet" and m["Uniqueid"] == leg]
     assert leg_vars == [("LOCAL(ARG1)", "c-42"), ("LOCAL(ARG2)", "1001"),
-                        ("LOCAL(ARGC)", "2"),
+                        ("LOCAL(ARG3)", ""), ("LOCAL(ARGC)", "3"),
                         ("ARGC", ""), ("ARG2", ""), ("ARG1", ""), ("GOSUB_RETVAL", "")]
 
     after_ringing = events[events.index(begin):]
@@ -102,7 +105,7 @@ async def test_answered_call_leaves_its_marker_for_dbget(agi: AgiScriptServer, p
             order.append(f"DialEnd {m['DialStatus']}")
         elif m.event in ("MusicOnHoldStart", "MusicOnHoldStop", "BridgeCreate"):
             order.append(m.event)
-    assert order == ["MusicOnHoldStart", "DIALSTATUS=ANSWER", "Set", "Return",
+    assert order == ["MusicOnHoldStart", "DIALSTATUS=ANSWER", "Set", "ExecIf", "Return",
                      "DialEnd ANSWER", "MusicOnHoldStop", "BridgeCreate"]
 
     # A later AMI session (the engine after an outage) reads it.

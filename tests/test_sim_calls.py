@@ -197,7 +197,8 @@ async def test_ring_no_answer_continues_into_requeue(agi: AgiScriptServer, pbx: 
     moh = await ami.wait_event("MusicOnHoldStart", Uniqueid=call.uniqueid)
     await redirect(ami, moh["Channel"], "1002")
     dial = await ami.wait_event("Newexten", Uniqueid=call.uniqueid, Application="Dial")
-    assert dial["AppData"] == "PJSIP/1002,3,m(default)U(acd-answered^^1002)"  # no ACD_CALL_ID
+    # no ACD_CALL_ID, no ACD_RECORDING
+    assert dial["AppData"] == "PJSIP/1002,3,m(default)U(acd-answered^^1002^)"
     end = await ami.wait_event("DialEnd", Uniqueid=call.uniqueid)
     assert end["DialStatus"] == "NOANSWER"
     leg = await ami.wait_event("Hangup", Uniqueid=end["DestUniqueid"])

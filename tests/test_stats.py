@@ -364,7 +364,10 @@ def test_prune_drops_whole_old_intervals_and_late_data() -> None:
     assert stats.totals().offered == 2
     # a1 has been ready since 10:01:40; only time from 10:15 is kept
     feed(stats, change("a1", S.READY, S.ON_CALL, T10 + 1000))
-    (row,) = stats.agent_intervals()
+    # (the 10:30 interval also has a row for a1: it answered a call queued then)
+    (row,) = [r for r in stats.agent_intervals() if r.logged_in_s]
+    assert [(r.start, r.answered) for r in stats.agent_intervals()] == [
+        (T10 + 900, 1), (T10 + 1800, 1)]
     assert (row.start, row.ready_s) == (T10 + 900, 100)
     assert stats.agent_totals(now=T10 + 1900).on_call_s == 900
 
@@ -506,3 +509,271 @@ def test_agent_time_is_conserved(steps: list[tuple[str, AgentState, float]],
                             rel_tol=1e-9, abs_tol=1e-6)
     both = stats.agent_totals(now=now)
     assert math.isclose(both.busy_s, sum(r.busy_s for r in rows), rel_tol=1e-9, abs_tol=1e-6)
+
+
+# ------------------------------------------------- report extensions (issue 15)
+
+
+def test_short_abandons_are_counted_apart_and_out_of_sl_and_abandon_rate() -> None:
+    A, X = Outcome.ANSWERED, Outcome.ABANDONED
+    calls = (rec("q", "", A, T10 + 1, 5), rec("q", "", A, T10 + 2, 30),
+             rec("q", "", X, T10 + 3, 4.9),  # short: below 5 s
+             rec("q", "", X, T10 + 4, 5.0),  # 5 s is not below 5 s: a real abandon
+             rec("q", "", X, T10 + 5, 60))
+    stats = Statistics({}, ServiceLevel(20, 0.8), short_abandon_s=5)
+    feed(stats, *calls)
+    t = stats.totals()
+    assert (t.offered, t.answered, t.abandoned, t.short_abandoned, t.sl_offered) == (5, 2, 2, 1, 4)
+    assert t.service_level == 0.25  # 1 within 20 s of 4 (the short abandon left out)
+    assert t.abandon_rate == 0.5  # 2 of 4
+    assert t.longest_wait_s == 60
+    # off (the default): every abandon counts, as before
+    off = Statistics({}, ServiceLevel(20, 0.8))
+    feed(off, *calls)
+    t = off.totals()
+    assert (t.abandoned, t.short_abandoned, t.sl_offered, t.service_level) == (3, 0, 5, 0.2)
+    with pytest.raises(ValueError, match="short_abandon_s"):
+        Statistics(short_abandon_s=-1)
+
+
+def answered(agent: str, queue: str, queued_at: float, wait: float, talk: float,
+             first_queue: str | None = None, cls: str = "") -> WriteCallRecord:
+    a = rec(queue, cls, Outcome.ANSWERED, queued_at, wait, talk=talk)
+    a.record.agent_id = agent
+    a.record.first_queue = first_queue
+    return a
+
+
+def test_wrap_up_after_a_call_goes_to_its_interval_queue_and_agent() -> None:
+    stats = Statistics({}, ServiceLevel(20, 0.8))
+    call = answered("a1", "q", T10 + 890, 5, 100)  # queued 10:14:50: interval 10:00
+    end = T10 + 995
+    feed(stats,
+         change("a1", S.LOGGED_OUT, S.READY, T10),
+         change("a1", S.READY, S.RESERVED, T10 + 893),
+         change("a1", S.RESERVED, S.ON_CALL, T10 + 895),
+         change("a1", S.ON_CALL, S.WRAP_UP, end),  # the core's order: change, record, ...
+         call,
+         change("a1", S.WRAP_UP, S.READY, end + 30),
+         # the next call: no wrap-up at all (ready at once, same instant)
+         change("a1", S.READY, S.ON_CALL, end + 40))
+    second = answered("a1", "q", end + 38, 2, 50)
+    feed(stats, change("a1", S.ON_CALL, S.WRAP_UP, end + 90), second,
+         change("a1", S.WRAP_UP, S.READY, end + 90))
+    rows = stats.intervals()
+    assert [(r.start, r.answered, r.talk_sum_s, r.wrap_sum_s, r.aht_s) for r in rows] == [
+        (T10, 1, 100, 30, 130), (T10 + 900, 1, 50, 0, 50)]
+    a = {r.start: r for r in stats.agent_intervals(now=end + 100)}
+    assert (a[T10].answered, a[T10].talk_s, a[T10].wrap_s, a[T10].aht_s) == (1, 100, 30, 130)
+    assert (a[T10 + 900].answered, a[T10 + 900].wrap_s) == (1, 0)
+    tot = stats.agent_totals("a1", now=end + 100)
+    assert (tot.answered, tot.talk_s, tot.wrap_s, tot.aht_s) == (2, 150, 30, 90)
+    # a wrap-up still running counts nothing yet
+    feed(stats, change("a1", S.READY, S.ON_CALL, end + 200),
+         change("a1", S.ON_CALL, S.WRAP_UP, end + 260), answered("a1", "q", end + 199, 1, 60))
+    assert stats.agent_totals("a1").wrap_s == 30
+
+
+def test_transfers_utilisation_and_paused_time() -> None:
+    stats = Statistics({}, ServiceLevel(20, 0.8))
+    feed(stats,
+         answered("a1", "tech", T10 + 10, 50, 60, first_queue="billing"),
+         answered("a1", "tech", T10 + 20, 5, 60),
+         change("a1", S.LOGGED_OUT, S.PAUSED, T10),
+         change("a1", S.PAUSED, S.READY, T10 + 100),
+         change("a1", S.READY, S.ON_CALL, T10 + 400),
+         change("a1", S.ON_CALL, S.WRAP_UP, T10 + 700),
+         change("a1", S.WRAP_UP, S.LOGGED_OUT, T10 + 800))
+    t = stats.totals(queue="tech")
+    assert (t.offered, t.transferred) == (2, 1)
+    a = stats.agent_totals("a1", now=T10 + 5000)  # logged out: nothing more counts
+    assert (a.paused_s, a.logged_in_s, a.busy_s, a.available_s) == (100, 800, 400, 700)
+    assert a.occupancy == pytest.approx(400 / 700)
+    assert a.utilisation == 0.5
+    assert stats.queues() == ["tech"] and stats.agents() == ["a1"]
+
+
+def test_ivr_outcomes_by_last_node_and_reason() -> None:
+    stats = Statistics({}, ServiceLevel(20, 0.8))
+    for path, reason, start in ((("menu", "operator"), "transfer:10086", T10),
+                                (("menu", "operator"), "transfer:95555", T10 + 60),
+                                (("menu", "balance"), "hangup", T10 + 100),
+                                (("menu",), "caller-hangup", T10 + 950)):
+        w = rec(None, "", Outcome.IVR, start + 5, 0)
+        w.record.ivr_path = path
+        w.record.ivr_end = reason
+        w.record.ended_at = start + 30
+        feed(stats, w)
+    rows = stats.ivr_outcomes()
+    assert [(r.start, r.node, r.reason, r.calls, r.transferred, r.mean_ivr_s) for r in rows] == [
+        (T10, "balance", "hangup", 1, 0, 30), (T10, "operator", "transfer", 2, 2, 30),
+        (T10 + 900, "menu", "caller-hangup", 1, 0, 30)]
+    assert [(r.start, r.calls, r.transferred) for r in stats.ivr_outcomes(combine=True)] == [
+        (T10, 3, 2), (T10 + 900, 1, 0)]
+    assert {(r.node, r.reason): r.calls for r in stats.ivr_outcome_totals()} == {
+        ("balance", "hangup"): 1, ("operator", "transfer"): 2, ("menu", "caller-hangup"): 1}
+    assert stats.ivr_only_total() == 4  # the old view still counts them
+
+
+def _zone(name: str):  # type: ignore[no-untyped-def]
+    from zoneinfo import ZoneInfo
+
+    from acd.reports.calls import zone_offset
+
+    return zone_offset(ZoneInfo(name))
+
+
+def test_days_and_weeks_align_on_local_midnight_and_monday() -> None:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    sh = ZoneInfo("Asia/Shanghai")
+    monday = dt.datetime(2026, 11, 23, tzinfo=sh).timestamp()  # a Monday, 00:00 in Shanghai
+    day = Statistics({}, interval_s=86400, utc_offset=_zone("Asia/Shanghai"))
+    week = Statistics({}, interval_s=7 * 86400, utc_offset=_zone("Asia/Shanghai"))
+    for s in (day, week):
+        feed(s, rec("q", "", Outcome.ABANDONED, monday + 60, 1),  # Mon 00:01
+             rec("q", "", Outcome.ABANDONED, monday - 60, 1),  # Sun 23:59: the day before
+             rec("q", "", Outcome.ABANDONED, monday + 6 * 86400 + 3600, 1))  # Sun 01:00
+    assert [(r.start, r.offered) for r in day.intervals()] == [
+        (monday - 86400, 1), (monday, 1), (monday + 6 * 86400, 1)]
+    assert [(r.start, r.end, r.offered) for r in week.intervals()] == [
+        (monday - 7 * 86400, monday, 1), (monday, monday + 7 * 86400, 2)]
+    # 15 minutes in a zone with a half-hour offset: aligned on its quarters
+    q = Statistics({}, interval_s=900, utc_offset=_zone("Asia/Kolkata"))
+    t = dt.datetime(2026, 11, 23, 10, 7, tzinfo=ZoneInfo("Asia/Kolkata")).timestamp()
+    feed(q, rec("q", "", Outcome.ABANDONED, t, 1))
+    assert q.intervals()[0].start == t - 7 * 60
+
+
+def test_a_dst_day_is_23_hours_long_and_agent_time_splits_at_local_midnight() -> None:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    ldn = ZoneInfo("Europe/London")
+    sun = dt.datetime(2026, 3, 29, tzinfo=ldn).timestamp()  # clocks go forward at 01:00
+    mon = dt.datetime(2026, 3, 30, tzinfo=ldn).timestamp()
+    assert mon - sun == 23 * 3600
+    stats = Statistics({}, interval_s=86400, utc_offset=_zone("Europe/London"))
+    feed(stats, rec("q", "", Outcome.ABANDONED, sun + 2 * 3600, 1),
+         change("a1", S.LOGGED_OUT, S.READY, sun - 3600),  # Sat 23:00 (UTC+0)
+         change("a1", S.READY, S.PAUSED, mon + 7200))  # Mon 02:00 (UTC+1)
+    (r,) = stats.intervals()
+    assert (r.start, r.end) == (sun, mon)
+    rows = stats.agent_intervals()
+    assert [(a.start, a.ready_s) for a in rows] == [
+        (sun - 86400, 3600), (sun, 23 * 3600), (mon, 7200)]
+    # 15-minute intervals across the change: 01:00 local does not exist, 02:00 follows 00:45
+    q = Statistics({}, interval_s=900, utc_offset=_zone("Europe/London"))
+    feed(q, change("a1", S.LOGGED_OUT, S.READY, sun + 3600 - 600),
+         change("a1", S.READY, S.PAUSED, sun + 3600 + 600))
+    starts = [(a.start, a.ready_s) for a in q.agent_intervals()]
+    assert starts == [(sun + 2700, 600), (sun + 3600, 600)]
+    assert dt.datetime.fromtimestamp(sun + 3600, ldn).strftime("%H:%M") == "02:00"
+
+
+# ------------------------------------------------ day_start, caches, counters
+
+
+def test_day_start_is_the_first_instant_of_the_local_day_across_midnight_dst() -> None:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    hav = ZoneInfo("America/Havana")
+    day = Statistics({}, interval_s=86400, utc_offset=_zone("America/Havana"))
+    # 2026-11-01: clocks go back at 01:00 to 00:00, so midnight happens twice;
+    # the day starts at the first one (00:00-04:00 = 04:00 UTC), as its interval
+    first = dt.datetime(2026, 11, 1, 4, tzinfo=dt.UTC).timestamp()
+    assert dt.datetime.fromtimestamp(first, hav).isoformat() == "2026-11-01T00:00:00-04:00"
+    for t in (first, first + 1800, first + 3600, first + 3 * 3600, first + 20 * 3600):
+        assert day.day_start(t) == first
+        assert day.start_of(day.index_of(t)) == first
+    assert day.day_start(first - 1) == first - 24 * 3600  # Oct 31 (UTC-4 all day)
+    # 2026-03-08: clocks go forward at 00:00 to 01:00: midnight does not exist,
+    # the day starts at 01:00-04:00 (05:00 UTC), the gap's end
+    gap = dt.datetime(2026, 3, 8, 5, tzinfo=dt.UTC).timestamp()
+    assert dt.datetime.fromtimestamp(gap, hav).isoformat() == "2026-03-08T01:00:00-04:00"
+    for t in (gap, gap + 60, gap + 12 * 3600):
+        assert day.day_start(t) == gap
+        assert day.start_of(day.index_of(t)) == gap
+    assert day.day_start(gap - 1) == gap - 24 * 3600  # Mar 7 00:00-05:00
+    # "today" since day_start counts a call of the first hour of Nov 1
+    q = Statistics({}, interval_s=900, utc_offset=_zone("America/Havana"))
+    feed(q, rec("q", "", Outcome.ABANDONED, first + 600, 1),  # 00:10-04:00
+         rec("q", "", Outcome.ABANDONED, first - 600, 1))  # Oct 31 23:50
+    now = first + 10 * 3600
+    assert q.totals(since=q.day_start(now)).offered == 1
+    assert [r.start for r in q.intervals(since=q.day_start(now))] == [first]
+
+
+def test_interval_starts_are_cached_and_since_reads_skip_older_intervals() -> None:
+    import datetime as dt
+
+    calls = 0
+    shanghai = _zone("Asia/Shanghai")
+
+    def offset(t: float) -> float:
+        nonlocal calls
+        calls += 1
+        return shanghai(t)
+
+    stats = Statistics({}, interval_s=900, utc_offset=offset)
+    midnight = dt.datetime(2026, 11, 23, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp()
+    for day in range(5):
+        for i in range(0, 96, 4):
+            feed(stats, rec("q", "vip" if day == 4 else "std", Outcome.ANSWERED,
+                            midnight + (day - 4) * 86400 + i * 900 + 10, 5))
+    assert len(stats.intervals()) == 5 * 24
+    calls = 0
+    assert len(stats.intervals()) == 5 * 24
+    assert calls == 0  # every start came from the cache
+    today = stats.day_start(midnight + 3600)
+    assert today == midnight
+    calls = 0
+    rows = stats.intervals(since=today)
+    assert [r.customer_class for r in rows] == ["vip"] * 24
+    assert stats.queue_classes(since=today) == {"q": {"vip"}}
+    assert stats.classes(since=today) == ["vip"] and stats.classes() == ["std", "vip"]
+    assert stats.totals(since=today).offered == 24
+    assert calls == 4  # one look-up per read with `since`, none per older interval
+    stats.prune(today)
+    assert stats.queue_classes() == {"q": {"vip"}}
+    assert stats.start_of(stats.index_of(today)) == today
+
+
+def test_ended_totals_never_go_down_when_intervals_are_pruned() -> None:
+    stats = Statistics({}, ServiceLevel(20, 0.8), short_abandon_s=5)
+    feed(stats,
+         rec("q", "", Outcome.ANSWERED, T10 + 1, 5),
+         rec("q", "", Outcome.ABANDONED, T10 + 2, 2),  # short: still an abandoned call
+         rec("r", "", Outcome.FALLBACK, T10 + 3, 60),
+         rec(None, "", Outcome.IVR, T10 + 4, 0),
+         rec("q", "", Outcome.ANSWERED, T10 + 901, 5))
+    before = stats.ended_totals()
+    assert before == {"q": (2, 1, 0), "r": (0, 0, 1)}
+    assert stats.ivr_ended_total() == 1
+    stats.prune(T10 + 900)
+    assert stats.totals().offered == 1
+    assert stats.ended_totals() == before and stats.ivr_ended_total() == 1
+    # a late record for a pruned interval is dropped from the intervals, not from the counts
+    feed(stats, rec("q", "", Outcome.ABANDONED, T10 + 5, 60), rec(None, "", Outcome.IVR, T10, 0))
+    assert stats.dropped == 2
+    assert stats.ended_totals()["q"] == (2, 2, 0) and stats.ivr_ended_total() == 2
+
+
+def test_aht_and_mean_talk_count_the_calls_with_a_known_talk_time() -> None:
+    stats = Statistics({}, ServiceLevel(20, 0.8))
+    known = answered("a1", "q", T10 + 10, 5, 100)
+    unknown = answered("a1", "q", T10 + 300, 5, 100)
+    unknown.record.talk_s = None  # an older row
+    feed(stats, change("a1", S.LOGGED_OUT, S.READY, T10),
+         change("a1", S.READY, S.ON_CALL, T10 + 15), change("a1", S.ON_CALL, S.WRAP_UP, T10 + 115),
+         known, change("a1", S.WRAP_UP, S.READY, T10 + 135),
+         change("a1", S.READY, S.ON_CALL, T10 + 305), change("a1", S.ON_CALL, S.WRAP_UP, T10 + 405),
+         unknown, change("a1", S.WRAP_UP, S.READY, T10 + 445))
+    t = stats.totals()
+    # the call without talk time adds neither talk, wrap-up nor a denominator
+    assert (t.answered, t.talk_sum_s, t.wrap_sum_s) == (2, 100, 20)
+    assert (t.mean_talk_s, t.aht_s, t.asa_s) == (100, 120, 5)
+    a = stats.agent_totals("a1")
+    assert (a.answered, a.talk_s, a.wrap_s, a.aht_s) == (2, 100, 20, 120)

@@ -120,12 +120,17 @@ SKIP_REASON = skip_reason()
 requires_transcripts = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
 
 
+#: files of the folder that are recordings but not in the block format
+#: (queue_log.txt: a real Asterisk's queue_log, read by tests/test_queue_log.py)
+NOT_TRANSCRIPTS = frozenset({"queue_log.txt"})
+
+
 def transcript_files() -> list[Path]:
     """All ``*.txt`` recordings, sorted by name (empty if the folder is absent)."""
     folder = transcripts_dir()
     if folder is None:
         return []
-    return sorted(folder.glob("*.txt"))
+    return sorted(p for p in folder.glob("*.txt") if p.name not in NOT_TRANSCRIPTS)
 
 
 def file_params() -> list[object]:

@@ -25,6 +25,7 @@ from acd.adapters.schema import (
     INT_MAX,
     INT_MIN,
     LATEST_TS,
+    agent_events,
     agent_states,
     call_records,
     calls_live,
@@ -34,14 +35,16 @@ from acd.adapters.schema import (
     fit_text,
     fit_time,
     fit_whole,
+    queue_log,
     text_fits,
 )
 from acd.adapters.sms_store import sms_outbox
 from acd.core.model import CallRecord, Candidate, Explanation, Outcome
+from acd.reports.queue_log import QueueLogEntry
 from acd.sms.policy import PendingSms
 
-__all__ = ["AgentStateRow", "Item", "LiveCallRow", "fit_item", "from_json", "kind", "ref",
-           "to_json"]
+__all__ = ["AgentEventRow", "AgentStateRow", "Item", "LiveCallRow", "fit_item", "from_json",
+           "kind", "ref", "to_json"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,8 @@ class LiveCallRow:
     agent_id: str | None
     answered_at: float | None
     updated_at: float
+    #: the file its recording goes to ("" = none)
+    recording: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +84,26 @@ class AgentStateRow:
     since: float
 
 
-Item = CallRecord | Explanation | PendingSms | LiveCallRow | AgentStateRow
+@dataclass(frozen=True, slots=True)
+class AgentEventRow:
+    """One agent state change (table ``agent_events``, a log: every change
+    is a row of its own; ``acd report calls`` replays them)."""
+
+    agent_id: str
+    at: float
+    old_state: str  # an AgentState value
+    new_state: str
+    reason: str
+
+
+Item = (AgentEventRow | CallRecord | Explanation | PendingSms | LiveCallRow | AgentStateRow
+        | QueueLogEntry)
 
 #: an item's kind, as dead letters and the spool name it
 _KINDS: dict[type, str] = {CallRecord: "record", Explanation: "explanation", PendingSms: "sms",
-                           LiveCallRow: "live", AgentStateRow: "agent"}
+                           LiveCallRow: "live", AgentStateRow: "agent",
+                           AgentEventRow: "agent_event",
+                           QueueLogEntry: "queue_log"}
 
 #: the most characters of the IVR path (call_records.ivr_path, calls_live.ivr_path)
 PATH_LIMIT = 1024
@@ -97,7 +117,7 @@ def kind(item: Item) -> str:
 
 def ref(item: Item) -> str:
     """The call or agent an item belongs to (as the tables key it)."""
-    if isinstance(item, AgentStateRow):
+    if isinstance(item, AgentStateRow | AgentEventRow):
         return item.agent_id
     return item.call_id
 
@@ -174,7 +194,9 @@ def _fit_record(r: CallRecord, f: _Fitter) -> CallRecord:
         offers=f.whole("offers", r.offers), server=f.text("server", r.server),
         customer_class=f.text("customer_class", r.customer_class),
         priority=f.whole("priority", r.priority),
-        first_queue=f.opt_text("first_queue", r.first_queue))
+        first_queue=f.opt_text("first_queue", r.first_queue),
+        ivr_end=f.text("ivr_end", r.ivr_end),
+        recording=f.text("recording", r.recording))
 
 
 def _fit_explanation(e: Explanation, f: _Fitter) -> Explanation:
@@ -239,12 +261,30 @@ def _fit_live(r: LiveCallRow, f: _Fitter) -> LiveCallRow:
         offers=f.whole("offers", r.offers), offer_id=f.whole("offer_id", r.offer_id),
         agent_id=f.opt_text("agent_id", r.agent_id),
         answered_at=f.opt_time("answered_at", r.answered_at),
-        updated_at=f.time("updated_at", r.updated_at))
+        updated_at=f.time("updated_at", r.updated_at),
+        recording=f.text("recording", r.recording))
+
+
+def _fit_agent_event(a: AgentEventRow, f: _Fitter) -> AgentEventRow:
+    return AgentEventRow(agent_id=f.text("agent_id", a.agent_id), at=f.time("at", a.at),
+                         old_state=f.text("old_state", a.old_state),
+                         new_state=f.text("new_state", a.new_state),
+                         reason=f.text("reason", a.reason))
 
 
 def _fit_agent(a: AgentStateRow, f: _Fitter) -> AgentStateRow:
     return AgentStateRow(agent_id=f.text("agent_id", a.agent_id), state=f.text("state", a.state),
                          reason=f.text("reason", a.reason), since=f.time("since", a.since))
+
+
+def _fit_queue_log(e: QueueLogEntry, f: _Fitter) -> QueueLogEntry:
+    cols = e.data_columns()
+    data = tuple(f.text(f"data{i}", v) for i, v in enumerate(cols, 1))
+    keep = max(1, len(e.data) if len(e.data) <= 5 else 5)
+    return QueueLogEntry(
+        time=f.time("time", e.time), callid=f.text("callid", e.callid),
+        queuename=f.text("queuename", e.queuename), agent=f.text("agent", e.agent),
+        event=f.text("event", e.event), data=data[:keep])
 
 
 # ------------------------------------------------------------ fast check
@@ -296,13 +336,15 @@ _FAST: dict[type, tuple[tuple[str, Callable[[object, int], bool], int], ...]] = 
         call_records, call_id=_t, caller=_t, caller_name=_t, server=_t, customer_class=_t,
         queue=_ot, agent_id=_ot, first_queue=_ot, started_at=_tm, ended_at=_tm,
         queued_at=_otm, answered_at=_otm, wait_s=_r, talk_s=_r, offers=_i, priority=_i,
-        ivr_path=_path),
+        ivr_path=_path, recording=_t, ivr_end=_t),
     LiveCallRow: _spec(
         calls_live, call_id=_t, server=_t, channel=_t, caller=_t, caller_name=_t, state=_t,
         queue=_ot, first_queue=_ot, agent_id=_ot, started_at=_tm, updated_at=_tm,
         queued_at=_otm, answered_at=_otm, priority=_i, offers=_i, offer_id=_i,
-        ivr_path=_path, attributes=_attrs),
+        ivr_path=_path, attributes=_attrs, recording=_t),
     AgentStateRow: _spec(agent_states, agent_id=_t, state=_t, reason=_t, since=_tm),
+    AgentEventRow: _spec(agent_events, agent_id=_t, at=_tm, old_state=_t, new_state=_t,
+                         reason=_t),
 }
 
 
@@ -322,6 +364,8 @@ _FITS: dict[type, tuple[Table, Callable[[Any, _Fitter], Any]]] = {
     PendingSms: (sms_outbox, _fit_sms),
     LiveCallRow: (calls_live, _fit_live),
     AgentStateRow: (agent_states, _fit_agent),
+    AgentEventRow: (agent_events, _fit_agent_event),
+    QueueLogEntry: (queue_log, _fit_queue_log),
 }
 
 
@@ -351,7 +395,11 @@ def _fields(item: Item) -> dict[str, Any]:
                 "agent_id": item.agent_id, "answered_at": item.answered_at,
                 "talk_s": item.talk_s, "offers": item.offers, "server": item.server,
                 "customer_class": item.customer_class, "priority": item.priority,
-                "first_queue": item.first_queue}
+                "first_queue": item.first_queue, "ivr_end": item.ivr_end,
+                "recording": item.recording}
+    if isinstance(item, AgentEventRow):
+        return {"agent_id": item.agent_id, "at": item.at, "old_state": item.old_state,
+                "new_state": item.new_state, "reason": item.reason}
     if isinstance(item, Explanation):
         return {"call_id": item.call_id, "offer_id": item.offer_id, "agent_id": item.agent_id,
                 "at": item.at, "queue": item.queue, "customer_class": item.customer_class,
@@ -374,7 +422,11 @@ def _fields(item: Item) -> dict[str, Any]:
                 "priority": item.priority, "attributes": [list(a) for a in item.attributes],
                 "ivr_path": list(item.ivr_path), "offers": item.offers,
                 "offer_id": item.offer_id, "agent_id": item.agent_id,
-                "answered_at": item.answered_at, "updated_at": item.updated_at}
+                "answered_at": item.answered_at, "updated_at": item.updated_at,
+                "recording": item.recording}
+    if isinstance(item, QueueLogEntry):
+        return {"time": item.time, "callid": item.callid, "queuename": item.queuename,
+                "agent": item.agent, "event": item.event, "data": list(item.data)}
     return {"agent_id": item.agent_id, "state": item.state, "reason": item.reason,
             "since": item.since}
 
@@ -398,7 +450,10 @@ def from_json(obj: Any) -> Item:
                 v["call_id"], v["caller"], v["caller_name"], v["started_at"], v["ended_at"],
                 Outcome(v["outcome"]), tuple(v["ivr_path"]), v["queue"], v["queued_at"],
                 v["wait_s"], v["agent_id"], v["answered_at"], v["talk_s"], v["offers"],
-                v["server"], v["customer_class"], v["priority"], v["first_queue"])
+                v["server"], v["customer_class"], v["priority"], v["first_queue"],
+                ivr_end=v.get("ivr_end", ""), recording=v.get("recording", ""))
+        if k == "agent_event":
+            return AgentEventRow(**v)
         if k == "explanation":
             return Explanation(
                 v["call_id"], v["offer_id"], v["agent_id"], v["at"], v["queue"],
@@ -412,6 +467,9 @@ def from_json(obj: Any) -> Item:
                                   "ivr_path": tuple(v["ivr_path"])})
         if k == "agent":
             return AgentStateRow(**v)
+        if k == "queue_log":
+            return QueueLogEntry(v["time"], v["callid"], v["queuename"], v["agent"], v["event"],
+                                 tuple(str(d) for d in v["data"]))
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ValueError(f"not a spooled row ({type(exc).__name__})") from None
     raise ValueError(f"not a spooled row (kind {str(k)[:20]!r})")

@@ -2,8 +2,11 @@
 
 Every store (:mod:`acd.adapters.storage` for call records and
 explanations, :mod:`acd.adapters.sms_store` for the SMS outbox,
-:mod:`acd.adapters.profiles_store` for customers and agents) defines its
-tables on the one :data:`metadata`, so one ``create_all`` makes them all.
+:mod:`acd.adapters.profiles_store` for customers and agents,
+:mod:`acd.adapters.qa_store` for quality review samples and scores) defines its
+tables on the one :data:`metadata`, so one ``create_all`` makes them all
+(the quality review's tables are defined here, so they are made whatever
+was imported before).
 The call-record tables live here because more than one store reads them
 (the SMS report joins the callers); the stores import this module and
 not each other.
@@ -33,7 +36,18 @@ import re
 from collections.abc import Mapping
 from typing import Any, overload
 
-from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 
@@ -56,6 +70,12 @@ call_records = Table(
     Column("customer_class", String(64), nullable=False, default=""),
     Column("priority", Integer, nullable=False, default=0),
     Column("first_queue", String(64)),
+    Column("recording", String(512)),  # the recording's file on the PBX; NULL: none
+    # when it was queued and answered (NULL: never; rows of older versions: unknown)
+    Column("queued_at", DateTime(timezone=True)),
+    Column("answered_at", DateTime(timezone=True)),
+    # how a call that ended in the IVR ended (IvrEnded.reason); NULL: queued, or unknown
+    Column("ivr_end", String(128)),
 )
 
 explanations = Table(
@@ -101,6 +121,7 @@ calls_live = Table(
     Column("agent_id", String(64)),
     Column("answered_at", Float),
     Column("updated_at", Float, nullable=False),
+    Column("recording", String(512)),  # a connected call's recording (kept across a restart)
 )
 
 #: each agent's last login state and pause (kept across restarts and takeovers)
@@ -113,9 +134,43 @@ agent_states = Table(
     Column("since", Float, nullable=False),
 )
 
+#: every agent state change, in order (``acd report calls`` replays them for
+#: occupancy, utilisation and wrap-up; docs/reports.md)
+agent_events = Table(
+    "agent_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agent_id", String(64), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("old_state", String(16), nullable=False),  # an AgentState value
+    Column("new_state", String(16), nullable=False),
+    Column("reason", String(128), nullable=False, default=""),
+    # each agent's last change before a report's start (acd report calls)
+    Index("ix_agent_events_agent_id_at", "agent_id", "at"),
+)
+
+#: Asterisk's realtime queue_log (its columns and lengths as Asterisk's own
+#: schema, contrib/ast-db-manage queue_log; the data split in data1..data5),
+#: written when ``queue_log: table: true`` (docs/reports.md#queue_log); ``time`` UTC
+queue_log = Table(
+    "queue_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", DateTime(timezone=True), nullable=False, index=True),
+    Column("callid", String(80), nullable=False, default=""),
+    Column("queuename", String(256), nullable=False, default=""),
+    Column("agent", String(80), nullable=False, default=""),
+    Column("event", String(32), nullable=False, default=""),
+    Column("data1", String(100), nullable=False, default=""),
+    Column("data2", String(100), nullable=False, default=""),
+    Column("data3", String(100), nullable=False, default=""),
+    Column("data4", String(100), nullable=False, default=""),
+    Column("data5", String(100), nullable=False, default=""),
+)
+
 
 #: rows the database refused (one each: ``kind`` record, explanation, sms,
-#: live, agent; ``ref`` its call or agent id; ``reason`` the database's
+#: live, agent, agent_event; ``ref`` its call or agent id; ``reason`` the database's
 #: words; ``item`` the row as JSON, ASCII only, as the spool writes it), each
 #: written in a transaction of its own, so that the rest are written
 dead_letters = Table(
@@ -127,6 +182,60 @@ dead_letters = Table(
     Column("ref", String(64), nullable=False, default="", index=True),
     Column("reason", String(512), nullable=False, default=""),
     Column("item", Text, nullable=False),
+)
+
+# Quality review (docs/quality.md; read and written by acd.adapters.qa_store).
+# Here, beside the others, so that every ``Database.create()`` makes them.
+#: one row per kept draw of ``acd qa sample``, with the options that drew it
+#: (``rate`` an exact fraction like ``1/20``, or ``per_agent``; ``reviewers``
+#: comma separated, in the order given: the assignment depends on it)
+qa_draws = Table(
+    "qa_draws",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("week", String(8), nullable=False, index=True),
+    Column("drawn_at", DateTime(timezone=True), nullable=False),
+    Column("seed", Integer, nullable=False),
+    Column("rate", String(32)),
+    Column("per_agent", Integer),
+    Column("min_one", Boolean, nullable=False, default=False),
+    Column("tz", String(64), nullable=False, default=""),
+    Column("reviewers", Text, nullable=False, default=""),
+    Column("again", Boolean, nullable=False, default=False),
+    Column("population", Integer, nullable=False, default=0),
+)
+
+#: one row per drawn call (``call_id`` is the key: a call is drawn once, ever);
+#: ``draw_id`` its row in ``qa_draws`` (NULL: drawn before the draws were kept)
+qa_samples = Table(
+    "qa_samples",
+    metadata,
+    Column("call_id", String(64), primary_key=True),
+    Column("week", String(8), nullable=False, index=True),  # 2026-W48
+    Column("agent_id", String(64), nullable=False, index=True),
+    Column("queue", String(64), nullable=False, default=""),
+    Column("reviewer", String(64), nullable=False, index=True),
+    Column("drawn_at", DateTime(timezone=True), nullable=False),
+    Column("seed", Integer, nullable=False),
+    Column("status", String(16), nullable=False, default="assigned"),
+    Column("draw_id", Integer, index=True),
+)
+
+#: every score given (a call scored again keeps its history)
+qa_scores = Table(
+    "qa_scores",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_id", String(64), nullable=False, index=True),
+    Column("form", String(64), nullable=False),
+    Column("form_version", String(32), nullable=False),
+    Column("reviewer", String(64), nullable=False, index=True),
+    Column("scored_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("score", Float, nullable=False),
+    Column("fatal", Boolean, nullable=False, default=False),
+    Column("passed", Boolean),  # None: the form has no pass mark
+    Column("answers", Text, nullable=False),  # JSON {item: {answer, ratio, passed}}
+    Column("comment", Text, nullable=False, default=""),
 )
 
 #: the latest time a column takes (9999-12-31 23:59:59 UTC)
@@ -283,3 +392,83 @@ def aware(ts: dt.datetime | None) -> dt.datetime | None:
     if ts is None:
         return None
     return ts if ts.tzinfo is not None else ts.replace(tzinfo=dt.UTC)
+
+
+def add_missing_columns(conn: Any) -> list[str]:
+    """Bring an existing database's tables up to :data:`metadata`:
+    ``create_all`` makes missing tables but never adds a column a newer
+    version defines (``call_records.queued_at``, ...), so each one missing
+    is added here with ``ALTER TABLE ... ADD COLUMN`` (``conn``: a sync
+    SQLAlchemy connection, in the transaction of ``create_all``).  A
+    column that must have a value and has no constant default cannot be
+    added to a table with rows: ``RuntimeError`` naming it.  Returns
+    ``table.column`` of each column added."""
+    from sqlalchemy import inspect, literal
+    from sqlalchemy.exc import SQLAlchemyError
+
+    insp = inspect(conn)
+    present = set(insp.get_table_names())
+    added: list[str] = []
+    for table in metadata.sorted_tables:
+        if table.name not in present:
+            continue
+        have = {c["name"] for c in insp.get_columns(table.name)}
+        for column in table.c:
+            if column.name in have:
+                continue
+            ddl = column.type.compile(dialect=conn.dialect)
+            if not column.nullable:
+                default = column.default.arg if column.default is not None else None  # type: ignore[attr-defined]
+                if default is None or callable(default):
+                    raise RuntimeError(
+                        f"table {table.name} has no column {column.name}, which this version "
+                        "needs and cannot add to existing rows: recreate the table or add the "
+                        "column by hand (docs/operations.md, \"Interval reports and live "
+                        "statistics\")")
+                value = literal(default).compile(dialect=conn.dialect,
+                                                 compile_kwargs={"literal_binds": True})
+                ddl += f" NOT NULL DEFAULT {value}"
+            name = conn.dialect.identifier_preparer.quote(column.name)
+            table_name = conn.dialect.identifier_preparer.format_table(table)
+            try:
+                with conn.begin_nested():  # a failure leaves the transaction usable
+                    conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {name} {ddl}")
+            except SQLAlchemyError as exc:
+                # another process upgrading at the same time added it first: done
+                if column.name in {c["name"] for c in inspect(conn).get_columns(table.name)}:
+                    continue
+                raise RuntimeError(f"cannot add the column {table.name}.{column.name}: "
+                                   f"{getattr(exc, 'orig', None) or exc}") from None
+            added.append(f"{table.name}.{column.name}")
+    return added
+
+
+def add_missing_indexes(conn: Any) -> list[str]:
+    """Make the indexes of :data:`metadata` that existing tables lack
+    (``create_all`` makes a table's indexes only with the table), as
+    ``CREATE INDEX`` with a check first; one another process made at the
+    same time counts as made.  A failure: ``RuntimeError`` naming the
+    index.  Returns ``table.index`` of each index made."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    insp = inspect(conn)
+    present = set(insp.get_table_names())
+    made: list[str] = []
+    for table in metadata.sorted_tables:
+        if table.name not in present:
+            continue
+        have = {i["name"] for i in insp.get_indexes(table.name)}
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            if index.name is None or index.name in have:
+                continue
+            try:
+                with conn.begin_nested():
+                    index.create(conn, checkfirst=True)
+            except SQLAlchemyError as exc:
+                if index.name in {i["name"] for i in inspect(conn).get_indexes(table.name)}:
+                    continue
+                raise RuntimeError(f"cannot make the index {index.name} on {table.name}: "
+                                   f"{getattr(exc, 'orig', None) or exc}") from None
+            made.append(f"{table.name}.{index.name}")
+    return made

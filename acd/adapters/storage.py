@@ -49,6 +49,7 @@ from sqlalchemy.exc import (
     DisconnectionError,
     IntegrityError,
     InterfaceError,
+    NoSuchModuleError,
     OperationalError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -56,6 +57,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from acd.adapters.backoff import Backoff
 from acd.adapters.rows import (
+    AgentEventRow,
     AgentStateRow,
     Item,
     LiveCallRow,
@@ -67,6 +69,9 @@ from acd.adapters.rows import (
     to_json,
 )
 from acd.adapters.schema import (
+    add_missing_columns,
+    add_missing_indexes,
+    agent_events,
     agent_states,
     aware,
     call_records,
@@ -79,16 +84,19 @@ from acd.adapters.schema import (
     metadata,
     utc,
 )
+from acd.adapters.schema import queue_log as queue_log_table
 from acd.adapters.sms_store import insert_pending, sms_outbox
 from acd.adapters.spool import Spool, SpoolError
 from acd.core.model import CallRecord, Explanation, Outcome
 from acd.logs import Limited, printable
+from acd.reports.queue_log import QueueLogEntry
 from acd.sms.policy import PendingSms
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AgentStateRow", "Database", "LiveCallRow", "RecordWriter", "RecordsConfig",
-           "StorageError", "Summary", "default_spool_dir", "make_engine", "stored_id"]
+__all__ = ["AgentStateRow", "Database", "LiveCallRow", "MissingDriver", "RecordWriter",
+           "RecordsConfig", "StorageError", "Summary", "default_spool_dir", "make_engine",
+           "require_driver", "stored_id"]
 
 
 def stored_id(call_id: str) -> str:
@@ -117,6 +125,7 @@ def _live_row(r: LiveCallRow) -> dict[str, Any]:
         "attributes": fit_json(dict(r.attributes), 4096),
         "ivr_path": ">".join(r.ivr_path), "offers": r.offers, "offer_id": r.offer_id,
         "agent_id": r.agent_id, "answered_at": r.answered_at, "updated_at": r.updated_at,
+        "recording": r.recording or None,
     })
 
 
@@ -135,11 +144,28 @@ def _from_live(d: Any) -> LiveCallRow:
         attributes=tuple((str(k), str(v)) for k, v in attrs.items()),
         ivr_path=tuple(p for p in (d["ivr_path"] or "").split(">") if p),
         offers=d["offers"], offer_id=d["offer_id"], agent_id=d["agent_id"],
-        answered_at=d["answered_at"], updated_at=d["updated_at"])
+        answered_at=d["answered_at"], updated_at=d["updated_at"],
+        recording=d.get("recording") or "")
+
+
+def _queue_log_row(e: QueueLogEntry) -> dict[str, Any]:
+    d1, d2, d3, d4, d5 = e.data_columns()
+    return fit_row(queue_log_table, {
+        "time": utc(e.time), "callid": e.callid, "queuename": e.queuename, "agent": e.agent,
+        "event": e.event, "data1": d1, "data2": d2, "data3": d3, "data4": d4, "data5": d5})
 
 
 class StorageError(Exception):
     pass
+
+
+class MissingDriver(StorageError):
+    """The database URL names a driver that is not installed (asyncpg for
+    PostgreSQL: the ``postgres`` extra).  The commands exit 2 on it."""
+
+
+#: the extra of acd that installs each database's driver
+_DRIVER_EXTRAS = {"postgresql": "postgres"}
 
 
 def _row(rec: CallRecord) -> dict[str, Any]:
@@ -150,7 +176,17 @@ def _row(rec: CallRecord) -> dict[str, Any]:
         "wait_s": rec.wait_s, "agent_id": rec.agent_id, "talk_s": rec.talk_s,
         "offers": rec.offers, "customer_class": rec.customer_class,
         "priority": rec.priority, "first_queue": rec.first_queue,
+        "recording": rec.recording or None,
+        "queued_at": utc(rec.queued_at) if rec.queued_at is not None else None,
+        "answered_at": utc(rec.answered_at) if rec.answered_at is not None else None,
+        "ivr_end": rec.ivr_end or None,
     })
+
+
+def _event_row(e: AgentEventRow) -> dict[str, Any]:
+    return fit_row(agent_events, {"agent_id": e.agent_id, "at": utc(e.at),
+                                  "old_state": e.old_state, "new_state": e.new_state,
+                                  "reason": e.reason})
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +212,37 @@ def _sqlite_pragmas(dbapi_conn: Any) -> None:
     cur.close()
 
 
+def _missing(url: str, exc: ModuleNotFoundError) -> MissingDriver:
+    try:
+        backend = make_url(url).get_backend_name()
+    except (ArgumentError, ValueError):
+        backend = "database"
+    extra = _DRIVER_EXTRAS.get(backend)
+    hint = f"pip install 'acd[{extra}]'" if extra else f"install {exc.name}"
+    return MissingDriver(f"the {backend} driver is missing: {hint}")
+
+
+def require_driver(url: str) -> None:
+    """:class:`MissingDriver` if the driver of ``url`` is not installed (a
+    URL SQLAlchemy cannot read is left to its own error, later)."""
+    try:
+        make_url(url).get_dialect().import_dbapi()
+    except ModuleNotFoundError as exc:
+        raise _missing(url, exc) from None
+    except (ArgumentError, ValueError, NoSuchModuleError):
+        return
+
+
 def make_engine(url: str) -> AsyncEngine:
+    """The async engine of ``url``; :class:`MissingDriver` when its driver
+    is not installed (SQLAlchemy imports it here)."""
+    try:
+        return _make_engine(url)
+    except ModuleNotFoundError as exc:
+        raise _missing(url, exc) from None
+
+
+def _make_engine(url: str) -> AsyncEngine:
     # hide_parameters: an error's text never quotes the statement's values
     # (callers' numbers and names), wherever it is logged or shown
     if url.startswith("sqlite"):
@@ -333,6 +399,7 @@ class _DirectSqlite:
 # a batch's statements, built once (built per batch, they cost more than executing)
 _INSERT_RECORDS = call_records.insert()
 _INSERT_EXPLANATIONS = explanations.insert()
+_INSERT_EVENTS = agent_events.insert()
 _DELETE_LIVE = delete(calls_live).where(calls_live.c.call_id.in_(bindparam("ids", expanding=True)))
 _UPSERTS: dict[tuple[str, str], Any] = {}
 
@@ -390,6 +457,15 @@ class Database:
             _private_sqlite_file(path)
         async with self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
+            try:
+                added = await conn.run_sync(add_missing_columns)
+                indexed = await conn.run_sync(add_missing_indexes)
+            except RuntimeError as exc:
+                raise StorageError(str(exc)) from None
+        if added:
+            log.warning("database upgraded: added the columns %s", ", ".join(added))
+        if indexed:
+            log.warning("database upgraded: made the indexes %s", ", ".join(indexed))
         if path is not None:
             # SQLite gives them the database file's mode; made sure of here
             with contextlib.suppress(OSError):
@@ -414,13 +490,16 @@ class Database:
                           items: Sequence[Explanation],
                           sms: Sequence[PendingSms] = (),
                           live: Sequence[LiveCallRow] = (),
-                          agents: Sequence[AgentStateRow] = ()) -> None:
+                          agents: Sequence[AgentStateRow] = (),
+                          queue_log: Sequence[QueueLogEntry] = (),
+                          events: Sequence[AgentEventRow] = ()) -> None:
         """Call records, explanations, the calls' SMS, calls in progress and
         agents' states in one transaction (all or none).  A recorded call's
         row in ``calls_live`` goes in the same transaction; ``live`` rows
         replace the calls' earlier ones (the last one per call wins).  Every
         value is fitted to its column (:func:`acd.adapters.schema.fit_row`)."""
-        if not records and not items and not sms and not live and not agents:
+        if not records and not items and not sms and not live and not agents \
+                and not queue_log and not events:
             return
         record_rows = [_row(r) for r in records]
         recorded = {r["call_id"] for r in record_rows}
@@ -452,6 +531,10 @@ class Database:
         if states:
             plan.append((_replace(dialect, agent_states) if upsert else agent_states.insert(),
                          list(states.values())))
+        if events:  # the log of agent state changes, in order
+            plan.append((_INSERT_EVENTS, [_event_row(e) for e in events]))
+        if queue_log:  # Asterisk's realtime queue_log rows (docs/reports.md#queue_log)
+            plan.append((queue_log_table.insert(), [_queue_log_row(e) for e in queue_log]))
         if not sms:
             # one transaction, the whole plan in one go (one thread hop on SQLite)
             await self.transaction(lambda conn: _execute_plan(conn, plan))
@@ -468,7 +551,9 @@ class Database:
             [b for b in items if isinstance(b, Explanation)],
             [b for b in items if isinstance(b, PendingSms)],
             [b for b in items if isinstance(b, LiveCallRow)],
-            [b for b in items if isinstance(b, AgentStateRow)])
+            [b for b in items if isinstance(b, AgentStateRow)],
+            [b for b in items if isinstance(b, QueueLogEntry)],
+            events=[b for b in items if isinstance(b, AgentEventRow)])
 
     async def dead_letter(self, item: Item, reason: str, at: float) -> None:
         """Keep a row the database refused in ``dead_letters``, in a
@@ -533,7 +618,17 @@ class Database:
                  if isinstance(i, CallRecord | LiveCallRow | PendingSms)}
         pairs = {(stored_id(i.call_id), i.offer_id) for i in items if isinstance(i, Explanation)}
         agents = {i.agent_id for i in items if isinstance(i, AgentStateRow)}
+        logged = {i.agent_id for i in items if isinstance(i, AgentEventRow)}
         async with self.engine.connect() as conn:
+            seen: set[tuple[str, float, str]] = set()
+            if logged:  # agent_events has no natural key: (agent, time, new state)
+                ev = agent_events.c
+                ats = [i.at for i in items if isinstance(i, AgentEventRow)]
+                seen = {(r[0], round(aware(r[1]).timestamp(), 3), r[2])
+                        for r in await conn.execute(
+                            select(ev.agent_id, ev.at, ev.new_state).where(
+                                ev.agent_id.in_(logged), ev.at >= utc(min(ats) - 1),
+                                ev.at <= utc(max(ats) + 1)))}
             recorded: set[str] = set()
             live_at: dict[str, float] = {}
             sms_done: set[str] = set()
@@ -568,6 +663,8 @@ class Database:
                 old = (stored_id(i.call_id), i.offer_id) in explained
             elif isinstance(i, AgentStateRow):
                 old = since.get(i.agent_id, -1.0) > i.since
+            elif isinstance(i, AgentEventRow):
+                old = (i.agent_id, round(utc(i.at).timestamp(), 3), i.new_state) in seen
             else:
                 old = False
             if old:
@@ -805,13 +902,14 @@ def log_reason(exc: BaseException) -> str:
 
 
 _WHAT = {"record": "record", "explanation": "routing explanation", "sms": "SMS",
-         "live": "row in calls_live", "agent": "state"}
+         "live": "row in calls_live", "agent": "state", "queue_log": "queue_log line",
+         "agent_event": "state change"}
 
 
 def _what(item: Item) -> str:
     """``the record of call 1790000000.12`` (the id made printable): names a
     row in a log line without its caller's number or name."""
-    whose = "agent" if isinstance(item, AgentStateRow) else "call"
+    whose = "agent" if isinstance(item, AgentStateRow | AgentEventRow) else "call"
     return f"the {_WHAT[kind(item)]} of {whose} {printable(ref(item), newlines=False)}"
 
 
@@ -929,6 +1027,14 @@ class RecordWriter:
 
     def put_agent_state(self, row: AgentStateRow) -> None:
         self._accept(row)
+
+    def put_agent_event(self, row: AgentEventRow) -> None:
+        """An agent's state changed: a row of the ``agent_events`` log."""
+        self._accept(row)
+
+    def put_queue_log(self, entry: QueueLogEntry) -> None:
+        """A queue_log line for the realtime ``queue_log`` table."""
+        self._accept(entry)
 
     def put_sms(self, item: PendingSms) -> None:
         """Queue after its call's record: both land in the same transaction

@@ -32,10 +32,21 @@ docs/operations.md)::
     GET  /queues/{name}              read   ... and the waiting calls (read: numbers masked)
     GET  /stats[?interval=true]      read   statistics totals, or per-interval rows
     GET  /flow                       read   the IVR flow's version
+    GET  /metrics                    read   Prometheus metrics (docs/metrics.md)
     POST /flow/reload                admin  reload it from its file
     POST /sms/app-login              admin  {"number": ...}
     POST /sms/optout                 admin  {"number": ..., "remove": false}
     GET  /sms/outbox                 admin  the outbox, texts included
+    GET  /wallboard[/state|/events]  read   the web wallboard (docs/wallboard.md; a
+                                            browser: cookie from /wallboard?token=)
+    GET  /qa, /qa/{call_id}[/recording]  admin  quality review pages (docs/quality.md; a
+                                            browser: cookie from the sign-in form)
+    GET  /qa/static/{qa.css|qa.js}   read   their style and script
+    POST /qa/{call_id}/score         admin  a score from the review page's form
+    POST /qa/sign-in                 none   the sign-in form (token=...&next=...): the
+                                            one route without credentials, it checks
+                                            the admin token itself (auth.OPEN_ROUTES)
+    POST /qa/sign-out                admin  clears the browser's QA cookie
 
 and of the public listener, without credentials::
 
@@ -61,11 +72,15 @@ import ssl
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 
 from acd.adapters.profiles_store import ProfileStoreError
 from acd.api.auth import (
     NEEDS,
+    OPEN_ROUTES,
+    QA_SIGN_IN_PATH,
+    QA_SIGN_OUT_PATH,
     ApiSetupError,
     Guard,
     Tokens,
@@ -74,7 +89,9 @@ from acd.api.auth import (
     server_context,
 )
 from acd.api.config import DEFAULT_HOST, DEFAULT_PORT, ApiConfig, Role
-from acd.api.protocol import AgentView, ControlledEngine, SmsOutboxStore
+from acd.api.metrics import Metrics
+from acd.api.protocol import AgentView, ControlledEngine, DecisionListener, SmsOutboxStore
+from acd.api.qa_pages import QaPages
 from acd.api.requests import (
     MAX_BODY_BYTES,
     PROFILE_FIELDS,
@@ -89,6 +106,7 @@ from acd.api.requests import (
     string,
 )
 from acd.api.views import Views
+from acd.api.wallboard import Wallboard
 from acd.core.errors import UnknownSubject
 from acd.core.model import (
     AgentLogin,
@@ -207,6 +225,12 @@ class ControlApi:
         self.engine = engine
         self.config = config if config is not None else ApiConfig()
         self.views = Views(engine)
+        self.wallboard = Wallboard(engine)
+        #: the quality reviewer's pages (docs/quality.md)
+        self.qa = QaPages(engine)
+        #: /metrics: the engine's own registry (the decision latency listener
+        #: follows the decisions while the control listener runs)
+        self.metrics = Metrics(engine)
         self.tokens: Tokens | None = None
         self.guard: Guard | None = None
         self._ssl: ssl.SSLContext | None = None
@@ -246,8 +270,17 @@ class ControlApi:
         route = app.router.add_route(method, path, handler)
         app[NEEDS][route] = role
 
+    @staticmethod
+    def _open(app: web.Application, method: str, path: str, handler: Handler) -> None:
+        """A route without credentials: only one of :data:`OPEN_ROUTES`
+        (the QA sign-in form, which checks its token itself)."""
+        if (method, path) not in OPEN_ROUTES:
+            raise ValueError(f"{method} {path} is not one of the open routes (auth.OPEN_ROUTES)")
+        app.router.add_route(method, path, handler)
+
     def app(self) -> web.Application:
-        """The control listener's application (every route needs credentials)."""
+        """The control listener's application (every route needs credentials
+        but the QA sign-in form, which checks the token it is given)."""
         if self.guard is None:
             self._setup()
         assert self.guard is not None
@@ -269,11 +302,21 @@ class ControlApi:
                 ("GET", "/queues/{name}", self.get_queue, read),
                 ("GET", "/stats", self.stats, read),
                 ("GET", "/flow", self.get_flow, read),
+                ("GET", "/metrics", self.get_metrics, read),
                 ("POST", "/flow/reload", self.reload_flow, admin),
                 ("POST", "/sms/app-login", self.sms_app_login, admin),
                 ("POST", "/sms/optout", self.sms_optout, admin),
                 ("GET", "/sms/outbox", self.sms_outbox, admin)):
             self._needs(app, method, path, handler, role)
+        for method, path, handler in self.wallboard.routes():
+            self._needs(app, method, path, handler, read)
+        for qa_route in self.qa.routes():  # (method, path, handler, role)
+            self._needs(app, *qa_route)
+        # the QA sign-in form checks the admin token itself: open, and the only one
+        self._open(app, "POST", QA_SIGN_IN_PATH, self.guard.sign_in)
+        self._needs(app, "POST", QA_SIGN_OUT_PATH, self.guard.sign_out, admin)
+        app.on_startup.append(self.wallboard.startup)
+        app.on_shutdown.append(self.wallboard.shutdown)  # its streams end at once
         return app
 
     def public_app(self) -> web.Application:
@@ -296,6 +339,7 @@ class ControlApi:
                 app = self.app()  # reads the tokens and TLS files first
                 self._runner = await self._listen(app, cfg.host, cfg.port, self._ssl,
                                                   "api.host, api.port")
+                self._follow(True)
                 scheme = "https" if self._ssl is not None else "http"
                 log.info("control API on %s://%s:%s (tokens: %s%s)", scheme, cfg.host, self.port,
                          cfg.token_file, ", client certificates" if cfg.tls is not None
@@ -334,9 +378,23 @@ class ControlApi:
             raise
         return runner
 
+    def _follow(self, on: bool) -> None:
+        """Add (or take away) the metrics' decision listener.  An engine
+        without decision listeners (the API tests' fake engine) shows no
+        decision latency."""
+        listeners: list[DecisionListener] | None = getattr(self.engine, "listeners", None)
+        if listeners is None:
+            return
+        if on:
+            listeners.append(self.metrics.on_decision)
+        elif self.metrics.on_decision in listeners:
+            listeners.remove(self.metrics.on_decision)
+
     async def stop(self) -> None:
         """Stop listening (a no-op if not started); log what the rate-limited
         lines held back, with its count."""
+        if self._runner is not None:
+            self._follow(False)
         runners, self._runner, self._public = (self._runner, self._public), None, None
         for runner in runners:
             if runner is not None:
@@ -470,6 +528,13 @@ class ControlApi:
 
     async def stats(self, request: web.Request) -> web.Response:
         return _json(self.views.stats(flag(request, "interval")))
+
+    # ------------------------------------------------------------ metrics
+
+    async def get_metrics(self, request: web.Request) -> web.Response:
+        """Prometheus' text format, read from the engine now (docs/metrics.md)."""
+        return web.Response(body=self.metrics.render(),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # ------------------------------------------------------------ flows
 

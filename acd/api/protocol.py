@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from acd.core.errors import CoreError
-from acd.core.model import AgentState, CallState, Event
+from acd.core.model import Action, AgentState, CallState, Event
 from acd.core.policy import Policy, QueuePolicy, Stage
 from acd.core.profiles import AgentProfile
 from acd.core.stats import Statistics
@@ -108,6 +108,15 @@ class CenterView(Protocol):
         ...
 
     def staffed(self, skill: str) -> int: ...
+
+    def queue_staffing(self) -> dict[str, tuple[int, int]]:
+        """queue -> (agents serving it logged in and not paused, those ready)."""
+        ...
+
+    def serves(self, agent: str | AgentProfile, queue: str) -> bool:
+        """Does the agent (an id or a profile) meet the queue's hard
+        requirements, as routing applies them (the caller's own left out)?"""
+        ...
 
 
 class FlowReload(Protocol):
@@ -199,6 +208,71 @@ class SmsOutboxStore(Protocol):
         ...
 
 
+class CountersView(Protocol):
+    """The engine's own counters (``EngineCounters`` has this shape)."""
+
+    @property
+    def calls_started(self) -> int: ...
+    @property
+    def calls_finished(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
+
+
+class AmiLinkView(Protocol):
+    """One AMI link's health (``AmiClient`` has this shape)."""
+
+    @property
+    def connected(self) -> bool: ...
+    @property
+    def reconnects(self) -> int: ...
+
+
+class ServerView(Protocol):
+    """One Asterisk server of the engine (``PbxServer`` has this shape)."""
+
+    @property
+    def ami(self) -> AmiLinkView: ...
+
+
+class AgiServerView(Protocol):
+    """The FastAGI server's health (``FastAgiServer`` has this shape)."""
+
+    @property
+    def active(self) -> int:
+        """Connections open now."""
+        ...
+    @property
+    def rejected(self) -> int:
+        """Connections dropped for bad input, since the start."""
+        ...
+
+
+class SmsSenderStatsView(Protocol):
+    """The SMS sender's counters since the start (``SenderStats``)."""
+
+    @property
+    def sent(self) -> int: ...
+    @property
+    def retries(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
+    @property
+    def receipts(self) -> int: ...
+    @property
+    def opt_outs(self) -> int: ...
+
+
+class SmsSenderView(Protocol):
+    @property
+    def stats(self) -> SmsSenderStatsView: ...
+
+
+#: ``listener(event, actions, now, started_ns)``, called after every core
+#: decision (the engine's ``Listener``); it must not block or await
+DecisionListener = Callable[[Event, Sequence[Action], float, int], None]
+
+
 class ControlledEngine(Protocol):
     """The engine as the control API sees it."""
 
@@ -229,8 +303,28 @@ class ControlledEngine(Protocol):
     @property
     def sms_app_url(self) -> str | None: ...
 
+    # what /metrics reads (acd.api.metrics), at each scrape
+    @property
+    def counters(self) -> CountersView: ...
+    @property
+    def servers(self) -> Mapping[str, ServerView]:
+        """Every Asterisk server by name."""
+        ...
+    @property
+    def agi(self) -> AgiServerView: ...
+    @property
+    def sms(self) -> SmsSenderView | None:
+        """None when SMS diversion is off."""
+        ...
+
     @property
     def pbx_connected(self) -> bool: ...
+
+    @property
+    def listeners(self) -> list[DecisionListener]:
+        """Parts that follow every decision (the wallboard's change feed adds
+        itself while the control listener runs)."""
+        ...
 
     def record_counts(self) -> Mapping[str, int]:
         """The record writer's counters: written, pending, spooled,

@@ -4,13 +4,12 @@ its :class:`~acd.core.stats.Statistics` (nothing here changes anything)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import asdict
 from typing import Any
 
 from acd.api.protocol import AgentView, CallView, ControlledEngine, FlowSource
 from acd.core.model import AgentState, CallState
-from acd.core.stats import ServiceLevel
+from acd.core.stats import IntervalStats, ServiceLevel
 from acd.logs import mask
 
 #: call attributes shown with a waiting call (routing-relevant ones only)
@@ -83,40 +82,25 @@ class Views:
 
     # -------------------------------------------------------------- queues
 
-    @staticmethod
-    def _today_start(now: float) -> float:
-        """Local midnight of the engine's clock."""
-        day = dt.datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0)
-        return day.timestamp()
+    def _today(self, now: float) -> dict[str, IntervalStats]:
+        """Per queue: today's call figures (the statistics' own totals since
+        the local midnight of their zone, so the same formulas as
+        ``acd report calls``: short abandons apart, docs/reports.md)."""
+        st = self.engine.statistics
+        since = st.day_start(now)
+        return {q: st.totals(q, since=since) for q in self.engine.core.queue_names()}
 
-    def _today(self, now: float) -> dict[str, dict[str, Any]]:
-        """Per queue: call figures of the statistics intervals that began today."""
-        since = self._today_start(now)
-        acc: dict[str, dict[str, Any]] = {}
-        for row in self.engine.statistics.intervals():
-            if row.queue is None or row.start is None or row.start < since:
-                continue
-            t = acc.setdefault(row.queue, {"offered": 0, "answered": 0, "abandoned": 0,
-                                           "within": 0, "wait_sum": 0.0, "classes": set()})
-            t["offered"] += row.offered
-            t["answered"] += row.answered
-            t["abandoned"] += row.abandoned
-            t["within"] += row.answered_within_sl
-            t["wait_sum"] += row.answered_wait_sum_s
-            t["classes"].add(row.customer_class)
-        return acc
-
-    def _service_level(self, classes: set[str]) -> ServiceLevel | None:
-        """The target of the classes seen (the default class's when none);
+    def _service_level(self, t: IntervalStats) -> ServiceLevel | None:
+        """The target of the classes counted (the default class's when none);
         None when they do not share one."""
-        stats = self.engine.statistics
-        if not classes:
-            return stats.service_level_for(self.engine.core.policy.default_class)
-        sls = {stats.service_level_for(c) for c in classes}
-        return sls.pop() if len(sls) == 1 else None
+        if t.target is not None and t.threshold_s is not None:
+            return ServiceLevel(t.threshold_s, t.target)
+        if t.offered == 0:
+            return self.engine.statistics.service_level_for(self.engine.core.policy.default_class)
+        return None
 
-    def _queue_json(self, name: str, now: float, today: dict[str, dict[str, Any]],
-                    ready_by_skill: dict[str, int]) -> dict[str, Any]:
+    def _queue_json(self, name: str, now: float, today: dict[str, IntervalStats],
+                    staffing: dict[str, tuple[int, int]]) -> dict[str, Any]:
         core = self.engine.core
         qp = core.queue_policy(name)
         waiting = core.waiting(name)
@@ -125,38 +109,29 @@ class Views:
                       default=None)
         ringing = sum(1 for c in core.calls()
                       if c.queue == name and c.state is CallState.OFFERED)
-        t = today.get(name) or {"offered": 0, "answered": 0, "abandoned": 0, "within": 0,
-                                "wait_sum": 0.0, "classes": set()}
-        sl = self._service_level(t["classes"])
-        offered, answered = t["offered"], t["answered"]
-        service_level = t["within"] / offered if offered else None
+        t = today[name]
+        sl = self._service_level(t)
+        service_level = t.service_level
         return {
             "name": name, "skill": qp.require.skill,
             "waiting": len(waiting), "longest_wait_s": longest, "ringing": ringing,
-            "staffed": core.staffed(qp.require.skill),
-            "ready": ready_by_skill.get(qp.require.skill, 0),
-            "offered": offered, "answered": answered, "abandoned": t["abandoned"],
+            "staffed": staffing[name][0], "ready": staffing[name][1],
+            "offered": t.offered, "answered": t.answered, "abandoned": t.abandoned,
+            "short_abandoned": t.short_abandoned,
             "service_level": service_level,
-            "asa_s": t["wait_sum"] / answered if answered else None,
-            "abandon_rate": t["abandoned"] / offered if offered else None,
+            "asa_s": t.asa_s,
+            "abandon_rate": t.abandon_rate,
             "sl_threshold_s": sl.threshold_s if sl is not None else None,
             "sl_target": sl.target if sl is not None else None,
             "sl_met": service_level >= sl.target
             if sl is not None and service_level is not None else None,
         }
 
-    def _ready_by_skill(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for agent in self.engine.core.agents():
-            if agent.state is AgentState.READY:
-                for skill in agent.profile.skills:
-                    out[skill] = out.get(skill, 0) + 1
-        return out
-
     def queues(self) -> list[dict[str, Any]]:
         now = self.engine.clock()
-        today, ready = self._today(now), self._ready_by_skill()
-        return [self._queue_json(q, now, today, ready) for q in self.engine.core.queue_names()]
+        today, staffing = self._today(now), self.engine.core.queue_staffing()
+        return [self._queue_json(q, now, today, staffing)
+                for q in self.engine.core.queue_names()]
 
     def _call_json(self, call: CallView, now: float, masked: bool) -> dict[str, Any]:
         where = self.engine.core.position(call.call_id, now)
@@ -176,7 +151,7 @@ class Views:
         numbers with their middle hidden (``138****5678``, for wallboards)."""
         now = self.engine.clock()
         core = self.engine.core
-        out = self._queue_json(name, now, self._today(now), self._ready_by_skill())
+        out = self._queue_json(name, now, self._today(now), self.engine.core.queue_staffing())
         calls = [c for c in (core.call(cid) for cid in core.waiting(name)) if c is not None]
         out["calls"] = [self._call_json(c, now, masked) for c in calls]
         out["offered_calls"] = [

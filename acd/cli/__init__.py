@@ -9,6 +9,8 @@ group lives in its own module of this package, and what they share in
     acd agents import|list|set      agent profiles stored in the database
     acd agents live show|login|...  the running engine's agents (control API)
     acd staffing ...                agents needed (Erlang C / Erlang A)
+    acd qa sample|list|score|report|export   quality review of a weekly sample of calls
+    acd recordings prune [--dry-run]   the retention pass of the call recordings
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ from acd.cli.loadsim import sim_group
 from acd.cli.planning import staffing
 from acd.cli.profiles import agents, customers
 from acd.cli.prompts import prompts
+from acd.cli.qa import qa
+from acd.cli.recordings import recordings
+from acd.cli.report import report
 from acd.cli.serve import demo, serve
-from acd.cli.sms import report, sms
+from acd.cli.sms import sms
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,5 +46,5 @@ def main() -> None:
 agents.add_command(live)
 
 for command in (serve, demo, customers, agents, agent_alias, queue, explain, flow, prompts,
-                staffing, sms, report, sim_group):
+                staffing, sms, report, sim_group, qa, recordings):
     main.add_command(command)

@@ -11,7 +11,9 @@ reached, 5 when it refuses the credentials).
 from __future__ import annotations
 
 import asyncio
+import csv
 import http.client
+import io
 import json
 import os
 import ssl
@@ -19,17 +21,17 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from acd.adapters.storage import Database
+from acd.adapters.storage import Database, MissingDriver, sqlite_file
 from acd.api.auth import ApiSetupError, read_token_file
 from acd.api.config import DEFAULT_TOKEN_FILE, is_loopback
 from acd.core.profiles import AGE_BANDS
@@ -44,7 +46,29 @@ from acd.loaders.profile_fields import (
 from acd.loaders.yamlpos import YamlError, load_plain
 from acd.logs import printable
 
-console = Console()
+#: the width of tables written to a pipe or a file (not a terminal) when
+#: $COLUMNS does not say: wide, so that nothing is cut (rich's 80 would cut
+#: the columns of ``acd report calls | cat``)
+PIPE_WIDTH = 240
+
+
+class _Console(Console):
+    """A console whose width, when it does not write to a terminal and
+    $COLUMNS is not set, is :data:`PIPE_WIDTH`."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self._width is None and "COLUMNS" not in self._environ and not self.is_terminal:
+            return ConsoleDimensions(PIPE_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+console = _Console()
 err_console = Console(stderr=True, soft_wrap=True)  # never wrap file:line: messages
 
 CONFIG_FILE = "acd.yaml"
@@ -75,10 +99,41 @@ def shown(value: object) -> str:
     return escape(printable("" if value is None else str(value)))
 
 
-class _FileError(click.ClickException):
-    """./acd.yaml cannot be read: exit 2, as for every file that cannot."""
+class FileProblem(click.ClickException):
+    """A file cannot be read or is wrong (./acd.yaml, a --config): exit 2,
+    as for every file that cannot."""
 
     exit_code = 2
+
+
+_FileError = FileProblem
+
+
+def write_csv(path_or_dash: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """A CSV (``columns``, then ``rows``) to a file, or to standard output for
+    ``-`` (on a terminal, not a pipe, with control characters escaped:
+    nothing may drive it).  A file is told of on the console; one that cannot
+    be written exits 2.  Returns the number of rows."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(columns)
+    count = 0
+    for row in rows:
+        w.writerow(row)
+        count += 1
+    if path_or_dash == "-":
+        text = buf.getvalue()
+        if sys.stdout.isatty():
+            text = printable(text.replace("\r\n", "\n"))
+        click.echo(text, nl=False)
+        return count
+    try:
+        with open(path_or_dash, "w", encoding="utf-8", newline="") as f:
+            f.write(buf.getvalue())
+    except OSError as exc:
+        raise _FileError(f"{path_or_dash}: cannot write: {exc.strerror or exc}") from None
+    console.print(f"wrote {shown(path_or_dash)} ({count} rows)")
+    return count
 
 
 def _local_config(what: str, option: str) -> dict[str, Any]:
@@ -131,10 +186,50 @@ def safe_url(url: str) -> str:
         return "<database URL>"
 
 
-def run_db(db_url: str | None, work: Callable[[Database], Coroutine[Any, Any, _R]]) -> _R:
+#: the database commands that only read it (path below ``acd``): they refuse
+#: a SQLite file that does not exist rather than make an empty one and
+#: report nothing from it (a mistyped --db); the others (imports, ``acd qa
+#: sample``/``score``, ...) create it
+READ_ONLY_COMMANDS = frozenset({
+    ("report", "calls"), ("report", "sms"), ("qa", "list"), ("qa", "report"),
+    ("qa", "export"), ("explain",), ("customers", "show"), ("agents", "list"),
+    ("sms", "optout", "list"), ("sms", "outbox"),
+})
+
+
+def _command_path() -> tuple[str, ...]:
+    """The running command's names below the top group (``("report", "calls")``)."""
+    ctx = click.get_current_context(silent=True)
+    names: list[str] = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return tuple(reversed(names))
+
+
+def missing_database(url: str) -> str | None:
+    """Why a read-only command cannot use ``url``: a SQLite file that does
+    not exist (None: it exists, or it is another database)."""
+    path = sqlite_file(url)
+    if path is None or os.path.exists(path):
+        return None
+    return (f"no database at {path} (acd serve creates it; check --db or database: "
+            f"in {CONFIG_FILE})")
+
+
+def run_db(db_url: str | None, work: Callable[[Database], Coroutine[Any, Any, _R]],
+           *, read_only: bool | None = None) -> _R:
     """Open the database (creating missing tables), run ``work`` with it, close
-    it.  A database failure ends the command with exit code 3."""
+    it.  A database failure ends the command with exit code 3; a driver that
+    is not installed, or for a command that only reads (``read_only``; None:
+    the command is in :data:`READ_ONLY_COMMANDS`) a SQLite file that does not
+    exist, with 2."""
     url = db_url or default_db()
+    if read_only is None:
+        read_only = _command_path() in READ_ONLY_COMMANDS
+    if read_only and (why := missing_database(url)) is not None:
+        err_console.print(f"[red]error:[/red] {shown(why)}")
+        sys.exit(2)
 
     async def go() -> _R:
         db = Database(url)
@@ -146,6 +241,9 @@ def run_db(db_url: str | None, work: Callable[[Database], Coroutine[Any, Any, _R
 
     try:
         return asyncio.run(go())
+    except MissingDriver as exc:
+        err_console.print(f"[red]error:[/red] {shown(exc)}")
+        sys.exit(2)
     except (SQLAlchemyError, OSError) as exc:
         err_console.print(f"[red]database error[/red] ({escape(safe_url(url))}): "
                           f"{shown(str(exc).splitlines()[0] if str(exc) else repr(exc))}")

@@ -2,7 +2,8 @@
 against the PBX simulator).
 
 Exit codes of ``acd serve``: 2 the configuration or the flow is wrong (the
-control API's token file too: readable by others, say), 3
+control API's token file too: readable by others, say; or the database's
+driver is not installed), 3
 Asterisk refused the AMI login, 4 Asterisk cannot be reached, 5 another
 operating-system error (a port in use, ...), 6 the database cannot hold
 the leadership (hot standby: an unsupported or unknown database).
@@ -21,6 +22,7 @@ from rich.table import Table
 
 from acd.adapters.ami import AmiActionTimeout, AmiAuthError, AmiConnectError
 from acd.adapters.leader import LeadershipError
+from acd.adapters.storage import MissingDriver, require_driver
 from acd.api.auth import ApiSetupError
 from acd.cli.common import console, err_console, shown
 from acd.ivr.checks import check_flow
@@ -119,6 +121,11 @@ def serve(config_path: Path, verbose: int) -> None:
     except (ConfigError, FlowError) as exc:
         err_console.print(f"[red]error:[/red] {shown(exc)}")
         sys.exit(2)
+    try:  # before the leadership or the engine would need it
+        require_driver(config.database_url)
+    except MissingDriver as exc:
+        err_console.print(f"[red]error:[/red] {shown(exc)}")
+        sys.exit(2)
     for problem in check_flow(config.flow, config.known_queues):  # the errors refused it
         log.warning("flow: %s", problem)  # as `acd flow validate` says them
 
@@ -133,6 +140,9 @@ def serve(config_path: Path, verbose: int) -> None:
         asyncio.run(run())
     except ApiSetupError as exc:  # the control API's token file or TLS files
         err_console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+    except MissingDriver as exc:  # the database's driver (asyncpg) is not installed
+        err_console.print(f"[red]error:[/red] {shown(exc)}")
         sys.exit(2)
     except AmiAuthError as exc:
         err_console.print(f"[red]error:[/red] {exc}")

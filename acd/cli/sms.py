@@ -1,4 +1,5 @@
-"""``acd sms ...`` and ``acd report sms``: the SMS outbox, opt-outs and outcome.
+"""``acd sms ...`` and ``acd report sms``: the SMS outbox, opt-outs and outcome
+(the ``report`` group lives in :mod:`acd.cli.report`).
 
 These work on the database directly (``--db``, default: ``database`` of
 ./acd.yaml), so they work with or without a running engine.
@@ -6,10 +7,7 @@ These work on the database directly (``--db``, default: ``database`` of
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-import sys
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -17,8 +15,8 @@ from typing import Any, TypeVar
 import click
 from rich.table import Table
 
-from acd.cli.common import console, db_option, default_country, run_db, shown
-from acd.logs import printable
+from acd.cli.common import console, db_option, default_country, run_db, shown, write_csv
+from acd.cli.report import report
 
 _R = TypeVar("_R")
 
@@ -114,11 +112,6 @@ def outbox(state: str | None, limit: int, db_url: str | None) -> None:
 # ------------------------------------------------------------------ report
 
 
-@click.group("report")
-def report() -> None:
-    """Reports from the database."""
-
-
 def _day(value: str | None, what: str) -> dt.date | None:
     if value is None:
         return None
@@ -173,20 +166,8 @@ def report_sms(since: str | None, until: str | None, tz: str, by: str, csv_path:
         return [r.rate(n) for n in (r.diverted, r.returned_24h, r.returned_7d, r.retained)]
 
     if csv_path is not None:
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(header)
-        for r in out:
-            w.writerow([*counts(r), *("" if x is None else f"{x:.4f}" for x in rates(r))])
-        if csv_path == "-":
-            text = buf.getvalue()
-            if sys.stdout.isatty():  # a terminal, not a pipe: nothing may drive it
-                text = printable(text.replace("\r\n", "\n"))
-            click.echo(text, nl=False)
-        else:
-            with open(csv_path, "w", encoding="utf-8", newline="") as f:
-                f.write(buf.getvalue())
-            console.print(f"wrote {csv_path} ({len(out)} rows)")
+        write_csv(csv_path, header, ([*counts(r), *("" if x is None else f"{x:.4f}"
+                                                    for x in rates(r))] for r in out))
         return
     table = Table("rule", "day", "wanted", "suppr.", "sent", "deliv.", "failed", "diversion",
                   "return 24h", "return 7d", "retained", title="SMS diversion (rates over sent)")

@@ -85,6 +85,7 @@ from acd.core.policy import (
     Signature,
     Stage,
     eligible,
+    signature,
     stage_for,
     static_terms,
 )
@@ -186,6 +187,8 @@ class Call:
     offers: int = 0
     offered_at: float = 0.0  # when its current (or last) offer began
     answered_at: float | None = None
+    recording: str = ""  # the file its answered offer records into ("" = none)
+    offer_recording: str = ""  # the file its current offer would record into
 
     def __init__(self, call_id: str, caller: str, caller_name: str, channel: str, server: str,
                  started_at: float) -> None:
@@ -215,6 +218,8 @@ class Call:
         self.offers = 0
         self.offered_at = 0.0
         self.answered_at = None
+        self.recording = ""
+        self.offer_recording = ""
 
     def entry(self) -> HeapEntry:
         return (self.key, self.seq, self.call_id)
@@ -323,6 +328,35 @@ class ContactCenter:
 
     def queue_policy(self, queue: str) -> QueuePolicy:
         return self.policy.queues[queue]
+
+    def serves(self, agent: str | Agent | AgentProfile, queue: str) -> bool:
+        """Does the agent (an id, an agent or a profile) serve ``queue``: meet
+        its hard requirements (``require``) as routing applies them, with the
+        ones that depend on a caller (dialect, language, gender, age band,
+        server) left out?  Raises ``UnknownSubject`` for an unknown agent id
+        and ``KeyError`` for an unknown queue."""
+        if isinstance(agent, str):
+            agent = self.agent(agent)
+        profile = agent.profile if isinstance(agent, Agent) else agent
+        return eligible(profile, signature(self.policy.queues[queue].require, {}))
+
+    def queue_staffing(self) -> dict[str, tuple[int, int]]:
+        """queue -> (agents serving it (:meth:`serves`) logged in and not
+        paused, those of them ready now): the one count the control API, the
+        wallboard and the event bus show."""
+        staffed = dict.fromkeys(self.policy.queues, 0)
+        ready = dict.fromkeys(self.policy.queues, 0)
+        needs = [(name, signature(qp.require, {})) for name, qp in self.policy.queues.items()]
+        for agent in self._agents.values():
+            if agent.state is AgentState.LOGGED_OUT or agent.state is AgentState.PAUSED:
+                continue
+            is_ready = agent.state is AgentState.READY
+            for name, need in needs:
+                if eligible(agent.profile, need):
+                    staffed[name] += 1
+                    if is_ready:
+                        ready[name] += 1
+        return {q: (staffed[q], ready[q]) for q in staffed}
 
     def waiting(self, queue: str) -> list[str]:
         """Waiting call ids of a queue in service order (offered calls excluded)."""
@@ -626,11 +660,13 @@ class ContactCenter:
         call.agent_id = agent.agent_id
         agent.call_id = call.call_id
         call.offered_at = ev.answered_at if ev.answered_at is not None else now
+        call.offer_recording = ev.recording  # set on its channel with the offer
         if ev.answered_at is None:
             self._arm_timers(call, out)
             return
         self._move_call(call, CallTrigger.ANSWER)
         call.answered_at = ev.answered_at
+        call.recording = ev.recording  # its recording goes on on the PBX
         self._agent_move(agent, AgentTrigger.ANSWER, now, out)
 
     # ------------------------------------------------------------ call events
@@ -768,7 +804,7 @@ class ContactCenter:
         call = self._get_call(ev.call_id)
         self._move_call(call, CallTrigger.IVR_END)
         call.ivr_path = ev.ivr_path
-        self._finish(call, now, Outcome.IVR, out)
+        self._finish(call, now, Outcome.IVR, out, ev.reason)
 
     def _caller_gone(self, ev: CallerGone, now: float, out: list[Action]) -> None:
         """The caller hung up: the call's state says what that means."""
@@ -817,6 +853,8 @@ class ContactCenter:
         self._cancel_timers(call, out)
         agent = self.agent(call.agent_id or "")
         self._agent_move(agent, AgentTrigger.ANSWER, now, out)
+        # the dialplan started MixMonitor as the agent answered this offer
+        call.recording = call.offer_recording
 
     def _offer_failed(self, ev: OfferFailed, now: float, out: list[Action]) -> None:
         call = self._current_offer(ev.call_id, ev.offer_id)
@@ -880,7 +918,8 @@ class ContactCenter:
         self._enter(call)
         self._dispatch_call(call, now, out)
 
-    def _finish(self, call: Call, now: float, outcome: Outcome, out: list[Action]) -> None:
+    def _finish(self, call: Call, now: float, outcome: Outcome, out: list[Action],
+                ivr_end: str = "") -> None:
         if call.queued_at is not None:
             self._leave(call)
             self._cancel_timers(call, out)
@@ -897,6 +936,7 @@ class ContactCenter:
             answered_at=call.answered_at, talk_s=talk, offers=call.offers, server=call.server,
             customer_class=call.customer_class, priority=call.priority,
             first_queue=call.first_queue if call.first_queue != call.queue else None,
+            ivr_end=ivr_end, recording=call.recording,
         )))
 
     # ----------------------------------------------------------- agent events
@@ -1201,10 +1241,13 @@ class ContactCenter:
         agent.call_id = call.call_id
         assert call.queue is not None and call.stage is not None and call.queued_at is not None
         qp = self.policy.queues[call.queue]
+        rule = self._config.recording
+        call.offer_recording = rule.file(call.call_id, now) \
+            if rule is not None and rule.wants(call.queue, call.customer_class) else ""
         out.append(ConnectCall(
             call_id=call.call_id, offer_id=call.offer_id, agent_id=agent.agent_id,
             extension=agent.profile.extension, channel=call.channel, server=call.server,
-            ring_timeout_s=qp.ring_timeout_s,
+            ring_timeout_s=qp.ring_timeout_s, recording=call.offer_recording,
         ))
         if not self._explain:
             return

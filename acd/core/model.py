@@ -202,6 +202,9 @@ class CallRestored:
     agent_id: str | None
     answered_at: float | None
     reroute: bool
+    #: the file its recording goes to ("" = none): a connected call's, or
+    #: the ringing offer's (recorded if that offer is answered)
+    recording: str
 
     def __init__(self, call_id: str, caller: str, caller_name: str = "", channel: str = "",
                  server: str = "", started_at: float = 0.0, *, queue: str | None = None,
@@ -209,7 +212,7 @@ class CallRestored:
                  priority: int = 0, attributes: tuple[tuple[str, str], ...] = (),
                  ivr_path: tuple[str, ...] = (), offers: int = 0, offer_id: int = 0,
                  agent_id: str | None = None, answered_at: float | None = None,
-                 reroute: bool = False) -> None:
+                 reroute: bool = False, recording: str = "") -> None:
         self.call_id = call_id
         self.caller = caller
         self.caller_name = caller_name
@@ -227,6 +230,7 @@ class CallRestored:
         self.agent_id = agent_id
         self.answered_at = answered_at
         self.reroute = reroute
+        self.recording = recording
 
 
 @dataclass(init=False)
@@ -387,7 +391,10 @@ Event = (
 
 @dataclass(init=False)
 class ConnectCall:
-    """Ring ``extension`` and connect the waiting caller to it."""
+    """Ring ``extension`` and connect the waiting caller to it.
+    ``recording``: the file the conversation is recorded into if the agent
+    answers this offer ("" = none; the dialplan's ``[acd-answered]`` runs
+    MixMonitor, docs/recordings.md)."""
 
     call_id: str
     offer_id: int
@@ -396,9 +403,10 @@ class ConnectCall:
     channel: str
     server: str
     ring_timeout_s: float
+    recording: str
 
     def __init__(self, call_id: str, offer_id: int, agent_id: str, extension: str, channel: str,
-                 server: str, ring_timeout_s: float) -> None:
+                 server: str, ring_timeout_s: float, recording: str = "") -> None:
         self.call_id = call_id
         self.offer_id = offer_id
         self.agent_id = agent_id
@@ -406,6 +414,7 @@ class ConnectCall:
         self.channel = channel
         self.server = server
         self.ring_timeout_s = ring_timeout_s
+        self.recording = recording
 
 
 @dataclass(init=False)
@@ -449,13 +458,19 @@ class CallRecord:
     priority: int = 0
     #: the queue the call was first put in, when it overflowed elsewhere
     first_queue: str | None = None
+    #: how a call that ended in the IVR ended (``IvrEnded.reason``: hangup,
+    #: caller-hangup, transfer:NUMBER, voicemail ...); "" for a queued call
+    ivr_end: str = ""
+    #: the file its conversation was recorded to ("" = not recorded)
+    recording: str = ""
 
     def __init__(self, call_id: str, caller: str, caller_name: str, started_at: float,
                  ended_at: float, outcome: Outcome, ivr_path: tuple[str, ...], queue: str | None,
                  queued_at: float | None, wait_s: float | None, agent_id: str | None,
                  answered_at: float | None, talk_s: float | None, offers: int, server: str,
                  customer_class: str = "", priority: int = 0,
-                 first_queue: str | None = None) -> None:
+                 first_queue: str | None = None, ivr_end: str = "",
+                 recording: str = "") -> None:
         self.call_id = call_id
         self.caller = caller
         self.caller_name = caller_name
@@ -474,6 +489,8 @@ class CallRecord:
         self.customer_class = customer_class
         self.priority = priority
         self.first_queue = first_queue
+        self.ivr_end = ivr_end
+        self.recording = recording
 
 
 @dataclass(init=False)
@@ -575,3 +592,64 @@ class CoreConfig:
     #: build an Explanation for every offer (`acd explain`); the virtual
     #: simulator turns it off (nobody reads them there)
     explain: bool = True
+    #: which calls are recorded if answered, and to which file (None: none)
+    recording: RecordingRule | None = None
+
+
+# --------------------------------------------------------------- recordings
+
+#: characters a call id keeps in a recording's file name (others become "-")
+_FILE_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+def civil_date(ts: float) -> tuple[int, int, int]:
+    """(year, month, day) in UTC of epoch seconds ``ts`` (no clock, no
+    time zone database: the proleptic Gregorian calendar)."""
+    days = int(ts // 86400) + 719468
+    era = (days if days >= 0 else days - 146096) // 146097
+    doe = days - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (1 if month <= 2 else 0), month, day
+
+
+@dataclass(init=False)
+class RecordingRule:
+    """Which answered calls are recorded (``recordings:`` in acd.yaml) and
+    the file each goes to: ``<folder>/<yyyy>/<mm>/<dd>/<call id>.<format>``,
+    the date the offer's, in UTC; the call id with any character but
+    letters, digits, ``.``, ``_`` and ``-`` as ``-``.
+
+    Decided at each offer (``ConnectCall.recording``): a call is recorded
+    when the queue it is offered from is in ``queues`` or its customer
+    class in ``classes``; ``all_calls``: every call.  Only an answered
+    offer records (the dialplan starts MixMonitor as the agent answers)."""
+
+    folder: str
+    file_format: str
+    queues: frozenset[str]
+    classes: frozenset[str]
+    all_calls: bool
+
+    def __init__(self, folder: str, file_format: str = "wav",
+                 queues: frozenset[str] = frozenset(), classes: frozenset[str] = frozenset(),
+                 all_calls: bool = False) -> None:
+        self.folder = folder.rstrip("/") or "/"
+        self.file_format = file_format
+        self.queues = queues
+        self.classes = classes
+        self.all_calls = all_calls
+
+    def wants(self, queue: str | None, customer_class: str) -> bool:
+        return self.all_calls or (queue is not None and queue in self.queues) \
+            or (customer_class != "" and customer_class in self.classes)
+
+    def file(self, call_id: str, at: float) -> str:
+        """The file of call ``call_id`` offered at ``at`` (epoch seconds)."""
+        year, month, day = civil_date(at)
+        name = "".join(ch if ch in _FILE_SAFE else "-" for ch in call_id).lstrip(".") or "call"
+        folder = self.folder if self.folder != "/" else ""
+        return f"{folder}/{year:04d}/{month:02d}/{day:02d}/{name}.{self.file_format}"

@@ -174,6 +174,7 @@ async def _run(opts: DemoOptions, rng: random.Random, scripts: list[CallerScript
                 talk_s=_talk_draw(random.Random(opts.seed * 1000 + i), opts.talk_s),
             ))
         engine = Engine(demo_config(opts, pbx.ami_port), http=http)
+        await engine.db.create()  # a new SQLite file is made 0600 (it holds numbers)
         async with engine.db.engine.begin() as conn:  # a fresh table each demo run
             await conn.run_sync(call_records.drop, checkfirst=True)
         await engine.start()

@@ -8,7 +8,11 @@ when the run ran out of events), service level = share of
 answered), P(wait > 0) = share not offered to an agent at once, mean wait
 over all arrivals (abandoners' time to hang up included), ASA, abandon
 rate, occupancy of the agents with the queue's skill, longest wait.
-Calls arriving before the warm-up ends count nowhere.
+Calls arriving before the warm-up ends count nowhere.  These are the
+definitions of the live statistics and ``acd report calls``
+(:mod:`acd.core.stats`, docs/reports.md, which lists the differences: no
+short abandons, intervals from the scenario's start, a queue's own
+threshold for classes without one, the warm-up and unfinished calls).
 
 :class:`Occupancy` turns agent state changes into agent time; :func:`result_of`
 puts a run's calls, samples and agent time into a :class:`VirtualResult`,

@@ -94,7 +94,10 @@ def live_row(call: Call, now: float) -> LiveCallRow | None:
         priority=call.priority, attributes=tuple(
             (k, v) for k, v in call.attrs.items() if k != "number"),
         ivr_path=call.ivr_path, offers=call.offers, offer_id=call.offer_id,
-        agent_id=call.agent_id, answered_at=call.answered_at, updated_at=now)
+        agent_id=call.agent_id, answered_at=call.answered_at, updated_at=now,
+        # connected: its recording; ringing: the file its offer set on the
+        # channel (the dialplan records into it if that offer is answered)
+        recording=call.offer_recording if state is CallState.OFFERED else call.recording)
 
 
 def agent_row(change: AgentStateChanged) -> AgentStateRow:
@@ -120,7 +123,8 @@ def restored(row: LiveCallRow, *, state: str | None = None, agent_id: str | None
         row.started_at, queue=queue, first_queue=row.first_queue, queued_at=row.queued_at,
         priority=row.priority, attributes=row.attributes, ivr_path=row.ivr_path,
         offers=row.offers, offer_id=offer_id if offer_id is not None else row.offer_id,
-        agent_id=agent, answered_at=answered)
+        agent_id=agent, answered_at=answered,
+        recording=row.recording if state in ("offered", "connected") else "")
 
 
 # ------------------------------------------------------- channel variables

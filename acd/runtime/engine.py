@@ -43,6 +43,7 @@ from acd.adapters.ami import AmiConnectError, AmiError
 from acd.adapters.fastagi import FastAgiServer
 from acd.adapters.lookup import LookupBatcher
 from acd.adapters.profiles_store import ProfileStore
+from acd.adapters.rows import AgentEventRow
 from acd.adapters.sms_store import SmsStore
 from acd.adapters.storage import Database, RecordWriter
 from acd.api.control import ControlApi
@@ -67,6 +68,7 @@ from acd.core.stats import ServiceLevel, Statistics
 from acd.ivr.nodes import Flow
 from acd.logs import Limited, redacted
 from acd.protocols.ami import AmiMessage
+from acd.reports.calls import zone_offset
 from acd.runtime import ivr_agi
 from acd.runtime.agi_scripts import CallScripts
 from acd.runtime.calls import CallRegistry, CallReports, LiveCall
@@ -77,6 +79,7 @@ from acd.runtime.flows import FlowRegistry
 from acd.runtime.hold import Hold
 from acd.runtime.http_lookup import HttpLookup
 from acd.runtime.moves import Verdict, channel_proof
+from acd.runtime.queue_log_wiring import QueueLogWiring
 from acd.runtime.rebuild import (
     ABSENT_DEVICE_STATES,
     BUSY_DEVICE_STATES,
@@ -86,8 +89,9 @@ from acd.runtime.rebuild import (
     agents_back,
     put_back_in_order,
 )
+from acd.runtime.recordings import Retention
 from acd.runtime.servers import PbxServer
-from acd.runtime.settings import EngineConfig
+from acd.runtime.settings import EngineConfig, statistics_zone
 from acd.runtime.sms_sender import SmsSender
 from acd.runtime.sms_wiring import call_facts, make_transport
 from acd.runtime.timers import LoopTimers, TimerKey, Timers
@@ -100,6 +104,14 @@ log = logging.getLogger(__name__)
 #: with the event and counted in ``counters.errors``; the actions are
 #: carried out all the same
 Observer = Callable[[Event, Sequence[Action], int], None]
+
+#: ``listener(event, actions, now, started_ns)``: a part that follows every core
+#: decision (the queue_log writer, the wallboard's change feed, the metrics'
+#: decision latency), called after the observer and before the actions are
+#: carried out; like the observer, an ``Exception`` it raises is logged
+#: (rate-limited) and counted, and the actions are carried out all the same.
+#: A listener must not block or await: it only records or queues.
+Listener = Callable[[Event, Sequence[Action], float, int], None]
 
 
 class Engine:
@@ -146,10 +158,16 @@ class Engine:
         #: refusals of the core and observer failures: at most one line a
         #: minute of each kind of event (with a count)
         self.refusals = Limited(60.0)
+        st = config.statistics
         self.statistics = Statistics({c.name: ServiceLevel(c.sl_threshold_s, c.sl_target)
-                                      for c in config.core.policy.classes.values()})
+                                      for c in config.core.policy.classes.values()},
+                                     interval_s=st.interval_s,
+                                     short_abandon_s=st.short_abandon_s,
+                                     utc_offset=zone_offset(statistics_zone(st)))
         self.timers: Timers = timers if timers is not None else LoopTimers(clock)
         self.observer = observer
+        #: parts that follow every decision (:data:`Listener`); added by the wiring
+        self.listeners: list[Listener] = []
         #: calls, agents and queues published over MQTT (None: no `events:` configured)
         self.events = EventBus(config.events, config.server, self.core, clock) \
             if config.events is not None else None
@@ -159,6 +177,11 @@ class Engine:
         # the parts
         self.calls = CallRegistry(config.server)
         self.reports = reports = CallReports(self.calls, self.handle)
+        #: Asterisk-format queue_log lines (None: no `queue_log:` configured)
+        self.queue_log = QueueLogWiring(config.queue_log, self.core, self.calls, self.writer) \
+            if config.queue_log is not None else None
+        if self.queue_log is not None:
+            self.listeners.append(self.queue_log)
         self.hold = Hold(self.core, reports, config.moh_class,
                          fallback_wait_s=config.ami.action_timeout + 1,
                          composed=config.say_composed, clock=clock)
@@ -191,6 +214,14 @@ class Engine:
         self.ami, self.ami_events, self.moves, self.rebuild = \
             first.ami, first.events, first.moves, first.rebuild
         self.api = ControlApi(self, config.api)
+        #: recordings (docs/recordings.md): each offer sets its file on the
+        #: caller's channel (ACD_RECORDING), the dialplan records the answered
+        #: call into it; here, the retention pass
+        self.retention: Retention | None = None
+        if config.recordings is not None:
+            self.retention = Retention(config.recordings, clock)
+            for srv in self.servers.values():
+                srv.moves.recordings = True
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ami_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
@@ -207,6 +238,8 @@ class Engine:
             # agents stored with `acd agents import/set` join (or update) the configured ones
             self.handle(AgentProfileChanged(profile))
         self.writer.start()
+        if self.queue_log is not None:
+            self.queue_log.start(self.clock())
         if self.events is not None:
             await self.events.start()  # returns at once, broker or not
         self.lookups.start()
@@ -249,6 +282,8 @@ class Engine:
             await self.lookups.stop()
             if self.events is not None:
                 await self.events.stop()
+            if self.queue_log is not None:
+                await self.queue_log.stop()
             await self.writer.stop(self.config.stop_flush_s)
             await self.db.dispose()
             raise
@@ -256,6 +291,9 @@ class Engine:
         self._ami_task.add_done_callback(self._ami_ended)
         if self.counters.calls_restored:
             log.info("start-up found an earlier engine's calls: %s", self.restored)
+        if self.retention is not None and self.retention.enabled:
+            self._spawn(self.retention.run(), "recordings-retention")
+        self._spawn(self._prune_daily(), "statistics-prune")
         if self.config.flow_watch:
             self._watch_task = asyncio.get_running_loop().create_task(
                 self.flows.watch(), name="flow-watch")
@@ -308,6 +346,8 @@ class Engine:
         await self.lookups.stop()
         if self.events is not None:
             await self.events.stop()  # bounded: a few seconds at most, broker or not
+        if self.queue_log is not None:
+            await self.queue_log.stop()  # bounded: its last write, 2 s at most
         w = self.writer
         await w.stop(self.config.stop_flush_s)  # returns within it, whatever the database does
         log.info("stopped: %d rows written in all, %d refused (kept in dead_letters), %d left "
@@ -460,7 +500,8 @@ class Engine:
         the core's refusal (the event changed nothing), or None; the caller
         decides what a refusal means (the control API answers 409)."""
         observer = self.observer
-        started = time.monotonic_ns() if observer is not None else 0
+        listeners = self.listeners
+        started = time.monotonic_ns() if observer is not None or listeners else 0
         t0 = time.perf_counter_ns()
         try:
             now = self.clock()
@@ -481,6 +522,15 @@ class Engine:
                 self.counters.errors += 1
                 self.refusals.error(log, f"observer {type(event).__name__}",
                                     "observer failed on event %s (its actions are carried out)",
+                                    redacted(event), exc_info=True)
+        for listener in listeners:
+            try:
+                listener(event, actions, now, started)
+            except Exception:  # noqa: BLE001 - logged with its traceback, rate-limited
+                self.counters.errors += 1
+                self.refusals.error(log, f"listener {type(event).__name__}",
+                                    "a decision listener failed on event %s "
+                                    "(its actions are carried out)",
                                     redacted(event), exc_info=True)
         if self.events is not None:
             self.events.on_decision(event, actions, now)  # only queues: never raises or waits
@@ -505,6 +555,9 @@ class Engine:
         for action in actions:
             if isinstance(action, AgentStateChanged):
                 self.writer.put_agent_state(agent_row(action))
+                self.writer.put_agent_event(AgentEventRow(  # the log `acd report calls` replays
+                    action.agent_id, action.at, action.old.value, action.new.value,
+                    action.reason))
 
     def handle(self, event: Event) -> CoreError | None:
         """:meth:`submit` for the engine's own sources (AMI, AGI, timers,
@@ -549,6 +602,22 @@ class Engine:
                     call.fallback = action.kind
                     srv = self.servers.get(call.server) or self.servers[self.config.server]
                     self._spawn(srv.moves.fallback(call, action), f"fallback-{action.call_id}")
+
+    def prune_statistics(self, now: float | None = None) -> None:
+        """Drop the statistics intervals older than ``statistics.keep_days``
+        local days (today counts as one).  Bounded work: only the intervals
+        that aged out since the last pass; a no-op within the same day."""
+        st = self.statistics
+        now = self.clock() if now is None else now
+        keep = self.config.statistics.keep_days
+        st.prune(st.day_start(st.day_start(now) - (keep - 1) * 86400.0 + 43200.0))
+
+    async def _prune_daily(self) -> None:
+        """The statistics' pruning: each hour (a pass within the same day
+        prunes nothing); owned by the engine's tasks, cancelled at stop."""
+        while True:
+            self.prune_statistics()
+            await asyncio.sleep(3600.0)
 
     def _fire(self, key: TimerKey) -> None:
         self.handle(TimerFired(key))

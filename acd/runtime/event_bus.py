@@ -210,12 +210,9 @@ def agent_json(change: AgentStateChanged, core: ContactCenter | None) -> dict[st
 
 def queue_snapshot(core: ContactCenter, now: float) -> list[dict[str, Any]]:
     """Per queue: calls waiting, the longest wait, calls ringing an agent,
-    agents staffed (logged in and not paused) and ready in its skill."""
-    ready: dict[str, int] = {}
-    for agent in core.agents():
-        if agent.state is AgentState.READY:
-            for skill in agent.profile.skills:
-                ready[skill] = ready.get(skill, 0) + 1
+    agents serving it (:meth:`ContactCenter.serves`) logged in and not paused,
+    and those ready."""
+    staffing = core.queue_staffing()
     ringing: dict[str, int] = {}
     for call in core.calls():
         if call.state is CallState.OFFERED and call.queue is not None:
@@ -228,8 +225,8 @@ def queue_snapshot(core: ContactCenter, now: float) -> list[dict[str, Any]]:
                  if c is not None and c.queued_at is not None]
         out.append({"queue": name, "skill": skill, "waiting": len(waiting),
                     "longest_wait_s": now - min(since) if since else None,
-                    "ringing": ringing.get(name, 0), "staffed": core.staffed(skill),
-                    "ready": ready.get(skill, 0)})
+                    "ringing": ringing.get(name, 0), "staffed": staffing[name][0],
+                    "ready": staffing[name][1]})
     return out
 
 

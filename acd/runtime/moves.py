@@ -2,8 +2,11 @@
 and to a fallback after the queue's maximum wait (``FallbackCall``).
 
 How a caller is connected (see docs/decisions.md): the held caller's
-channel gets ``ACD_OFFER`` and ``ACD_RING_TIMEOUT`` (AMI ``Setvar``) and is
-redirected to ``acd-connect,<extension>,1``, whose ``Dial`` rings the agent.
+channel gets ``ACD_OFFER`` and ``ACD_RING_TIMEOUT`` (AMI ``Setvar``) and,
+when recordings are configured, ``ACD_RECORDING`` (the offer's file, ""
+for none: docs/recordings.md), and is redirected to
+``acd-connect,<extension>,1``, whose ``Dial`` rings the agent (and whose
+``U()`` starts MixMonitor into that file when the agent answers).
 A Redirect that Asterisk refuses is reported to the core as the offer's
 failure (through no fault of the agent) or, when the channel is gone, as
 the caller's hang-up.  A Redirect whose answer never came (the link
@@ -87,11 +90,15 @@ class PbxMoves:
     def __init__(self, ami: AmiSender, calls: CallRegistry, reports: CallReports,
                  connect_context: str,
                  settle: Callable[[str], Awaitable[None]] | None = None,
-                 offer_live: Callable[[str, int], bool] | None = None) -> None:
+                 offer_live: Callable[[str, int], bool] | None = None,
+                 recordings: bool = False) -> None:
         """``settle(call_id)``: reconcile one call's offer with the live
         channels; ``offer_live(call_id, offer_id)``: the offer is still the
-        call's current one, unanswered (the core's view)."""
+        call's current one, unanswered (the core's view); ``recordings``:
+        every offer sets ``ACD_RECORDING`` (its file, or "" so that an
+        earlier offer's file is not used)."""
         self.ami = ami
+        self.recordings = recordings
         self.calls = calls
         self.reports = reports
         self.connect_context = connect_context
@@ -103,12 +110,13 @@ class PbxMoves:
 
     async def connect(self, action: ConnectCall, context: str | None = None) -> None:
         """Move the held caller to the agent: AMI Setvar ACD_OFFER (so the
-        dialplan's requeue can name the offer it failed) and ACD_RING_TIMEOUT,
-        then Redirect to ``acd-connect,<extension>,1`` (``context``: a path
-        to an agent on another server instead).
+        dialplan's requeue can name the offer it failed), ACD_RING_TIMEOUT
+        and (``recordings``) ACD_RECORDING, then Redirect to
+        ``acd-connect,<extension>,1`` (``context``: a path to an agent on
+        another server instead).
 
-        The three actions go out back to back, without waiting for each
-        answer (one round trip instead of three): Asterisk runs the actions of
+        The actions go out back to back, without waiting for each answer
+        (one round trip instead of three or four): Asterisk runs the actions of
         one manager session one after the other, in the order they arrive, so
         the variables are set before the Redirect moves the channel.  The
         Redirect's answer decides what happens next."""
@@ -126,13 +134,13 @@ class PbxMoves:
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, Exception):
                 raise result  # cancelled: not ours to swallow
-        redirect = results[2]
+        redirect = results[-1]
         if isinstance(redirect, AmiError):
             await self._connect_failed(action, redirect)
         elif isinstance(redirect, BaseException):
             raise redirect
         else:
-            for result in results[:2]:
+            for result in results[:-1]:
                 if isinstance(result, BaseException):  # moved anyway: say why it may misreport
                     self.limited.warning(log, "setvar", "call %s: Setvar before the redirect "
                                          "failed: %s", action.call_id, result)
@@ -166,11 +174,13 @@ class PbxMoves:
 
     async def _send_connect(self, action: ConnectCall, channel: str,
                             context: str | None) -> list[AmiMessage | BaseException]:
+        variables = [("ACD_OFFER", str(action.offer_id)),
+                     ("ACD_RING_TIMEOUT", str(max(1, round(action.ring_timeout_s))))]
+        if self.recordings or action.recording:
+            variables.append(("ACD_RECORDING", action.recording))
         return list(await asyncio.gather(
-            self.ami.send("Setvar", {"Channel": channel, "Variable": "ACD_OFFER",
-                                     "Value": str(action.offer_id)}),
-            self.ami.send("Setvar", {"Channel": channel, "Variable": "ACD_RING_TIMEOUT",
-                                     "Value": str(max(1, round(action.ring_timeout_s)))}),
+            *(self.ami.send("Setvar", {"Channel": channel, "Variable": name, "Value": value})
+              for name, value in variables),
             self.ami.send("Redirect", {
                 "Channel": channel, "Context": context or self.connect_context,
                 "Exten": action.extension, "Priority": "1",

@@ -142,7 +142,12 @@ def agents_back(core: ContactCenter, submit: Submit, rows: Sequence[AgentStateRo
                 submit(AgentLogout(agent_id))
             continue
         if agent.state is AgentState.LOGGED_OUT:
-            submit(AgentLogin(agent_id, ready=False))
+            # straight into the stored state: a ready agent logged in ready (not
+            # paused first, then made ready: the queue_log would show a
+            # zero-length pause on every restart), a paused one paused
+            submit(AgentLogin(agent_id, ready=what != "pause"))
+            if what != "pause":
+                continue
         if what == "pause":
             submit(AgentPause(agent_id, reason))
         else:

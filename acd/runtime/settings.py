@@ -17,22 +17,26 @@ Example (see ``acd.example.yaml``)::
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from acd.adapters.ami import AmiConfig
 from acd.adapters.fastagi import DEFAULT_MAX_CONNECTIONS, LOOPBACK
 from acd.adapters.storage import RecordsConfig
 from acd.api.auth import ApiSetupError, server_context
 from acd.api.config import DEFAULT_TOKEN_FILE, ROLE_NAMES, ApiConfig, Role, TlsConfig
-from acd.core.model import CoreConfig
+from acd.core.model import CoreConfig, RecordingRule
 from acd.core.numbers import DEFAULT_COUNTRY, CountryError, parse_country
 from acd.core.policy import simple_policy
 from acd.core.profiles import AgentProfile
+from acd.ivr.hours import HoursError, zone
 from acd.ivr.load import load_flow
 from acd.ivr.nodes import Flow, Sms
 from acd.ivr.parse import FlowError
@@ -40,7 +44,10 @@ from acd.ivr.saying import COMPOSED_LANGUAGES, GRAMMAR_LANGUAGES
 from acd.loaders.routing import PolicyError, load_policy
 from acd.loaders.textfile import clip
 from acd.loaders.yamlpos import Places, Reader, YamlError, read_text
+from acd.qa.forms import EXAMPLE_FORM, FORM_FILE, FormError, load_form
 from acd.runtime.event_bus import EventsConfig
+from acd.runtime.queue_log_wiring import QueueLogConfig
+from acd.runtime.recordings import FORMATS, RecordingsConfig
 from acd.runtime.sms_sender import SenderConfig
 from acd.sms.policy import SmsPolicy, SmsPolicyError, load_sms_policy
 
@@ -51,6 +58,35 @@ class ServerConfig:
 
     name: str
     ami: AmiConfig
+
+
+@dataclass(frozen=True, slots=True)
+class StatsConfig:
+    """``statistics:`` in acd.yaml: how the live interval statistics count
+    (the defaults of ``acd report calls`` too; docs/reports.md)."""
+
+    #: abandons with a shorter wait are counted apart, out of SL and abandon rate (0: off)
+    short_abandon_s: float = 0.0
+    #: the time zone whose local midnight the days and intervals align on
+    #: (None: this machine's, :func:`local_zone`)
+    tz: str | None = None
+    #: the intervals' length, seconds (divides a day: 900, 1800, 3600 ...)
+    interval_s: float = 900.0
+    #: days of intervals the engine keeps (today and the days before it);
+    #: older ones are pruned once a day (the report reads the database)
+    keep_days: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class QaConfig:
+    """``qa:`` in acd.yaml: the quality review's scoring form (docs/quality.md),
+    checked when acd.yaml is loaded, and the zone its pages show times in."""
+
+    #: ``qa.form`` (relative to acd.yaml's folder), else qa_form.yaml beside
+    #: acd.yaml if there is one, else the example form shipped in the package
+    form: Path = EXAMPLE_FORM
+    #: the zone of the times shown (``statistics.tz``, else this machine's)
+    zone: dt.tzinfo = field(default_factory=lambda: local_zone())
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +183,16 @@ class EngineConfig:
     #: ``records:``: the record writer's memory bound and local spool (see
     #: docs/operations.md, "Call records")
     records: RecordsConfig = field(default_factory=RecordsConfig)
+    #: ``queue_log:``: Asterisk-format queue_log lines to a file and/or the
+    #: realtime ``queue_log`` table (None: off; docs/reports.md#queue_log)
+    queue_log: QueueLogConfig | None = None
+    #: ``recordings:``: which answered calls are recorded, where, and for how
+    #: long (None: none; docs/recordings.md)
+    recordings: RecordingsConfig | None = None
+    #: ``statistics:``: short abandons and the intervals' time zone (docs/reports.md)
+    statistics: StatsConfig = field(default_factory=StatsConfig)
+    #: ``qa:``: the quality review's scoring form (docs/quality.md)
+    qa: QaConfig = field(default_factory=QaConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +336,9 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None, *,
                       "rona_pause_s", "queues", "agents", "routing", "api_port", "api_host", "api",
                       "login_agents", "flow_watch", "sounds", "prompts", "transfer_context", "sms",
                       "country_code", "events", "stop_flush_s", "standby", "servers",
-                      "paths", "logging", "records", "say_composed"})
+                      "paths", "logging", "records", "say_composed", "recordings",
+                      "statistics", "qa",
+                      "queue_log"})
     base = base or Path(".")
     ami = _ami(c, top.get("ami", {}), "ami")
     server = c.text(top.get("server", "pbx1"), "server")
@@ -376,10 +424,13 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None, *,
             agent_servers[profile.agent_id] = home
         agents.append(profile)
     rona = top.get("rona_pause_s", 30)
+    recordings = _recordings(c, top["recordings"], base, qnames, set(policy.classes)) \
+        if top.get("recordings") is not None else None
     core = CoreConfig(
         policy=policy, agents=tuple(agents),
         wrap_up_s=c.number(top.get("wrap_up_s", 5), "wrap_up_s", 0, 3600),
         rona_pause_s=None if rona is None else c.number(rona, "rona_pause_s", 0, 86400),
+        recording=recordings.rule if recordings is not None else None,
     )
     flow_path = Path(c.text(top.get("flow", "ivr_flows/hotline.yaml"), "flow"))
     if not flow_path.is_absolute():
@@ -421,6 +472,10 @@ def parse_config(data: Any, file: str = "<config>", base: Path | None = None, *,
         core=core, flow=flow, ami=ami, sms=sms, country_code=country, events=events,
         show_caller_data=show_caller_data,
         records=_records(c, top.get("records"), base),
+        statistics=_statistics(c, top.get("statistics")),
+        qa=_qa(c, top.get("qa"), base, top.get("statistics")),
+        queue_log=_queue_log(c, top.get("queue_log"), base),
+        recordings=recordings,
         stop_flush_s=c.number(top.get("stop_flush_s", 10), "stop_flush_s", 0.1, 600),
         leader_name=c.text(standby.get("name", "acd"), "standby.name"),
         leader_poll_s=c.number(standby.get("poll_s", 1), "standby.poll_s", 0.05, 60),
@@ -512,6 +567,186 @@ def _count(c: _Cfg, v: Any, where: str, lo: int, hi: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
         raise c.err(where, f"must be a whole number from {lo:,} to {hi:,}")
     return v
+
+
+#: what a recordings folder (on the PBX) may hold: it goes into MixMonitor's
+#: argument list, where a comma or a quote would split or end it
+_FOLDER = re.compile(r"/[A-Za-z0-9._/+@-]*")
+
+
+def _recordings(c: _Cfg, raw: Any, base: Path, qnames: set[str],
+                classes: set[str]) -> RecordingsConfig:
+    """``recordings:`` -- which answered calls are recorded (docs/recordings.md)."""
+    d = c.mapping(raw, "recordings")
+    c.known(d, "recordings", {"queues", "classes", "dir", "format", "retention_days",
+                              "local_dir"})
+
+    def names(key: str, known: set[str], what: str) -> tuple[frozenset[str], bool]:
+        v = d.get(key, [])
+        if v == "all":
+            return frozenset(), True
+        if v is None:
+            return frozenset(), False
+        if not isinstance(v, list):
+            raise c.err(f"recordings.{key}", f"must be a list of {what} names, or all")
+        out: set[str] = set()
+        for i, x in enumerate(v):
+            name = c.text(x, f"recordings.{key}[{i}]")
+            if name not in known:
+                raise c.err(f"recordings.{key}[{i}]", f"unknown {what} {name!r} "
+                            f"({key}: {', '.join(sorted(known)) or 'none'})")
+            out.add(name)
+        return frozenset(out), False
+
+    queues, all_queues = names("queues", qnames, "queue")
+    classes_, all_classes = names("classes", classes, "class")
+    folder = c.text(d.get("dir", "/var/spool/asterisk/monitor/acd"), "recordings.dir")
+    if not _FOLDER.fullmatch(folder) or "/../" in folder + "/" or "/./" in folder + "/":
+        raise c.err("recordings.dir", f"{folder!r} must be an absolute folder on the "
+                    "Asterisk server, of letters, digits and . _ - + @ / only, without . "
+                    "or .. parts (e.g. /var/spool/asterisk/monitor/acd)")
+    fmt = c.text(d.get("format", "wav"), "recordings.format")
+    if fmt not in FORMATS:
+        raise c.err("recordings.format", f"unknown format {fmt!r} "
+                    f"(formats: {', '.join(sorted(FORMATS))})")
+    retention = d.get("retention_days", 90)
+    local: str | None = None
+    if d.get("local_dir") is not None:
+        lp = Path(c.text(d["local_dir"], "recordings.local_dir"))
+        local = str(lp if lp.is_absolute() else base / lp)
+    return RecordingsConfig(
+        rule=RecordingRule(folder, fmt, queues, classes_, all_queues or all_classes),
+        retention_days=None if retention is None
+        else c.number(retention, "recordings.retention_days", 1, 36500),
+        local_dir=local)
+
+
+def _writable_file(c: _Cfg, where: str, path: Path) -> None:
+    """A file the engine appends to: writable if it exists, else its folder
+    exists and is writable (checked here, once, rather than each line lost
+    later; a later failure is still logged where it happens)."""
+    if path.is_dir():
+        raise c.err(where, f"{path} is a folder; name a file in it")
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise c.err(where, f"{path} is not writable by this user")
+        return
+    folder = path.parent
+    if not folder.is_dir():
+        raise c.err(where, f"the folder {folder} does not exist (make it, or name a file "
+                           "in a folder that does)")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise c.err(where, f"cannot create {path.name} in {folder}: the folder is not "
+                           "writable by this user")
+
+
+def _queue_log(c: _Cfg, raw: Any, base: Path) -> QueueLogConfig | None:
+    """``queue_log:`` -- Asterisk's queue_log to a file and/or the table (off
+    unless one is set)."""
+    if raw is None:
+        return None
+    d = c.mapping(raw, "queue_log")
+    c.known(d, "queue_log", {"file", "table", "agent_format", "pause_all"})
+    path: Path | None = None
+    if d.get("file") is not None:
+        p = Path(c.text(d["file"], "queue_log.file"))
+        if "\0" in str(p):
+            raise c.err("queue_log.file", "must be a file name (it holds a NUL)")
+        path = p if p.is_absolute() else base / p
+        _writable_file(c, "queue_log.file", path)
+    for key in ("table", "pause_all"):
+        if not isinstance(d.get(key, False), bool):
+            raise c.err(f"queue_log.{key}", "must be true or false")
+    fmt = c.text(d.get("agent_format", "Agent/{agent}"), "queue_log.agent_format")
+    try:
+        fmt.format(agent="a1")
+    except (KeyError, IndexError, ValueError):
+        raise c.err("queue_log.agent_format", f"{fmt!r}: may name only {{agent}} "
+                    "(the agent id), e.g. Agent/{agent}") from None
+    if "|" in fmt.format(agent="a1"):
+        raise c.err("queue_log.agent_format", "must not hold '|' (the field separator)")
+    if path is None and not d.get("table", False):
+        return None
+    return QueueLogConfig(file=path, table=bool(d.get("table", False)), agent_format=fmt,
+                          pause_all=bool(d.get("pause_all", True)))
+
+
+def local_zone() -> dt.tzinfo:
+    """This machine's time zone: $TZ, else /etc/localtime's zone, else its
+    current fixed offset.  The live statistics and ``acd report calls`` align
+    days on it when ``statistics.tz`` is not set."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    if not name:
+        try:
+            target = os.path.realpath("/etc/localtime")
+            if "zoneinfo/" in target:
+                name = target.split("zoneinfo/", 1)[1]
+        except OSError:
+            name = ""
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    return dt.datetime.now().astimezone().tzinfo or dt.UTC
+
+
+def statistics_zone(st: StatsConfig) -> dt.tzinfo:
+    """The zone the statistics' days and intervals align on: ``statistics.tz``,
+    else this machine's."""
+    return zone(st.tz) if st.tz else local_zone()
+
+
+def default_qa_form(folder: Path) -> Path:
+    """The scoring form when ``qa.form`` is not set: ``qa_form.yaml`` in
+    ``folder`` (acd.yaml's) if there is one, else the package's example."""
+    beside = folder / FORM_FILE
+    return beside if beside.is_file() else EXAMPLE_FORM
+
+
+def _qa(c: _Cfg, raw: Any, base: Path, statistics: Any) -> QaConfig:
+    """``qa: {form: PATH}`` -- the scoring form must exist and parse (its
+    errors placed in it, ``qa_form.yaml:6:26: ...``)."""
+    d = c.mapping(raw if raw is not None else {}, "qa")
+    c.known(d, "qa", {"form"})
+    if d.get("form") is not None:
+        fp = Path(c.text(d["form"], "qa.form"))
+        if "\0" in str(fp):
+            raise c.err("qa.form", "must be a file name (it holds a NUL)")
+        path = fp if fp.is_absolute() else base / fp
+    else:
+        path = default_qa_form(base)
+    try:
+        load_form(path)
+    except FormError as exc:
+        if exc.line == 0:  # missing, unreadable, too big: placed here
+            named = "" if d.get("form") is not None else \
+                f" (the default: {FORM_FILE} beside the configuration)"
+            raise c.err("qa.form", f"the scoring form cannot be used{named}: "
+                        f"{exc.problem}: {exc.file}") from None
+        raise ConfigError(str(exc)) from None
+    return QaConfig(form=path, zone=statistics_zone(_statistics(c, statistics)))
+
+
+def _statistics(c: _Cfg, raw: Any) -> StatsConfig:
+    """``statistics:`` -- short abandons and the intervals' time zone."""
+    d = c.mapping(raw if raw is not None else {}, "statistics")
+    c.known(d, "statistics", {"short_abandon_s", "tz", "interval_s", "keep_days"})
+    interval = c.number(d.get("interval_s", 900), "statistics.interval_s", 60, 86400)
+    if 86400 % interval:
+        raise c.err("statistics.interval_s", f"{interval:g} does not divide a day "
+                    "(e.g. 900, 1800, 3600)")
+    tz = None
+    if d.get("tz") is not None:
+        tz = c.text(d["tz"], "statistics.tz")
+        try:
+            zone(tz)
+        except HoursError as exc:
+            raise c.err("statistics.tz", str(exc)) from None
+    return StatsConfig(
+        short_abandon_s=c.number(d.get("short_abandon_s", 0), "statistics.short_abandon_s",
+                                 0, 3600), tz=tz, interval_s=interval,
+        keep_days=_count(c, d.get("keep_days", 8), "statistics.keep_days", 1, 366))
 
 
 def _records(c: _Cfg, raw: Any, base: Path) -> RecordsConfig:
