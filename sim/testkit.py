@@ -205,6 +205,16 @@ class AgiConn:
 AgiScript = Callable[[AgiConn], Awaitable[None]]
 
 
+async def hold_forever(conn: AgiConn) -> None:
+    """A hotline script that answers and holds the caller on MusicOnHold
+    until the call ends (for tests of what happens to a call in progress)."""
+    await conn.command("ANSWER")
+    while True:
+        reply = await conn.command('EXEC MusicOnHold "default,30"', wait_s=30)
+        if not isinstance(reply, agi_codec.AgiResult) or reply.result < 0:
+            return
+
+
 class AgiScriptServer:
     """A FastAGI server running ``script(conn)`` for each connection.
 

@@ -52,7 +52,7 @@ from acd.runtime.recordings import RecordingsConfig, prune
 from acd.runtime.settings import ConfigError, EngineConfig, load_config, parse_config
 from sim.config import CallerScript, Outcome, PhoneBehaviour, SimConfig
 from sim.pbx import SimPBX
-from sim.testkit import AgiConn, AgiScriptServer, AmiProbe
+from sim.testkit import AgiConn, AgiScriptServer, AmiProbe, hold_forever
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOW = load_flow(ROOT / "ivr_flows" / "basic.yaml")
@@ -404,15 +404,6 @@ def test_acd_recordings_prune_runs_one_pass(tmp_path: Path) -> None:
 
 
 # -------------------------------------------------------------- the simulator
-
-
-async def hold_forever(conn: AgiConn) -> None:
-    """A hotline that answers and holds the caller on MusicOnHold."""
-    await conn.command("ANSWER")
-    while True:
-        reply = await conn.command('EXEC MusicOnHold "default,30"', wait_s=30)
-        if not isinstance(reply, AgiResult) or reply.result < 0:
-            return
 
 
 @pytest.fixture

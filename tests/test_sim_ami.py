@@ -14,19 +14,9 @@ import pytest
 from helpers import SCALE
 from transcripts import AMI_IN, load_blocks, requires_transcripts
 
-from acd.protocols.agi import AgiResult
 from acd.protocols.ami import AmiMessage
 from sim import CallerScript, PhoneBehaviour, SimConfig, SimPBX
-from sim.testkit import AgiConn, AgiScriptServer, AmiProbe
-
-
-async def hold_forever(conn: AgiConn) -> None:
-    """A hotline that answers and holds the caller on MusicOnHold."""
-    await conn.command("ANSWER")
-    while True:
-        reply = await conn.command('EXEC MusicOnHold "default,30"', wait_s=30)
-        if not isinstance(reply, AgiResult) or reply.result < 0:
-            return
+from sim.testkit import AgiConn, AgiScriptServer, AmiProbe, hold_forever
 
 
 @pytest.fixture
