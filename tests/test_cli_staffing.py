@@ -142,3 +142,14 @@ def test_bad_options(args: tuple[str, ...], message: str) -> None:
 def test_missing_required_option() -> None:
     result = run("--aht", "180")
     assert result.exit_code == 2 and "--calls-per-hour" in result.output
+
+
+@pytest.mark.parametrize(("option", "value"), [
+    ("--answer-within", "20"), ("--calls-per-hour", "200"), ("--aht", "180"),
+    ("--patience", "60")])
+def test_options_the_scenario_gives_are_refused_by_their_own_names(option: str,
+                                                                   value: str) -> None:
+    result = run("--scenario", "sim/scenarios/monday.yaml", option, value)
+    assert result.exit_code == 2
+    assert f"{option}: not with --scenario" in result.output
+    assert "_s" not in result.output.split("Error:")[1].split(":")[0]  # no Python names

@@ -60,6 +60,7 @@ ROWS_BELOW, ROWS_ABOVE = 2, 3
 #: the library's parameter names → this command's options (for error messages)
 OPTION_OF = {"calls_per_hour": "--calls-per-hour", "aht_s": "--aht", "patience_s": "--patience",
              "target_sl": "--target-sl", "t_s": "--answer-within",
+             "answer_within_s": "--answer-within",
              "max_abandon": "--max-abandon", "agents": "--agents"}
 _PARAM_RE = re.compile(r"\b(" + "|".join(OPTION_OF) + r")\b")
 
