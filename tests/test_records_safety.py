@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 from conftest import PG_URL
-from helpers import db_url, free_port
+from helpers import db_url, free_port, wait_for
 from sqlalchemy import event, select, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -443,10 +443,10 @@ async def test_an_outage_spills_to_the_spool_and_everything_is_written_after(
         peak = max(peak, w.in_memory)
         if i % 50 == 0:
             await asyncio.sleep(0.01)
-    # past spool_after_s memory goes to disk (polled: a loaded machine may take longer)
-    deadline = time.monotonic() + 20
-    while (w.in_memory or w.spooled < 5900) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    async def spilled() -> bool:  # past spool_after_s memory goes to disk
+        return not w.in_memory and w.spooled >= 5900
+
+    await wait_for(spilled, 20)  # polled: a loaded machine may take longer
     assert w.failed == 0
     assert peak <= 400, peak  # bounded: max_memory_items, 4 x while a spool write runs
     assert w.in_memory == 0 and w.spooled >= 5900, (w.in_memory, w.spooled)
@@ -564,9 +564,10 @@ async def test_sqlite_full_until_stop_spools_the_rest(tmp_path: Path) -> None:
     full = True
     for i in range(100, 400):
         w.put(record(f"c{i:03d}", ivr_path=("x" * 500,)))
-    deadline = time.monotonic() + 20  # polled: a loaded machine may take longer
-    while (w.in_memory or w.spooled < 300) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    async def spilled() -> bool:
+        return not w.in_memory and w.spooled >= 300
+
+    await wait_for(spilled, 20)  # polled: a loaded machine may take longer
     assert w.in_memory == 0 and w.spooled == 300  # spilled after spool_after_s
     await _stop_in_bound(w, 2.0)
     assert (w.written, w.failed, w.spooled) == (100, 0, 300)

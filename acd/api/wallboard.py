@@ -246,9 +246,7 @@ class Wallboard:
                 logged_out += 1
             else:
                 serving[a.state.value] += 1
-        sls = {stats.service_level_for(c) for c in classes} if classes else \
-            {stats.service_level_for(core.policy.default_class)}
-        sl = sls.pop() if len(sls) == 1 else None  # classes of different targets: none
+        sl = stats.service_level_of(set(classes), core.policy.default_class)
         target = sl.target if sl is not None else None
         return {
             "name": name, "skill": need.skill,

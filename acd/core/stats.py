@@ -694,6 +694,14 @@ class Statistics:
         sls = {self.service_level_for(c) for c in classes}
         return sls.pop() if len(sls) == 1 else None
 
+    def service_level_of(self, classes: set[str], default_class: str) -> ServiceLevel | None:
+        """The one service level of ``classes`` (the default class's when
+        there are none); None when they differ (a queue serving classes of
+        different targets has no one target)."""
+        if not classes:
+            return self.service_level_for(default_class)
+        return self._merged_sl(classes, None)
+
     def intervals(self, queue: str | None = None, customer_class: str | None = None, *,
                   combine: bool = False, since: float | None = None) -> list[IntervalStats]:
         """Call figures per interval and (queue, class), oldest first.
