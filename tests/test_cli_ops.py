@@ -322,3 +322,13 @@ def test_the_commands_send_the_token_and_say_why_they_are_refused(
     monkeypatch.delenv("ACD_API_TOKEN_FILE")
     (elsewhere / "acd.yaml").write_text(f"api: {{token_file: {tokens}}}\n", encoding="utf-8")
     assert acd("queue", "show", "--api", api).exit_code == 0
+
+
+def test_a_pause_during_a_call_is_shown_as_after_the_call(capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    # the API's answer to a pause while on a call (tests/test_http_api.py), as printed
+    cli_ops._changed({"id": "a1003", "name": "", "state": "on_call", "reason": "",
+                      "call_id": "1718000001.9", "logout_after_call": False,
+                      "pause_after_call": "lunch"})
+    assert capsys.readouterr().out.strip() == \
+        "agent a1003: on_call, call 1718000001.9, paused after the current call (lunch)"

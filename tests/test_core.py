@@ -23,6 +23,7 @@ from acd.core.model import (
     CallQueued,
     CallStarted,
     CallState,
+    CancelTimer,
     ConnectCall,
     ConversationEnded,
     CoreConfig,
@@ -193,8 +194,8 @@ def test_illegal_transitions_raise() -> None:
         cc.handle(AgentReady("a0"), 0.0)
     cc.handle(AgentLogin("a0"), 0.0)
     [_o] = connects(start(cc, "c1", 1.0))
-    with pytest.raises(IllegalTransition, match="'pause' is not allowed in state 'reserved'"):
-        cc.handle(AgentPause("a0"), 2.0)  # cannot pause while the phone rings
+    with pytest.raises(IllegalTransition, match="'ready' is not allowed in state 'reserved'"):
+        cc.handle(AgentReady("a0"), 2.0)  # no pause pending: nothing to take back
     with pytest.raises(UnknownSubject):
         cc.handle(AgentPause("nobody"), 2.0)
     with pytest.raises(DuplicateCall):
@@ -263,6 +264,215 @@ def test_login_before_the_call_ends_cancels_the_logout() -> None:
     assert nxt.call_id == "c2" and cc.agent("a0").state is AgentState.RESERVED
 
 
+# ---------------------------------------------------- pause after the call
+
+
+def changes(out: list[object]) -> list[tuple[AgentState, AgentState, str]]:
+    return [(a.old, a.new, a.reason) for a in out if isinstance(a, AgentStateChanged)]
+
+
+def on_call(cc: ContactCenter, cid: str = "c1", t: float = 1.0) -> ConnectCall:
+    """a0 logged in at 0, then talking to ``cid`` (queued and answered at ``t``)."""
+    cc.handle(AgentLogin("a0"), 0.0)
+    [offer] = connects(start(cc, cid, t))
+    cc.handle(OfferAnswered(cid, offer.offer_id), t)
+    return offer
+
+
+def test_pause_during_a_call_takes_effect_after_the_wrap_up() -> None:
+    cc = make(1, wrap_up_s=5.0)
+    on_call(cc)
+    agent = cc.agent("a0")
+    assert cc.handle(AgentPause("a0", "lunch"), 2.0) == []  # no error, nothing changes yet
+    assert agent.state is AgentState.ON_CALL and agent.pause_after_call == "lunch"
+    start(cc, "c2", 3.0)
+    out = cc.handle(ConversationEnded("c1"), 10.0)
+    assert changes(out) == [(AgentState.ON_CALL, AgentState.WRAP_UP, "")]
+    assert StartTimer(("wrap_up", "a0"), 15.0) in out
+    out = cc.handle(TimerFired(("wrap_up", "a0")), 15.0)
+    # paused (not ready) with the reason asked for; the waiting call is not offered
+    assert changes(out) == [(AgentState.WRAP_UP, AgentState.PAUSED, "lunch")]
+    assert connects(out) == [] and cc.waiting("billing") == ["c2"]
+    assert not any(isinstance(a, StartTimer) for a in out)  # no timer back to ready
+    assert (agent.state, agent.reason, agent.pause_after_call) == (AgentState.PAUSED, "lunch",
+                                                                    None)
+    [offer] = connects(cc.handle(AgentReady("a0"), 20.0))
+    assert offer.call_id == "c2"
+
+
+def test_pause_during_a_call_without_wrap_up_takes_effect_as_it_ends() -> None:
+    cc = make(1, wrap_up_s=0.0)
+    on_call(cc)
+    cc.handle(AgentPause("a0"), 2.0)  # no reason: "paused"
+    start(cc, "c2", 3.0)
+    out = cc.handle(ConversationEnded("c1", "agent"), 10.0)
+    assert changes(out) == [(AgentState.ON_CALL, AgentState.WRAP_UP, ""),
+                            (AgentState.WRAP_UP, AgentState.PAUSED, "paused")]
+    assert connects(out) == [] and records(out)
+    assert not any(isinstance(a, StartTimer) for a in out)
+    # the same with a wrap-up of this call's own of 0 where the default has one
+    cc = make(1, wrap_up_s=30.0)
+    on_call(cc)
+    cc.handle(AgentPause("a0", "coaching"), 2.0)
+    out = cc.handle(ConversationEnded("c1", wrap_up_s=0.0), 10.0)
+    assert changes(out)[-1] == (AgentState.WRAP_UP, AgentState.PAUSED, "coaching")
+    assert not any(isinstance(a, StartTimer) for a in out)
+
+
+def test_pause_while_ringing_takes_effect_when_the_offer_fails() -> None:
+    for agent_fault in (True, False):
+        cc = make(2, rona_pause_s=30.0)
+        cc.handle(AgentLogin("a0"), 0.0)
+        [offer] = connects(start(cc, "c1", 1.0))
+        cc.handle(AgentPause("a0", "break"), 2.0)
+        assert cc.agent("a0").state is AgentState.RESERVED
+        cc.handle(AgentLogin("a1"), 3.0)  # ready, but c1 still rings a0
+        out = cc.handle(OfferFailed("c1", offer.offer_id, "NOANSWER", agent_fault), 21.0)
+        # the pending pause wins over the ring-no-answer pause: its reason, no timer
+        assert changes(out)[0] == (AgentState.RESERVED, AgentState.PAUSED, "break")
+        assert not any(isinstance(a, StartTimer) and a.key == ("ready", "a0") for a in out)
+        agent = cc.agent("a0")
+        assert (agent.state, agent.reason, agent.pause_after_call) == (
+            AgentState.PAUSED, "break", None)
+        [again] = connects(out)
+        assert again.agent_id == "a1"
+
+
+def test_pause_while_ringing_takes_effect_when_the_caller_leaves() -> None:
+    cc = make(1)
+    cc.handle(AgentLogin("a0"), 0.0)
+    connects(start(cc, "c1", 1.0))
+    cc.handle(AgentPause("a0", "meeting"), 2.0)
+    start(cc, "c2", 2.5)
+    out = cc.handle(CallerGone("c1"), 3.0)
+    # straight from ringing to paused: no ready in between, c2 not offered
+    assert changes(out) == [(AgentState.RESERVED, AgentState.PAUSED, "meeting")]
+    assert connects(out) == [] and cc.waiting("billing") == ["c2"]
+    assert cc.agent("a0").pause_after_call is None
+
+
+def test_ready_takes_a_pending_pause_back() -> None:
+    cc = make(1, wrap_up_s=5.0)
+    on_call(cc)
+    cc.handle(AgentPause("a0", "lunch"), 2.0)
+    assert cc.handle(AgentReady("a0"), 3.0) == []  # no error: the pause is taken back
+    agent = cc.agent("a0")
+    assert agent.state is AgentState.ON_CALL and agent.pause_after_call is None
+    cc.handle(ConversationEnded("c1"), 10.0)
+    # asked again in wrap-up and taken back there too
+    cc.handle(AgentPause("a0", "lunch"), 11.0)
+    assert agent.state is AgentState.PAUSED  # in wrap-up a pause is immediate, as before
+    cc.handle(AgentReady("a0"), 12.0)
+    assert agent.state is AgentState.READY
+    # a pending pause kept into wrap-up, taken back there: ready now, as a
+    # ready in wrap-up without a pause pending is (next test)
+    on_call_again = connects(start(cc, "c2", 13.0))[0]
+    cc.handle(OfferAnswered("c2", on_call_again.offer_id), 13.0)
+    cc.handle(AgentPause("a0"), 14.0)
+    cc.handle(ConversationEnded("c2"), 20.0)
+    assert agent.state is AgentState.WRAP_UP and agent.pause_after_call == "paused"
+    start(cc, "c3", 20.5)  # waits: the agent is in wrap-up
+    out = cc.handle(AgentReady("a0"), 21.0)
+    assert changes(out) == [(AgentState.WRAP_UP, AgentState.READY, ""),
+                            (AgentState.READY, AgentState.RESERVED, "")]
+    assert CancelTimer(("wrap_up", "a0")) in out and agent.pause_after_call is None
+    [offer] = connects(out)
+    assert offer.call_id == "c3" and agent.call_id == "c3"
+    # the wrap-up's timer, had it fired all the same, changes nothing
+    assert cc.handle(TimerFired(("wrap_up", "a0")), 25.0) == []
+    assert agent.state is AgentState.RESERVED
+
+
+def test_ready_in_wrap_up_ends_it_early_with_or_without_a_pause_pending() -> None:
+    for pause in (False, True):
+        cc = make(1, wrap_up_s=30.0)
+        on_call(cc)
+        if pause:
+            cc.handle(AgentPause("a0", "lunch"), 2.0)
+        cc.handle(ConversationEnded("c1"), 10.0)
+        agent = cc.agent("a0")
+        assert agent.state is AgentState.WRAP_UP
+        assert agent.pause_after_call == ("lunch" if pause else None)
+        start(cc, "c2", 11.0)
+        out = cc.handle(AgentReady("a0"), 12.0)
+        assert CancelTimer(("wrap_up", "a0")) in out
+        assert [c.call_id for c in connects(out)] == ["c2"], pause
+        assert agent.state is AgentState.RESERVED and agent.pause_after_call is None
+
+
+def test_logout_takes_a_pending_pause_away() -> None:
+    cc = make(1, wrap_up_s=5.0)
+    on_call(cc)
+    cc.handle(AgentPause("a0", "lunch"), 2.0)
+    cc.handle(AgentLogout("a0"), 3.0)
+    agent = cc.agent("a0")
+    assert agent.pause_after_call is None and agent.logout_after_call
+    out = cc.handle(ConversationEnded("c1"), 10.0)
+    assert changes(out)[-1] == (AgentState.WRAP_UP, AgentState.LOGGED_OUT, "")
+    # logged in again: no pause left over from the earlier shift
+    cc.handle(AgentLogin("a0"), 20.0)
+    [offer] = connects(start(cc, "c2", 21.0))
+    cc.handle(OfferAnswered("c2", offer.offer_id), 21.0)
+    cc.handle(ConversationEnded("c2"), 30.0)
+    out = cc.handle(TimerFired(("wrap_up", "a0")), 35.0)
+    assert changes(out) == [(AgentState.WRAP_UP, AgentState.READY, "")]
+
+
+def test_wrap_up_of_the_call_sets_the_timer_the_estimate_and_the_handle_time() -> None:
+    cc = make(1, wrap_up_s=5.0)
+    on_call(cc)
+    out = cc.handle(ConversationEnded("c1", wrap_up_s=60.0), 11.0)
+    assert StartTimer(("wrap_up", "a0"), 71.0) in out
+    # learnt: ring 0 + talk 10 + this call's wrap-up 60 (the prior, 20 s, fades out)
+    [window] = [list(cc._handle["billing"].window)]
+    assert window == [pytest.approx(70.0)]
+    start(cc, "c2", 21.0)
+    est = cc.estimate("c2", 21.0)
+    assert est is not None and est.servers == 1
+    assert est.wait_s == pytest.approx(50.0, abs=1.0)  # the wrap-up's end, not 11 + 5
+    cc2 = make(1, wrap_up_s=5.0)
+    on_call(cc2)
+    cc2.handle(ConversationEnded("c1"), 11.0)  # None: the configured wrap-up
+    assert list(cc2._handle["billing"].window) == [pytest.approx(15.0)]
+    start(cc2, "c2", 12.0)
+    est = cc2.estimate("c2", 12.0)
+    assert est is not None and est.wait_s == pytest.approx(4.0, abs=1.0)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_a_wrap_up_that_is_not_a_number_is_the_configured_one(bad: float) -> None:
+    cc = make(1, wrap_up_s=5.0)
+    on_call(cc)
+    out = cc.handle(ConversationEnded("c1", wrap_up_s=bad), 11.0)
+    assert [a for a in out if isinstance(a, StartTimer)] == [StartTimer(("wrap_up", "a0"), 16.0)]
+    assert list(cc._handle["billing"].window) == [pytest.approx(15.0)]
+    start(cc, "c2", 12.0)
+    est = cc.estimate("c2", 12.0)
+    assert est is not None and est.wait_s == pytest.approx(4.0, abs=1.0)
+    out = cc.handle(TimerFired(("wrap_up", "a0")), 16.0)
+    assert [c.call_id for c in connects(out)] == ["c2"]
+
+
+def test_an_agent_pausing_after_its_call_is_not_expected_to_come_free() -> None:
+    cc = make(2, wrap_up_s=5.0)
+    on_call(cc)
+    start(cc, "c2", 2.0)
+    est = cc.estimate("c2", 2.0)
+    assert est is not None and est.servers == 1 and est.wait_s is not None
+    cc.handle(AgentPause("a0", "lunch"), 3.0)
+    est = cc.estimate("c2", 3.0)
+    assert est is not None and (est.servers, est.wait_s) == (0, None)
+    cc.handle(AgentReady("a0"), 4.0)  # taken back: counted again
+    est = cc.estimate("c2", 4.0)
+    assert est is not None and est.servers == 1 and est.wait_s is not None
+    cc.handle(AgentPause("a0", "lunch"), 5.0)
+    cc.handle(ConversationEnded("c1"), 10.0)  # in wrap-up, still pausing after it
+    est = cc.estimate("c2", 10.0)
+    assert est is not None and (est.servers, est.wait_s) == (0, None)
+    # taken back in wrap-up: ready now (the wrap-up cut short), c2 offered at once
+    assert [c.call_id for c in connects(cc.handle(AgentReady("a0"), 11.0))] == ["c2"]
+
+
 def test_agent_table_has_no_implicit_rows() -> None:
     rows = AGENT_TABLE.rows()
     for state in AgentState:
@@ -322,9 +532,11 @@ def test_random_sequences_keep_invariants(seq: list[tuple[str, int]]) -> None:
                 if op == "timer":
                     out = list(cc.handle(TimerFired(("wrap_up", agent.agent_id)), t))
                     out += cc.handle(TimerFired(("ready", agent.agent_id)), t)
-                elif op == "pause" and agent.state in (AgentState.READY, AgentState.WRAP_UP):
+                elif op == "pause" and agent.state is not AgentState.LOGGED_OUT:
                     out = list(cc.handle(AgentPause(agent.agent_id, "break"), t))
-                elif op == "ready" and agent.state is AgentState.PAUSED:
+                elif op == "ready" and (agent.state in (AgentState.PAUSED,
+                                                        AgentState.WRAP_UP)
+                                        or agent.pause_after_call is not None):
                     out = list(cc.handle(AgentReady(agent.agent_id), t))
         for a in out:
             if isinstance(a, ConnectCall):
@@ -342,6 +554,8 @@ def test_random_sequences_keep_invariants(seq: list[tuple[str, int]]) -> None:
                 assert call is not None and call.agent_id == ag.agent_id
             else:
                 assert ag.call_id is None
+            if ag.pause_after_call is not None:  # pending only until it could be ready
+                assert ag.state in (AgentState.RESERVED, AgentState.ON_CALL, AgentState.WRAP_UP)
         assert len(recorded) == len(set(recorded)), "a call was recorded twice"
         live_ids = {c.call_id for c in cc.calls()}
         assert set(started) == live_ids | set(recorded), "a call was lost"

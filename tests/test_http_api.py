@@ -99,17 +99,42 @@ async def test_logout_of_an_agent_on_a_call_waits_for_the_call(tmp_path: Path) -
         h = await s.pbx.place_call(CallerScript(keys=BILLING, key_delay_s=0.02))
         agent = s.engine.core.agent("a1001")
         await until(lambda: agent.state is AgentState.ON_CALL, what="the agent on the call")
-        status, err = await call(s, "POST", "/agents/a1001/pause")
-        assert status == 409 and "'pause' is not allowed in state 'on_call'" in err["error"]
         status, shown = await call(s, "POST", "/agents/a1001/logout")
         assert status == 200
         assert shown["state"] == "on_call" and shown["call_id"] == h.uniqueid
         assert shown["logout_after_call"] is True
+        # leaving after the call: a pause after it is refused, saying why
+        status, err = await call(s, "POST", "/agents/a1001/pause")
+        assert status == 409 and "logs out when its call ends" in err["error"]
+        assert agent.pause_after_call is None
         res = await asyncio.wait_for(h.done, 10)
         assert res.outcome is Outcome.TALKED  # the call was not cut
         await until(lambda: agent.state is AgentState.LOGGED_OUT, what="logged out after the call")
         shown = await get(s, "/agents/a1001")
         assert shown["calls_handled"] == 1 and shown["logout_after_call"] is False
+        assert s.engine.counters.errors == 0
+
+
+async def test_pause_during_a_call_is_taken_after_the_call(tmp_path: Path) -> None:
+    phones = {"1001": PhoneBehaviour(answer_after_s=0.05, talk_s=1.0)}
+    async with system(tmp_path, phones) as s:
+        h = await s.pbx.place_call(CallerScript(keys=BILLING, key_delay_s=0.02))
+        agent = s.engine.core.agent("a1001")
+        await until(lambda: agent.state is AgentState.ON_CALL, what="the agent on the call")
+        status, shown = await call(s, "POST", "/agents/a1001/pause", {"reason": "lunch"})
+        assert status == 202 and shown["state"] == "on_call"
+        assert shown["pause_after_call"] == "lunch"
+        assert shown["message"] == "agent a1001 is on_call: paused (lunch) after the current call"
+        # a ready takes it back, a second pause asks again
+        status, shown = await call(s, "POST", "/agents/a1001/ready")
+        assert status == 200 and shown["pause_after_call"] is None
+        status, shown = await call(s, "POST", "/agents/a1001/pause", {"reason": "lunch"})
+        assert status == 202
+        res = await asyncio.wait_for(h.done, 10)
+        assert res.outcome is Outcome.TALKED  # the call was not cut
+        await until(lambda: agent.state is AgentState.PAUSED, what="paused after the call")
+        shown = await get(s, "/agents/a1001")
+        assert (shown["reason"], shown["pause_after_call"]) == ("lunch", None)
         assert s.engine.counters.errors == 0
 
 

@@ -201,8 +201,8 @@ BAD = [
                                      "patience: {dist: lognormal, mean: 120}"),
      10, "patience: a lognormal distribution needs 'sd'"),
     ("shift", MINIMAL.replace("counts: {billing: 2, tech: 1}",
-                              "counts: {billing: 2, tech: 1}\n  shift: \"17:00-09:00\""),
-     13, "agents: shift: the shift ends (09:00) before it starts (17:00)"),
+                              "counts: {billing: 2, tech: 1}\n  shift: \"09:00-09:00\""),
+     13, "agents: shift: the shift ends when it starts (09:00)"),
     ("skill", MINIMAL.replace("counts: {billing: 2, tech: 1}", "counts: {biling: 2}"),
      12, "agents: counts: 'biling' is not a skill of any queue (skills: billing, tech)"),
     ("unknown-key", MINIMAL.replace("arrivals:", "arrival:"),
@@ -212,7 +212,8 @@ BAD = [
     ("probability", MINIMAL + "ring_no_answer: 1.5\n",
      13, "ring_no_answer must be a number from 0 to 1"),
     ("start", MINIMAL.replace('start: "08:00"', 'start: "25:00"'),
-     2, "start must be a time of day HH:MM (got '25:00')"),
+     2, "start must be a time of day HH:MM or a local date and time YYYY-MM-DD HH:MM "
+        "(got '25:00')"),
     ("yaml", MINIMAL.replace("  billing: {share: 0.6}", "  billing: {share: 0.6"),
      8, "not valid YAML"),
     ("negative-count", MINIMAL.replace("per_interval: [30, 60]", "per_interval: [30, -5]"),
@@ -283,7 +284,8 @@ def test_ivr_sends_calls_to_a_queue_that_is_not_listed(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "line", "problem"), [
-    ("arrival,queue,handle\nsoon,billing,10\n", 2, "arrival: 'soon' is not seconds or HH:MM:SS"),
+    ("arrival,queue,handle\nsoon,billing,10\n", 2, "arrival: 'soon' is not seconds, HH:MM:SS or "
+     "YYYY-MM-DD HH:MM:SS"),
     ("arrival,queue\n0,billing\n", 1, "header: missing column(s) handle"),
     ("arrival,queue,handle,mood\n0,billing,10,ok\n", 1, "header: unknown column(s) mood"),
     ("arrival,queue,handle,attributes\n0,billing,10,vip\n", 2,
@@ -293,6 +295,9 @@ def test_ivr_sends_calls_to_a_queue_that_is_not_listed(tmp_path: Path) -> None:
     ("arrival,queue,handle\n0,billing,10\n07:59:00,billing,10\n", 3,
      "arrival: '07:59:00' is before the scenario's start"),
     ("arrival,queue,handle\n0,,10\n", 2, "queue: empty"),
+    ("arrival,queue,handle\n2026-11-02 08,billing,10\n", 2,
+     "arrival: '2026-11-02 08' is not a date and time like '2026-11-02 21:58'"),
+    ("arrival,queue,handle\n2026-11-31 08:00,billing,10\n", 2, "arrival: '2026-11-31 08:00': "),
 ])
 def test_malformed_trace_names_line_and_problem(text: str, line: int, problem: str) -> None:
     with pytest.raises(TraceError) as info:
@@ -312,3 +317,60 @@ def test_trace_with_unknown_queue_under_a_routing_file(tmp_path: Path) -> None:
         """)
     with pytest.raises(TraceError, match=r"calls.csv:3: queue: 'sales' is not in the routing"):
         load_scenario(path)
+
+
+# ------------------------------------------------------------------ days, breaks, wrap-up
+
+
+def test_days_repeat_the_daily_list_and_shifts_and_cross_midnight() -> None:
+    sc = parse_scenario(MINIMAL.replace('start: "08:00"', 'start: "2026-11-02 22:00"\ndays: 2')
+                        .replace("counts: {billing: 2, tech: 1}",
+                                 "counts: {billing: 2, tech: 1}\n  shift: \"21:00-07:00\""),
+                        "tiny.yaml")
+    assert sc.start_at.isoformat() == "2026-11-02T22:00:00" and sc.days == 2
+    per_day = 96
+    assert len(sc.rates) == per_day + 2 and sc.rates[2:per_day] == (0.0,) * (per_day - 2)
+    assert sc.rates[per_day:] == pytest.approx((30 / 900, 60 / 900))
+    # the night before's shift reaches into the start; then one each night
+    assert sc.agents[0].shifts == ((-3600.0, 9 * 3600.0), (23 * 3600.0, 33 * 3600.0))
+
+
+@pytest.mark.parametrize(("edit", "problem"), [
+    ({'start: "08:00"': 'start: "08:00"\ndays: 2', "[30, 60]": "[" + "1, " * 96 + "1]"},
+     "arrivals: per_interval has 97 intervals, more than a day's 96"),
+    ({'start: "08:00"': 'start: "2026-11-02 08:00"\nday: 2026-11-03'},
+     "day 2026-11-03 is not the date of start (2026-11-02)"),
+    ({'start: "08:00"': 'start: "2026-11-02 08:00+01:00"'},
+     "start must be a time of day HH:MM or a local date and time"),
+    ({"per_interval: [30, 60]": "calls_per_hour: 10\ncalls: 5", 'start: "08:00"':
+      'start: "08:00"\ndays: 3'}, "'days' repeats a daily list of arrivals"),
+    ({"patience:": "wrap_up: {dist: fixed, mean: 5}\nwrap_up_s: 3\npatience:"},
+     "give 'wrap_up' (a distribution) or 'wrap_up_s' (fixed seconds), not both"),
+    ({"pool": "pool", "handle: {dist: exponential, mean: 180}":
+      "handle: {dist: exponential, mean: 180}\ncallers: {priorities: {0: 0.5, x: 0.5}}"},
+     "callers: priorities: 'x' is not a priority 0-100"),
+    ({"handle: {dist: exponential, mean: 180}": "handle: {dist: exponential, mean: 180}\n"
+      "not_ready: {coaching: {per_hour: 1}}"}, "not_ready: coaching needs a 'minutes'"),
+])
+def test_new_keys_are_checked(edit: dict[str, str], problem: str) -> None:
+    text = MINIMAL
+    for old, new in edit.items():
+        text = text.replace(old, new)
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "tiny.yaml")
+    assert problem in str(info.value) and info.value.line > 0
+
+
+def test_trace_priority_wrap_and_date_time_arrivals() -> None:
+    import datetime as dt
+
+    calls = parse_trace("arrival,queue,handle,priority,wrap\n"
+                        "2026-11-03 01:30:05,billing,60,2,15.5\n"
+                        "2026-11-02 23:00:00,tech,60,,\n", "t.csv", 22 * 3600,
+                        dt.datetime(2026, 11, 2, 22, 0))
+    assert [(c.arrival_s, c.priority, c.wrap_s) for c in calls] == [
+        (3600.0, 0, None), (3.5 * 3600 + 5, 2, 15.5)]
+    with pytest.raises(TraceError, match=r"t\.csv:2: priority: 'high' is not a whole number"):
+        parse_trace("arrival,queue,handle,priority\n0,q,1,high\n", "t.csv")
+    with pytest.raises(TraceError, match="needs the scenario's start date"):
+        parse_trace("arrival,queue,handle\n2026-11-02 23:00:00,q,1\n", "t.csv")

@@ -402,7 +402,10 @@ class AmiClient:
         fut = protocol.send(pano, as_list=as_list)
         wait = timeout if timeout is not None else self.config.action_timeout
         try:
-            raw = await asyncio.wait_for(asyncio.shield(fut), wait)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancel that lands with the answer (gh-86296), and a stop never ends
+            async with asyncio.timeout(wait):
+                raw = await asyncio.shield(fut)
         except TimeoutError:
             protocol.responses.pop(pano.id, None)
             fut.cancel()

@@ -43,6 +43,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
+from acd.adapters.tasks import cancel_and_wait
 from acd.logs import Limited, printable
 from acd.protocols import agi
 from acd.protocols.agi import (
@@ -76,6 +77,9 @@ FD_RESERVE = 4 * ACCEPT_BACKLOG + 256
 MAX_REPLY_BYTES = 16 * 1024
 #: how long closing a session may wait for the peer before the socket is aborted
 CLOSE_WAIT_S = 2.0
+#: at a stop, how long the sessions are given to end once cancelled (each
+#: closes its socket, at most CLOSE_WAIT_S)
+STOP_SESSIONS_S = CLOSE_WAIT_S + 3.0
 #: the longest line read, of the request header or of a reply (the stream
 #: reader's limit: it holds at most twice this before it stops reading)
 READ_LIMIT = MAX_HEADER_BYTES
@@ -433,15 +437,15 @@ class FastAgiServer:
         for pending in list(self._waiting):
             self._abort(pending)
         if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+            await cancel_and_wait([self._sweeper], STOP_SESSIONS_S)
         if settle is not None:
             await settle()
-        tasks = list(self._tasks)
-        for t in tasks:
-            t.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        # cancelled again until they end (a single cancel can be lost on
+        # Python 3.11: acd.adapters.tasks), never waited for forever
+        stuck = await cancel_and_wait(list(self._tasks), STOP_SESSIONS_S)
+        if stuck:
+            log.error("FastAGI: %d sessions did not end within %.0f s of being cancelled; "
+                      "stopping without them", len(stuck), STOP_SESSIONS_S)
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 5.0)

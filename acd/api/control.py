@@ -485,8 +485,17 @@ class ControlApi:
         reason = string(body, "reason") if "reason" in body else ""
         if len(reason) > REASON_MAX or any(not ch.isprintable() for ch in reason):
             raise bad("reason", f"at most {REASON_MAX} printable characters")
+        if agent.logout_after_call:
+            raise ApiError(409, f"agent {agent.agent_id} logs out when its call ends: no pause "
+                                "after it (a login takes the logout back)")
         self._submit(AgentPause(agent.agent_id, reason))
-        return _json(self.views.agent(agent))
+        if agent.pause_after_call is None:
+            return _json(self.views.agent(agent))
+        # ringing or on a call: accepted, carried out when the call is over
+        return _json({**self.views.agent(agent),
+                      "message": f"agent {agent.agent_id} is {agent.state.value}: paused "
+                                 f"({agent.pause_after_call}) after the current call"},
+                     status=202)
 
     async def profile(self, request: web.Request) -> web.Response:
         agent_id = request.match_info["id"]

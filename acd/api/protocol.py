@@ -47,6 +47,11 @@ class AgentView(Protocol):
     def calls_handled(self) -> int: ...
     @property
     def logout_after_call(self) -> bool: ...
+    @property
+    def pause_after_call(self) -> str | None:
+        """The reason of a pause asked for while ringing or on a call, taken
+        when that call is over (None: none pending)."""
+        ...
 
 
 class CallView(Protocol):

@@ -67,6 +67,7 @@ class Views:
             "groups": sorted(p.groups), "vip_qualified": p.vip_qualified,
             "calls_handled": agent.calls_handled, "occupancy": occupancy,
             "logout_after_call": agent.logout_after_call,
+            "pause_after_call": agent.pause_after_call,
         }
 
     def agent(self, agent: AgentView) -> dict[str, Any]:

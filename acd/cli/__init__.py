@@ -9,8 +9,11 @@ group lives in its own module of this package, and what they share in
     acd agents import|list|set      agent profiles stored in the database
     acd agents live show|login|...  the running engine's agents (control API)
     acd staffing ...                agents needed (Erlang C / Erlang A)
+    acd forecast ...                calls per interval for the days ahead, backtested
     acd qa sample|list|score|report|export   quality review of a weekly sample of calls
     acd recordings prune [--dry-run]   the retention pass of the call recordings
+    acd roster import|show          rosters: a period's from the agents' states; one shown
+    acd schedule REQ.csv --rules R  shifts and breaks covering requirements (a roster)
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import click
 
 from acd.cli.control import agent_alias, explain, live, queue
 from acd.cli.flow import flow
+from acd.cli.forecast import forecast_command
 from acd.cli.loadsim import sim_group
 from acd.cli.planning import staffing
 from acd.cli.profiles import agents, customers
@@ -26,6 +30,8 @@ from acd.cli.prompts import prompts
 from acd.cli.qa import qa
 from acd.cli.recordings import recordings
 from acd.cli.report import report
+from acd.cli.roster import roster
+from acd.cli.schedule import schedule
 from acd.cli.serve import demo, serve
 from acd.cli.sms import sms
 
@@ -46,5 +52,6 @@ def main() -> None:
 agents.add_command(live)
 
 for command in (serve, demo, customers, agents, agent_alias, queue, explain, flow, prompts,
-                staffing, sms, report, sim_group, qa, recordings):
+                staffing, sms, report, sim_group, qa, recordings, forecast_command,
+                roster, schedule):
     main.add_command(command)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import datetime as dt
 import http.client
 import io
 import json
@@ -193,7 +194,8 @@ def safe_url(url: str) -> str:
 READ_ONLY_COMMANDS = frozenset({
     ("report", "calls"), ("report", "sms"), ("qa", "list"), ("qa", "report"),
     ("qa", "export"), ("explain",), ("customers", "show"), ("agents", "list"),
-    ("sms", "optout", "list"), ("sms", "outbox"),
+    ("sms", "optout", "list"), ("sms", "outbox"), ("report", "fit"), ("forecast",),
+    ("roster", "import"),
 })
 
 
@@ -598,3 +600,58 @@ def profile_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(_PROFILE_OPTIONS):
         f = option(f)
     return f
+
+
+def time_option_value(value: str, tz: dt.tzinfo, what: str, *, end: bool) -> dt.datetime:
+    """A ``--since``/``--from``/``--until``/``--to`` value as an aware time in
+    ``tz``: ``2026-11-23`` (a day: its start, or with ``end`` the next day's
+    start) or ``2026-11-23 14:30`` (local in ``tz``, or with its own offset,
+    then converted to ``tz``).  click.BadParameter naming ``what`` otherwise."""
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = dt.date.fromisoformat(text)
+            return dt.datetime.combine(day + dt.timedelta(days=1 if end else 0), dt.time(), tz)
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a day like 2026-11-23 or a time like "
+                                 "'2026-11-23 14:30'", param_hint=what) from None
+    return t.replace(tzinfo=tz) if t.tzinfo is None else t.astimezone(tz)
+
+
+#: how far before the start of what is read an agent's last state change is
+#: looked for (its state at the start); an agent with no change in that span
+#: starts unknown
+SEED_LOOKBACK_S = 31 * 86400.0
+
+
+def seed_event_rows(conn: Any, since: float) -> list[Any]:
+    """The ``agent_events`` rows at each agent's last change in the
+    :data:`SEED_LOOKBACK_S` before ``since`` (epoch seconds), in (at, id)
+    order: at one instant the later id is the agent's state at ``since``.
+    A bounded look-back: the (agent_id, at) and at indexes serve it."""
+    from sqlalchemy import func, select
+
+    from acd.adapters.schema import agent_events, utc
+
+    e = agent_events.c
+    last_at = select(e.agent_id, func.max(e.at).label("at")).where(
+        e.at < utc(since), e.at >= utc(since - SEED_LOOKBACK_S)).group_by(e.agent_id).subquery()
+    found = select(agent_events).join(
+        last_at, (e.agent_id == last_at.c.agent_id) & (e.at == last_at.c.at)).order_by(
+        e.at, e.id)
+    return list(conn.execute(found).mappings())
+
+
+def event_rows(conn: Any, since: float | None, until: float) -> Any:
+    """The ``agent_events`` rows in [since, until) (since None: all before
+    ``until``), in (at, id) order: the order things happened."""
+    from sqlalchemy import select
+
+    from acd.adapters.schema import agent_events, utc
+
+    e = agent_events.c
+    q = select(agent_events).where(e.at < utc(until))
+    if since is not None:
+        q = q.where(e.at >= utc(since))
+    return conn.execute(q.order_by(e.at, e.id)).mappings()

@@ -233,6 +233,9 @@ def _changed(a: dict[str, Any]) -> None:
     name = f" ({escape(a['name'])})" if a["name"] else ""
     call = f", call {escape(a['call_id'])}" if a["call_id"] else ""
     leaving = ", logs out when the call ends" if a.get("logout_after_call") else ""
+    pausing = a.get("pause_after_call")
+    if pausing and not leaving:
+        leaving = f", paused after the current call ({escape(pausing)})"
     console.print(f"agent {escape(a['id'])}{name}: ", _state(a["state"]), reason, call, leaving,
                   sep="")
 

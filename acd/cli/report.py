@@ -1,10 +1,15 @@
-"""``acd report ...``: reports from the database (``acd report calls`` here;
-``acd report sms`` registers itself from :mod:`acd.cli.sms`).
+"""``acd report ...``: reports from the database (``acd report calls`` and
+``acd report fit`` here; ``acd report sms`` registers itself from
+:mod:`acd.cli.sms`).
 
 ``acd report calls`` reads the call records and the agents' state changes
 (``agent_events``) of a period and replays them into the engine's own
 statistics (:mod:`acd.reports.calls`), so its figures are the live ones;
 every figure is defined in docs/reports.md.
+
+``acd report fit`` sets the plan (requirements, roster) against the same
+replay and the agents' state changes, per interval (:mod:`acd.planning.fit`;
+docs/planning.md, "Fit: plan against the day").
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ from acd.cli.common import (
     console,
     db_option,
     err_console,
+    event_rows,
     run_db,
+    seed_event_rows,
     shown,
+    time_option_value,
     write_csv,
 )
 from acd.runtime.settings import local_zone
@@ -52,22 +60,8 @@ def _zone(name: str | None, configured: str | None = None) -> dt.tzinfo:
 
 
 def _when(value: str, tz: dt.tzinfo, what: str, *, end: bool) -> float:
-    """``2026-11-23`` (a day: its start, or for ``--until`` its end) or
-    ``2026-11-23 14:30`` (in ``tz``, or with its own offset): epoch seconds."""
-    text = value.strip()
-    try:
-        if len(text) == 10:
-            day = dt.date.fromisoformat(text)
-            if end:
-                day += dt.timedelta(days=1)
-            return dt.datetime.combine(day, dt.time(), tz).timestamp()
-        t = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a day like 2026-11-23 or a time like "
-                                 "'2026-11-23 14:30'", param_hint=what) from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=tz)
-    return t.timestamp()
+    """``--since``/``--until`` as epoch seconds (:func:`time_option_value`)."""
+    return time_option_value(value, tz, what, end=end).timestamp()
 
 
 def _service_levels(config_path: str | None) -> tuple[dict[str, Any], Any, str | None]:
@@ -94,9 +88,6 @@ def _service_levels(config_path: str | None) -> tuple[dict[str, Any], Any, str |
 # ------------------------------------------------------------------ reading
 
 
-#: how far before ``--since`` an agent's last state change is looked for (its
-#: state at the start); an agent with no change in that span starts unknown
-SEED_LOOKBACK_S = 31 * 86400.0
 #: ids named in the warning about rows this version cannot read
 NAMED = 5
 
@@ -104,16 +95,15 @@ NAMED = 5
 def _read(db: Any, since: float, until: float) -> Any:
     """The records counted in [since, until), the state changes in it (in
     time order: ``at``, then ``id``), each agent's state at ``since`` (its
-    last change in the :data:`SEED_LOOKBACK_S` before) and the rows skipped
+    last change in the :data:`~acd.cli.common.SEED_LOOKBACK_S` before) and the rows skipped
     as this version cannot read them: ``(call ids, agent event ids)``."""
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
-    from acd.adapters.schema import agent_events, aware, call_records, utc
+    from acd.adapters.schema import aware, call_records, utc
     from acd.core.model import AgentState, AgentStateChanged, CallRecord, Outcome
     from acd.reports.calls import counted_at
 
     c = call_records.c
-    e = agent_events.c
     has = {col.name for col in call_records.c}
     bad_calls: list[str] = []
     bad_events: list[str] = []
@@ -151,22 +141,14 @@ def _read(db: Any, since: float, until: float) -> Any:
             if since <= counted_at(rec) < until:
                 records.append(rec)
         changes: list[AgentStateChanged] = []
-        for r in conn.execute(select(agent_events).where(
-                e.at >= utc(since), e.at < utc(until)).order_by(e.at, e.id)).mappings():
+        for r in event_rows(conn, since, until):
             states = state(r)
             if states is not None:
                 changes.append(AgentStateChanged(r["agent_id"], states[0], states[1],
                                                  ts(r["at"]) or 0.0, r["reason"]))
-        # each agent's last change before `since` (by time, then id), looked
-        # for in a bounded span: the (agent_id, at) and at indexes serve it
-        last_at = select(e.agent_id, func.max(e.at).label("at")).where(
-            e.at < utc(since), e.at >= utc(since - SEED_LOOKBACK_S)).group_by(
-            e.agent_id).subquery()
+        # each agent's last change before `since` (by time, then id)
         seeds: dict[str, tuple[AgentState, float]] = {}
-        found = select(agent_events).join(
-            last_at, (e.agent_id == last_at.c.agent_id) & (e.at == last_at.c.at)).order_by(
-            e.at, e.id)
-        for r in conn.execute(found).mappings():
+        for r in seed_event_rows(conn, since):
             states = state(r)
             seeds.pop(r["agent_id"], None)  # the later row (same instant, higher id) wins
             if states is not None and states[1] is not AgentState.LOGGED_OUT:
@@ -429,3 +411,304 @@ def report_calls(since: str | None, until: str | None, tz: str | None, interval:
     console.print(table)
     if png_path is not None:
         console.print(f"wrote {png_path}")
+
+
+# ------------------------------------------------------------------ fit
+
+#: the columns of ``acd report fit --csv``: one row per interval, then one
+#: per day (``interval`` = ``day``) with the day's scores
+FIT_COLUMNS = ("interval", "start", "end", "queue", "required", "scheduled", "available",
+               "plan_gap", "adherence_gap", "fit_gap", "offered", "answered", "abandoned",
+               "service_level", "target", "fit_score", "covered", "plan_score")
+#: what ``acd report fit`` shows for a figure that is not known
+MISSING = "—"
+
+
+def _fit_interval(text: str | None) -> int | None:
+    """``--interval``: 15, 30 or 60 minutes (``15m``, ``60m``, ``1h`` too): seconds."""
+    if text is None:
+        return None
+    t = text.strip().lower().replace("1h", "60").removesuffix("m").removesuffix("min")
+    if t not in ("15", "30", "60"):
+        raise click.BadParameter(f"{text!r} is not 15, 30 or 60 (minutes)",
+                                 param_hint="--interval")
+    return int(t) * 60
+
+
+def _fit_day(text: str, what: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a day like 2026-11-23",
+                                 param_hint=what) from None
+
+
+def _fit_plan_files(req_path: str | None, roster_path: str | None,
+                    zone: dt.tzinfo) -> tuple[list[Any] | None, Any]:
+    """The requirements and the roster (None: not asked for); a file that
+    cannot be read exits 2 naming the file, line and column."""
+    from acd.loaders.textfile import TextFileError
+
+    reqs: list[Any] | None = None
+    roster: Any = None
+    if req_path is not None:
+        from acd.loaders.planning_csv import load_requirements
+
+        try:
+            reqs = load_requirements(req_path, tz=zone)
+        except (TextFileError, ValueError) as exc:
+            raise FileProblem(str(exc)) from None
+    if roster_path is not None:
+        from acd.loaders.roster_csv import load_roster
+
+        try:
+            roster = load_roster(roster_path, zone)
+        except (TextFileError, ValueError) as exc:
+            raise FileProblem(str(exc)) from None
+    return reqs, roster
+
+
+def _fit_skills(config_path: str | None, roster: Any, queue: str | None
+                ) -> tuple[str | None, dict[str, set[str]], set[str] | None, set[str]]:
+    """(the skill ``queue`` needs, agent -> skills known from the
+    configuration, the agents counted for ``queue``: those with the skill
+    in the configuration or in one of their roster shifts (None: every
+    agent), the agents whose skills are known from either)."""
+    from acd.ivr.parse import FlowError
+    from acd.runtime.settings import ConfigError, load_config
+
+    skills: dict[str, set[str]] = {}
+    skill = queue
+    path = config_path if config_path is not None else (
+        "acd.yaml" if Path("acd.yaml").is_file() else None)
+    if path is not None:
+        try:
+            cfg = load_config(path)
+        except (ConfigError, FlowError) as exc:
+            raise FileProblem(str(exc)) from None
+        for a in cfg.core.agents:
+            skills[a.agent_id] = set(a.skills)
+        qp = cfg.core.policy.queues.get(queue) if queue is not None else None
+        if qp is not None:
+            skill = qp.require.skill
+    known = set(skills)
+    if roster is not None:
+        known |= {s.agent for s in roster.shifts if s.skills}
+    if skill is None:
+        return None, skills, None, known
+    agents = {a for a, have in skills.items() if skill in have}
+    if roster is not None:
+        agents |= {s.agent for s in roster.shifts if any(n == skill for n, _ in s.skills)}
+    return skill, skills, agents, known
+
+
+def _fit_show(v: float | None) -> str:
+    return MISSING if v is None else f"{v:.1f}"
+
+
+def _fit_pct(v: float | None) -> str:
+    return MISSING if v is None else f"{100 * v:.1f}%"
+
+
+def _fit_day_line(d: Any) -> str:
+    """One day's scores, in words."""
+    if d.score is None:
+        fit = "fit score — (no agent required" + (
+            ")" if d.intervals else ": no requirements for these intervals)")
+    else:
+        fit = (f"fit score {d.score:.1f} (Σ|available − required| {d.gap_sum:.1f} over "
+               f"Σ required {d.required_sum:.1f}, {d.intervals} intervals)")
+    parts = [fit]
+    if d.covered is not None:
+        parts.append(f"available ≥ required in {100 * d.covered:.0f}% of the intervals "
+                     "that need agents")
+    if d.plan_score is not None:
+        parts.append(f"plan score {d.plan_score:.1f}")
+    sl = _fit_pct(d.service_level)
+    target = f" (target {100 * d.target:.0f}%)" if d.target is not None else ""
+    parts.append(f"SL {sl}{target}, offered {d.offered}, abandoned {d.abandoned}")
+    return f"{d.day:%Y-%m-%d}: " + "; ".join(parts)
+
+
+@report.command("fit")
+@click.option("--requirements", "req_path", type=click.Path(dir_okay=False),
+              help="Requirements CSV (acd staffing -o): agents required per interval and queue.")
+@click.option("--roster", "roster_path", type=click.Path(dir_okay=False),
+              help="Roster CSV (acd schedule -o, acd roster import): agents scheduled.")
+@click.option("--from", "from_day", metavar="DATE",
+              help="First day (YYYY-MM-DD) [default: the requirements' first day, else the "
+                   "roster's, else today].")
+@click.option("--to", "to_day", metavar="DATE",
+              help="Last day, included [default: the requirements' last day, else the "
+                   "roster's, else --from].")
+@click.option("--day", metavar="DATE", help="One day (instead of --from/--to).")
+@click.option("--interval", "interval",
+              help="15, 30 or 60 minutes [default: the requirements' interval, else 30].")
+@click.option("--queue", help="One queue: its requirements, the agents with its skill "
+                              "(scheduled and available) and its calls [default: all].")
+@click.option("--tz", help="Time zone of the days and intervals [default: the configuration's "
+                           "statistics.tz, else this machine's].")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write CSV here ('-' for standard output) instead of a table.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Also draw required/scheduled/available and the service level to this "
+                   "PNG file (needs matplotlib).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="acd.yaml: service levels per class, agents' skills, the database "
+                   "[default: ./acd.yaml if there is one].")
+@db_option
+def report_fit(req_path: str | None, roster_path: str | None, from_day: str | None,
+               to_day: str | None, day: str | None, interval: str | None, queue: str | None,
+               tz: str | None, csv_path: str | None, plot_path: str | None,
+               config_path: str | None, db_url: str | None) -> None:
+    """The plan against the day, per interval: agents required (the
+    requirements), scheduled (the roster) and available (logged in and not
+    paused, from the agents' state changes), the gaps between them, and
+    the service level reached (the engine's statistics, as in `acd report
+    calls`); per day a fit score (docs/planning.md, "Fit: plan against the
+    day")."""
+    from acd.core.stats import DAY_S
+    from acd.planning.fit import (
+        available_per_interval,
+        fit_days,
+        fit_rows,
+        grid,
+        required_per_interval,
+        requirement_step,
+    )
+    from acd.reports.calls import new_statistics, replay
+
+    if day is not None and (from_day is not None or to_day is not None):
+        raise click.UsageError("--day is one day: give it or --from/--to, not both")
+    size = _fit_interval(interval)
+    sls, settings, config_db = _service_levels(config_path)
+    zone = _zone(tz, settings.tz)
+    reqs, roster = _fit_plan_files(req_path, roster_path, zone)
+    if reqs is not None and queue is not None and not any(r.queue == queue for r in reqs):
+        queues = sorted({r.queue for r in reqs})
+        raise click.BadParameter(f"{req_path} has no requirement for queue {queue!r} "
+                                 f"(its queues: {', '.join(queues) or 'none'})",
+                                 param_hint="--queue")
+    if size is None:
+        step = requirement_step(reqs, 1800) if reqs else 1800
+        size = step if step in (900, 1800, 3600) else 1800
+    # the days
+    now = time.time()
+    if day is not None:
+        first = last = _fit_day(day, "--day")
+    else:
+        span: tuple[dt.date, dt.date] | None = None
+        if reqs:
+            span = (min(r.start for r in reqs).date(), max(r.start for r in reqs).date())
+        elif roster is not None and roster.span() is not None:
+            a, b = roster.span()
+            span = (a.date(), (b - dt.timedelta(microseconds=1)).date())
+        if from_day is not None:
+            first = _fit_day(from_day, "--from")
+        else:
+            first = span[0] if span is not None else dt.datetime.fromtimestamp(now, zone).date()
+        if to_day is not None:
+            last = _fit_day(to_day, "--to")
+        else:
+            last = span[1] if span is not None and span[1] >= first else first
+    if last < first:
+        raise click.BadParameter(f"{last} comes before {first}", param_hint="--to")
+    start = dt.datetime.combine(first, dt.time())
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time())
+    starts = grid(start, end, size)
+    t0 = start.replace(tzinfo=zone).timestamp()
+    t1 = end.replace(tzinfo=zone).timestamp()
+
+    def local(t: float) -> dt.datetime:
+        return dt.datetime.fromtimestamp(t, zone).replace(tzinfo=None)
+
+    # the day: calls and agent states, replayed into the engine's statistics
+    records, changes, seeds, (bad_calls, bad_events) = run_db(
+        db_url or config_db, lambda db: _read(db, t0, t1), read_only=True)
+    warning = _skipped_warning(bad_calls, bad_events)
+    if warning is not None:
+        err_console.print(f"warning: {warning}", soft_wrap=True, highlight=False, markup=False)
+    per: dict[float, Any] = {}
+    service: dict[dt.datetime, Any] = {}
+    day_service: dict[dt.date, Any] = {}
+    for length, into in ((float(size), service), (DAY_S, day_service)):
+        stats = new_statistics(sls, length, short_abandon_s=settings.short_abandon_s, tz=zone)
+        replay(stats, records, changes, seeds)
+        for s in stats.intervals(queue=queue, combine=True):
+            per[s.start or 0.0] = s
+            key = local(s.start or 0.0)
+            into[key if length != DAY_S else key.date()] = s  # type: ignore[index]
+    skill, agent_skills, counted, known = _fit_skills(config_path, roster, queue)
+    states = [(local(t0), a, st.value, "") for a, (st, _at) in sorted(seeds.items())]
+    states += [(local(c.at), c.agent_id, c.new.value, c.reason) for c in changes]
+    if counted is not None:
+        unknown = sorted({a for _t, a, _s, _r in states} - known)
+        if unknown:
+            more = ", ..." if len(unknown) > NAMED else ""
+            err_console.print(
+                f"note: {len(unknown)} agents with no known skills (not in the configuration, "
+                f"no skills in the roster) are not counted as available for {queue}: "
+                f"{', '.join(unknown[:NAMED])}{more}", soft_wrap=True, highlight=False,
+                markup=False)
+    until = local(min(t1, now))
+    available = available_per_interval(states, starts, size, agents=counted, until=until)
+    required = (required_per_interval(reqs, starts, size, queue=queue)
+                if reqs is not None else None)
+    scheduled = (dict(roster.scheduled(start, end, size, skill=skill,
+                                       agent_skills=agent_skills))
+                 if roster is not None else None)
+    rows = fit_rows(starts, size, required=required, scheduled=scheduled,
+                    available=available, service=service)
+    days = fit_days(rows, day_service)
+    what = queue if queue is not None else "all queues"
+    if plot_path is not None:
+        from acd.plot import PlotUnavailable
+        from acd.plot.fit import draw_fit
+
+        try:
+            draw_fit(plot_path, rows, days, what=what)
+        except PlotUnavailable as exc:
+            raise click.ClickException(str(exc)) from None
+    if csv_path is not None:
+        def iso(t: dt.datetime) -> str:
+            return t.isoformat(sep=" ", timespec="minutes")
+
+        group = queue if queue is not None else "all"
+        out: list[list[str]] = []
+        for r in rows:
+            out.append([_cell(v) for v in (
+                iso(r.start), iso(r.start), iso(r.end), group, r.required, r.scheduled,
+                r.available, r.plan_gap, r.adherence_gap, r.fit_gap, r.offered, r.answered,
+                r.abandoned, r.service_level, r.target, None, None, None)])
+        for d in days:
+            d0 = dt.datetime.combine(d.day, dt.time())
+            out.append([_cell(v) for v in (
+                "day", iso(d0), iso(d0 + dt.timedelta(days=1)), group,
+                d.required_sum if d.intervals else None,
+                None, None, None, None, None, d.offered, d.answered, d.abandoned,
+                d.service_level, d.target, d.score, d.covered, d.plan_score)])
+        write_csv(csv_path, FIT_COLUMNS, out)
+        return
+    shown_rows = [r for r in rows if not r.idle]
+    from rich.table import Column
+
+    table = Table(Column("interval", no_wrap=True), "required", "scheduled", "available",
+                  "sched−req", "avail−sched", "avail−req", "SL", "offered", "abandoned",
+                  title=f"Fit, {what}, {size // 60}-minute intervals, {first} - {last} "
+                        "(docs/planning.md)")
+    for r in shown_rows:
+        short = r.fit_gap is not None and r.fit_gap < 0
+        table.add_row(f"{r.start:%m-%d %H:%M}", _fit_show(r.required), _fit_show(r.scheduled),
+                      _fit_show(r.available), _fit_show(r.plan_gap),
+                      _fit_show(r.adherence_gap), _fit_show(r.fit_gap),
+                      _fit_pct(r.service_level), str(r.offered), str(r.abandoned),
+                      style="red" if short else None)
+    console.print(table)
+    if len(shown_rows) < len(rows):
+        console.print(f"{len(rows) - len(shown_rows)} intervals with no agent required, "
+                      "scheduled or available and no call are not shown (the CSV has them)",
+                      highlight=False)
+    for d in days:
+        console.print(_fit_day_line(d), highlight=False, markup=False)
+    if plot_path is not None:
+        console.print(f"wrote {plot_path}", highlight=False, markup=False)

@@ -30,6 +30,7 @@ caller), each partition a heap by virtual arrival.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,6 +154,11 @@ class Agent:
     calls_handled: int = 0
     #: asked to log out while on a call: logged out as soon as it ends
     logout_after_call: bool = False
+    #: asked to pause while ringing or on a call: the pause's reason, taken
+    #: when the agent would otherwise become ready (None: no pause pending)
+    pause_after_call: str | None = None
+    #: when its latest wrap-up ends (read while in WRAP_UP)
+    wrap_up_until: float = 0.0
 
     @property
     def staffed(self) -> bool:
@@ -377,8 +383,8 @@ class ContactCenter:
         """Position and expected wait of a waiting call at ``now`` (default:
         the time of the latest event).  None for a call that is not waiting.
 
-        Servers: the agents logged in, not paused (nor leaving after their
-        call) and eligible for the call as its requirements stand now; those
+        Servers: the agents logged in, not paused (nor leaving or pausing
+        after their call) and eligible for the call as its requirements stand now; those
         its coming escalation steps make eligible join from the step's time
         (up to an overflow step).  Each is free after the expected rest of
         its current call (from that call's queue's recent handle times and
@@ -448,13 +454,15 @@ class ContactCenter:
         return WaitEstimate(pos, wait, len(self._wait_servers(cache, call.sig_id)), ahead, mean)
 
     def _wait_servers(self, cache: _WaitCache, sig_id: int) -> dict[str, Agent]:
-        """Staffed agents eligible for a signature (not those leaving after their call)."""
+        """Staffed agents eligible for a signature (not those leaving or
+        pausing after their call)."""
         got = cache.servers.get(sig_id)
         if got is None:
             sig = self._sigs[sig_id]
             got = cache.servers[sig_id] = {
                 aid: agent for aid, agent in self._on_skill.get(sig.skill, {}).items()
-                if not agent.logout_after_call and self._eligible(agent.shape, sig_id)}
+                if not agent.logout_after_call and agent.pause_after_call is None
+                and self._eligible(agent.shape, sig_id)}
         return got
 
     def _server_groups(self, cache: _WaitCache, sig_id: int) -> list[Server]:
@@ -508,7 +516,7 @@ class ContactCenter:
     def _server(self, agent: Agent, now: float) -> Server:
         """When a staffed agent will be ready for another call."""
         if agent.state is AgentState.WRAP_UP:
-            return Server(None, free_at=max(0.0, agent.since + self._config.wrap_up_s - now))
+            return Server(None, free_at=max(0.0, agent.wrap_up_until - now))
         call = self._calls.get(agent.call_id) if agent.call_id is not None else None
         if agent.state is AgentState.READY:
             return Server(None, ready=True)
@@ -559,6 +567,7 @@ class ContactCenter:
 
     def _agent_logout(self, ev: AgentLogout, now: float, out: list[Action]) -> None:
         agent = self.agent(ev.agent_id)
+        agent.pause_after_call = None
         if agent.state in _ON_A_CALL:
             agent.logout_after_call = True  # out when the call ends (or the offer does)
             return
@@ -566,17 +575,29 @@ class ContactCenter:
 
     def _log_out(self, agent: Agent, now: float, out: list[Action]) -> None:
         agent.logout_after_call = False
+        agent.pause_after_call = None
         self._agent_move(agent, AgentTrigger.LOGOUT, now, out)
         out.append(CancelTimer(("ready", agent.agent_id)))  # no stale return to ready
 
     def _agent_ready(self, ev: AgentReady, now: float, out: list[Action]) -> None:
         agent = self.agent(ev.agent_id)
+        if agent.pause_after_call is not None:
+            agent.pause_after_call = None  # the pending pause taken back
+            if agent.state in _ON_A_CALL:
+                return  # ready again after the call, as if no pause was asked
+        if agent.state is AgentState.WRAP_UP:  # its wrap-up ended early: ready now
+            out.append(CancelTimer(("wrap_up", agent.agent_id)))
         self._agent_move(agent, AgentTrigger.READY, now, out)
         out.append(CancelTimer(("ready", agent.agent_id)))
         self._dispatch_agent(agent, now, out)
 
     def _agent_pause(self, ev: AgentPause, now: float, out: list[Action]) -> None:
         agent = self.agent(ev.agent_id)
+        if agent.state in _ON_A_CALL:
+            # ringing or on a call: paused when it would become ready again
+            agent.pause_after_call = ev.reason or "paused"
+            return
+        agent.pause_after_call = None
         if agent.state is AgentState.WRAP_UP:
             out.append(CancelTimer(("wrap_up", agent.agent_id)))
         self._agent_move(agent, AgentTrigger.PAUSE, now, out, ev.reason or "paused")
@@ -822,7 +843,12 @@ class ContactCenter:
         self._move_call(call, CallTrigger.HANGUP)
         if state is CallState.OFFERED:
             agent = self.agent(call.agent_id or "")
-            self._agent_move(agent, AgentTrigger.OFFER_WITHDRAWN, now, out)
+            if agent.pause_after_call is not None and not agent.logout_after_call:
+                # straight to the pending pause (RESERVED -> PAUSED), not
+                # through a ready of no length that wallboards would show
+                self._pause_pending(agent, AgentTrigger.OFFER_FAILED, now, out)
+            else:
+                self._agent_move(agent, AgentTrigger.OFFER_WITHDRAWN, now, out)
             agent.call_id = None
             call.agent_id = None
             if agent.logout_after_call:
@@ -864,7 +890,11 @@ class ContactCenter:
         agent = self.agent(call.agent_id or "")
         agent.call_id = None
         call.agent_id = None
-        if ev.agent_fault:
+        if agent.pause_after_call is not None and not agent.logout_after_call:
+            # the pause asked while it rang wins over a ring-no-answer pause
+            # (and its timer back to ready)
+            self._pause_pending(agent, AgentTrigger.OFFER_FAILED, now, out)
+        elif ev.agent_fault:
             self._agent_move(agent, AgentTrigger.OFFER_FAILED, now, out, f"offer {ev.reason}")
             if self._config.rona_pause_s is not None and not agent.logout_after_call:
                 out.append(StartTimer(("ready", agent.agent_id), now + self._config.rona_pause_s))
@@ -892,7 +922,12 @@ class ContactCenter:
         self._agent_move(agent, AgentTrigger.CALL_ENDED, now, out)
         agent.call_id = None
         agent.calls_handled += 1
+        # None, NaN or infinite: the configured wrap-up (a NaN or infinite
+        # timer would never fire, or fire at once, and poison the estimates)
         wrap_up_s = self._config.wrap_up_s
+        if ev.wrap_up_s is not None and math.isfinite(ev.wrap_up_s):
+            wrap_up_s = max(0.0, ev.wrap_up_s)
+        agent.wrap_up_until = now + wrap_up_s
         leaving = agent.logout_after_call
         if wrap_up_s > 0 and not leaving:
             out.append(StartTimer(("wrap_up", agent.agent_id), now + wrap_up_s))
@@ -904,6 +939,9 @@ class ContactCenter:
         if leaving:  # asked to log out during the call: out now, from wrap-up
             self._log_out(agent, now, out)
         elif wrap_up_s <= 0:  # no wrap-up: ready now, not through a zero-length timer
+            if agent.pause_after_call is not None:  # or paused, as it asked during the call
+                self._pause_pending(agent, AgentTrigger.PAUSE, now, out)
+                return
             self._agent_move(agent, AgentTrigger.WRAP_UP_DONE, now, out)
             self._dispatch_agent(agent, now, out)
 
@@ -1018,6 +1056,13 @@ class ContactCenter:
             agent.since = now
             out.append(AgentStateChanged(agent.agent_id, old, new, now, agent.reason))
 
+    def _pause_pending(self, agent: Agent, trigger: AgentTrigger, now: float,
+                       out: list[Action]) -> None:
+        """Take the agent's pending pause: ``trigger`` leads to PAUSED."""
+        reason = agent.pause_after_call or "paused"
+        agent.pause_after_call = None
+        self._agent_move(agent, trigger, now, out, reason)
+
     def _timer(self, ev: TimerFired, now: float, out: list[Action]) -> None:
         kind, subject = ev.key
         if kind in ("wrap_up", "ready"):
@@ -1025,6 +1070,9 @@ class ContactCenter:
             if agent is None:
                 return
             if kind == "wrap_up" and agent.state is AgentState.WRAP_UP:
+                if agent.pause_after_call is not None:
+                    self._pause_pending(agent, AgentTrigger.PAUSE, now, out)
+                    return
                 self._agent_move(agent, AgentTrigger.WRAP_UP_DONE, now, out)
                 self._dispatch_agent(agent, now, out)
             elif kind == "ready" and agent.state is AgentState.PAUSED:

@@ -63,6 +63,7 @@ AGENT_TABLE: Table[AgentState, AgentTrigger] = Table(
         (_A.RESERVED, _AT.OFFER_WITHDRAWN): _A.READY,
         (_A.ON_CALL, _AT.CALL_ENDED): _A.WRAP_UP,
         (_A.WRAP_UP, _AT.WRAP_UP_DONE): _A.READY,
+        (_A.WRAP_UP, _AT.READY): _A.READY,  # the agent ends its wrap-up early
         (_A.WRAP_UP, _AT.PAUSE): _A.PAUSED,
         (_A.WRAP_UP, _AT.LOGOUT): _A.LOGGED_OUT,
     },
@@ -323,14 +324,18 @@ class OfferFailed:
 
 @dataclass(init=False)
 class ConversationEnded:
-    """Either party of a connected call hung up."""
+    """Either party of a connected call hung up.  ``wrap_up_s``: the
+    agent's wrap-up after this call (None, NaN or infinite:
+    ``CoreConfig.wrap_up_s``; below 0: none)."""
 
     call_id: str
     by: str = "caller"  # "caller" | "agent"
+    wrap_up_s: float | None = None
 
-    def __init__(self, call_id: str, by: str = "caller") -> None:
+    def __init__(self, call_id: str, by: str = "caller", wrap_up_s: float | None = None) -> None:
         self.call_id = call_id
         self.by = by
+        self.wrap_up_s = wrap_up_s
 
 
 @dataclass
@@ -350,11 +355,21 @@ class AgentLogout:
 
 @dataclass
 class AgentReady:
+    """Make the agent ready; one in wrap-up ends it early (any pause pending
+    from its call taken back); one ringing or on a call with a pause pending
+    (``Agent.pause_after_call``) has that pause cancelled instead."""
+
     agent_id: str
 
 
 @dataclass
 class AgentPause:
+    """Pause the agent (``reason`` "" = "paused").  One ringing or on a call
+    is paused as soon as it would otherwise become ready again (after the
+    call's wrap-up; at once if the offer fails or the caller leaves while it
+    rings): ``Agent.pause_after_call``; an ``AgentReady`` or a logout before
+    then cancels it."""
+
     agent_id: str
     reason: str = ""
 

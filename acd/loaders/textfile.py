@@ -80,8 +80,9 @@ def size_text(n: int) -> str:
     return f"{n} bytes"
 
 
-def read_bytes_file(path: str | Path, what: str = "file", limit: int = YAML_MAX_BYTES) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes, or TextFileError."""
+def _open_regular(path: str | Path, what: str, limit: int) -> int:
+    """A file descriptor open for reading on a regular file of at most
+    ``limit`` bytes (by its size now), or TextFileError."""
     p = Path(path)
     file = str(p)
     try:
@@ -99,10 +100,16 @@ def read_bytes_file(path: str | Path, what: str = "file", limit: int = YAML_MAX_
     if st.st_size > limit:
         raise TextFileError(file, 0, 0, _too_big(what, st.st_size, limit))
     try:
-        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | os.O_CLOEXEC)
+        return os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | os.O_CLOEXEC)
     except OSError as exc:
         raise TextFileError(file, 0, 0, f"cannot read the {what}: "
                                         f"{exc.strerror or exc}") from None
+
+
+def read_bytes_file(path: str | Path, what: str = "file", limit: int = YAML_MAX_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, or TextFileError."""
+    file = str(path)
+    fd = _open_regular(path, what, limit)
     try:
         with os.fdopen(fd, "rb") as f:
             data = f.read(limit + 1)  # a file that grew since: still bounded
@@ -112,6 +119,53 @@ def read_bytes_file(path: str | Path, what: str = "file", limit: int = YAML_MAX_
     if len(data) > limit:
         raise TextFileError(file, 0, 0, _too_big(what, len(data), limit))
     return data
+
+
+def iter_text_lines(path: str | Path, what: str = "file", limit: int = YAML_MAX_BYTES
+                    ) -> Iterator[tuple[int, str]]:
+    """(line number from 1, text with its line end) of each line of a UTF-8
+    file of at most ``limit`` bytes, read one line at a time (a file too
+    big to hold in memory at once): the checks of :func:`read_text_file`
+    with the same messages and places, each made as the reading gets there
+    (lines before a bad byte have been given already)."""
+    file = str(path)
+    fd = _open_regular(path, what, limit)
+    read = 0
+    try:
+        with os.fdopen(fd, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                read += len(raw)
+                if read > limit:  # a file that grew since
+                    raise TextFileError(file, 0, 0, _too_big(what, read, limit))
+                if lineno == 1:
+                    for bom, name in _BOMS:
+                        if raw.startswith(bom):
+                            raise TextFileError(file, 1, 1, f"{name} text (it starts with a "
+                                                            f"{name} byte-order mark): save "
+                                                            "the file as UTF-8")
+                    if raw.startswith(codecs.BOM_UTF8):
+                        raw = raw[len(codecs.BOM_UTF8):]
+                nul = raw.find(b"\x00")
+                if nul >= 0:
+                    raise TextFileError(file, lineno, _column(raw, nul),
+                                        "a NUL byte: this is a binary file (or UTF-16 text), "
+                                        "not UTF-8 text")
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise TextFileError(file, lineno, _column(raw, exc.start),
+                                        f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at "
+                                        f"offset {read - len(raw) + exc.start}): save the "
+                                        "file as UTF-8") from None
+                yield lineno, text
+    except OSError as exc:
+        raise TextFileError(file, 0, 0, f"cannot read the {what}: "
+                                        f"{exc.strerror or exc}") from None
+
+
+def _column(line: bytes, offset: int) -> int:
+    """The column (in characters, from 1) of a byte offset in a line."""
+    return len(line[:offset].decode("utf-8", "replace")) + 1
 
 
 def _too_big(what: str, size: int, limit: int) -> str:
@@ -213,3 +267,30 @@ def csv_records(text: str, max_span: int = CSV_MAX_SPAN, comments: bool = False
                 continue
         yield i + 1, i + used, cells
         i += used
+
+
+def csv_header(cells: list[str], columns: tuple[str, ...], required: tuple[str, ...]
+               ) -> dict[str, int]:
+    """column name -> index of a CSV header (names trimmed, lower-cased), or
+    ValueError saying what is wrong: a required column missing, a column not
+    in ``columns``, a column twice.  The caller names the file and line."""
+    import difflib
+
+    header = [h.strip().lower() for h in cells]
+    missing = [c for c in required if c not in header]
+    unknown = [h for h in header if h not in columns]
+    if missing or unknown:
+        parts = []
+        if unknown:
+            named = []
+            for h in unknown:
+                near = difflib.get_close_matches(h, columns, n=1)
+                named.append(f"{h!r} (did you mean {near[0]!r}?)" if near else repr(h))
+            parts.append(f"unknown column(s) {', '.join(named)}")
+        if missing:
+            parts.append(f"missing column(s) {', '.join(missing)}")
+        raise ValueError(f"{'; '.join(parts)} (columns: {', '.join(columns)})")
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise ValueError(f"column(s) {', '.join(twice)} twice")
+    return {c: i for i, c in enumerate(header)}

@@ -6,7 +6,8 @@ them from :func:`draw_calls`, so the same seed gives the same callers, keys,
 handle times and patience in both.
 
 One stream per purpose (``"<seed>:arrivals"``, ``":callers"``, ``":ivr"``,
-``":handle"``, ``":patience"``): a change in how one is used leaves the others
+``":handle"``, ``":patience"``; ``":wrap"`` and ``":priority"`` only when a
+scenario draws wrap-ups or priorities): a change in how one is used leaves the others
 alone.  Arrivals are a piecewise-constant-rate Poisson process (exponential
 gaps, restarted at each interval boundary: memoryless, so exact).
 """
@@ -36,11 +37,12 @@ class DrawnCall:
     script: tuple[str, ...]  # the caller's key script (IVR scenarios)
     handle_s: float
     patience_s: float | None  # None: never hangs up
+    wrap_s: float | None  # the agent's wrap-up after this call; None: the scenario's fixed one
 
     def __init__(self, index: int, arrival_s: float, number: str,
                  attributes: tuple[tuple[str, str], ...], queue: str | None, priority: int,
                  path: tuple[str, ...], script: tuple[str, ...], handle_s: float,
-                 patience_s: float | None) -> None:
+                 patience_s: float | None, wrap_s: float | None = None) -> None:
         self.index = index
         self.arrival_s = arrival_s
         self.number = number
@@ -51,6 +53,7 @@ class DrawnCall:
         self.script = script
         self.handle_s = handle_s
         self.patience_s = patience_s
+        self.wrap_s = wrap_s
 
 
 def stream(seed: int, name: str) -> random.Random:
@@ -76,6 +79,15 @@ def _draw(d: Dist, rng: random.Random) -> Callable[[], float]:
     return _Exponential(rng, 1.0 / d.mean) if d.kind == "exponential" else d.sampler(rng)
 
 
+#: a function drawing one duration (seconds)
+Sampler = Callable[[], float]
+
+
+def sampler(d: Dist, rng: random.Random) -> Sampler:
+    """A function drawing from ``d`` with ``rng``."""
+    return _draw(d, rng)
+
+
 def _sampler(d: Dist | None, rng: random.Random) -> Callable[[], float] | None:
     return _draw(d, rng) if d is not None else None
 
@@ -96,9 +108,18 @@ def draw_calls(sc: Scenario, seed: int, max_calls: int | None,
     ``max_calls`` (None: until the arrivals end)."""
     if trace is not None:
         n = len(trace) if max_calls is None else min(max_calls, len(trace))
+        # a call without its own wrap-up: the scenario's (drawn, or the fixed one)
+        wrap_rng = stream(seed, "wrap")
+        fallback = _sampler(sc.wrap_up, wrap_rng)
+        queue_wrap = {q: _sampler(spec.wrap_up, wrap_rng) for q, spec in sc.queues.items()
+                      if spec.wrap_up is not None}
         for i, tc in enumerate(trace[:n]):
-            yield DrawnCall(i + 1, tc.arrival_s, tc.number, tc.attributes, tc.queue, 0, (),
-                            (), tc.handle_s, tc.patience_s)
+            own = tc.wrap_s
+            if own is None:
+                qs = queue_wrap.get(tc.queue, fallback)
+                own = qs() if qs is not None else None
+            yield DrawnCall(i + 1, tc.arrival_s, tc.number, tc.attributes, tc.queue,
+                            tc.priority, (), (), tc.handle_s, tc.patience_s, own)
         return
     if max_calls is not None and max_calls <= 0:
         return
@@ -115,6 +136,19 @@ def draw_calls(sc: Scenario, seed: int, max_calls: int | None,
                        _sampler(spec.patience, rng_patience) if spec.patience_set
                        else default_patience)
     mix = sc.callers
+    # wrap-ups per call (only when drawn: a stream of their own)
+    wrap_rng = stream(seed, "wrap")
+    default_wrap = _sampler(sc.wrap_up, wrap_rng)
+    if default_wrap is None and sc.wraps():
+        fixed = sc.wrap_up_s
+        default_wrap = lambda: fixed  # noqa: E731
+    draw_wraps = sc.wraps()
+    wrap_by_queue: dict[str, Callable[[], float] | None] = {
+        q: _sampler(spec.wrap_up, wrap_rng) or default_wrap for q, spec in sc.queues.items()
+    } if draw_wraps else {}
+    priorities = mix.priorities
+    prio_draw = stream(seed, "priority").random
+    queue_mix = sc.queue_mix
     vip_handle = _sampler(mix.vip_handle, rng_handle)
     vip_patience = _sampler(mix.vip_patience, rng_patience)
     queue_shares = tuple((q, s.share) for q, s in sc.queues.items() if s.share > 0)
@@ -181,16 +215,26 @@ def draw_calls(sc: Scenario, seed: int, max_calls: int | None,
             queue, priority, path, script = w.queue, w.priority, w.path, w.script
             if w.attributes:
                 attrs = tuple({**dict(attrs), **dict(w.attributes)}.items())
+        elif queue_mix:  # a forecast: the interval's own shares
+            shares = queue_mix[min(int(t // interval), len(queue_mix) - 1)] or queue_shares
+            queue = _pick(shares, rng_arr.random()) if len(shares) > 1 else shares[0][0]
         else:
             queue = _pick(queue_shares, rng_arr.random()) \
                 if len(queue_shares) > 1 else queue_shares[0][0]
+        if priorities and not priority:
+            priority = _pick(priorities, prio_draw())
         hs, ps = by_queue.get(queue or "", (default_handle, default_patience))
         vip = bool(attrs) and attrs[0][0] == "vip_level"
         hold = (vip_handle if vip and vip_handle is not None else hs)()
         if vip and mix.vip_patience_set:
             ps = vip_patience
         patience = ps() if ps is not None else None
-        yield DrawnCall(index, t, number, attrs, queue, priority, path, script, hold, patience)
+        wrap: float | None = None
+        if draw_wraps:
+            ws = wrap_by_queue.get(queue or "", default_wrap)
+            wrap = ws() if ws is not None else None
+        yield DrawnCall(index, t, number, attrs, queue, priority, path, script, hold, patience,
+                        wrap)
         if max_calls is not None and index >= max_calls:
             return
         t_next = next_arrival(t)

@@ -7,7 +7,10 @@ when the run ran out of events), service level = share of
 *all* arrivals answered within the threshold (``sl_answered_only``: of the
 answered), P(wait > 0) = share not offered to an agent at once, mean wait
 over all arrivals (abandoners' time to hang up included), ASA, abandon
-rate, occupancy of the agents with the queue's skill, longest wait.
+rate, occupancy of the agents with the queue's skill, longest wait, agents
+available (mean logged in and not paused, per interval: ``Row.available``,
+``VirtualResult.available``); each interval row carries its local date and
+time (``Row.at``), and a run past its first day labels its intervals with it.
 Calls arriving before the warm-up ends count nowhere.  These are the
 definitions of the live statistics and ``acd report calls``
 (:mod:`acd.core.stats`, docs/reports.md, which lists the differences: no
@@ -22,6 +25,7 @@ which aggregates them on first use.  Compiled with mypyc with the loop (see
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from dataclasses import dataclass, field, fields
@@ -137,6 +141,11 @@ class Row:
     abandon_rate: float | None
     occupancy: float | None
     longest_wait_s: float | None
+    #: the interval's start as a local date and time ``YYYY-MM-DD HH:MM`` (None: whole run)
+    at: str | None = None
+    #: mean agents available (logged in, not paused) with the scope's skill (all
+    #: agents for the total; None for classes)
+    available: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -176,6 +185,15 @@ class VirtualResult:
     n_intervals: int = 0
     #: the expected wait each waiting caller was given (when asked for)
     estimates: list[EstimateAt] = field(default_factory=list)
+    #: the local date and time of t = 0 (None: a time of day only)
+    start_at: dt.datetime | None = None
+    #: what the run could not do as asked (calls left unserved, ...), for the user
+    warnings: list[str] = field(default_factory=list)
+    #: every agent state change (t, agent, new state, reason), when asked for
+    agent_log: list[tuple[float, str, str, str]] | None = None
+    #: activities (breaks, not-ready, shrinkage): planned, skipped (agent logged
+    #: out), delayed (after a call), cut (by the shift's end), not_ready, shrinkage
+    activity_counts: dict[str, int] = field(default_factory=dict)
     _rows: list[Row] | None = field(default=None, repr=False)
 
     # ---------------------------------------------------------------- figures
@@ -186,6 +204,31 @@ class VirtualResult:
         if self._rows is None:
             self._rows = self._aggregate()
         return self._rows
+
+    @property
+    def available(self) -> dict[int, dict[str, float]]:
+        """Per interval (index from t = 0), per skill ("" = all agents): the mean
+        number of agents available (logged in and not paused) over the interval."""
+        out: dict[int, dict[str, float]] = {}
+        interval = self.interval_s
+        for i, per_skill in sorted(self.agent_time.items()):
+            out[i] = {k: ba[1] / interval for k, ba in per_skill.items()}
+        return out
+
+    def interval_at(self, i: int) -> dt.datetime | None:
+        """The local date and time of interval ``i``'s start (None: no date)."""
+        if self.start_at is None:
+            return None
+        return self.start_at + dt.timedelta(seconds=i * self.interval_s)
+
+    def interval_label(self, i: int) -> str:
+        """``HH:MM`` of interval ``i`` in a one-day run, ``YYYY-MM-DD HH:MM``
+        when the run goes past the first day."""
+        at = self.interval_at(i)
+        multi_day = self.start_s + max(self.n_intervals, i + 1) * self.interval_s > 86400.0
+        if at is not None and multi_day:
+            return at.strftime("%Y-%m-%d %H:%M")
+        return clock(i * self.interval_s, self.start_s)
 
     def totals(self, scope: str = "total", key: str = "") -> Row:
         for row in self.rows():
@@ -285,13 +328,20 @@ class VirtualResult:
             thresholds.setdefault(("queue", q), {queue_sl.get(q, default_sl)})
         scope_rank = {"total": 0, "queue": 1, "class": 2}
         rows: list[Row] = []
+        labels: dict[int, str] = {}
+        ats: dict[int, str | None] = {}
+        for _, _, i in agg:
+            if i >= 0 and i not in labels:
+                labels[i] = self.interval_label(i)
+                at = self.interval_at(i)
+                ats[i] = at.strftime("%Y-%m-%d %H:%M") if at is not None else None
         for (scope, key, i), a in sorted(agg.items(), key=lambda kv: (
                 scope_rank[kv[0][0]], kv[0][1], kv[0][2])):
             ts = thresholds.get((scope, key), set())
             n_off, n_ans = int(a[0]), int(a[1])
             rows.append(Row(
                 scope=scope, key=key, interval_start=None if i < 0 else i * interval,
-                label="all" if i < 0 else clock(i * interval, self.start_s),
+                label="all" if i < 0 else labels[i],
                 t_s=next(iter(ts)) if len(ts) == 1 else None,
                 offered=n_off, answered=n_ans, abandoned=int(a[2]), other=int(a[3]),
                 answered_within_sl=int(a[4]), service_level=_ratio(a[4], n_off),
@@ -300,8 +350,22 @@ class VirtualResult:
                 abandon_rate=_ratio(a[2], n_off),
                 occupancy=self._occupancy(scope, key, None if i < 0 else i),
                 longest_wait_s=a[8] if n_off else None,
+                at=None if i < 0 else ats[i],
+                available=self._available(scope, key, None if i < 0 else i),
             ))
         return rows
+
+    def _available(self, scope: str, key: str, i: int | None) -> float | None:
+        """Mean agents available (interval ``i``, or the whole run after the warm-up)."""
+        if scope == "class":
+            return None
+        skill = "" if scope == "total" else self.queue_skill.get(key, key)
+        if i is not None:
+            ba = self.agent_time.get(i, {}).get(skill)
+            return ba[1] / self.interval_s if ba is not None else 0.0
+        span = self.end_s - self.warmup_s
+        total = sum(per.get(skill, (0.0, 0.0))[1] for per in self.agent_time.values())
+        return total / span if span > 0 else None
 
     def _occupancy(self, scope: str, key: str, i: int | None) -> float | None:
         if scope == "class":
@@ -323,6 +387,9 @@ class VirtualResult:
         waiting-calls series and (``calls=True``) one record per call."""
         doc: dict[str, Any] = {
             "scenario": self.scenario, "seed": self.seed, "start": clock(0, self.start_s),
+            "start_at": self.start_at.strftime("%Y-%m-%d %H:%M:%S")
+            if self.start_at is not None else None, "warnings": list(self.warnings),
+            "activities": dict(self.activity_counts),
             "start_s": self.start_s, "interval_s": self.interval_s, "warmup_s": self.warmup_s,
             "end_s": self.end_s, "arrivals": self.arrivals, "core_events": self.core_events,
             "wall_s": round(self.wall_s, 6), "queues": list(self.queues),
@@ -439,11 +506,16 @@ class Occupancy:
 def result_of(sc: Scenario, seed: int, calls: list[CallOutcome],
               waiting: list[tuple[int, ...]], agent_time: dict[int, dict[str, list[float]]],
               end_s: float, wall_s: float, core_events: int, arrivals: int,
-              last_arrival: float, estimates: list[EstimateAt] | None = None) -> VirtualResult:
+              last_arrival: float, estimates: list[EstimateAt] | None = None,
+              warnings: list[str] | None = None,
+              agent_log: list[tuple[float, str, str, str]] | None = None,
+              activity_counts: dict[str, int] | None = None) -> VirtualResult:
     """A run's figures (virtual or live), with what they need from ``sc``."""
     policy = sc.policy
     queue_names = tuple(policy.queues)
     horizon = sc.day_end_s
+    if horizon is not None and last_arrival > horizon:  # a trace past the scenario's end
+        horizon = last_arrival
     return VirtualResult(
         scenario=sc.name, seed=seed, start_s=sc.start_s, interval_s=sc.interval_s,
         queues=queue_names,
@@ -457,4 +529,6 @@ def result_of(sc: Scenario, seed: int, calls: list[CallOutcome],
         n_intervals=math.ceil((horizon if horizon is not None else last_arrival)
                               / sc.interval_s),
         estimates=estimates if estimates is not None else [],
+        start_at=sc.start_at, warnings=warnings if warnings is not None else [],
+        agent_log=agent_log, activity_counts=activity_counts or {},
     )

@@ -134,7 +134,7 @@ from acd.runtime.engine import Engine
 from acd.runtime.settings import EngineConfig
 from sim.config import Outcome
 
-__all__ = ["run_live", "run_live_sync"]
+__all__ = ["live_unsupported", "run_live", "run_live_sync"]
 
 #: first extension given to the scenario's agents (acd-connect matches digits only)
 FIRST_EXTENSION = 20001
@@ -175,6 +175,10 @@ async def run_live(sc: Scenario, seed: int = 0, calls: int | None = None, *,
     to itself)."""
     if not speed > 0:
         raise SimError(f"speed must be > 0, got {speed!r}")
+    unsupported = live_unsupported(sc, trace)
+    if unsupported:
+        raise SimError(f"live mode does not play {', '.join(unsupported)} (only shifts and a "
+                       f"fixed wrap_up_s): run this scenario in virtual mode")
     flow, key_of = live_flow(sc)
     plan = plan_calls(sc, seed, calls, trace=trace, warmup_calls=warmup_calls, key_of=key_of)
     if db_dir is None:
@@ -183,6 +187,22 @@ async def run_live(sc: Scenario, seed: int = 0, calls: int | None = None, *,
                               drain_timeout_s, split, Path(d))
     return await _run(sc, seed, plan, flow, speed, progress, prompt_s, drain_timeout_s,
                       split, Path(db_dir))
+
+
+def live_unsupported(sc: Scenario, trace: Sequence[TraceCall] | None = None) -> list[str]:
+    """What of ``sc`` the live mode cannot play (agents' availability, drawn
+    wrap-ups): named, so it is refused rather than left out."""
+    out: list[str] = []
+    if any(a.activities for a in sc.agents):
+        out.append("breaks or roster activities")
+    if sc.not_ready:
+        out.append("not_ready episodes")
+    if sc.shrinkage:
+        out.append("shrinkage")
+    calls = trace if trace is not None else (sc.trace or ())
+    if sc.wraps() or any(c.wrap_s is not None for c in calls):
+        out.append("wrap-ups drawn per call (wrap_up, a trace's wrap column)")
+    return out
 
 
 def run_live_sync(sc: Scenario, seed: int = 0, calls: int | None = None,

@@ -28,6 +28,7 @@ __all__ = [
     "CallerPopulation",
     "Dist",
     "IvrSpec",
+    "NotReadySpec",
     "QueueSpec",
     "Scenario",
     "ScenarioError",
@@ -98,6 +99,7 @@ class QueueSpec:
     patience_set: bool = False  # True: ``patience`` overrides (None = never hangs up)
     sl_seconds: float | None = None  # None: the scenario's default
     ring_timeout_s: float = 20.0  # FIFO mode only (a routing file has its own)
+    wrap_up: Dist | None = None  # None: the scenario's wrap-up
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,8 @@ class CallerPopulation:
     dialects: tuple[tuple[str, float], ...] = ()
     segments: tuple[tuple[str, float], ...] = ()
     number_prefix: str = "139"
+    #: (priority, probability): a priority drawn per call (() = priority 0)
+    priorities: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +133,21 @@ class AgentSpec:
     profile: AgentProfile
     #: (login, logout) in seconds from the start; () = logged in all the time
     shifts: tuple[tuple[float, float], ...] = ()
+    #: planned breaks (start s from the start, length s, kind), sorted, kept whole:
+    #: one due while the agent is on a call starts when the call and its
+    #: wrap-up end, and lasts its full length
+    activities: tuple[tuple[float, float, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NotReadySpec:
+    """Random not-ready episodes of one reason: per logged-in agent, starting
+    at ``per_hour`` (a Poisson process), each lasting a draw of ``length``
+    (seconds); kept whole like breaks."""
+
+    reason: str
+    per_hour: float
+    length: Dist
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +159,8 @@ class TraceCall:
     handle_s: float = 0.0
     patience_s: float | None = None  # None: never hangs up
     line: int = 0
+    priority: int = 0
+    wrap_s: float | None = None  # None: the scenario's wrap-up
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +191,36 @@ class Scenario:
     sl_seconds: float = 20.0
     routing: Path | None = None
     trace: tuple[TraceCall, ...] | None = None
+    #: the date of t = 0 (``start`` given as a date and time); None: from ``day``
+    start_date: dt.date | None = None
+    #: the daily arrivals and shifts repeat this many days
+    days: int = 1
+    #: wrap-up drawn per answered call (None: the fixed ``wrap_up_s``)
+    wrap_up: Dist | None = None
+    not_ready: tuple[NotReadySpec, ...] = ()
+    #: share of the logged-in agents unavailable, per interval from ``start``
+    #: (repeating daily; past the list: its last value); () = none
+    shrinkage: tuple[float, ...] = ()
+    #: the roster file the agents' shifts came from (None: the agents' own shifts)
+    roster: Path | None = None
+    #: the forecast file the arrivals came from
+    forecast: Path | None = None
+    #: per interval, the queues' shares of its calls (a forecast); () = ``queues``' shares
+    queue_mix: tuple[tuple[tuple[str, float], ...], ...] = ()
+    #: what reading the scenario left out (told with the run's warnings)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def start_at(self) -> dt.datetime:
+        """The naive local date and time of t = 0."""
+        date = self.start_date if self.start_date is not None else day_start(self.day).date()
+        return dt.datetime(date.year, date.month, date.day) + dt.timedelta(seconds=self.start_s)
+
+    def wraps(self) -> bool:
+        """True when a wrap-up is drawn per call (a distribution, or a trace's own)."""
+        return self.wrap_up is not None or any(q.wrap_up is not None
+                                               for q in self.queues.values()) or (
+            self.trace is not None and any(c.wrap_s is not None for c in self.trace))
 
     @property
     def day_end_s(self) -> float | None:

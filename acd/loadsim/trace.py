@@ -3,11 +3,16 @@ of random arrivals.
 
 Trace CSV (:func:`load_trace`), a header and one call per row::
 
-    arrival,number,queue,attributes,handle,patience
-    0,13800000001,billing,vip_level=2;dialect=cantonese,120,
-    08:00:05,13800000002,tech,,60,30
+    arrival,number,queue,attributes,handle,patience,priority,wrap
+    0,13800000001,billing,vip_level=2;dialect=cantonese,120,,0,
+    08:00:05,13800000002,tech,,60,30,2,15
 
-``arrival``: seconds from the start, or a time of day ``HH:MM:SS``;
+``arrival``: seconds from the start, a time of day ``HH:MM:SS``, or a
+local date and time ``YYYY-MM-DD HH:MM[:SS]`` (a multi-day trace; seconds from
+the scenario's ``start_at``; read by :func:`acd.loaders.localtime.parse_local`,
+a value with a UTC offset is converted to this machine's zone);
+``priority`` (optional, default 0): the call's priority; ``wrap`` (optional,
+empty = the scenario's wrap-up): the agent's after-call work in seconds;
 ``attributes``: ``key=value`` pairs separated by ``;``, named as the
 customers table's columns (``vip_level``; ``vip`` is an alias of it);
 ``patience`` empty = never hangs up.  A trace is replayed exactly: no
@@ -17,22 +22,26 @@ random draws for arrivals, handle times or patience.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from pathlib import Path
 
+from acd.loaders.localtime import parse_local
 from acd.loaders.textfile import TRACE_MAX_BYTES, csv_records
 from acd.loaders.yamlpos import read_text
 from acd.loadsim.model import ScenarioError, TraceCall, TraceError, parse_tod
 
 __all__ = ["TRACE_COLUMNS", "load_trace", "parse_trace"]
 
-TRACE_COLUMNS = ("arrival", "number", "queue", "attributes", "handle", "patience")
+TRACE_COLUMNS = ("arrival", "number", "queue", "attributes", "handle", "patience",
+                 "priority", "wrap")
 
 
-def parse_trace(text: str, file: str = "<trace>", start_s: float = 0.0
-                ) -> tuple[TraceCall, ...]:
+def parse_trace(text: str, file: str = "<trace>", start_s: float = 0.0,
+                start_at: dt.datetime | None = None) -> tuple[TraceCall, ...]:
     """Calls of a trace CSV (see the module docstring), in order of arrival.
-    ``start_s``: the scenario's start (time of day), for HH:MM:SS arrivals."""
+    ``start_s``: the scenario's start (time of day), for HH:MM:SS arrivals;
+    ``start_at``: its date and time, for date-and-time arrivals."""
     records = csv_records(text, comments=True)  # an open quote: an error on its line
     first = next(records, None)
     if first is None:
@@ -64,7 +73,17 @@ def parse_trace(text: str, file: str = "<trace>", start_s: float = 0.0
 
         arr_text = get("arrival")
         arrival: float | None
-        if ":" in arr_text:
+        if len(arr_text) > 10 and arr_text[4:5] == "-":  # a date and time
+            try:  # naive local; one with a UTC offset: converted to this machine's zone
+                when = parse_local(arr_text)
+            except ValueError as exc:
+                raise TraceError(file, lineno, f"arrival: {exc}") from None
+            if start_at is None:
+                raise TraceError(file, lineno, f"arrival: {arr_text!r}: a date and time "
+                                               f"needs the scenario's start date (give "
+                                               f"start: \"YYYY-MM-DD HH:MM\")")
+            arrival = (when - start_at).total_seconds()
+        elif ":" in arr_text:
             tod = parse_tod(arr_text)
             arrival = None if tod is None else tod - start_s
         else:
@@ -73,7 +92,8 @@ def parse_trace(text: str, file: str = "<trace>", start_s: float = 0.0
             except ValueError:
                 arrival = None
         if arrival is None or not math.isfinite(arrival):
-            raise TraceError(file, lineno, f"arrival: {arr_text!r} is not seconds or HH:MM:SS")
+            raise TraceError(file, lineno, f"arrival: {arr_text!r} is not seconds, HH:MM:SS "
+                                           f"or YYYY-MM-DD HH:MM:SS")
         if arrival < 0:
             raise TraceError(file, lineno, f"arrival: {arr_text!r} is before the scenario's "
                                            f"start")
@@ -99,7 +119,19 @@ def parse_trace(text: str, file: str = "<trace>", start_s: float = 0.0
             attrs.append((k, v))
         number = get("number") or f"trace{lineno}"
         assert handle is not None
-        out.append(TraceCall(arrival, number, queue, tuple(attrs), handle, patience, lineno))
+        prio_text = get("priority")
+        priority = 0
+        if prio_text:
+            try:
+                priority = int(prio_text)
+            except ValueError:
+                priority = -1
+            if not 0 <= priority <= 100:
+                raise TraceError(file, lineno, f"priority: {prio_text!r} is not a whole "
+                                               f"number 0-100")
+        wrap = _trace_seconds(file, lineno, "wrap", get("wrap"), required=False)
+        out.append(TraceCall(arrival, number, queue, tuple(attrs), handle, patience, lineno,
+                             priority, wrap))
     if not out:
         raise TraceError(file, first[0], "the trace has no calls (only its header)")
     out.sort(key=lambda c: c.arrival_s)  # stable: ties keep the file's order
@@ -120,6 +152,7 @@ def _trace_seconds(file: str, line: int, name: str, text: str, required: bool) -
     return value
 
 
-def load_trace(path: str | Path, start_s: float = 0.0) -> tuple[TraceCall, ...]:
+def load_trace(path: str | Path, start_s: float = 0.0, start_at: dt.datetime | None = None
+               ) -> tuple[TraceCall, ...]:
     text, file = read_text(path, ScenarioError, "trace file", limit=TRACE_MAX_BYTES)
-    return parse_trace(text, file, start_s)
+    return parse_trace(text, file, start_s, start_at)

@@ -32,6 +32,20 @@ at the queue, as the engine does from its call records (the core keeps no
 memory of its own).  The drawn numbers are one form per caller, so they
 are the key as they are.
 
+Breaks kept whole (the scenario's per-agent ``breaks``, a roster's
+activities, random ``not_ready`` episodes, ``shrinkage``): at an activity's
+start the loop sends ``AgentPause(agent, reason)``; the core pauses a ready
+agent at once, and one ringing or on a call when the call ends (its pending
+pause); an agent in wrap-up is paused when its wrap-up ends (the loop holds
+the pause until the wrap-up timer fires).  When the agent's
+``AgentStateChanged(new=PAUSED)`` arrives, the loop sends ``AgentReady`` the
+activity's length later: a delayed break keeps its length.  An activity due
+while another of the same agent runs or waits starts after it; one due
+while the agent is logged out is skipped (counted); a shift's end cuts a
+running one (the agent logs out).  Shrinkage: at each interval's start, each
+logged-in agent is paused for the interval's share of it, at a random
+offset inside the interval.
+
 A caller whose patience runs out before an agent answers hangs up
 (``CallerGone``, the one caller hang-up event, as the engine sends it).
 Events for a call that is gone, or for an offer that is no longer the
@@ -44,6 +58,7 @@ The figures are computed by :mod:`acd.loadsim.figures`.
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import heapq
 import math
@@ -56,6 +71,8 @@ from acd.core.model import (
     Action,
     AgentLogin,
     AgentLogout,
+    AgentPause,
+    AgentReady,
     AgentState,
     AgentStateChanged,
     CallerGone,
@@ -74,7 +91,7 @@ from acd.core.model import (
     TimerFired,
     WriteCallRecord,
 )
-from acd.loadsim.draws import DrawnCall, draw_calls, stream
+from acd.loadsim.draws import DrawnCall, Sampler, draw_calls, sampler, stream
 from acd.loadsim.figures import (
     SAMPLE_S,
     CallOutcome,
@@ -83,14 +100,18 @@ from acd.loadsim.figures import (
     VirtualResult,
     result_of,
 )
-from acd.loadsim.model import Scenario, SimError, TraceCall, routed_queues
+from acd.loadsim.model import DAY_S, Scenario, SimError, TraceCall, routed_queues
 
 __all__ = ["run_virtual"]
 
 
 # event kinds (ints: cheap to compare, never compared across heap entries
 # because seq is unique)
-_ARRIVE, _PATIENCE, _ANSWER, _RONA, _END, _TIMER, _LOGIN, _LOGOUT, _ESTIMATE = range(9)
+(_ARRIVE, _PATIENCE, _ANSWER, _RONA, _END, _TIMER, _LOGIN, _LOGOUT, _ESTIMATE,
+ _ACT, _NOT_READY, _SHRINK, _EPISODE, _UNPAUSE) = range(14)
+#: an agent's activity: none, AgentPause sent (waiting for the core's PAUSED),
+#: running (AgentReady due), waiting for its wrap-up to end
+_IDLE, _PENDING, _RUNNING, _AFTER_WRAP = range(4)
 _OUTCOME_TEXT = {Outcome.ANSWERED: "answered", Outcome.ABANDONED: "abandoned",
                  Outcome.FALLBACK: "fallback", Outcome.IVR: "ivr"}
 _new_tuple = tuple.__new__
@@ -105,10 +126,13 @@ LAST_AGENT_MEMORY = 200_000
 class _Live:
     """A call in the simulation (the loop's side; the core has its own)."""
 
-    __slots__ = ("answered", "counted", "first_offer", "handle", "offer", "qi", "queued_at")
+    __slots__ = ("answered", "counted", "first_offer", "handle", "offer", "qi", "queued_at",
+                 "wrap")
 
-    def __init__(self, handle: float, queued_at: float, counted: bool) -> None:
+    def __init__(self, handle: float, queued_at: float, counted: bool,
+                 wrap: float = -1.0) -> None:
         self.handle = handle
+        self.wrap = wrap  # the agent's wrap-up after it (< 0: the scenario's fixed one)
         self.queued_at = queued_at
         self.counted = counted
         self.offer = 0
@@ -117,11 +141,27 @@ class _Live:
         self.qi = -1  # index of the queue it is counted waiting in (-1: not waiting)
 
 
+class _Away:
+    """An agent's activities (breaks, not-ready episodes): the current one and
+    those waiting behind it."""
+
+    __slots__ = ("gen", "length", "queue", "reason", "state", "until")
+
+    def __init__(self) -> None:
+        self.state = _IDLE
+        self.length = 0.0
+        self.reason = ""
+        self.until = 0.0
+        self.gen = 0  # bumped at each logout: its pending AgentReady is void
+        self.queue: list[tuple[float, str]] = []
+
+
 def run_virtual(scenario: Scenario, seed: int = 0, calls: int | None = None, *,
                 trace: Sequence[TraceCall] | None = None, warmup_calls: int = 0,
                 progress: Callable[[int, int | None, float], None] | None = None,
                 keep_gc: bool = False, estimates: bool = False,
-                estimate_every_s: float | None = None) -> VirtualResult:
+                estimate_every_s: float | None = None,
+                agent_log: bool = False) -> VirtualResult:
     """Simulate ``scenario`` in virtual time with the production router.
 
     ``calls``: stop after this many arrivals (default: the scenario's
@@ -135,14 +175,15 @@ def run_virtual(scenario: Scenario, seed: int = 0, calls: int | None = None, *,
     expected wait the core gives each caller who has to wait, as it joins
     its queue, and (``estimate_every_s``) again every so many seconds while
     it waits, as the hold loop announces it (``VirtualResult.estimates``,
-    ``.wait_error()``).
+    ``.wait_error()``).  ``agent_log``: keep every agent state change as
+    (t, agent, new state, reason) (``VirtualResult.agent_log``).
     """
     gc_was = gc.isenabled()
     if not keep_gc:
         gc.disable()
     try:
         return _Loop(scenario, seed, calls, trace, warmup_calls, progress, estimates,
-                     estimate_every_s).run()
+                     estimate_every_s, agent_log).run()
     finally:
         if gc_was and not keep_gc:
             gc.enable()
@@ -162,7 +203,8 @@ class _Loop:
     def __init__(self, sc: Scenario, seed: int, max_calls: int | None,
                  trace: Sequence[TraceCall] | None, warmup_calls: int,
                  progress: Callable[[int, int | None, float], None] | None,
-                 estimates: bool = False, estimate_every_s: float | None = None) -> None:
+                 estimates: bool = False, estimate_every_s: float | None = None,
+                 agent_log: bool = False) -> None:
         self.wall0 = time.perf_counter()
         self.sc = sc
         self.seed = seed
@@ -213,6 +255,32 @@ class _Loop:
         self.estimate_every = estimate_every_s if estimates else None
         self.occupancy = Occupancy({s.profile.agent_id: tuple(s.profile.skills)
                                     for s in sc.agents}, sc.warmup_s, sc.interval_s)
+        self.agent_log: list[tuple[float, str, str, str]] | None = [] if agent_log else None
+        # breaks kept whole, not-ready episodes, shrinkage (nothing when unused)
+        self.away: dict[str, _Away] = {}
+        self.acts: dict[str, tuple[tuple[float, float, str], ...]] = {
+            s.profile.agent_id: s.activities for s in sc.agents if s.activities}
+        self.not_ready = sc.not_ready
+        self.nr_rate = tuple(n.per_hour / 3600.0 for n in sc.not_ready)
+        rng_nr = stream(seed, "not_ready")
+        self.nr_uniform = rng_nr.random
+        self.nr_length: list[Sampler] = [sampler(n.length, rng_nr) for n in sc.not_ready]
+        self.shrinkage = sc.shrinkage
+        per_day = round(DAY_S / sc.interval_s)
+        if len(sc.shrinkage) > 1 and len(sc.shrinkage) != per_day:
+            raise SimError(f"shrinkage has {len(sc.shrinkage)} values: give one per interval "
+                           f"of a day ({per_day}), or one value")
+        self.shrink_uniform = stream(seed, "shrinkage").random
+        self.episodes: list[tuple[float, str]] = []
+        #: no not-ready episode or shrinkage starts from here on (the end of the
+        #: arrivals: the scenario's end, or the last arrival of an open-ended run)
+        self.away_end = math.inf
+        self.uses_away = bool(self.acts) or bool(sc.not_ready) or bool(sc.shrinkage)
+        self.wraps = sc.wraps()
+        #: activities (planned breaks) skipped: due while the agent was logged out;
+        #: cut short by the end of the shift; taken after a call (delayed)
+        self.counts = {"planned": 0, "skipped": 0, "delayed": 0, "cut": 0, "not_ready": 0,
+                       "shrinkage": 0}
 
     def push(self, at: float, kind: int, subject: str, number: int) -> None:
         self.seq += 1
@@ -223,6 +291,12 @@ class _Loop:
         for act in out:
             if isinstance(act, AgentStateChanged):
                 self.occupancy.change(act.agent_id, act.new, t)
+                if self.agent_log is not None:
+                    self.agent_log.append((t, act.agent_id, act.new.value, act.reason))
+                if self.uses_away and act.new is AgentState.PAUSED:
+                    av = self.away.get(act.agent_id)
+                    if av is not None and av.state == _PENDING and act.reason == av.reason:
+                        self.running(act.agent_id, av, t)
             elif isinstance(act, ConnectCall):
                 cid = act.call_id
                 c = self.live[cid]
@@ -298,7 +372,8 @@ class _Loop:
         if queue not in self.qindex and queue not in self.routed:
             raise SimError(f"call {cid}: queue {queue!r} is not a queue of the "
                            f"routing policy (queues: {', '.join(self.queue_names)})")
-        c = self.live[cid] = _Live(d.handle_s, t, counted)
+        w = d.wrap_s
+        c = self.live[cid] = _Live(d.handle_s, t, counted, w if w is not None else -1.0)
         attrs = d.attributes
         last = self.last_agent.get(d.number)
         if last is not None and all(k != "last_agent" for k, _ in attrs):
@@ -332,6 +407,142 @@ class _Loop:
             cc.staffed(cc.queue_policy(call.queue).require.skill), est.servers))
         return True
 
+    # ------------------------------------------------------------ breaks kept whole
+
+    def start_away(self, aid: str, length_s: float, reason: str, t: float) -> bool:
+        """An activity of ``aid`` is due: start it (or queue it behind the one
+        running).  False: the agent is logged out (or leaving), skipped."""
+        ag = self.cc.agent(aid)
+        if ag.state is AgentState.LOGGED_OUT or ag.logout_after_call:
+            return False
+        av = self.away.get(aid)
+        if av is None:
+            av = self.away[aid] = _Away()
+        if av.state != _IDLE:
+            av.queue.append((length_s, reason))
+            return True
+        self.begin(aid, av, length_s, reason, t)
+        return True
+
+    def begin(self, aid: str, av: _Away, length_s: float, reason: str, t: float) -> None:
+        reason = reason or "paused"  # as the core names a pause without a reason
+        av.length = length_s
+        av.reason = reason
+        state = self.cc.agent(aid).state
+        if state is AgentState.WRAP_UP:  # paused when its wrap-up ends
+            av.state = _AFTER_WRAP
+            self.counts["delayed"] += 1
+            return
+        if state is AgentState.RESERVED or state is AgentState.ON_CALL:
+            self.counts["delayed"] += 1
+        av.state = _PENDING
+        self.core_events += 1
+        self.apply(self.cc.handle(AgentPause(aid, reason), t), t)
+        if av.state == _PENDING and self.cc.agent(aid).state is AgentState.PAUSED:
+            # paused already (a ring-no-answer pause): this one replaces it
+            if self.agent_log is not None:
+                self.agent_log.append((t, aid, AgentState.PAUSED.value, reason))
+            self.running(aid, av, t)
+
+    def running(self, aid: str, av: _Away, t: float) -> None:
+        """The core paused the agent for its activity: ready again its length later."""
+        av.state = _RUNNING
+        av.until = t + av.length
+        self.push(av.until, _UNPAUSE, aid, av.gen)
+
+    def unpause(self, aid: str, gen: int, t: float) -> None:
+        av = self.away.get(aid)
+        if av is None or av.gen != gen or av.state != _RUNNING:
+            return
+        av.state = _IDLE
+        if av.queue:  # the next one waited behind it: it starts now, paused still
+            length_s, reason = av.queue.pop(0)
+            self.begin(aid, av, length_s, reason, t)
+        elif self.cc.agent(aid).state is AgentState.PAUSED:
+            self.core_events += 1
+            self.apply(self.cc.handle(AgentReady(aid), t), t)
+
+    def after_wrap(self, aid: str, t: float) -> bool:
+        """The agent's wrap-up ends: paused now if an activity waited for it."""
+        av = self.away.get(aid)
+        if av is None or av.state != _AFTER_WRAP:
+            return False
+        if self.cc.agent(aid).state is not AgentState.WRAP_UP:
+            av.state = _IDLE
+            return False
+        av.state = _PENDING
+        self.core_events += 1
+        self.apply(self.cc.handle(AgentPause(aid, av.reason), t), t)
+        return True
+
+    def shift_ends(self, aid: str, t: float) -> None:
+        """The agent's shift ends: its running activity is cut, the waiting ones dropped."""
+        av = self.away.get(aid)
+        if av is None:
+            return
+        if av.state == _PENDING or av.state == _AFTER_WRAP or (
+                av.state == _RUNNING and av.until > t):
+            self.counts["cut"] += 1
+        self.counts["cut"] += len(av.queue)
+        av.queue.clear()
+        av.state = _IDLE
+        av.gen += 1
+
+    def not_ready_due(self, aid: str, ri: int, t: float) -> None:
+        """A not-ready episode of reason ``ri`` starts (if the agent is logged
+        in); the agent's next one is drawn."""
+        if self.start_away(aid, self.nr_length[ri](), self.not_ready[ri].reason, t):
+            self.counts["not_ready"] += 1
+        nxt = t - math.log(1.0 - self.nr_uniform()) / self.nr_rate[ri]
+        if nxt < self.away_end:
+            self.push(nxt, _NOT_READY, aid, ri)
+
+    def shrink(self, i: int, t: float) -> None:
+        """Interval ``i`` starts: each logged-in agent is paused for the
+        interval's shrinkage share of it, at a random offset."""
+        if (i + 1) * self.interval < self.away_end:
+            self.push((i + 1) * self.interval, _SHRINK, "", i + 1)
+        k = i % round(DAY_S / self.interval)  # the shares repeat daily
+        values = self.shrinkage
+        share = values[k] if len(values) > 1 else values[0]  # one a day, or one for all
+        if share <= 0:
+            return
+        length = share * self.interval
+        u = self.shrink_uniform
+        cc = self.cc
+        for spec in self.sc.agents:
+            aid = spec.profile.agent_id
+            ag = cc.agent(aid)
+            if ag.state is AgentState.LOGGED_OUT or ag.logout_after_call:
+                continue
+            self.counts["shrinkage"] += 1
+            self.episodes.append((length, "shrinkage"))
+            self.push(t + u() * (self.interval - length), _EPISODE, aid,
+                      len(self.episodes) - 1)
+
+    def schedule_away(self) -> None:
+        """The planned activities, the first not-ready episodes, the shrinkage."""
+        sc = self.sc
+        end = self.horizon if self.horizon is not None else math.inf
+        self.away_end = end
+        for aid, acts in self.acts.items():
+            for k, (start, length, _) in enumerate(acts):
+                if start + length <= 0:
+                    continue
+                if start < 0:  # begun before the run: its rest
+                    acts = (*acts[:k], (0.0, start + length, acts[k][2]), *acts[k + 1:])
+                    self.acts[aid] = acts
+                    start = 0.0
+                self.push(start, _ACT, aid, k)
+        for ri, rate in enumerate(self.nr_rate):
+            if rate <= 0:
+                continue
+            for spec in sc.agents:
+                self.push(-math.log(1.0 - self.nr_uniform()) / rate, _NOT_READY,
+                          spec.profile.agent_id, ri)
+        if sc.shrinkage:
+            self.push(0.0, _SHRINK, "", 0)
+
     def run(self) -> VirtualResult:
         sc = self.sc
         heap = self.heap
@@ -349,6 +560,8 @@ class _Loop:
                 self.seq += 1
                 heap.append((off_s, self.seq, _LOGOUT, aid, 0))
         heapq.heapify(heap)
+        if self.uses_away:
+            self.schedule_away()
         # arrivals: pulled one ahead, so the next arrival is always on the heap
         calls_iter = self.calls_iter
         self.upcoming = next(calls_iter, None)
@@ -385,6 +598,8 @@ class _Loop:
                 self.upcoming = nxt = next(calls_iter, None)
                 if nxt is None:
                     arrivals_done = True
+                    if self.uses_away and horizon is None:  # open-ended: no more episodes
+                        self.away_end = t
                 else:
                     self.push(nxt.arrival_s, _ARRIVE, "", 0)
                 self.arrive(d, t, arrived)
@@ -392,7 +607,13 @@ class _Loop:
                     progress(arrived, self.expected, t)
             elif kind == _END:
                 self.core_events += 1
-                self.apply(handle(ConversationEnded(subject, "caller"), t), t)
+                if self.wraps:
+                    lc = live.get(subject)
+                    w = lc.wrap if lc is not None else -1.0
+                    self.apply(handle(ConversationEnded(subject, "caller",
+                                                        w if w >= 0.0 else None), t), t)
+                else:
+                    self.apply(handle(ConversationEnded(subject, "caller"), t), t)
             elif kind == _PATIENCE:
                 lc = live.get(subject)
                 if lc is None or lc.answered:
@@ -405,6 +626,8 @@ class _Loop:
                     continue  # cancelled or restarted
                 del self.timers[key]
                 self.core_events += 1
+                if self.uses_away and key[0] == "wrap_up" and self.after_wrap(key[1], t):
+                    continue  # paused as its wrap-up ends: a break waited for it
                 self.apply(handle(TimerFired(key), t), t)
             elif kind == _ANSWER:
                 self.answer(subject, number, t)
@@ -427,9 +650,25 @@ class _Loop:
                 self.estimate(subject, t)  # ringing an agent: asked again later
                 self.push(t + self.estimate_every, _ESTIMATE, subject, 0)
             elif kind == _LOGOUT:
+                if self.uses_away:
+                    self.shift_ends(subject, t)
                 if cc.agent(subject).state is not AgentState.LOGGED_OUT:
                     self.core_events += 1  # on a call: the core logs it out when it ends
                     self.apply(handle(AgentLogout(subject), t), t)
+            elif kind == _ACT:
+                act = self.acts[subject][number]
+                self.counts["planned"] += 1
+                if not self.start_away(subject, act[1], act[2], t):
+                    self.counts["skipped"] += 1
+            elif kind == _UNPAUSE:
+                self.unpause(subject, number, t)
+            elif kind == _EPISODE:
+                length_s, reason = self.episodes[number]
+                self.start_away(subject, length_s, reason, t)
+            elif kind == _NOT_READY:
+                self.not_ready_due(subject, number, t)
+            elif kind == _SHRINK:
+                self.shrink(number, t)
             while instant:
                 cid, oid = instant.pop(0)
                 self.answer(cid, oid, t)
@@ -440,6 +679,7 @@ class _Loop:
         sc, cc, horizon = self.sc, self.cc, self.horizon
         end_s = last_t if horizon is None else max(last_t, horizon)
         outcomes = self.outcomes
+        n_done = len(outcomes)
         # calls nobody will ever take (no agent left, a caller who never hangs
         # up): recorded as "unfinished", waiting until the end
         for cid, lc in self.live.items():
@@ -455,6 +695,65 @@ class _Loop:
         if self.progress is not None:
             self.progress(arrived, self.expected, last_t)
 
+        counts = {k: v for k, v in self.counts.items() if v} if self.uses_away else {}
         return result_of(sc, self.seed, outcomes, samples, self.occupancy.agent_time, end_s,
                          time.perf_counter() - self.wall0, self.core_events, arrived,
-                         last_arrival, self.estimates)
+                         last_arrival, self.estimates,
+                         self.warnings(outcomes, len(outcomes) - n_done), self.agent_log,
+                         counts)
+
+    def warnings(self, outcomes: list[CallOutcome], n_unfinished: int) -> list[str]:
+        """What the user must be told: calls left waiting at the end (per
+        queue, and since when no agent with its skill was on shift), calls
+        that arrived when no agent with their skill was on shift any more,
+        planned breaks skipped."""
+        sc = self.sc
+        out: list[str] = list(sc.notes)
+        start_at = sc.start_at
+        skill_of = {q: qp.require.skill for q, qp in sc.policy.queues.items()}
+        # the end of the last shift of an agent with each skill (inf: always on)
+        last_on: dict[str, float] = {}
+        for spec in sc.agents:
+            end = max((e for _, e in spec.shifts), default=math.inf)
+            for sk in spec.profile.skills:
+                last_on[sk] = max(last_on.get(sk, -math.inf), end)
+
+        def when(t: float) -> str:
+            at = start_at + dt.timedelta(seconds=round(t))
+            return at.strftime("%Y-%m-%d %H:%M")
+
+        unfinished: dict[str, int] = {}
+        late: dict[str, int] = {}
+        for c in outcomes[len(outcomes) - n_unfinished:] if n_unfinished else ():
+            q = c.queue or ""
+            unfinished[q] = unfinished.get(q, 0) + 1
+        if any(v < math.inf for v in last_on.values()):  # shifts end: who came after
+            for c in outcomes:
+                q = c.queue or ""
+                if c.queue is not None and c.arrival_s >= last_on.get(
+                        skill_of.get(q, q), -math.inf):
+                    late[q] = late.get(q, 0) + 1
+        if unfinished:
+            parts = []
+            for q, n in sorted(unfinished.items()):
+                sk = skill_of.get(q, q)
+                end = last_on.get(sk, -math.inf)
+                why = (f" (no agent with skill {sk} on shift after {when(end)})"
+                       if end < math.inf and end > -math.inf else
+                       f" (no agent has skill {sk})" if end == -math.inf else "")
+                parts.append(f"{q} {n:,}{why}")
+            out.append(f"{sum(unfinished.values()):,} calls left unserved, still waiting at "
+                       f"the end (counted as other): {'; '.join(parts)}")
+        if late:
+            parts = [f"{q} {n:,} (after {when(last_on[skill_of.get(q, q)])})"
+                     if last_on.get(skill_of.get(q, q), -math.inf) > -math.inf else
+                     f"{q} {n:,} (no agent has skill {skill_of.get(q, q)})"
+                     for q, n in sorted(late.items())]
+            out.append(f"{sum(late.values()):,} calls arrived when no agent with their queue's "
+                       f"skill was on shift any more (the roster ends before the calls?): "
+                       f"{'; '.join(parts)}")
+        skipped = self.counts["skipped"]
+        if skipped:
+            out.append(f"{skipped:,} of {self.counts['planned']:,} planned breaks fell while "
+                       f"their agent was logged out and were skipped")
+        return out

@@ -8,7 +8,9 @@ drawing is made, and says which extra to install when it is missing.
 
 * :mod:`acd.plot.layout` - the layered layout of a flow (pure Python);
 * :mod:`acd.plot.draw` - the flow drawn from its layout, and :func:`render`
-  for every picture format (the text ones come from :mod:`acd.ivr.graph`).
+  for every picture format (the text ones come from :mod:`acd.ivr.graph`);
+* :mod:`acd.plot.replay` - a replay of call records against the records, per interval;
+* :mod:`acd.plot.fit` - required, scheduled and available agents and the service level.
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ from acd.adapters.profiles_store import ProfileStore
 from acd.adapters.rows import AgentEventRow
 from acd.adapters.sms_store import SmsStore
 from acd.adapters.storage import Database, RecordWriter
+from acd.adapters.tasks import cancel_and_wait
 from acd.api.control import ControlApi
 from acd.core.center import ContactCenter
 from acd.core.errors import CoreError
@@ -97,6 +98,11 @@ from acd.runtime.sms_wiring import call_facts, make_transport
 from acd.runtime.timers import LoopTimers, TimerKey, Timers
 
 log = logging.getLogger(__name__)
+
+#: at a stop, how long the engine's own tasks (the AMI supervisor, the flow
+#: watch, the spawned ones) are given to end once cancelled; each ends at its
+#: next await, so this is reached only by one stuck outside asyncio (logged)
+STOP_TASKS_S = 5.0
 
 #: ``observer(event, actions, started_ns)``: called after each core decision,
 #: before its actions are carried out; ``started_ns`` is ``time.monotonic_ns()``
@@ -319,8 +325,7 @@ class Engine:
         if fenced:
             self.timers.cancel_all()
             if self._ami_task is not None:  # no reconnect either
-                self._ami_task.cancel()
-                await asyncio.gather(self._ami_task, return_exceptions=True)
+                await self._end("the AMI supervisor", [self._ami_task])
             for srv in self.servers.values():
                 srv.ami.abort()
         # new calls being proven are let finish first (bounded): a real one
@@ -328,16 +333,11 @@ class Engine:
         await self.agi.stop(settle=None if fenced else self.scripts.settle)
         await self.api.stop()
         if self._watch_task is not None:
-            self._watch_task.cancel()
-            await asyncio.gather(self._watch_task, return_exceptions=True)
+            await self._end("the flow watch", [self._watch_task])
         await self.http.close()
-        for t in list(self._tasks):
-            t.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._end("tasks", list(self._tasks))
         if self._ami_task is not None:
-            self._ami_task.cancel()
-            await asyncio.gather(self._ami_task, return_exceptions=True)
+            await self._end("the AMI supervisor", [self._ami_task])
         for srv in self.servers.values():
             await srv.ami.close()
         self.timers.cancel_all()
@@ -400,9 +400,10 @@ class Engine:
             for t in done:
                 t.result()  # raises the fatal error
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # cancelled again until they end: a Ping answered just as the
+            # cancel came would swallow it (asyncio.wait_for on Python 3.11)
+            # and the watchdog would go on pinging, holding the stop forever
+            await cancel_and_wait(tasks, STOP_TASKS_S)
 
     async def _start_up(self, report: RebuildReport
                         ) -> list[tuple[PbxServer, list[tuple[str, str]]]]:
@@ -477,6 +478,16 @@ class Engine:
     def sms_app_url(self) -> str | None:
         """Where an SMS link sends the caller (None: SMS diversion is off)."""
         return self.config.sms.policy.app_url if self.config.sms is not None else None
+
+    async def _end(self, what: str, tasks: list[asyncio.Task[Any]]) -> None:
+        """Cancel ``tasks`` and wait for them, at most :data:`STOP_TASKS_S`:
+        cancelled again until they end (a single cancel can be lost on Python
+        3.11, see :mod:`acd.adapters.tasks`), never waited for forever."""
+        stuck = await cancel_and_wait(tasks, STOP_TASKS_S)
+        if stuck:
+            log.error("stop: %s did not end within %.0f s of being cancelled (%s); going on "
+                      "without waiting for them", what, STOP_TASKS_S,
+                      ", ".join(sorted(t.get_name() for t in stuck)))
 
     def _ami_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
