@@ -274,3 +274,13 @@ def test_available_is_the_agents_available_time_of_report_calls(setup: dict[str,
     for start, r in fit.items():
         if start != "day":
             assert num(r["available"]) == pytest.approx(per.get(start, 0.0) / 1800), start
+
+
+def test_a_day_the_database_knows_nothing_of_is_said(setup: dict[str, str]) -> None:
+    # a day long before the database's records: no agent state at all, so the
+    # zero availability (and score) is named rather than shown as a finding
+    out = run(["--requirements", setup["req"], "--db", setup["db"], "--day", "2026-10-01",
+               "--tz", TZ])
+    assert "the database holds no agent state changes for this period" in out
+    day = run(["--requirements", setup["req"], "--db", setup["db"], "--day", DAY, "--tz", TZ])
+    assert "holds no agent state changes" not in day

@@ -24,7 +24,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console, ConsoleDimensions
@@ -46,6 +46,9 @@ from acd.loaders.profile_fields import (
 )
 from acd.loaders.yamlpos import YamlError, load_plain
 from acd.logs import printable
+
+if TYPE_CHECKING:
+    from acd.runtime.settings import EngineConfig
 
 #: the width of tables written to a pipe or a file (not a terminal) when
 #: $COLUMNS does not say: wide, so that nothing is cut (rich's 80 would cut
@@ -108,6 +111,24 @@ class FileProblem(click.ClickException):
 
 
 _FileError = FileProblem
+
+
+def config_option(config_path: str | None) -> EngineConfig | None:
+    """The configuration a planning or report command reads its database,
+    zone and service levels from: ``--config``, else ./acd.yaml if there is
+    one, else None.  A file that cannot be read is a :class:`FileProblem`."""
+    from acd.ivr.parse import FlowError
+    from acd.runtime.settings import ConfigError, load_config
+
+    path = config_path
+    if path is None:
+        if not Path("acd.yaml").is_file():
+            return None
+        path = "acd.yaml"
+    try:
+        return load_config(path)
+    except (ConfigError, FlowError) as exc:  # exit 2, as for every file that cannot be read
+        raise FileProblem(str(exc)) from None
 
 
 def write_csv(path_or_dash: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
@@ -600,6 +621,23 @@ def profile_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(_PROFILE_OPTIONS):
         f = option(f)
     return f
+
+
+def tz_option_zone(name: str | None, configured: str | None = None) -> dt.tzinfo:
+    """``--tz``, else the configuration's ``statistics.tz``, else this machine's
+    zone (as the engine's live statistics do); a bad name is a usage error of
+    ``--tz``."""
+    name = name if name is not None else configured
+    if name is None:
+        from acd.runtime.settings import local_zone
+
+        return local_zone()
+    from acd.ivr.hours import HoursError, zone
+
+    try:
+        return zone(name)
+    except HoursError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tz") from None
 
 
 def time_option_value(value: str, tz: dt.tzinfo, what: str, *, end: bool) -> dt.datetime:

@@ -28,7 +28,15 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
-from acd.cli.common import console, db_option, err_console, run_db, shown
+from acd.cli.common import (
+    config_option,
+    console,
+    db_option,
+    err_console,
+    run_db,
+    shown,
+    tz_option_zone,
+)
 
 if TYPE_CHECKING:
     from acd.planning.forecast import Backtest, Forecast, History
@@ -51,33 +59,13 @@ def _note(text: str) -> None:
 
 
 def _zone(name: str | None, configured: str | None) -> dt.tzinfo:
-    from acd.runtime.settings import local_zone
-
-    name = name if name is not None else configured
-    if name is None:
-        return local_zone()
-    from acd.ivr.hours import HoursError, zone
-
-    try:
-        return zone(name)
-    except HoursError as exc:
-        raise click.BadParameter(str(exc), param_hint="--tz") from None
+    return tz_option_zone(name, configured)
 
 
 def _config(path: str | None) -> tuple[str | None, str | None]:
     """(statistics.tz, database URL) of --config (else ./acd.yaml if there is one)."""
-    from acd.ivr.parse import FlowError
-    from acd.runtime.settings import ConfigError, load_config
-
-    if path is None:
-        if not Path("acd.yaml").is_file():
-            return None, None
-        path = "acd.yaml"
-    try:
-        cfg = load_config(path)
-    except (ConfigError, FlowError) as exc:
-        raise ForecastProblem(str(exc)) from None
-    return cfg.statistics.tz, cfg.database_url
+    cfg = config_option(path)
+    return (cfg.statistics.tz, cfg.database_url) if cfg is not None else (None, None)
 
 
 # ------------------------------------------------------------------ reading

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from pathlib import Path
 from typing import Any
 
 import click
@@ -24,6 +23,7 @@ from rich.table import Table
 
 from acd.cli.common import (
     FileProblem,
+    config_option,
     console,
     db_option,
     err_console,
@@ -32,9 +32,9 @@ from acd.cli.common import (
     seed_event_rows,
     shown,
     time_option_value,
+    tz_option_zone,
     write_csv,
 )
-from acd.runtime.settings import local_zone
 
 
 @click.group("report")
@@ -46,17 +46,8 @@ def report() -> None:
 
 
 def _zone(name: str | None, configured: str | None = None) -> dt.tzinfo:
-    """``--tz``, else the configuration's ``statistics.tz``, else this machine's zone
-    (as the engine's live statistics do)."""
-    name = name if name is not None else configured
-    if name is None:
-        return local_zone()
-    from acd.ivr.hours import HoursError, zone
-
-    try:
-        return zone(name)
-    except HoursError as exc:
-        raise click.BadParameter(str(exc), param_hint="--tz") from None
+    """``--tz``, else ``statistics.tz``, else this machine's zone."""
+    return tz_option_zone(name, configured)
 
 
 def _when(value: str, tz: dt.tzinfo, what: str, *, end: bool) -> float:
@@ -68,18 +59,11 @@ def _service_levels(config_path: str | None) -> tuple[dict[str, Any], Any, str |
     """(class -> ServiceLevel, the statistics settings, the database URL) of
     the configuration (``--config``, else ./acd.yaml if there is one)."""
     from acd.core.stats import ServiceLevel
-    from acd.ivr.parse import FlowError
-    from acd.runtime.settings import ConfigError, StatsConfig, load_config
+    from acd.runtime.settings import StatsConfig
 
-    path = config_path
-    if path is None:
-        if not Path("acd.yaml").is_file():
-            return {}, StatsConfig(), None
-        path = "acd.yaml"
-    try:
-        cfg = load_config(path)
-    except (ConfigError, FlowError) as exc:  # exit 2, as for every file that cannot be read
-        raise FileProblem(str(exc)) from None
+    cfg = config_option(config_path)
+    if cfg is None:
+        return {}, StatsConfig(), None
     sls = {c.name: ServiceLevel(c.sl_threshold_s, c.sl_target)
            for c in cfg.core.policy.classes.values()}
     return sls, cfg.statistics, cfg.database_url
@@ -474,18 +458,10 @@ def _fit_skills(config_path: str | None, roster: Any, queue: str | None
     configuration, the agents counted for ``queue``: those with the skill
     in the configuration or in one of their roster shifts (None: every
     agent), the agents whose skills are known from either)."""
-    from acd.ivr.parse import FlowError
-    from acd.runtime.settings import ConfigError, load_config
-
     skills: dict[str, set[str]] = {}
     skill = queue
-    path = config_path if config_path is not None else (
-        "acd.yaml" if Path("acd.yaml").is_file() else None)
-    if path is not None:
-        try:
-            cfg = load_config(path)
-        except (ConfigError, FlowError) as exc:
-            raise FileProblem(str(exc)) from None
+    cfg = config_option(config_path)
+    if cfg is not None:
         for a in cfg.core.agents:
             skills[a.agent_id] = set(a.skills)
         qp = cfg.core.policy.queues.get(queue) if queue is not None else None
@@ -650,6 +626,11 @@ def report_fit(req_path: str | None, roster_path: str | None, from_day: str | No
                 f"no skills in the roster) are not counted as available for {queue}: "
                 f"{', '.join(unknown[:NAMED])}{more}", soft_wrap=True, highlight=False,
                 markup=False)
+    if not states:
+        err_console.print(
+            "note: the database holds no agent state changes for this period (nor an agent "
+            "logged in before it): available is 0 throughout, so the fit score is too; is "
+            "this the right database and day?", soft_wrap=True, highlight=False, markup=False)
     until = local(min(t1, now))
     available = available_per_interval(states, starts, size, agents=counted, until=until)
     required = (required_per_interval(reqs, starts, size, queue=queue)

@@ -14,13 +14,13 @@ import json
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from acd.cli.common import (
     FileProblem,
+    config_option,
     console,
     db_option,
     err_console,
@@ -29,8 +29,8 @@ from acd.cli.common import (
     seed_event_rows,
     shown,
     time_option_value,
+    tz_option_zone,
 )
-from acd.runtime.settings import local_zone
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -54,30 +54,12 @@ def roster() -> None:
 def _settings(config_path: str | None) -> tuple[str | None, str | None]:
     """(database URL, statistics.tz) of the configuration (``--config``, else
     ./acd.yaml if there is one)."""
-    from acd.ivr.parse import FlowError
-    from acd.runtime.settings import ConfigError, load_config
-
-    path = config_path
-    if path is None:
-        if not Path("acd.yaml").is_file():
-            return None, None
-        path = "acd.yaml"
-    try:
-        cfg = load_config(path)
-    except (ConfigError, FlowError) as exc:
-        raise FileProblem(str(exc)) from None
-    return cfg.database_url, cfg.statistics.tz
+    cfg = config_option(config_path)
+    return (cfg.database_url, cfg.statistics.tz) if cfg is not None else (None, None)
 
 
 def _zone(name: str | None) -> dt.tzinfo:
-    if name is None:
-        return local_zone()
-    from acd.ivr.hours import HoursError, zone
-
-    try:
-        return zone(name)
-    except HoursError as exc:
-        raise click.BadParameter(str(exc), param_hint="--tz") from None
+    return tz_option_zone(name)
 
 
 def _when(value: str, tz: dt.tzinfo, what: str, *, end: bool) -> dt.datetime:
@@ -188,7 +170,8 @@ def _summary(out: Console, r: Roster, notes: ImportNotes | None, source: str) ->
 
     span = r.span()
     if span is None:
-        _print(out, f"{source}: no shifts")
+        _print(out, f"{source}: no shifts (no agent logged in within the period asked: check "
+                    "--from/--to against the records' dates)")
     else:
         _print(out, f"{source}: {len(r.agents())} agents, {len(r.shifts)} shifts, "
                f"{when(span[0])} - {when(span[1])}")

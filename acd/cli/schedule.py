@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from acd.cli.common import FileProblem, console, err_console, shown, write_csv
+from acd.cli.common import FileProblem, console, err_console, shown, tz_option_zone, write_csv
 
 if TYPE_CHECKING:
     from acd.planning.schedule import Schedule
@@ -96,16 +96,7 @@ def schedule(requirements: str, rules_path: str, output: str | None, csv_path: s
 
 
 def _zone(name: str | None) -> dt.tzinfo:
-    from acd.runtime.settings import local_zone
-
-    if name is None:
-        return local_zone()
-    from acd.ivr.hours import HoursError, zone
-
-    try:
-        return zone(name)
-    except HoursError as exc:
-        raise click.BadParameter(str(exc), param_hint="--tz") from None
+    return tz_option_zone(name)
 
 
 def _print(sched: Schedule, rows: int) -> None:

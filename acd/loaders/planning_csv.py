@@ -26,7 +26,7 @@ from datetime import date, datetime, tzinfo
 from pathlib import Path
 
 from acd.loaders.localtime import parse_local
-from acd.loaders.textfile import csv_records, read_text_file
+from acd.loaders.textfile import CsvFileError, csv_header, csv_records, read_text_file
 from acd.planning.forecast import ForecastRow
 from acd.planning.requirements import Requirement
 
@@ -55,20 +55,9 @@ HOLIDAYS_MAX_BYTES = 1024 * 1024
 _HOLIDAY = re.compile(r"(\S+?)(?:[ \t,]+(.*))?")
 
 
-class PlanningFileError(ValueError):
+class PlanningFileError(CsvFileError):
     """A planning file is wrong: ``file:line: column: problem`` (line 0: the
     file as a whole, ``file: problem``)."""
-
-    def __init__(self, file: str, line: int, column: str, problem: str) -> None:
-        where = f"{file}:{line}: " if line else f"{file}: "
-        super().__init__(f"{where}{column + ': ' if column else ''}{problem}")
-        self.file = file
-        self.line = line
-        self.column = column
-        self.problem = problem
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 # ---------------------------------------------------------------- forecast
@@ -90,6 +79,16 @@ def write_forecast(rows: Iterable[ForecastRow]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _header(cells: list[str], columns: tuple[str, ...], required: tuple[str, ...], file: str,
+            line: int) -> list[str]:
+    """The header's column names, or the error of :func:`csv_header` at its line."""
+    try:
+        csv_header(cells, columns, required)
+    except ValueError as exc:
+        raise PlanningFileError(file, line, "header", str(exc)) from None
+    return [h.strip().lower() for h in cells]
+
+
 def parse_forecast(text: str, file: str = "<forecast>", *, tz: tzinfo | None = None
                    ) -> list[ForecastRow]:
     """The rows of forecast CSV text, in file order (``line`` set)."""
@@ -99,21 +98,7 @@ def parse_forecast(text: str, file: str = "<forecast>", *, tz: tzinfo | None = N
         raise PlanningFileError(file, 0, "", "the forecast file is empty (no header)")
     if isinstance(first[2], str):
         raise PlanningFileError(file, first[0], "header", first[2])
-    header = [h.strip().lower() for h in first[2]]
-    missing = [c for c in FORECAST_COLUMNS if c not in header]
-    if missing:
-        raise PlanningFileError(file, first[0], "header",
-                                f"missing column(s) {', '.join(missing)} (columns: "
-                                f"{', '.join(FORECAST_COLUMNS)})")
-    unknown = [h for h in header if h not in FORECAST_COLUMNS]
-    if unknown:
-        raise PlanningFileError(file, first[0], "header",
-                                f"unknown column(s) {', '.join(map(repr, unknown))} "
-                                f"(columns: {', '.join(FORECAST_COLUMNS)})")
-    twice = sorted({h for h in header if header.count(h) > 1})
-    if twice:
-        raise PlanningFileError(file, first[0], "header",
-                                f"column(s) {', '.join(twice)} given twice")
+    header = _header(first[2], FORECAST_COLUMNS, FORECAST_COLUMNS, file, first[0])
     col = {c: i for i, c in enumerate(header)}
     rows: list[ForecastRow] = []
     seen: dict[tuple[datetime, str], int] = {}
@@ -237,21 +222,7 @@ def parse_requirements(text: str, file: str = "<requirements>", *, tz: tzinfo | 
         raise PlanningFileError(file, 0, "", "the requirements file is empty (no header)")
     if isinstance(first[2], str):
         raise PlanningFileError(file, first[0], "header", first[2])
-    header = [h.strip().lower() for h in first[2]]
-    missing = [c for c in _REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise PlanningFileError(file, first[0], "header",
-                                f"missing column(s) {', '.join(missing)} (required: "
-                                f"{', '.join(_REQUIRED_COLUMNS)})")
-    unknown = [h for h in header if h not in REQUIREMENTS_COLUMNS]
-    if unknown:
-        raise PlanningFileError(file, first[0], "header",
-                                f"unknown column(s) {', '.join(map(repr, unknown))} "
-                                f"(columns: {', '.join(REQUIREMENTS_COLUMNS)})")
-    twice = sorted({h for h in header if header.count(h) > 1})
-    if twice:
-        raise PlanningFileError(file, first[0], "header",
-                                f"column(s) {', '.join(twice)} given twice")
+    header = _header(first[2], REQUIREMENTS_COLUMNS, _REQUIRED_COLUMNS, file, first[0])
     col = {c: i for i, c in enumerate(header)}
     rows: list[Requirement] = []
     seen: dict[tuple[datetime, str], int] = {}

@@ -28,7 +28,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 
 from acd.loaders.localtime import parse_local
-from acd.loaders.textfile import csv_header, iter_text_lines
+from acd.loaders.textfile import CsvFileError, csv_header, iter_text_lines
 from acd.planning.records import ABANDONED, ANSWERED, CenterRecord
 
 __all__ = ["RECORDS_COLUMNS", "RECORDS_MAX_BYTES", "RecordsError", "Skipped", "iter_records",
@@ -41,13 +41,8 @@ REQUIRED = ("arrival", "queue", "outcome")
 RECORDS_MAX_BYTES = 1024 ** 3
 
 
-class RecordsError(ValueError):
+class RecordsError(CsvFileError):
     """A call-record CSV is wrong: ``file:line: column: problem``."""
-
-    def __init__(self, file: str, line: int, column: str, problem: str) -> None:
-        where = f"{file}:{line}: " if line else f"{file}: "
-        super().__init__(f"{where}{column + ': ' if column else ''}{problem}")
-        self.file, self.line, self.column, self.problem = file, line, column, problem
 
 
 @dataclass

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from acd.loaders.localtime import parse_local
 from acd.loaders.profile_fields import FieldError, parse_levels
-from acd.loaders.textfile import csv_header, csv_records, read_text_file
+from acd.loaders.textfile import CsvFileError, csv_header, csv_records, read_text_file
 from acd.planning.roster import SHIFT, Activity, Roster, RosterError, Shift, StateRow, when
 
 __all__ = [
@@ -67,20 +67,9 @@ STATE_WORDS = {
 _OUR_STATES = ("logged_out", "ready", "reserved", "on_call", "wrap_up", "paused")
 
 
-class RosterFileError(ValueError):
+class RosterFileError(CsvFileError):
     """A roster or state records file is wrong: ``file:line: column: problem``
     (line 0: the file as a whole, ``file: problem``)."""
-
-    def __init__(self, file: str, line: int, column: str, problem: str) -> None:
-        where = f"{file}:{line}: " if line else f"{file}: "
-        super().__init__(f"{where}{column + ': ' if column else ''}{problem}")
-        self.file = file
-        self.line = line
-        self.column = column
-        self.problem = problem
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def _header(records: Iterator[tuple[int, int, list[str] | str]], file: str, what: str,

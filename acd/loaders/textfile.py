@@ -269,6 +269,23 @@ def csv_records(text: str, max_span: int = CSV_MAX_SPAN, comments: bool = False
         i += used
 
 
+class CsvFileError(ValueError):
+    """A CSV file is wrong at a place: ``file:line: column: problem`` (line 0:
+    the file as a whole, ``file: problem``; no column: ``file:line: problem``).
+    Each planning file's reader raises its own subclass."""
+
+    def __init__(self, file: str, line: int, column: str, problem: str) -> None:
+        where = f"{file}:{line}: " if line else f"{file}: "
+        super().__init__(f"{where}{column + ': ' if column else ''}{problem}")
+        self.file = file
+        self.line = line
+        self.column = column
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 def csv_header(cells: list[str], columns: tuple[str, ...], required: tuple[str, ...]
                ) -> dict[str, int]:
     """column name -> index of a CSV header (names trimmed, lower-cased), or
