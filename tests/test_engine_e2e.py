@@ -100,7 +100,10 @@ async def test_200_concurrent_calls_each_get_one_consistent_record(tmp_path: Pat
         if rec["outcome"] == "answered":
             assert rec["agent_id"] == f"a{res.agent}"
             assert rec["queue"] in {"billing", "tech", "general"}
-            assert rec["talk_s"] == pytest.approx(0.3, abs=0.2)
+            # the record's talk is what the PBX saw (the phone talks 0.3 s; on a
+            # loaded machine both sides see the same event-loop delays on top)
+            assert res.talk_s is not None and res.talk_s >= 0.3 - 0.01
+            assert rec["talk_s"] == pytest.approx(res.talk_s, abs=0.2)
             assert rec["wait_s"] is not None and rec["wait_s"] >= 0
         else:
             assert rec["agent_id"] is None
