@@ -45,3 +45,14 @@ def test_a_row_off_the_grid_is_refused_by_line(tmp_path: Path) -> None:
 
 def test_a_single_interval_takes_the_default() -> None:
     assert interval_seconds(rows_every(30, 1)) == 1800
+
+
+def test_a_requirements_file_that_cannot_be_written_is_named(tmp_path: Path) -> None:
+    # -o into a folder that does not exist: exit 2 naming it, not a traceback
+    path = tmp_path / "forecast.csv"
+    path.write_text(write_forecast(rows_every(30, 4)), encoding="utf-8")
+    out = tmp_path / "missing" / "requirements.csv"
+    result = CliRunner().invoke(main, ["staffing", "--forecast", str(path), "--aht", "190",
+                                       "-o", str(out)])
+    assert result.exit_code == 2
+    assert f"{out}: cannot write" in result.output and not out.exists()

@@ -143,19 +143,27 @@ def write_csv(path_or_dash: str, columns: Sequence[str], rows: Iterable[Sequence
     for row in rows:
         w.writerow(row)
         count += 1
-    if path_or_dash == "-":
-        text = buf.getvalue()
+    if write_text_output(path_or_dash, buf.getvalue()):
+        console.print(f"wrote {shown(path_or_dash)} ({count} rows)")
+    return count
+
+
+def write_text_output(path_or_dash: str | Path, text: str) -> bool:
+    """``text`` (a CSV, a roster...) to a file, or to standard output for
+    ``-`` (on a terminal with control characters escaped).  A file that cannot
+    be written is a :class:`FileProblem` (exit 2).  True when a file was
+    written (its caller says so)."""
+    if str(path_or_dash) == "-":
         if sys.stdout.isatty():
             text = printable(text.replace("\r\n", "\n"))
         click.echo(text, nl=False)
-        return count
+        return False
     try:
         with open(path_or_dash, "w", encoding="utf-8", newline="") as f:
-            f.write(buf.getvalue())
+            f.write(text)
     except OSError as exc:
         raise _FileError(f"{path_or_dash}: cannot write: {exc.strerror or exc}") from None
-    console.print(f"wrote {shown(path_or_dash)} ({count} rows)")
-    return count
+    return True
 
 
 def _local_config(what: str, option: str) -> dict[str, Any]:

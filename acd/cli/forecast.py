@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -36,6 +35,7 @@ from acd.cli.common import (
     run_db,
     shown,
     tz_option_zone,
+    write_text_output,
 )
 
 if TYPE_CHECKING:
@@ -360,14 +360,7 @@ def forecast_command(db_url: str | None, config_path: str | None, records_path: 
                   f"{7 * weeks + MIN_DAYS} days")
         show.print(_backtest_table(bt))
     if output is not None:
-        text = write_forecast(fc.rows)
-        if output == "-":
-            click.echo(text, nl=False)
-        else:
-            try:
-                Path(output).write_text(text, encoding="utf-8")
-            except OSError as exc:
-                raise ForecastProblem(f"{output}: cannot write: {exc.strerror or exc}") from None
+        if write_text_output(output, write_forecast(fc.rows)):
             console.print(f"wrote {shown(output)} ({len(fc.rows):,} rows)", highlight=False)
     if plot_path is not None:
         _plot(plot_path, used, fc, bt, list(fc.methods))

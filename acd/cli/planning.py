@@ -66,7 +66,7 @@ from click.core import ParameterSource
 from rich import box
 from rich.table import Table
 
-from acd.cli.common import console, err_console
+from acd.cli.common import console, err_console, write_text_output
 from acd.planning.erlang import agents_needed, check_targets, evaluate, offered_load
 
 if TYPE_CHECKING:
@@ -532,11 +532,7 @@ def _forecast_staffing(path: Path, *, method: str, scenario_path: Path | None,
                                 confidence=confidence, workers=workers)
         model = "simulation"
     took = time.perf_counter() - t0
-    text = write_requirements(reqs)
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
+    write_text_output("-" if output is None else output, write_requirements(reqs))
     queues = sorted({r.queue for r in reqs})
     peak = max(reqs, key=lambda r: r.required)
     n_int = len({r.start for r in reqs})

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ from acd.cli.common import (
     shown,
     time_option_value,
     tz_option_zone,
+    write_text_output,
 )
 
 if TYPE_CHECKING:
@@ -200,15 +200,8 @@ def _summary(out: Console, r: Roster, notes: ImportNotes | None, source: str) ->
 
 
 def _write(out: Console, path: str, text: str, rows: int) -> None:
-    if path == "-":
-        sys.stdout.write(text)
-        return
-    try:
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-    except OSError as exc:
-        raise FileProblem(f"{path}: cannot write: {exc.strerror or exc}") from None
-    _print(out, f"wrote {path} ({rows} rows)")
+    if write_text_output(path, text):
+        _print(out, f"wrote {path} ({rows} rows)")
 
 
 # ------------------------------------------------------------------ commands

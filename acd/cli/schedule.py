@@ -14,12 +14,19 @@ the totals and the coverage per interval, writes the roster as a Roster CSV
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from acd.cli.common import FileProblem, console, err_console, shown, tz_option_zone, write_csv
+from acd.cli.common import (
+    FileProblem,
+    console,
+    err_console,
+    shown,
+    tz_option_zone,
+    write_csv,
+    write_text_output,
+)
 
 if TYPE_CHECKING:
     from acd.planning.schedule import Schedule
@@ -77,14 +84,7 @@ def schedule(requirements: str, rules_path: str, output: str | None, csv_path: s
     if output:
         from acd.loaders.roster_csv import write_roster
 
-        text = write_roster(sched.roster)
-        if output == "-":
-            click.echo(text, nl=False)
-        else:
-            try:
-                Path(output).write_text(text, encoding="utf-8")
-            except OSError as exc:
-                raise FileProblem(f"{output}: cannot write: {exc.strerror or exc}") from None
+        if write_text_output(output, write_roster(sched.roster)):
             console.print(f"wrote {shown(output)} ({len(sched.roster.shifts)} shifts)")
     if csv_path:
         write_csv(csv_path, COVERAGE_COLUMNS, (

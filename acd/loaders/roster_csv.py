@@ -100,15 +100,10 @@ def _skills(raw: str) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(levels.items()))
 
 
-def parse_roster(text: str, file: str = "<roster>", tz: dt.tzinfo | None = None) -> Roster:
-    """The roster of a Roster CSV (module docstring), or RosterFileError."""
-    records = csv_records(text, comments=True)
-    col = _header(records, file, "roster", ROSTER_COLUMNS, ("agent", "start", "end"))
-    shift_rows: list[Shift] = []
-    act_rows: list[tuple[str, Activity]] = []
-    n = len(col)
-    i_agent, i_start, i_end = col["agent"], col["start"], col["end"]
-    i_kind, i_skills = col.get("activity"), col.get("skills")
+def _rows(records: Iterator[tuple[int, int, list[str] | str]], file: str, n: int,
+          i_agent: int) -> Iterator[tuple[int, list[str], str]]:
+    """(line, cells padded to ``n``, agent) of each data row; blank rows
+    skipped; a row too long, an open quote or an empty agent: RosterFileError."""
     for lineno, _, row in records:
         if isinstance(row, str):
             raise RosterFileError(file, lineno, "", row)
@@ -121,6 +116,19 @@ def parse_roster(text: str, file: str = "<roster>", tz: dt.tzinfo | None = None)
             if all(not c.strip() for c in row):
                 continue
             raise RosterFileError(file, lineno, "agent", "empty")
+        yield lineno, row, agent
+
+
+def parse_roster(text: str, file: str = "<roster>", tz: dt.tzinfo | None = None) -> Roster:
+    """The roster of a Roster CSV (module docstring), or RosterFileError."""
+    records = csv_records(text, comments=True)
+    col = _header(records, file, "roster", ROSTER_COLUMNS, ("agent", "start", "end"))
+    shift_rows: list[Shift] = []
+    act_rows: list[tuple[str, Activity]] = []
+    n = len(col)
+    i_agent, i_start, i_end = col["agent"], col["start"], col["end"]
+    i_kind, i_skills = col.get("activity"), col.get("skills")
+    for lineno, row, agent in _rows(records, file, n, i_agent):
         times = []
         for c, i in (("start", i_start), ("end", i_end)):
             try:
@@ -219,18 +227,7 @@ def parse_states(text: str, file: str = "<states>", tz: dt.tzinfo | None = None
     n = len(col)
     i_agent, i_at, i_state, i_reason = col["agent"], col["at"], col["state"], col.get("reason")
     states: dict[str, str | None] = {}  # a state word -> our state (a few words, many rows)
-    for lineno, _, row in records:
-        if isinstance(row, str):
-            raise RosterFileError(file, lineno, "", row)
-        if len(row) != n:
-            if len(row) > n:
-                raise RosterFileError(file, lineno, "", f"{len(row)} fields, the header has {n}")
-            row = row + [""] * (n - len(row))
-        agent = row[i_agent].strip()
-        if not agent:
-            if all(not c.strip() for c in row):
-                continue
-            raise RosterFileError(file, lineno, "agent", "empty")
+    for lineno, row, agent in _rows(records, file, n, i_agent):
         try:
             at = parse_local(row[i_at], tz)
         except ValueError as exc:
