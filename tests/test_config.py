@@ -161,3 +161,26 @@ def test_an_explicit_tag_the_text_does_not_fit_is_placed(tmp_path: Path, text: s
     """``!!int abc`` used to escape as a bare ValueError (a traceback from
     ``acd serve``); it is a configuration error at the value."""
     assert problem(tmp_path, text) == expected
+
+
+def test_the_sms_senders_waits(tmp_path: Path) -> None:
+    policy = ROOT / "sms.example.yaml"
+    flows = f"[{ROOT / 'ivr_flows' / 'hotline.yaml'}, {FLOW}]"
+    (tmp_path / "sms.yaml").write_text(
+        policy.read_text(encoding="utf-8").replace(
+            "flows: [ivr_flows/hotline.yaml, ivr_flows/basic.yaml]", f"flows: {flows}"),
+        encoding="utf-8")
+    base = (f"flow: {FLOW}\nqueues: [{{name: billing}}, {{name: tech}}, {{name: general}}]\n"
+            f"sms:\n  policy: {tmp_path / 'sms.yaml'}\n")
+    path = tmp_path / "acd.yaml"
+    path.write_text(base, encoding="utf-8")
+    sms = load_config(path).sms
+    assert sms is not None and (sms.sender.poll_s, sms.sender.idle_s) == (1.0, 60.0)
+    path.write_text(base + "  poll_s: 0.5\n  idle_s: 300\n", encoding="utf-8")
+    sms = load_config(path).sms
+    assert sms is not None and (sms.sender.poll_s, sms.sender.idle_s) == (0.5, 300.0)
+    assert problem(tmp_path, base + "  idle_s: 7200\n") == \
+        "5:11: sms.idle_s: must be a number from 0.05 to 3600"
+    assert problem(tmp_path, base + "  poll_s: 5\n  idle_s: 2\n") == (
+        "6:11: sms.idle_s: 2 is shorter than sms.poll_s (5): the longest wait between two "
+        "reads of the outbox cannot be shorter than the shortest")

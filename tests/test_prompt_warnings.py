@@ -141,6 +141,33 @@ async def test_a_missing_menu_prompt_is_logged_by_the_pbx_and_the_engine(
     assert not [p for p in pbx.apps.played if p.name == "acd/main-menu"]
 
 
+async def test_a_missing_play_prompt_is_logged_by_the_engine(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, fresh_play_log: Limited) -> None:
+    """A ``play`` node's file missing on the PBX: STREAM FILE answers -1, the
+    channel is still there; the engine names the prompt and the call, and
+    the flow goes on to the next node."""
+    caplog.set_level(logging.INFO)
+    greeting = FLOW.replace("start: menu", "start: hello").replace(
+        "nodes:\n", "nodes:\n  hello: {type: play, prompt: acd/hello, next: menu}\n")
+    async with system(tmp_path, known_files=ALL_FILES, flow=greeting) as (pbx, engine):
+        res = await call(pbx, ["1"])
+        rows = await records(engine)
+    sim = lines(caplog, SIM_LOG)
+    assert "File acd/hello does not exist in any format" in sim
+    during = [m for m in lines(caplog, ENGINE_LOG) if "acd/hello" in m]
+    assert len(during) == 1, during
+    assert during[0].startswith(f"call {res.uniqueid}: STREAM FILE acd/hello did not play: "
+                                "no such sound file on the Asterisk server")
+    assert fresh_play_log.total == {"STREAM FILE acd/hello": 1}
+    assert 'STREAM FILE acd/hello ""' in res.agi_commands
+    # skipped, not taken for a hang-up: the menu next, the caller's key, the queue
+    assert not [p for p in pbx.apps.played if p.name == "acd/hello"]
+    assert any(p.name == "acd/main-menu" for p in pbx.apps.played)
+    assert len(rows) == 1 and rows[0]["call_id"] == res.uniqueid
+    assert rows[0]["ivr_path"].split(">")[:2] == ["hello", "menu"]
+    assert rows[0]["outcome"] == "answered"
+
+
 async def test_a_hang_up_in_the_menu_is_no_missing_prompt(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)

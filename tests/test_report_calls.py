@@ -2,7 +2,9 @@
 day played by the PBX simulator against the real engine (SQLite), then the
 report's CSV checked figure by figure against values computed here, by
 hand, from the rows the engine stored; and the engine's live statistics of
-that day agree with the report.
+that day agree with the report.  The engine writes that day's queue_log
+(file and realtime table), read back with the reader written from
+Asterisk's documented format; its counts agree with the report's.
 
 The hand computation below reads the database with ``sqlite3`` and does its
 own arithmetic (docs/reports.md gives the definitions); it never calls
@@ -15,9 +17,10 @@ import csv
 import dataclasses
 import datetime as dt
 import io
+import itertools
 import math
 import sqlite3
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,8 @@ from acd.cli import main
 from acd.loadsim.live import run_live_sync
 from acd.loadsim.scenario import parse_scenario
 from acd.reports.calls import columns_for, report_rows
+from acd.reports.queue_log_read import Entry, parse_row, parse_text
+from acd.runtime.queue_log_wiring import QueueLogConfig
 from acd.runtime.settings import StatsConfig
 
 UTC = dt.UTC
@@ -287,6 +292,104 @@ def check(rows: list[dict[str, str]], expected: dict[Any, dict[str, Any]],
             same(got[key][col], v, f"{key} {col}")
 
 
+# ------------------------------------------------------------------ the queue_log
+
+
+_ENDS = ("COMPLETECALLER", "COMPLETEAGENT", "ABANDON", "EXITWITHTIMEOUT")
+
+
+@dataclasses.dataclass
+class QueueLogDay:
+    """What the queue_log lines alone say (counted here, not by the report)."""
+
+    events: Counter[tuple[str, str]]  # (queue, event) -> lines
+    overflow_out: Counter[str]  # queue -> EXITWITHTIMEOUT followed by an ENTERQUEUE
+    overflow_in: Counter[str]  # queue -> ENTERQUEUE after an EXITWITHTIMEOUT
+    connects: Counter[str]  # agent id -> CONNECT
+    calltime: dict[str, int]  # call id -> COMPLETE* talk time (whole seconds)
+    agent_of: dict[str, str]  # call id -> the agent of its COMPLETE*
+
+
+def read_queue_log(entries: list[Entry]) -> QueueLogDay:
+    by_call: dict[str, list[Entry]] = defaultdict(list)
+    for e in entries:
+        if e.callid not in ("NONE", "MANAGER"):
+            by_call[e.callid].append(e)
+    day = QueueLogDay(Counter((e.queue, e.event) for e in entries), Counter(), Counter(),
+                      Counter(), {}, {})
+    for cid, lines in by_call.items():
+        evs = [e.event for e in lines]
+        assert evs[0] == "ENTERQUEUE" and evs[-1] in _ENDS, (cid, evs)
+        assert sum(ev in _ENDS for ev in evs) == evs.count("ENTERQUEUE"), (cid, evs)
+        for prev, e in itertools.pairwise(lines):
+            if e.event == "ENTERQUEUE":
+                assert prev.event == "EXITWITHTIMEOUT", (cid, evs)
+                day.overflow_out[prev.queue] += 1
+                day.overflow_in[e.queue] += 1
+        for e in lines:
+            assert e.agent.startswith("Agent/") or e.agent == "NONE", e
+            if e.event == "CONNECT":
+                day.connects[e.agent.removeprefix("Agent/")] += 1
+            elif e.event in ("COMPLETECALLER", "COMPLETEAGENT"):
+                t = e["calltime_s"]
+                assert isinstance(t, int)
+                day.calltime[cid] = t
+                day.agent_of[cid] = e.agent.removeprefix("Agent/")
+    return day
+
+
+def read_queue_log_table(db: Path) -> list[Entry]:
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        rows = [dict(r) for r in con.execute("SELECT * FROM queue_log ORDER BY id")]
+    finally:
+        con.close()
+    for r in rows:
+        r["time"] = _t(r["time"])
+    return [parse_row(r, i, "queue_log table") for i, r in enumerate(rows, 1)]
+
+
+def check_queue_log(entries: list[Entry], recs: list[dict[str, Any]],
+                    queue_rows: list[dict[str, str]], agent_rows: list[dict[str, str]]
+                    ) -> None:
+    """The report's whole-period figures per queue and per agent against the
+    queue_log's counts.  The report counts a call once, in the queue it ended
+    in; the queue_log has an ENTERQUEUE per queue entered (an overflow leaves
+    the first with EXITWITHTIMEOUT): offered = ENTERQUEUE less the overflows
+    out.  Short abandons are apart in the report, one ABANDON in the log."""
+    ql = read_queue_log(entries)
+    ev = ql.events
+    queues = {r["group"]: r for r in queue_rows if r["interval"] == "all"}
+    assert set(queues) == {q for q, _ in ev if q != "NONE"}
+    for q, row in queues.items():
+        out = ql.overflow_out[q]
+        assert int(row["offered"]) == ev[(q, "ENTERQUEUE")] - out, q
+        assert int(row["transferred"]) == ql.overflow_in[q], q
+        assert int(row["answered"]) == ev[(q, "CONNECT")] == (
+            ev[(q, "COMPLETECALLER")] + ev[(q, "COMPLETEAGENT")]), q
+        assert int(row["abandoned"]) + int(row["short_abandoned"]) == ev[(q, "ABANDON")], q
+        assert int(row["other"]) == ev[(q, "EXITWITHTIMEOUT")] - out, q
+    agents = {r["agent"]: r for r in agent_rows if r["interval"] == "all"}
+    assert set(ql.connects) <= set(agents) - {"all"}
+    for a, row in agents.items():
+        n = sum(ql.connects.values()) if a == "all" else ql.connects[a]
+        assert int(row["answered"]) == n, a
+        talk = sum(t for cid, t in ql.calltime.items() if a in ("all", ql.agent_of[cid]))
+        # whole epoch seconds apart: each call's within a second of the record's
+        assert abs(float(row["talk_s"]) - talk) < max(n, 1), (a, row["talk_s"], talk)
+    # each answered record: its agent and talk time in the log (to the second)
+    answered = {r["call_id"]: r for r in recs if r["outcome"] == "answered"}
+    assert set(ql.calltime) == set(answered)
+    for cid, r in answered.items():
+        assert ql.agent_of[cid] == r["agent_id"], cid
+        assert abs(ql.calltime[cid] - r["talk_s"]) < 1.0 + 1e-6, (cid, ql.calltime[cid], r)
+    log_talk = sum(ql.calltime.values())
+    rec_talk = sum(r["talk_s"] for r in answered.values())
+    assert abs(log_talk - rec_talk) < len(answered)
+    assert sum(ql.overflow_out.values()) == sum(1 for r in recs if r["first_queue"]) > 0
+
+
 # ------------------------------------------------------------------ the day
 
 
@@ -297,13 +400,16 @@ def test_report_calls_of_a_simulated_day_match_hand_counts_and_live_stats(
     (tmp_path / "flow.yaml").write_text(FLOW, encoding="utf-8")
     sc = parse_scenario(SCENARIO, str(tmp_path / "day.yaml"), tmp_path)
     engines: list[Any] = []
+    ql_path = tmp_path / "queue_log"
     original = live_mod.live_engine  # type: ignore[attr-defined]
 
     def keep(config: Any, *args: Any) -> Any:
         # the engine's live statistics count short abandons as the report will
-        # and align on UTC, as the report run below with --tz UTC
+        # and align on UTC, as the report run below with --tz UTC; the engine
+        # writes the day's queue_log, to a file and the realtime table
         config = dataclasses.replace(config, statistics=StatsConfig(short_abandon_s=SHORT,
-                                                                    tz="UTC"))
+                                                                    tz="UTC"),
+                                     queue_log=QueueLogConfig(file=ql_path, table=True))
         engine = original(config, *args)
         engines.append(engine)
         return engine
@@ -359,11 +465,21 @@ def test_report_calls_of_a_simulated_day_match_hand_counts_and_live_stats(
         return rows
 
     # every figure against the hand count
+    by_rows: dict[str, list[dict[str, str]]] = {}
     for by in ("total", "queue", "class"):
-        rows = run(by)
+        rows = by_rows[by] = run(by)
         check(rows, expected_calls(recs, wraps, by), ("interval", "group"))
     agent_rows = run("agent")
     check(agent_rows, expected_agents(recs, evs, wraps, end), ("interval", "agent"))
+
+    # the queue_log of that day, read as Asterisk's format says, counts the same
+    entries = parse_text(ql_path.read_text(encoding="utf-8"), str(ql_path))
+    assert engine.queue_log.file.errors == 0 and engine.queue_log.file.lost == 0
+    table = read_queue_log_table(db)
+    assert [(e.callid, e.queue, e.agent, e.event, e.data) for e in table] == \
+        [(e.callid, e.queue, e.agent, e.event, e.data) for e in entries]
+    assert all(abs(a.time - b.time) <= 1 for a, b in zip(table, entries, strict=True))
+    check_queue_log(entries, recs, by_rows["queue"], agent_rows)
     ivr_rows = run("ivr")
     check(ivr_rows, expected_ivr(recs), ("interval", "node", "reason"))
     assert {r["reason"] for r in ivr_rows} >= {"transfer"}

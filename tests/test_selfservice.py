@@ -421,9 +421,16 @@ def test_the_demo_with_the_hotline_serves_the_callers_from_the_back_end(tmp_path
 
     from cli import main
 
+    # --open: as if the hotline's agents were at work (08:00-22:00 Asia/Shanghai),
+    # whatever the time the test runs at
     r = CliRunner().invoke(main, ["demo", "--flow", str(HOTLINE), "--calls", "12", "--agents",
-                                  "4", "--db", f"sqlite+aiosqlite:///{tmp_path}/d.db"])
+                                  "4", "--open", "--db", f"sqlite+aiosqlite:///{tmp_path}/d.db"])
     assert r.exit_code == 0, r.output
+    assert "out of hours" not in r.output
     line = next(x for x in r.output.splitlines() if x.startswith("self-service lookups"))
     answered = int(line.split(": ")[1].split()[0])
     assert answered > 0, line
+    assert "unknown numbers (to an agent)" in line
+    row = next(x for x in r.output.splitlines() if "│ answered" in x)
+    calls_answered = int(row.split("│")[2])
+    assert calls_answered > 0, r.output

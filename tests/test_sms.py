@@ -3,11 +3,14 @@ caps, quiet hours, opt-outs, the sender, and the report."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from helpers import SmsGateway
+from helpers import SmsGateway, wait_for
 
 from acd.adapters.sms_log import LogTransport
 from acd.adapters.sms_store import SmsStore
@@ -311,6 +314,60 @@ async def test_a_row_retried_for_days_waits_the_cap_not_an_overflow(db: Database
     now[0] += 2
     await sender.send_due()
     assert [m.to for m in gw.sent] == ["13800000005"]
+
+
+async def test_a_quiet_outbox_is_not_polled_and_a_queued_sms_wakes_the_sender(
+        db: Database) -> None:
+    """The sender reads the outbox when this process commits an SMS, when a
+    queued row falls due, and otherwise only every ``idle_s``."""
+    store = SmsStore(db)
+    reads: list[float] = []
+    due = store.due
+
+    async def counted(now: float, limit: int = 100) -> Any:
+        reads.append(time.monotonic())
+        return await due(now, limit)
+
+    store.due = counted  # type: ignore[method-assign]
+    gw = SmsGateway()
+    m0 = time.monotonic()
+
+    def clock() -> float:  # 10:00 on a test day (outside quiet hours), running
+        return at(10) + time.monotonic() - m0
+
+    sender = SmsSender(store, gw, SenderConfig(poll_s=0.05, idle_s=30, backoff_s=0.6,
+                                               backoff_max_s=0.6), clock=clock)
+    await sender.start()
+    try:
+        await asyncio.sleep(1.0)
+        assert len(reads) == 1  # once at start; polled every 50 ms it would be ~20
+        t0 = time.monotonic()
+        await queue_call(db, "c1", "13800000001", ended=clock())
+        assert await wait_for(lambda: _sent(gw, 1), 10)
+        assert time.monotonic() - t0 < 10  # woken: not after idle_s (30 s)
+        # a retry is tried again when it falls due, not after idle_s
+        gw.down = True
+        await queue_call(db, "c2", "13800000002", ended=clock())
+        assert await wait_for(lambda: _attempts(store, "c2", 1), 5)
+        gw.down = False
+        t1 = time.monotonic()
+        assert await wait_for(lambda: _sent(gw, 2), 10)
+        assert time.monotonic() - t1 < 10  # when its backoff ends, not after idle_s
+        n = len(reads)
+        await asyncio.sleep(1.0)
+        assert len(reads) == n  # nothing queued: quiet again
+    finally:
+        await sender.stop()
+    assert db.on_sms_written is None  # a stopped sender is not woken
+
+
+async def _sent(gw: SmsGateway, n: int) -> bool:
+    return len(gw.sent) == n
+
+
+async def _attempts(store: SmsStore, call_id: str, n: int) -> bool:
+    row = await store.get(call_id)
+    return row is not None and row.attempts >= n
 
 
 async def test_permanent_refusal_and_expiry_fail_with_a_reason(db: Database) -> None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -156,6 +156,9 @@ class EngineOwner(Protocol):
     @property
     def engine(self) -> AsyncEngine: ...
 
+    #: called once a transaction that queued SMS has committed
+    on_sms_written: Callable[[], None] | None
+
 
 class SmsStore:
     def __init__(self, db: EngineOwner, country: str = DEFAULT_COUNTRY) -> None:
@@ -173,6 +176,15 @@ class SmsStore:
             .order_by(o.id).limit(limit)
         async with self.db.engine.connect() as conn:
             return [_row(r, self.country) for r in (await conn.execute(q)).all()]
+
+    async def next_due(self) -> float | None:
+        """When the earliest queued SMS falls due (a timestamp); None when
+        none is queued."""
+        o = sms_outbox.c
+        q = select(func.min(o.next_attempt_at)).where(o.state == QUEUED)
+        async with self.db.engine.connect() as conn:
+            at = (await conn.execute(q)).scalar()
+        return None if at is None else aware(at).timestamp()
 
     async def _update(self, sms_id: int, only_if: str, **values: Any) -> bool:
         o = sms_outbox.c

@@ -430,6 +430,9 @@ class Database:
         path = sqlite_file(url)
         #: a SQLite file's batches and lookups: one thread hop per transaction
         self._direct = _DirectSqlite(url, path, self.engine) if path is not None else None
+        #: called once a transaction that queued SMS has committed (the SMS
+        #: sender wakes for them instead of polling the outbox)
+        self.on_sms_written: Callable[[], None] | None = None
 
     async def transaction(self, fn: Callable[[Connection], _R]) -> _R:
         """``fn(connection)`` in one transaction (all or none), with a sync
@@ -543,6 +546,8 @@ class Database:
             for stmt, params in plan:
                 await conn.execute(stmt, params)
             await insert_pending(conn, sms)
+        if self.on_sms_written is not None:
+            self.on_sms_written()
 
     async def write_items(self, items: Sequence[Item | None]) -> None:
         """:meth:`write_batch` of the writer's items, in one transaction (None: skipped)."""
@@ -1149,7 +1154,8 @@ class RecordWriter:
         """Sleep, cut short by a stop (not by new rows: a batch fills
         meanwhile, and a database that is down is not asked again at once)."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop_now.wait(), seconds)
+            async with asyncio.timeout(seconds):  # (no task per wait, as wait_for makes)
+                await self._stop_now.wait()
 
     async def _take(self) -> _Batch | None:
         """The next rows to write, oldest first: the spool's, then memory's
@@ -1223,7 +1229,8 @@ class RecordWriter:
             rows = [i for i in part if i is not None]
             if rows:
                 try:
-                    await asyncio.wait_for(self._db.write_items(rows), self._cfg.write_timeout_s)
+                    async with asyncio.timeout(self._cfg.write_timeout_s):
+                        await self._db.write_items(rows)
                 except Exception as exc:  # judged: refused, down or unknown
                     verdict = classify(exc)
                     if verdict == "unknown" and halve_unknown:

@@ -77,6 +77,8 @@ err_console = Console(stderr=True, soft_wrap=True)  # never wrap file:line: mess
 
 CONFIG_FILE = "acd.yaml"
 DEFAULT_DB = "sqlite+aiosqlite:///acd.db"
+#: the SQLite file ``acd demo`` writes by default (its --db), beside where acd.db would be
+DEMO_DB_FILE = "acd-demo.db"
 DEFAULT_API_PORT = 8088
 REQUEST_TIMEOUT_S = 5.0
 EXIT_REFUSED, EXIT_DATABASE, EXIT_UNREACHABLE, EXIT_UNAUTHORIZED = 1, 3, 4, 5
@@ -244,8 +246,16 @@ def missing_database(url: str) -> str | None:
     path = sqlite_file(url)
     if path is None or os.path.exists(path):
         return None
-    return (f"no database at {path} (acd serve creates it; check --db or database: "
-            f"in {CONFIG_FILE})")
+    why = (f"no database at {path} (acd serve creates it; check --db or database: "
+           f"in {CONFIG_FILE})")
+    folder, name = os.path.split(path)
+    demo = os.path.join(folder, DEMO_DB_FILE)
+    if name == os.path.basename(sqlite_file(DEFAULT_DB) or "") and os.path.exists(demo):
+        # `acd demo` writes its own file, not the default one
+        here = os.path.abspath(folder) == os.path.abspath(os.getcwd())
+        url = f"sqlite+aiosqlite:///{DEMO_DB_FILE if here else demo}"
+        why += f"; acd demo writes {DEMO_DB_FILE}: add --db {url}"
+    return why
 
 
 def run_db(db_url: str | None, work: Callable[[Database], Coroutine[Any, Any, _R]],

@@ -24,7 +24,7 @@ from acd.adapters.ami import AmiActionTimeout, AmiAuthError, AmiConnectError
 from acd.adapters.leader import LeadershipError
 from acd.adapters.storage import MissingDriver, require_driver
 from acd.api.auth import ApiSetupError
-from acd.cli.common import console, err_console, shown
+from acd.cli.common import DEMO_DB_FILE, console, err_console, shown
 from acd.ivr.checks import check_flow
 from acd.ivr.load import load_flow
 from acd.ivr.parse import FlowError
@@ -187,33 +187,88 @@ def started(engine: Any, config: EngineConfig) -> list[str]:
 # ------------------------------------------------------------------- demo
 
 
+#: ``acd demo``'s flow when --flow is not given (relative: the project folder)
+DEMO_FLOW = Path("ivr_flows") / "basic.yaml"
+
+
+def demo_flow_file(given: Path | None) -> Path:
+    """The flow file ``acd demo`` runs: ``--flow``, else :data:`DEMO_FLOW`
+    in the current folder, else the sample beside the package's source (an
+    editable install from a checkout: <checkout>/ivr_flows/basic.yaml),
+    said on the console.  Exit 2 if there is none."""
+    if given is not None:
+        return given
+    if DEMO_FLOW.is_file():
+        return DEMO_FLOW
+    import acd
+
+    beside = Path(acd.__file__).resolve().parent.parent / DEMO_FLOW
+    if beside.is_file():
+        console.print(f"flow: {shown(beside)} (no {DEMO_FLOW} in this folder)", soft_wrap=True)
+        return beside
+    err_console.print(f"[red]error:[/red] no {DEMO_FLOW} in {shown(Path.cwd())}: run acd demo "
+                      f"from the project folder, or pass --flow PATH (a flow file)")
+    sys.exit(2)
+
+
 @click.command()
 @click.option("--calls", default=200, show_default=True, help="How many calls to place.")
 @click.option("--agents", default=20, show_default=True, help="How many agents (phones).")
 @click.option("--rate", default=20.0, show_default=True, help="Call arrivals per second.")
 @click.option("--talk", default=2.0, show_default=True, help="Mean talk time, seconds.")
 @click.option("--seed", default=1, show_default=True, help="Random seed for the caller mix.")
-@click.option("--db", default="sqlite+aiosqlite:///acd-demo.db", show_default=True,
+@click.option("--db", default=f"sqlite+aiosqlite:///{DEMO_DB_FILE}", show_default=True,
               help="Database for call records (a fresh table each run).")
-@click.option("--flow", "flow_path", default="ivr_flows/basic.yaml", show_default=True,
+@click.option("--flow", "flow_path", default=None, show_default=str(DEMO_FLOW),
               type=click.Path(dir_okay=False, path_type=Path),
               help="The IVR flow callers go through (ivr_flows/hotline.yaml: the hotline, "
-                   "with the example account service started for its lookups).")
+                   "with the example account service started for its lookups; its hours "
+                   "are 08:00-22:00 Asia/Shanghai: see --open).  Not given: the default in "
+                   "this folder, else the sample beside the installed source.")
+@click.option("--at", "at", default=None, metavar="[DATE ]HH:MM",
+              help="Run as if the demo started at this time in the flow's time zone "
+                   "(today, or YYYY-MM-DD HH:MM): the engine's clock, which the flow's "
+                   "opening hours and the call records see, is moved by that much.")
+@click.option("--open", "open_", is_flag=True,
+              help="Run as if at the next time the flow's opening hours say open (as "
+                   "now if they do).")
 @click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
 def demo(calls: int, agents: int, rate: float, talk: float, seed: int, db: str,
-         flow_path: Path, verbose: int) -> None:
+         flow_path: Path | None, at: str | None, open_: bool, verbose: int) -> None:
     """Engine plus the PBX simulator over real AMI and FastAGI sockets:
     place CALLS simulated callers, then print what happened to them."""
     _setup_logging(verbose)
-    from acd.loadsim.demo import DemoOptions, run_demo
+    import datetime as dt
+    import time
 
+    from acd.ivr.hours import zone
+    from acd.loadsim.demo import DemoOptions, clock_offset, closed_notice, flow_zone, run_demo
+
+    if at is not None and open_:
+        raise click.UsageError("give --at or --open, not both")
     try:
-        flow = load_flow(flow_path)
+        flow = load_flow(demo_flow_file(flow_path))
     except FlowError as exc:
         err_console.print(f"[red]error:[/red] {shown(exc)}")
         sys.exit(2)
+    now = time.time()
+    try:
+        offset = clock_offset(flow, now, at=at, open_=open_)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at" if at is not None else "--open") \
+            from None
+    start = dt.datetime.fromtimestamp(now + offset, dt.UTC)
+    if at is not None or offset:
+        tz = flow_zone(flow)
+        local = start.astimezone(zone(tz))
+        console.print(f"clock: as if at {local:%Y-%m-%d %H:%M} {shown(tz)} (the engine's clock "
+                      f"moved by {offset / 3600:+.2f} h; the call records carry that time)",
+                      soft_wrap=True)
+    closed = closed_notice(flow, start)
+    if closed is not None:
+        console.print(f"[yellow]out of hours:[/yellow] {shown(closed)}", soft_wrap=True)
     opts = DemoOptions(calls=calls, agents=agents, rate=rate, talk_s=talk, seed=seed,
-                       database_url=db, flow=flow)
+                       database_url=db, flow=flow, clock_offset_s=offset)
     result = asyncio.run(run_demo(opts, console))
     s = result.summary
     table = Table(title="acd demo", caption=f"{s.total} calls, {agents} agents, {rate:g}/s")
@@ -231,11 +286,21 @@ def demo(calls: int, agents: int, rate: float, talk: float, seed: int, db: str,
                   f"{result.elapsed_s:.1f} s wall, CPU {result.cpu_s:.2f} s (engine and simulator)")
     if result.self_service is not None:  # the flow's lookups went to the example back end
         got = result.self_service
+        unknown_to = result.unknown_to or "the lookups' on_error"
         checked = sum(got.get(k, 0) for k in ("verified", "refused", "locked"))
         console.print(f"self-service lookups (example back end, docs/selfservice.md): "
                       f"{got.get('account', 0)} answered, {checked} passwords checked, "
-                      f"{got.get('unknown', 0)} unknown numbers (to an agent), "
+                      f"{got.get('unknown', 0)} unknown numbers ({unknown_to}), "
                       f"{got.get('bad', 0)} refused")
+    if closed is not None:
+        console.print("the flow was out of hours for these calls (see above): add --open to "
+                      "run as if open", soft_wrap=True)
+    if offset:  # `acd report calls` defaults to today as the wall clock has it
+        tz = flow_zone(flow)
+        first = start.astimezone(zone(tz))
+        last = dt.datetime.fromtimestamp(now + offset + result.elapsed_s, zone(tz))
+        console.print(f"report these calls: acd report calls --db {db} --tz {tz} --since "
+                      f"{first:%Y-%m-%d} --until {last:%Y-%m-%d}", soft_wrap=True)
     if result.problems:
         for p in result.problems:
             err_console.print(f"[red]problem:[/red] {p}")

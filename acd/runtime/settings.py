@@ -771,7 +771,8 @@ def _records(c: _Cfg, raw: Any, base: Path) -> RecordsConfig:
 def _sms(c: _Cfg, raw: Any, base: Path, nodes: Any, country: str = DEFAULT_COUNTRY) -> SmsConfig:
     """``sms:`` -- the rules file, the transport and its settings."""
     d = c.mapping(raw, "sms")
-    c.known(d, "sms", {"policy", "transport", "mqtt", "smpp", "max_age_h", "poll_s"})
+    c.known(d, "sms", {"policy", "transport", "mqtt", "smpp", "max_age_h", "poll_s",
+                      "idle_s"})
     ppath = Path(c.text(d.get("policy", "sms.example.yaml"), "sms.policy"))
     try:
         policy = load_sms_policy(ppath if ppath.is_absolute() else base / ppath,
@@ -815,7 +816,12 @@ def _sms(c: _Cfg, raw: Any, base: Path, nodes: Any, country: str = DEFAULT_COUNT
                           dest_npi=int(c.number(m.get("dest_npi", 1), "sms.smpp.dest_npi", 0, 18)))
     sender = SenderConfig(sender=policy.sender,
                           max_age_h=c.number(d.get("max_age_h", 48), "sms.max_age_h", 1, 24 * 30),
-                          poll_s=c.number(d.get("poll_s", 1), "sms.poll_s", 0.05, 60))
+                          poll_s=c.number(d.get("poll_s", 1), "sms.poll_s", 0.05, 60),
+                          idle_s=c.number(d.get("idle_s", 60), "sms.idle_s", 0.05, 3600))
+    if sender.idle_s < sender.poll_s:
+        raise c.err("sms.idle_s", f"{sender.idle_s:g} is shorter than sms.poll_s "
+                    f"({sender.poll_s:g}): the longest wait between two reads of the outbox "
+                    "cannot be shorter than the shortest")
     return SmsConfig(policy=policy, transport=transport, mqtt=mqtt, smpp=smpp, sender=sender)
 
 

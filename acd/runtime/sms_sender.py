@@ -21,6 +21,7 @@ the opt-out list.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -47,7 +48,12 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class SenderConfig:
     sender: str = ""
+    #: the shortest wait between two reads of the outbox
     poll_s: float = 1.0
+    #: the longest: with nothing queued, the outbox is read again after this
+    #: long (a row this engine queues wakes the sender at once; this is for
+    #: rows put there otherwise)
+    idle_s: float = 60.0
     backoff_s: float = 1.0
     backoff_max_s: float = 300.0
     max_age_h: float = 48.0  # a queued SMS older than this is failed, not sent late
@@ -87,6 +93,8 @@ class SmsSender:
         self.clock = clock
         self.stats = SenderStats()
         self._task: asyncio.Task[None] | None = None
+        #: set when this engine's SMS rows are committed (:meth:`wake`)
+        self._woken = asyncio.Event()
         #: receipts that arrived before their `sent` row was stored (the
         #: gateway can be faster than our database): applied after mark_sent.
         #: Duplicates and unknown ids land here too: the oldest go first.
@@ -97,9 +105,12 @@ class SmsSender:
 
     async def start(self) -> None:
         await self.transport.start(self._on_receipt, self._on_inbound)
+        self.store.db.on_sms_written = self.wake  # SMS queued by this process
         self._task = asyncio.get_running_loop().create_task(self._run(), name="sms-sender")
 
     async def stop(self) -> None:
+        if self.store.db.on_sms_written == self.wake:
+            self.store.db.on_sms_written = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -107,19 +118,40 @@ class SmsSender:
         await self.transport.close()
         self.limited.flush(log)
 
+    def wake(self) -> None:
+        """SMS rows were committed to the outbox: read it now (not at the
+        next poll).  Called by the record writer, on the event loop."""
+        self._woken.set()
+
     async def _run(self) -> None:
+        cfg = self.config
         while True:
+            self._woken.clear()
+            wait = cfg.poll_s
             try:
-                busy = await self.send_due()
+                if await self.send_due():
+                    continue  # a full batch: more may be due
+                wait = await self._idle_wait()
             except Exception as exc:
                 # the type and first line (a database error's next lines quote
                 # the statement's parameters); the traceback at DEBUG
                 if self.limited.error(log, "outbox", "SMS sender: reading the outbox failed: "
-                                      "%s; again in %.1f s", brief(exc), self.config.poll_s):
+                                      "%s; again in %.1f s", brief(exc), cfg.poll_s):
                     log.debug("SMS sender: reading the outbox failed", exc_info=exc)
-                busy = False
-            if not busy:
-                await asyncio.sleep(self.config.poll_s)
+            await asyncio.sleep(cfg.poll_s)
+            if wait > cfg.poll_s:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait - cfg.poll_s):
+                        await self._woken.wait()
+
+    async def _idle_wait(self) -> float:
+        """How long to wait before reading the outbox again: until its
+        earliest queued row falls due, between ``poll_s`` and ``idle_s``."""
+        cfg = self.config
+        due = await self.store.next_due()
+        if due is None:
+            return max(cfg.idle_s, cfg.poll_s)
+        return min(max(due - self.clock(), cfg.poll_s), max(cfg.idle_s, cfg.poll_s))
 
     async def send_due(self) -> bool:
         """Send what is due now; True if a full batch was found (more may wait)."""
