@@ -403,6 +403,63 @@ def test_acd_recordings_prune_runs_one_pass(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "recordings.local_dir" in res.output
 
 
+def test_acd_recordings_check_names_the_records_whose_file_is_missing(tmp_path: Path) -> None:
+    from acd.adapters.storage import Database
+    from acd.core.model import CallRecord
+    from acd.core.model import Outcome as Ended
+
+    root = tmp_path / "rec"
+    now = time.time()
+
+    def rec(call_id: str, days: float, recording: str) -> CallRecord:
+        t = now - days * DAY
+        return CallRecord(call_id, "13800138000", "", t, t + 60, Ended.ANSWERED, (),
+                          "billing", t + 5, 5.0, "a1", t + 10, 50.0, 1, "pbx1",
+                          recording=recording)
+
+    old(root / "2026/12/01/here.wav", 1, b"RIFF....")
+    old(root / "2026/12/01/empty.wav", 1, b"")
+    records = [rec("here", 1, "/r/2026/12/01/here.wav"),
+               rec("gone", 1, "/r/2026/12/01/gone.wav"),        # never written
+               rec("empty", 1, "/r/2026/12/01/empty.wav"),      # MixMonitor wrote nothing
+               rec("aged", 100, "/r/2026/08/01/aged.wav"),      # past retention: deleted
+               rec("other", 1, "/elsewhere/x.wav"),
+               rec("none", 1, ""),                               # not recorded
+               rec("before", 20, "/r/2026/11/01/before.wav")]   # before --since
+    url = db_url(tmp_path)
+
+    async def write() -> None:
+        db = Database(url)
+        await db.create()
+        try:
+            await db.write_batch(records, [])
+        finally:
+            await db.dispose()
+
+    asyncio.run(write())
+    conf = small_config(tmp_path, f"  queues: all\n  dir: /r\n  retention_days: 90\n"
+                                  f"  local_dir: {root}\n")
+    conf.write_text(conf.read_text() + f"database: {url}\n")
+    since = dt.datetime.fromtimestamp(now - 120 * DAY, dt.UTC).strftime("%Y-%m-%d")
+    res = acd("recordings", "check", "--config", str(conf), "--since", since, "--tz", "UTC")
+    assert res.exit_code == 1, res.output
+    missing = [line for line in res.output.splitlines() if line.startswith("missing:")]
+    assert sorted(m.split()[2] for m in missing) == ["before", "empty", "gone"]
+    assert "/r/2026/12/01/gone.wav" in res.output
+    assert ("6 records name a recording; 1 present in " in res.output
+            and "3 missing, 1 past retention_days" in res.output
+            and "1 under another folder" in res.output), res.output
+    # the default span is the last 7 days: 'before' (20 days) and 'aged' are out of it
+    res = acd("recordings", "check", "--config", str(conf))
+    assert res.exit_code == 1 and "4 records name a recording" in res.output, res.output
+    for f in ("gone", "empty"):
+        old(root / f"2026/12/01/{f}.wav", 1, b"RIFF....")
+    res = acd("recordings", "check", "--config", str(conf))
+    assert res.exit_code == 0 and "0 missing" in res.output, res.output
+    res = acd("recordings", "check", "--config", str(small_config(tmp_path, "  queues: all\n")))
+    assert res.exit_code == 2 and "recordings.local_dir" in res.output
+
+
 # -------------------------------------------------------------- the simulator
 
 

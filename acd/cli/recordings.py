@@ -1,7 +1,8 @@
 """``acd recordings prune [--dry-run]``: one retention pass over the
 recordings folder (docs/recordings.md), as the running engine makes once
 an hour: recordings older than ``recordings.retention_days`` under
-``recordings.local_dir`` are deleted (``--dry-run``: listed only)."""
+``recordings.local_dir`` are deleted (``--dry-run``: listed only).
+``acd recordings check``: do the files the call records name exist?"""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ err_console = Console(stderr=True, soft_wrap=True)  # never wrap file:line: mess
 
 @click.group()
 def recordings() -> None:
-    """Call recordings: the retention of the recordings folder."""
+    """Call recordings: the retention of the recordings folder, and a check
+    that the files the call records name exist."""
 
 
 @recordings.command("prune")
@@ -57,4 +59,49 @@ def prune(config_path: Path, dry_run: bool, show: bool) -> None:
             console.print(out(path))
     console.print(out(result.line()))
     if result.errors:
+        sys.exit(1)
+
+
+@recordings.command("check")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default="acd.yaml", show_default=True, help="Engine configuration (YAML).")
+@click.option("--since", help="Records that started from: a day (YYYY-MM-DD) or "
+                              "'YYYY-MM-DD HH:MM', in --tz [default: 7 days ago].")
+@click.option("--until", help="... until (excluded): a day (through its end) or a time "
+                              "[default: now].")
+@click.option("--tz", help="Time zone of --since and --until [default: the configuration's "
+                           "statistics.tz, else this machine's].")
+def check(config_path: Path, since: str | None, until: str | None, tz: str | None) -> None:
+    """Does each recording the call records name exist under
+    `recordings.local_dir`?  Lists the missing ones (exit 1 if any): the
+    dialplan did not start MixMonitor, app_mixmonitor is not loaded, Asterisk
+    could not write the folder... (docs/recordings.md).  Recordings older
+    than `recordings.retention_days` are counted apart (deleted on purpose)."""
+    from acd.cli.common import run_db, time_option_value, tz_option_zone
+    from acd.ivr.parse import FlowError
+    from acd.runtime.recordings import check_records
+    from acd.runtime.settings import ConfigError, load_config
+
+    try:
+        cfg = load_config(config_path)
+    except (ConfigError, FlowError) as exc:
+        err_console.print(f"[red]✗[/red] {out(exc)}")
+        sys.exit(2)
+    rec = cfg.recordings
+    if rec is None or rec.local_dir is None:
+        err_console.print(f"[red]✗[/red] {out(str(config_path))}: the check needs "
+                          "recordings.local_dir (the recordings folder as this host sees it)")
+        sys.exit(2)
+    zone = tz_option_zone(tz, cfg.statistics.tz)
+    now = time.time()
+    t1 = time_option_value(until, zone, "--until", end=True).timestamp() if until else now
+    t0 = time_option_value(since, zone, "--since", end=False).timestamp() if since \
+        else t1 - 7 * 86400.0
+    result = run_db(cfg.database_url, lambda db: check_records(db, rec, t0, t1, now),
+                    read_only=True)
+    for call_id, agent, started, path in result.missing:
+        console.print(f"missing: call {out(call_id)} (agent {out(agent or '-')}, started "
+                      f"{started:%Y-%m-%d %H:%M} UTC): {out(path)}")
+    console.print(out(result.line()))
+    if result.missing:
         sys.exit(1)

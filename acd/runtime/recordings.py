@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 import stat
@@ -28,6 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import select
+
+from acd.adapters.schema import aware, call_records, utc
+from acd.adapters.storage import Database
 from acd.core.model import RecordingRule
 from acd.logs import Limited, printable
 
@@ -240,3 +245,71 @@ class Retention:
         while True:
             await self.once()
             await asyncio.sleep(self.config.prune_every_s)
+
+
+# ------------------------------------------------------------------ the check
+
+
+@dataclass(slots=True)
+class CheckResult:
+    """``acd recordings check``: the recordings the call records name, and
+    which of them are in the folder."""
+
+    folder: str
+    named: int = 0
+    present: int = 0
+    #: older than retention_days: deleted on purpose
+    expired: int = 0
+    #: named under another folder than recordings.dir (not checked)
+    elsewhere: int = 0
+    #: (call id, agent, started at (UTC), the recording as the record names it)
+    missing: list[tuple[str, str | None, dt.datetime, str]] = field(default_factory=list)
+
+    def line(self) -> str:
+        text = (f"recordings check: {self.named} records name a recording; {self.present} "
+                f"present in {self.folder}, {len(self.missing)} missing")
+        if self.expired:
+            text += f", {self.expired} past retention_days (deleted on purpose)"
+        if self.elsewhere:
+            text += f", {self.elsewhere} under another folder (not checked)"
+        return text
+
+
+async def check_records(db: Database, config: RecordingsConfig, since: float, until: float,
+                        now: float) -> CheckResult:
+    """The records that started in [since, until) and name a recording: is
+    each file under ``config.local_dir`` (a regular file, not empty)?"""
+    if config.local_dir is None:
+        raise ValueError("the check needs recordings.local_dir")
+    c = call_records.c
+    q = select(c.call_id, c.agent_id, c.started_at, c.recording).where(
+        c.recording.is_not(None), c.started_at >= utc(since), c.started_at < utc(until)
+    ).order_by(c.started_at, c.call_id)
+    rows = await db.read(lambda conn: conn.execute(q).all())
+    local, prefix = config.local_dir, config.rule.folder.rstrip("/") + "/"
+    cutoff = None if config.retention_days is None else now - config.retention_days * 86400.0
+
+    def look() -> CheckResult:
+        result = CheckResult(local)
+        for r in rows:
+            result.named += 1
+            started = aware(r.started_at)
+            if not r.recording.startswith(prefix):
+                result.elsewhere += 1
+                continue
+            path = os.path.join(local, r.recording[len(prefix):])
+            try:
+                st = os.stat(path, follow_symlinks=False)
+                found = stat.S_ISREG(st.st_mode) and st.st_size > 0
+            except OSError:
+                found = False
+            if found:
+                result.present += 1
+            elif cutoff is not None and started.timestamp() < cutoff:
+                result.expired += 1
+            else:
+                result.missing.append((r.call_id, r.agent_id, started.astimezone(dt.UTC),
+                                       r.recording))
+        return result
+
+    return await asyncio.to_thread(look)
