@@ -9,11 +9,16 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 
 from acd.cli.common import shown as out  # rich markup AND control characters escaped
+
+if TYPE_CHECKING:
+    from acd.runtime.recordings import RecordingsConfig
+    from acd.runtime.settings import EngineConfig
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)  # never wrap file:line: messages
@@ -25,6 +30,25 @@ def recordings() -> None:
     that the files the call records name exist."""
 
 
+def _recordings(config_path: Path, needs: str, *, retention: bool
+                ) -> tuple[EngineConfig, RecordingsConfig]:
+    """The configuration and its ``recordings:`` with a ``local_dir`` (and,
+    with ``retention``, ``retention_days``); exit 2 saying what it ``needs``."""
+    from acd.ivr.parse import FlowError
+    from acd.runtime.settings import ConfigError, load_config
+
+    try:
+        cfg = load_config(config_path)
+    except (ConfigError, FlowError) as exc:
+        err_console.print(f"[red]✗[/red] {out(exc)}")
+        sys.exit(2)
+    rec = cfg.recordings
+    if rec is None or rec.local_dir is None or (retention and rec.retention_days is None):
+        err_console.print(f"[red]✗[/red] {out(str(config_path))}: {needs}")
+        sys.exit(2)
+    return cfg, rec
+
+
 @recordings.command("prune")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               default="acd.yaml", show_default=True, help="Engine configuration (YAML).")
@@ -34,20 +58,10 @@ def prune(config_path: Path, dry_run: bool, show: bool) -> None:
     """Delete the recordings older than `recordings.retention_days` under
     `recordings.local_dir` (one pass, as the engine makes every hour;
     symbolic links are neither followed nor deleted)."""
-    from acd.ivr.parse import FlowError
     from acd.runtime.recordings import prune_pass
-    from acd.runtime.settings import ConfigError, load_config
 
-    try:
-        cfg = load_config(config_path)
-    except (ConfigError, FlowError) as exc:
-        err_console.print(f"[red]✗[/red] {out(exc)}")
-        sys.exit(2)
-    rec = cfg.recordings
-    if rec is None or rec.local_dir is None or rec.retention_days is None:
-        err_console.print(f"[red]✗[/red] {out(str(config_path))}: retention needs "
-                          "recordings.local_dir and recordings.retention_days")
-        sys.exit(2)
+    _, rec = _recordings(config_path, "retention needs recordings.local_dir and "
+                         "recordings.retention_days", retention=True)
     try:
         result = prune_pass(rec, time.time(), dry_run=dry_run)
     except OSError as exc:
@@ -78,20 +92,10 @@ def check(config_path: Path, since: str | None, until: str | None, tz: str | Non
     could not write the folder... (docs/recordings.md).  Recordings older
     than `recordings.retention_days` are counted apart (deleted on purpose)."""
     from acd.cli.common import run_db, time_option_value, tz_option_zone
-    from acd.ivr.parse import FlowError
     from acd.runtime.recordings import check_records
-    from acd.runtime.settings import ConfigError, load_config
 
-    try:
-        cfg = load_config(config_path)
-    except (ConfigError, FlowError) as exc:
-        err_console.print(f"[red]✗[/red] {out(exc)}")
-        sys.exit(2)
-    rec = cfg.recordings
-    if rec is None or rec.local_dir is None:
-        err_console.print(f"[red]✗[/red] {out(str(config_path))}: the check needs "
-                          "recordings.local_dir (the recordings folder as this host sees it)")
-        sys.exit(2)
+    cfg, rec = _recordings(config_path, "the check needs recordings.local_dir (the "
+                           "recordings folder as this host sees it)", retention=False)
     zone = tz_option_zone(tz, cfg.statistics.tz)
     now = time.time()
     t1 = time_option_value(until, zone, "--until", end=True).timestamp() if until else now

@@ -100,19 +100,47 @@ class Hours:
     holidays: frozenset[dt.date] = frozenset()
     special: Mapping[dt.date, Ranges] | None = None
 
+    def ranges_on(self, day: dt.date) -> Ranges:
+        """The opening ranges of ``day`` (a local date): its special hours,
+        none on a holiday, else its weekday's."""
+        if self.special is not None and day in self.special:
+            return self.special[day]
+        if day in self.holidays:
+            return ()
+        return self.weekly[day.weekday()]
+
     def is_open(self, when: dt.datetime) -> bool:
         if when.tzinfo is None:
             raise ValueError("is_open needs an aware datetime")
         local = when.astimezone(zone(self.timezone))
-        day = local.date()
-        if self.special is not None and day in self.special:
-            ranges = self.special[day]
-        elif day in self.holidays:
-            return False
-        else:
-            ranges = self.weekly[local.weekday()]
         minute = local.hour * 60 + local.minute
-        return any(a <= minute < b for a, b in ranges)
+        return any(a <= minute < b for a, b in self.ranges_on(local.date()))
+
+    def describe(self, when: dt.datetime) -> str:
+        """``08:00-22:00 daily``, ``mon-fri 08:00-18:00; sat-sun closed``, and
+        the day of ``when`` if it is a holiday or has special hours."""
+        if len(set(self.weekly)) == 1:
+            text = f"{_shown(self.weekly[0])} daily"
+        else:
+            groups: list[tuple[int, int]] = []  # first, last day of a run of the same hours
+            for i in range(7):
+                if groups and self.weekly[i] == self.weekly[groups[-1][1]]:
+                    groups[-1] = (groups[-1][0], i)
+                else:
+                    groups.append((i, i))
+            text = "; ".join((DAYS[a] if a == b else f"{DAYS[a]}-{DAYS[b]}")
+                             + f" {_shown(self.weekly[a])}" for a, b in groups)
+        day = when.astimezone(zone(self.timezone)).date()
+        if self.special is not None and day in self.special:
+            text += f"; {day.isoformat()}: {_shown(self.special[day])}"
+        elif day in self.holidays:
+            text += f"; {day.isoformat()}: closed (a holiday)"
+        return text
+
+
+def _shown(r: Ranges) -> str:
+    return ", ".join(f"{a // 60:02d}:{a % 60:02d}-{b // 60:02d}:{b % 60:02d}"
+                     for a, b in r) or "closed"
 
 
 def local_fields(when: dt.datetime, tz: str) -> dict[str, str | int]:

@@ -37,7 +37,7 @@ from acd.adapters.storage import Summary
 from acd.core.center import agents_for_queues
 from acd.core.model import CoreConfig
 from acd.core.policy import simple_policy
-from acd.ivr.hours import DAYS, Hours, Ranges, zone
+from acd.ivr.hours import zone
 from acd.ivr.nodes import (
     Flow,
     Hangup,
@@ -205,31 +205,6 @@ def flow_zone(flow: Flow) -> str:
     return found[1].hours.timezone if found is not None else flow.timezone
 
 
-def _ranges(r: Ranges) -> str:
-    return ", ".join(f"{a // 60:02d}:{a % 60:02d}-{b // 60:02d}:{b % 60:02d}"
-                     for a, b in r) or "closed"
-
-
-def describe_hours(hours: Hours, when: dt.datetime) -> str:
-    """``08:00-22:00 daily``, ``mon-fri 08:00-18:00; sat-sun closed``, and
-    the day of ``when`` if it is a holiday or has special hours."""
-    if len(set(hours.weekly)) == 1:
-        text = f"{_ranges(hours.weekly[0])} daily"
-    else:
-        groups: list[tuple[int, int]] = []  # first, last day of a run of the same hours
-        for i in range(7):
-            if groups and hours.weekly[i] == hours.weekly[groups[-1][1]]:
-                groups[-1] = (groups[-1][0], i)
-            else:
-                groups.append((i, i))
-        text = "; ".join((DAYS[a] if a == b else f"{DAYS[a]}-{DAYS[b]}")
-                         + f" {_ranges(hours.weekly[a])}" for a, b in groups)
-    day = when.astimezone(zone(hours.timezone)).date()
-    if hours.special is not None and day in hours.special:
-        text += f"; {day.isoformat()}: {_ranges(hours.special[day])}"
-    elif day in hours.holidays:
-        text += f"; {day.isoformat()}: closed (a holiday)"
-    return text
 
 
 def follow(flow: Flow, name: str, when: dt.datetime) -> str:
@@ -301,7 +276,7 @@ def closed_notice(flow: Flow, when: dt.datetime) -> str | None:
     else:
         then = f"then {' and '.join(offered) or 'the closed branch'}, no agent"
     return (f"{flow.name}: closed at the demo's start ({local:%a %H:%M} {tz}; hours node "
-            f"{name!r}: open {describe_hours(node.hours, when)}): callers hear {heard}, "
+            f"{name!r}: open {node.hours.describe(when)}): callers hear {heard}, "
             f"{then}. To run as if open add --open (or --at HH:MM, in {tz}).")
 
 
